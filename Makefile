@@ -1,0 +1,38 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Everything else is a convenience.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint serve worker bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+serve: $(STAMP)
+	$(PY) -m tasks.embedded serve
+
+worker: $(STAMP)
+	$(VENV)/bin/celery -A tasks.app worker --loglevel=INFO
+
+demo: $(STAMP)
+	$(PY) -m tasks.embedded demo
+
+bench: $(STAMP)
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf $(VENV) dist .bench .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,49 @@
+"""A project folder's layout, and the only way to turn a user's file name into a path in it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.names import check_safe_name
+
+INPUT_SUBDIRS = ("images", "voiceovers", "music")
+
+
+@dataclass(frozen=True)
+class ProjectDir:
+    """`root/input/{scenes.json,images/,voiceovers/,music/}`, `root/work/`, `root/output/`."""
+
+    root: Path
+
+    @property
+    def input(self) -> Path:
+        return self.root / "input"
+
+    @property
+    def spec_file(self) -> Path:
+        return self.input / "scenes.json"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+    def input_dir(self, subdir: str) -> Path:
+        return self.input / check_safe_name(subdir)
+
+    def asset(self, subdir: str, name: str) -> Path:
+        """Path of an input file; both parts are checked, so the result stays inside `input/`."""
+        path = self.input_dir(subdir) / check_safe_name(name)
+        if not path.resolve().is_relative_to(self.input.resolve()):
+            raise ValueError(f"{subdir}/{name} escapes the project directory")
+        return path
+
+    def create(self) -> None:
+        for sub in INPUT_SUBDIRS:
+            (self.input / sub).mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.output.mkdir(parents=True, exist_ok=True)
