@@ -100,9 +100,7 @@ class RenderOptions(BaseModel):
     @model_validator(mode="after")
     def _shot_bounds(self) -> RenderOptions:
         if self.min_shot > self.max_shot:
-            raise ValueError(
-                f"minShot ({self.min_shot}) must not exceed maxShot ({self.max_shot})"
-            )
+            raise ValueError(f"minShot ({self.min_shot}) must not exceed maxShot ({self.max_shot})")
         if self.xfade >= self.min_shot:
             raise ValueError(f"xfade ({self.xfade}) must be shorter than minShot ({self.min_shot})")
         return self

@@ -1,0 +1,1 @@
+"""Orchestration: settings, storage, the job table, and the Celery tasks that drive `pipeline/`."""

@@ -1,0 +1,93 @@
+"""Database tables (SQLModel). What the API accepts and returns lives in api/schemas.py."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), **kw))
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "projects"
+
+    id: str = Field(primary_key=True, max_length=64)
+    title: str | None = None
+    scene_count: int = 0
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+
+    id: str = Field(primary_key=True, max_length=64)
+    project_id: str = Field(index=True, foreign_key="projects.id", max_length=64)
+    status: str = Field(default=JobStatus.QUEUED, index=True, max_length=16)
+    stage: str | None = Field(default=None, max_length=32)
+    progress: float = 0.0
+    error: str | None = None
+    output_name: str = Field(max_length=255)
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    scene_count: int = 0
+    cancel_requested: bool = False
+    worker: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    started_at: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)
+    # Touched by every running task; the watchdog fails RUNNING jobs where it goes stale.
+    heartbeat_at: datetime | None = _ts(nullable=True)
+
+
+class JobTask(SQLModel, table=True):
+    """One stage of one job (`VALIDATE`, `SCENE_BUILD[3]`, ...): its state, progress, attempts."""
+
+    __tablename__ = "job_tasks"
+
+    job_id: str = Field(primary_key=True, foreign_key="jobs.id", max_length=64)
+    name: str = Field(primary_key=True, max_length=32)
+    status: str = Field(default="PENDING", max_length=16)
+    progress: float = 0.0
+    attempts: int = 0
+    worker: str | None = Field(default=None, max_length=255)
+    started_at: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)
+    heartbeat_at: datetime | None = _ts(nullable=True)
+
+
+class Artifact(SQLModel, table=True):
+    __tablename__ = "artifacts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(index=True, foreign_key="jobs.id", max_length=64)
+    project_id: str = Field(index=True, max_length=64)
+    name: str = Field(max_length=255)
+    kind: str = Field(max_length=16)  # "video" or "scene"
+    size: int
+    duration: float | None = None
+    created_at: datetime = _ts(nullable=False, default=utcnow)

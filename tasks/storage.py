@@ -1,0 +1,65 @@
+"""The storage root (`RENDER_STORAGE`): projects, logs and the database file live under it."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.project import ProjectDir
+
+PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class InvalidId(ValueError):
+    pass
+
+
+def check_project_id(project_id: str) -> str:
+    if not PROJECT_ID.match(project_id):
+        raise InvalidId(
+            f"project id {project_id!r} must match {PROJECT_ID.pattern} "
+            "(letters, digits, '_' and '-', at most 64, starting with a letter or digit)"
+        )
+    return project_id
+
+
+@dataclass(frozen=True)
+class Storage:
+    root: Path
+
+    @property
+    def projects(self) -> Path:
+        return self.root / "projects"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def project(self, project_id: str) -> ProjectDir:
+        return ProjectDir(self.projects / check_project_id(project_id))
+
+    def log_path(self, job_id: str) -> Path:
+        if not JOB_ID.match(job_id):
+            raise InvalidId(f"job id {job_id!r} is not valid")
+        return self.logs / f"{job_id}.log"
+
+    def append_log(self, job_id: str, line: str) -> None:
+        """Append one line; O_APPEND keeps lines from several worker processes whole."""
+        path = self.log_path(job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line.rstrip("\n") + "\n")
+
+    def tail_log(self, job_id: str, lines: int = 50) -> list[str]:
+        path = self.log_path(job_id)
+        if not path.exists():
+            return []
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
+
+    def ensure(self) -> None:
+        self.projects.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
