@@ -39,6 +39,21 @@ def stage_names(scene_count: int) -> list[str]:
     return ["VALIDATE", "AUDIO_PREP", *scenes, "CONCAT", "FINALIZE"]
 
 
+# Rough shares of a render's wall time; libx264 in the scene builds is nearly all of it.
+FIXED_WEIGHTS = {"VALIDATE": 2.0, "AUDIO_PREP": 4.0, "CONCAT": 3.0, "FINALIZE": 6.0}
+SCENES_WEIGHT = 85.0
+
+
+def stage_weights(scene_count: int, scene_frames: list[int] | None = None) -> dict[str, float]:
+    """Each stage's share of the progress bar; scenes split theirs by frame count when known."""
+    frames = scene_frames or [1] * scene_count
+    total = sum(frames) or 1
+    weights = {name: FIXED_WEIGHTS.get(name, 0.0) for name in stage_names(scene_count)}
+    for i, count in enumerate(frames):
+        weights[scene_stage(i)] = SCENES_WEIGHT * count / total
+    return weights
+
+
 def scene_stage(index: int) -> str:
     return f"SCENE_BUILD[{index}]"
 
@@ -61,8 +76,8 @@ def create_job(
         status=JobStatus.QUEUED,
     )
     session.add(job)
-    for name in stage_names(scene_count):
-        session.add(JobTask(job_id=job.id, name=name))
+    for name, weight in stage_weights(scene_count).items():
+        session.add(JobTask(job_id=job.id, name=name, weight=weight))
     session.flush()
     return job
 

@@ -73,6 +73,8 @@ class JobTask(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=32)
     status: str = Field(default="PENDING", max_length=16)
     progress: float = 0.0
+    # Share of the job's progress bar; scene weights follow their frame counts once planned.
+    weight: float = 1.0
     attempts: int = 0
     worker: str | None = Field(default=None, max_length=255)
     started_at: datetime | None = _ts(nullable=True)

@@ -7,6 +7,7 @@ Nothing else reads `os.environ`; the API, the workers and the embedded launcher 
 from __future__ import annotations
 
 import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     progress_interval: float = Field(0.5, gt=0)
     # Attempts of one task (redeliveries after a worker crash) before the job is failed.
     max_task_attempts: int = Field(3, ge=1)
+    # Worker processes per worker container; 0 means one per CPU core.
+    worker_concurrency: int = Field(0, ge=0)
+    # libx264 threads per FFmpeg; 0 shares the cores evenly between the worker processes.
     x264_threads: int = Field(0, ge=0)
 
     @field_validator("render_storage")
@@ -81,6 +85,14 @@ class Settings(BaseSettings):
     @property
     def origins(self) -> list[str]:
         return [o.strip() for o in self.allow_origins.split(",") if o.strip()]
+
+    @property
+    def concurrency(self) -> int:
+        return self.worker_concurrency or os.cpu_count() or 1
+
+    @property
+    def threads_per_encode(self) -> int:
+        return self.x264_threads or max(1, (os.cpu_count() or 1) // self.concurrency)
 
     @property
     def max_upload_bytes(self) -> int:

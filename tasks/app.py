@@ -1,0 +1,69 @@
+"""The Celery application, configured for at-least-once delivery that never strands a job.
+
+- acks_late + reject_on_worker_lost: a task whose worker process dies goes back to the queue.
+- prefetch 1: a worker holds no more than the task it runs, so scenes spread over workers.
+- visibility_timeout > task_time_limit: Redis redelivers an unacked task only after the
+  longest legal run, so a live task never gets a twin; the restore sweep runs every 10 s.
+- result_backend_always_retry: a Redis restart mid-job delays progress writes, not the job.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from tasks.settings import Settings, get_settings
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("render", include=["tasks.stages", "tasks.worker"])
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
+    app.conf.update(
+        broker_url=settings.redis_url or None,
+        result_backend=settings.redis_url or None,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        result_backend_always_retry=True,
+        result_backend_max_retries=30,
+        result_expires=7 * 24 * 3600,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_track_started=True,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=max(1, settings.task_time_limit - 5),
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=1,
+        worker_concurrency=settings.concurrency,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        # The pipeline logs through `logging`; keep Celery from hijacking the root logger.
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_celery(get_settings())
+
+
+def worker_argv(settings: Settings, hostname: str | None = None) -> list[str]:
+    """The command line of one worker: used by `make serve`, the tests and the compose file."""
+    argv = [
+        "-m",
+        "celery",
+        "-A",
+        "tasks.app",
+        "worker",
+        "--loglevel=INFO",
+        f"--concurrency={settings.concurrency}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    return argv
