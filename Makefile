@@ -22,14 +22,18 @@ lint: $(STAMP)
 test: lint
 	$(VENV)/bin/pytest -q
 
+# On a laptop the storage defaults to ./data (the service's own default, /data, is the
+# container volume); set RENDER_STORAGE to put it elsewhere.
+serve demo: export RENDER_STORAGE ?= $(CURDIR)/data
+
 serve: $(STAMP)
-	$(PY) -m tasks.embedded serve
+	$(PY) -m api.launch serve
 
 worker: $(STAMP)
 	$(VENV)/bin/celery -A tasks.app worker --loglevel=INFO
 
 demo: $(STAMP)
-	$(PY) -m tasks.embedded demo
+	$(PY) -m api.launch demo --port 8090
 
 bench: $(STAMP)
 	$(PY) -m tests.bench
