@@ -65,14 +65,17 @@ def run_demo(base_url: str, token: str, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with client.stream("GET", f"/v1/projects/{PROJECT_ID}/outputs/video") as response:
         _check(response)
-        with open(out, "wb") as fh:
+        with open(out, "wb") as sink:
             for chunk in response.iter_bytes(1 << 20):
-                fh.write(chunk)
+                sink.write(chunk)
     info = probe(out)
+    video = info.video
+    picture = (
+        f"{video.width}x{video.height} {video.codec} {float(video.fps):g} fps, " if video else ""
+    )
     print(
         f"\nrendered in {time.monotonic() - started:.1f} s: {out.resolve()}\n"
-        f"  {info.width}x{info.height} {info.video_codec} {info.fps:g} fps, "
-        f"{info.duration:.2f} s, {info.frames} frames, {out.stat().st_size / 1e6:.1f} MB"
+        f"  {picture}{info.duration:.2f} s, {out.stat().st_size / 1e6:.1f} MB"
     )
     return out
 

@@ -13,8 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -40,56 +38,89 @@ def _stop(proc: subprocess.Popen[bytes], name: str) -> None:
         proc.wait()
 
 
-def wait_until_up(
-    base_url: str, token: str, timeout: float, procs: list[subprocess.Popen[bytes]]
-) -> None:
-    deadline = time.monotonic() + timeout
-    headers = {"Authorization": f"Bearer {token}"}
-    while True:
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} during start-up")
+class Stack:
+    """Redis (embedded unless REDIS_URL is set), Celery workers and the API, as child processes.
+
+    The children inherit this process's environment, so they read the same settings.
+    """
+
+    def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
+        self.settings = settings
+        self.host, self.port = host, port
+        self.env = dict(os.environ, RENDER_STORAGE=str(settings.render_storage))
+        self.redis: EmbeddedRedis | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.api: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def redis_url(self) -> str:
+        return self.env.get("REDIS_URL", "")
+
+    def start(self, workers: int = 1, ready_timeout: float = 60) -> Stack:
         try:
-            if httpx.get(f"{base_url}/readyz", headers=headers, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the API at {base_url} was not ready within {timeout:.0f} s")
-        time.sleep(0.2)
+            if not self.settings.redis_url:
+                self.redis = EmbeddedRedis(self.settings.render_storage / "redis").start()
+                self.env["REDIS_URL"] = self.redis.url
+                print(f"embedded Redis at {self.redis.url}", file=sys.stderr)
+            for _ in range(workers):
+                self.start_worker()
+            argv = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"]
+            argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
+            self.api = subprocess.Popen(argv, env=self.env)
+            self.wait_until_ready(ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        name = f"worker{len(self.workers) + 1}@%h"
+        argv = [sys.executable, *worker_argv(self.settings, hostname=name)]
+        # Its own process group, so a test can SIGKILL a worker with its pool children.
+        proc = subprocess.Popen(argv, env=self.env, start_new_session=True)
+        self.workers.append(proc)
+        return proc
 
-@contextmanager
-def stack(settings: Settings, host: str, port: int, workers: int = 1) -> Iterator[str]:
-    """Run Redis (if embedded), `workers` Celery workers and the API; yield the API's URL."""
-    env = dict(os.environ, RENDER_STORAGE=str(settings.render_storage))
-    redis: EmbeddedRedis | None = None
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-    try:
-        if not settings.redis_url:
-            redis = EmbeddedRedis(settings.render_storage / "redis").start()
-            env["REDIS_URL"] = redis.url
-            print(f"embedded Redis at {redis.url}", file=sys.stderr)
-        for i in range(workers):
-            argv = [sys.executable, *worker_argv(settings, hostname=f"worker{i + 1}@%h")]
-            procs.append((f"worker{i + 1}", subprocess.Popen(argv, env=env)))
-        api = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"]
-        api += ["--host", host, "--port", str(port), "--log-level", "warning"]
-        procs.append(("api", subprocess.Popen(api, env=env)))
-        base_url = f"http://{host}:{port}"
-        wait_until_up(base_url, settings.auth_token, 60, [p for _, p in procs])
-        yield base_url
-    finally:
+    def wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        headers = {"Authorization": f"Bearer {self.settings.auth_token}"}
+        while True:
+            for proc in [*self.workers, self.api]:
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} at start-up")
+            try:
+                response = httpx.get(f"{self.base_url}/readyz", headers=headers, timeout=2)
+                if response.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the API at {self.base_url} was not ready in {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
         # The API first (no new jobs), then the workers, then the broker they talk to.
-        for name, proc in reversed(procs):
-            _stop(proc, name)
-        if redis is not None:
-            redis.stop()
+        if self.api is not None:
+            _stop(self.api, "api")
+        for proc in reversed(self.workers):
+            _stop(proc, "worker")
+        if self.redis is not None:
+            self.redis.stop()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
-    with stack(settings, host, port, workers) as base_url:
-        print(f"Render API on {base_url} (storage {settings.render_storage}); Ctrl-C stops it")
+    with Stack(settings, host, port).start(workers) as stack:
+        print(f"Render API on {stack.base_url} (storage {settings.render_storage}); Ctrl-C stops")
         try:
             signal.pause()
         except KeyboardInterrupt:
@@ -116,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from api.demo import run_demo
 
-        with stack(settings, args.host, args.port, args.workers) as base_url:
-            run_demo(base_url, settings.auth_token, args.out)
+        with Stack(settings, args.host, args.port).start(args.workers) as stack:
+            run_demo(stack.base_url, settings.auth_token, args.out)
 
 
 if __name__ == "__main__":
