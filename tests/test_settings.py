@@ -1,0 +1,82 @@
+"""Settings: the seed's defaults, derived DB_URL, and start-up errors naming the variable."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from tasks.settings import Settings, SettingsError, load_settings
+
+
+def test_seed_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("RENDER_STORAGE", "DB_URL", "AUTH_TOKEN", "DEFAULT_FPS", "DEFAULT_PRESET"):
+        monkeypatch.delenv(var, raising=False)
+    s = Settings()
+    assert s.render_storage == Path("/data")
+    assert s.db_url == "sqlite:////data/db.sqlite3"
+    assert s.auth_token == "change-me"
+    assert s.origins == ["http://localhost:5173"]
+    opts = s.default_options()
+    assert (opts.fps, opts.min_shot, opts.max_shot, opts.xfade, opts.crf, opts.preset) == (
+        30,
+        2.5,
+        8.0,
+        0.5,
+        18,
+        "medium",
+    )
+
+
+def test_db_url_follows_render_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("DB_URL", raising=False)
+    monkeypatch.setenv("RENDER_STORAGE", str(tmp_path))
+    assert load_settings().db_url == f"sqlite:///{tmp_path}/db.sqlite3"
+    monkeypatch.setenv("DB_URL", "postgresql://localhost/test")
+    assert load_settings().db_url == "postgresql://localhost/test"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("DEFAULT_FPS", "120"),
+        ("DEFAULT_CRF", "abc"),
+        ("DEFAULT_PRESET", "turbo"),
+        ("MAX_UPLOAD_MB", "0"),
+    ],
+)
+def test_invalid_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError, match=var):
+        load_settings()
+
+
+def test_inconsistent_defaults_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEFAULT_MIN_SHOT", "9")
+    monkeypatch.setenv("DEFAULT_MAX_SHOT", "3")
+    with pytest.raises(SettingsError, match="DEFAULT_MIN_SHOT"):
+        load_settings()
+
+
+def test_default_token_logs_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("AUTH_TOKEN", raising=False)
+    with caplog.at_level(logging.WARNING, logger="render.settings"):
+        load_settings()
+    assert "AUTH_TOKEN" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("AUTH_TOKEN", "a-long-secret")
+    with caplog.at_level(logging.WARNING, logger="render.settings"):
+        load_settings()
+    assert caplog.text == ""
+
+
+def test_user_options_override_service_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEFAULT_CRF", "23")
+    s = load_settings()
+    assert s.render_options(None).crf == 23
+    assert s.render_options({"crf": 30, "fps": 24}).fps == 24
