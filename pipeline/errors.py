@@ -1,0 +1,76 @@
+"""The pipeline's exceptions: one base class that names the stage, scene and FFmpeg's last words."""
+
+from __future__ import annotations
+
+STAGES = ("VALIDATE", "AUDIO_PREP", "SCENE_BUILD", "CONCAT", "FINALIZE")
+
+
+class PipelineError(Exception):
+    """A stage failed. `str(err)` is the sentence a user sees, e.g.
+
+    ``SCENE_BUILD scene 2 (id 'intro'): image 'a.jpg' could not be decoded: <stderr tail>``
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        message: str,
+        *,
+        scene: int | None = None,
+        scene_id: str | None = None,
+        stderr_tail: str = "",
+    ) -> None:
+        self.stage = stage
+        self.scene = scene
+        self.scene_id = scene_id
+        self.message = message
+        self.stderr_tail = stderr_tail
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = self.stage
+        if self.scene is not None:
+            where += f" scene {self.scene}"
+            if self.scene_id is not None:
+                where += f" (id {self.scene_id!r})"
+        text = f"{where}: {self.message}"
+        if self.stderr_tail:
+            text += f": {self.stderr_tail}"
+        return text
+
+    def __str__(self) -> str:
+        return self._render()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only fields do not survive the default pickling, and Celery pickles errors.
+        return (
+            _rebuild,
+            (type(self), self.stage, self.message, self.scene, self.scene_id, self.stderr_tail),
+        )
+
+    def with_context(
+        self, *, message: str | None = None, scene_id: str | None = None
+    ) -> PipelineError:
+        """A copy of this error (same class) with a more specific message or the scene's id."""
+        return type(self)(
+            self.stage,
+            message if message is not None else self.message,
+            scene=self.scene,
+            scene_id=scene_id if scene_id is not None else self.scene_id,
+            stderr_tail=self.stderr_tail,
+        )
+
+
+class Cancelled(PipelineError):
+    """`should_cancel()` returned True; the FFmpeg child was killed before this was raised."""
+
+
+def _rebuild(
+    cls: type[PipelineError],
+    stage: str,
+    message: str,
+    scene: int | None,
+    scene_id: str | None,
+    stderr_tail: str,
+) -> PipelineError:
+    return cls(stage, message, scene=scene, scene_id=scene_id, stderr_tail=stderr_tail)

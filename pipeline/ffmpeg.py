@@ -1,0 +1,205 @@
+"""Finding FFmpeg and running it as a well-behaved child: progress, cancel, no orphans."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import queue
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+from pipeline.errors import Cancelled, PipelineError
+
+STDERR_TAIL_LINES = 20
+# How often `should_cancel` is polled when FFmpeg prints nothing (decoding a huge image, say).
+_POLL_SECONDS = 0.25
+_PR_SET_PDEATHSIG = 1
+
+
+def find_ffmpeg(explicit: str | None = None) -> str:
+    """`explicit`, else `$FFMPEG_BINARY`, else `ffmpeg` on PATH, else the imageio-ffmpeg binary."""
+    for candidate in (explicit, os.environ.get("FFMPEG_BINARY")):
+        if candidate:
+            found = shutil.which(candidate)
+            if found is None:
+                raise FileNotFoundError(f"FFmpeg binary {candidate!r} not found or not executable")
+            return found
+    system = shutil.which("ffmpeg")
+    if system:
+        return system
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - declared dependency
+        raise FileNotFoundError("no ffmpeg on PATH and imageio-ffmpeg is not installed") from exc
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    # Loaded once in the parent: the child between fork and exec should do as little as possible.
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+    return getattr(libc, "prctl", None)
+
+
+_PRCTL = _load_prctl()
+
+
+def _child_setup(parent_pid: int) -> Callable[[], None]:
+    def setup() -> None:
+        # The kernel SIGKILLs the child when the *thread* that forked it ends; Runner.run waits
+        # for the child on that thread, so this only fires if the whole worker dies.
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # parent died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+
+
+@dataclass
+class Runner:
+    """Everything a stage needs to run FFmpeg and report on it."""
+
+    ffmpeg: str
+    on_progress: Callable[[float], None] | None = None
+    should_cancel: Callable[[], bool] | None = None
+    log: Callable[[str], None] | None = None
+    threads: int = 0
+
+    def _log(self, text: str) -> None:
+        if self.log is not None:
+            self.log(text)
+
+    def command(self, args: list[str]) -> list[str]:
+        return [
+            self.ffmpeg,
+            "-hide_banner",
+            "-nostdin",
+            "-y",
+            "-progress",
+            "pipe:1",
+            "-nostats",
+            *args,
+        ]
+
+    def run(
+        self, args: list[str], *, stage: str, scene: int | None, expected_seconds: float
+    ) -> None:
+        """Run FFmpeg with `args`; report progress of the current stage as a fraction 0..1.
+
+        Raises Cancelled when `should_cancel()` says so, PipelineError on a non-zero exit; any
+        BaseException while waiting (KeyboardInterrupt, a Celery soft time limit) kills the
+        child's process group first and is then re-raised.
+        """
+        cmd = self.command(args)
+        self._log(shlex.join(cmd))
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_child_setup(os.getpid()),
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        stderr_lines: deque[str] = deque(maxlen=200)
+        progress_lines: queue.Queue[str | None] = queue.Queue()
+        readers = [
+            threading.Thread(
+                target=_pump,
+                args=(proc.stdout, progress_lines.put, lambda: progress_lines.put(None)),
+                daemon=True,
+            ),
+            threading.Thread(
+                target=_pump, args=(proc.stderr, stderr_lines.append, None), daemon=True
+            ),
+        ]
+        for reader in readers:
+            reader.start()
+        expected_us = max(expected_seconds, 1e-6) * 1e6
+        reported = 0.0
+        try:
+            stdout_open = True
+            while stdout_open or proc.poll() is None:
+                if self.should_cancel is not None and self.should_cancel():
+                    _kill_group(proc)
+                    proc.wait()
+                    self._log(f"{stage}: cancelled, ffmpeg pid {proc.pid} killed")
+                    raise Cancelled(stage, "cancelled", scene=scene)
+                try:
+                    line = progress_lines.get(timeout=_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    stdout_open = False
+                    continue
+                fraction = _fraction(line, expected_us)
+                if fraction is not None and fraction > reported:
+                    reported = fraction
+                    if self.on_progress is not None:
+                        self.on_progress(reported)
+            returncode = proc.wait()
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+        finally:
+            for reader in readers:
+                reader.join(timeout=5)
+        elapsed = time.monotonic() - started
+        tail = "\n".join(list(stderr_lines)[-STDERR_TAIL_LINES:])
+        if returncode != 0:
+            self._log(f"{stage}: ffmpeg exited with {returncode} after {elapsed:.2f}s\n{tail}")
+            raise PipelineError(
+                stage, f"ffmpeg exited with status {returncode}", scene=scene, stderr_tail=tail
+            )
+        self._log(f"{stage}: ffmpeg done in {elapsed:.2f}s")
+        if reported < 1.0 and self.on_progress is not None:
+            self.on_progress(1.0)
+
+
+def _pump(
+    stream: IO[bytes], sink: Callable[[str], object], on_end: Callable[[], object] | None
+) -> None:
+    # A thread per pipe: FFmpeg blocks if a pipe it writes to fills up, so both are always read.
+    for raw in stream:
+        sink(raw.decode("utf-8", "replace").rstrip())
+    stream.close()
+    if on_end is not None:
+        on_end()
+
+
+def _fraction(line: str, expected_us: float) -> float | None:
+    key, _, value = line.partition("=")
+    if key == "progress" and value == "end":
+        return 1.0
+    if key == "out_time_us":
+        try:
+            micros = int(value)
+        except ValueError:  # "N/A" before the first frame
+            return None
+        return min(max(micros / expected_us, 0.0), 1.0)
+    return None

@@ -1,0 +1,161 @@
+"""The FFmpeg graph of one scene clip, built as data (an argument list) from the plan.
+
+Each distinct image is an input decoded once, rotated per EXIF, fitted and scaled once to the
+size the motion needs, and split when the scene cycles it; only zoompan and xfade run per frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.motion import OVERSAMPLE, zoompan_filter
+from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
+
+# EXIF orientation → filters that turn the stored picture upright.
+_ORIENT = {
+    1: "",
+    2: "hflip",
+    3: "hflip,vflip",
+    4: "vflip",
+    5: "transpose=cclock_flip",
+    6: "transpose=clock",
+    7: "transpose=clock_flip",
+    8: "transpose=cclock",
+}
+# The contain background: a small blurred, darkened cover of the same image.
+_BG_SHRINK = 8
+_BG_BLUR = "boxblur=luma_radius=6:luma_power=2"
+_BG_DARKEN = "eq=brightness=-0.12:saturation=0.8"
+_TO_OUTPUT_COLOURS = "out_color_matrix=bt709:out_range=tv"
+# FFmpeg 7+ encoders take colour tags from the frames, so the graph's last filter sets them
+# (the -color_* output options below cover older builds).
+_TAGS = "setsar=1,setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
+
+
+def video_codec_args(plan: Plan, threads: int = 0) -> list[str]:
+    """Identical for every clip, so the concat demuxer can join them with `-c copy`."""
+    return [
+        "-c:v",
+        "libx264",
+        "-preset",
+        plan.preset,
+        "-crf",
+        str(plan.crf),
+        "-profile:v",
+        "high",  # ultrafast still signals Constrained Baseline: x264 disables High features
+        "-pix_fmt",
+        "yuv420p",
+        "-color_range",
+        "tv",
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        "-threads",
+        str(threads),
+    ]
+
+
+def _even(value: float) -> int:
+    return max(2, round(value / 2) * 2)
+
+
+def _prepare(image: ImageInfo, fit: str, width: int, height: int) -> str:
+    """Filters that turn one decoded image into one `width`×`height` yuv420p frame (tv, bt709)."""
+    steps = [f for f in (_ORIENT.get(image.orientation, ""),) if f]
+    cover = (
+        f"scale={width}:{height}:force_original_aspect_ratio=increase:{_TO_OUTPUT_COLOURS},"
+        f"crop={width}:{height}"
+    )
+    if fit == "contain":
+        bw, bh = _even(width / _BG_SHRINK), _even(height / _BG_SHRINK)
+        rotated = ",".join(steps) + "," if steps else ""
+        return (
+            f"{rotated}split=2[bgsrc][fgsrc];"
+            f"[bgsrc]scale={bw}:{bh}:force_original_aspect_ratio=increase:{_TO_OUTPUT_COLOURS},"
+            f"crop={bw}:{bh},{_BG_BLUR},{_BG_DARKEN},scale={width}:{height},format=yuv420p[bg];"
+            f"[fgsrc]scale={width}:{height}:force_original_aspect_ratio=decrease:"
+            f"{_TO_OUTPUT_COLOURS},format=yuv420p[fg];"
+            f"[bg][fg]overlay=(W-w)/2:(H-h)/2:format=yuv420,format=yuv420p"
+        )
+    return ",".join([*steps, cover, "format=yuv420p"])
+
+
+def _shot_filter(shot: ShotPlan, plan: Plan) -> str:
+    frames = shot.frames + shot.overlap
+    if shot.move.still:
+        # Repeat the already-fitted frame: no per-frame scaling at all.
+        return f"loop=loop={frames - 1}:size=1,setpts=N/{plan.fps}/TB,fps={plan.fps}"
+    return zoompan_filter(shot.move, frames, plan.width, plan.height, plan.fps)
+
+
+def scene_graph(plan: Plan, scene: ScenePlan) -> str:
+    """filter_complex text producing `[v]`: exactly `scene.frames` frames."""
+    parts: list[str] = []
+    uses: dict[str, list[int]] = {}
+    for number, shot in enumerate(scene.shots):
+        uses.setdefault(shot.image, []).append(number)
+    # Motion is per scene: either every shot zooms (oversampled stills) or none does.
+    scale = OVERSAMPLE if any(not shot.move.still for shot in scene.shots) else 1
+    for input_index, image in enumerate(scene.images):
+        shots = uses.get(image.path, [])
+        if not shots:
+            continue
+        prepared = _prepare(image, scene.fit, plan.width * scale, plan.height * scale)
+        outs = "".join(f"[p{n}]" for n in shots)
+        split = f",split={len(shots)}" if len(shots) > 1 else ""
+        parts.append(f"[{input_index}:v]{prepared}{split}{outs}")
+    for number, shot in enumerate(scene.shots):
+        parts.append(f"[p{number}]{_shot_filter(shot, plan)}[s{number}]")
+    parts.append(_join_shots(plan, scene))
+    return ";".join(parts)
+
+
+def _join_shots(plan: Plan, scene: ScenePlan) -> str:
+    count = len(scene.shots)
+    if count == 1:
+        return f"[s0]{_TAGS}[v]"
+    if plan.xfade_frames == 0:
+        inputs = "".join(f"[s{n}]" for n in range(count))
+        return f"{inputs}concat=n={count}:v=1:a=0,{_TAGS}[v]"
+    steps = []
+    previous = "s0"
+    elapsed = 0
+    duration = plan.xfade_frames / plan.fps
+    for number in range(1, count):
+        elapsed += scene.shots[number - 1].frames
+        # A quarter frame early, so float rounding cannot push the fade's start a frame late.
+        offset = (elapsed - 0.25) / plan.fps
+        label = "v0" if number == count - 1 else f"x{number}"
+        steps.append(
+            f"[{previous}][s{number}]xfade=transition=fade:"
+            f"duration={duration:.6f}:offset={offset:.6f}[{label}]"
+        )
+        previous = label
+    steps.append(f"[v0]{_TAGS}[v]")
+    return ";".join(steps)
+
+
+def scene_args(
+    project_root: Path, plan: Plan, scene: ScenePlan, out: Path, threads: int
+) -> list[str]:
+    args: list[str] = []
+    for image in scene.images:
+        # We rotate by the EXIF tag: FFmpeg versions disagree on whether stills autorotate.
+        args += ["-noautorotate", "-i", str(project_root / image.path)]
+    args += [
+        "-filter_complex",
+        scene_graph(plan, scene),
+        "-map",
+        "[v]",
+        "-an",
+        *video_codec_args(plan, threads),
+        "-frames:v",
+        str(scene.frames),
+        "-f",
+        "mp4",
+        str(out),
+    ]
+    return args
