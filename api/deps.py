@@ -1,0 +1,88 @@
+"""Dependencies, declared once as `Annotated` aliases so routes read like sentences and tests
+can override them (`app.dependency_overrides[get_enqueuer] = ...`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlmodel import Session
+
+from api.errors import ApiError
+from tasks import canvas
+from tasks.db import session_scope
+from tasks.settings import Settings
+from tasks.storage import PROJECT_ID, InvalidId, Storage, check_project_id
+
+log = logging.getLogger("render.api")
+
+Enqueuer = Callable[[str, int], None]
+Revoker = Callable[[str], None]
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    with session_scope(settings.db_url) as session:
+        yield session
+
+
+# scope="function": the transaction ends before the response is sent, so a failed commit
+# is the client's error response rather than a log line after a 200.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_storage(settings: SettingsDep) -> Storage:
+    return Storage(settings.render_storage)
+
+
+StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+def get_enqueuer() -> Enqueuer:
+    return canvas.enqueue_render
+
+
+EnqueuerDep = Annotated[Enqueuer, Depends(get_enqueuer)]
+
+
+def _revoke(job_id: str) -> None:
+    # Looked up at call time: the orchestration work provides tasks.canvas.revoke_job.
+    revoke: Revoker | None = getattr(canvas, "revoke_job", None)
+    if revoke is not None:
+        revoke(job_id)
+
+
+def get_revoker() -> Revoker:
+    return _revoke
+
+
+RevokerDep = Annotated[Revoker, Depends(get_revoker)]
+
+
+def valid_project_id(
+    project_id: Annotated[
+        str,
+        Path(
+            alias="id",
+            description="letters, digits, '_' and '-' (1–64), starting with a letter or digit",
+            json_schema_extra={"pattern": PROJECT_ID.pattern},
+        ),
+    ],
+) -> str:
+    # Checked here rather than with Path(pattern=...) so the message explains the rule.
+    try:
+        return check_project_id(project_id)
+    except InvalidId as exc:
+        raise ApiError(422, "invalid_id", str(exc), "id") from None
+
+
+ProjectId = Annotated[str, Depends(valid_project_id)]

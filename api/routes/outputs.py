@@ -1,0 +1,103 @@
+"""Rendered files: the listing of `output/` and the video itself (Range and HEAD supported)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
+
+from api.deps import ProjectId, SessionDep, StorageDep
+from api.errors import ApiError, responses
+from api.routes.projects import existing_project
+from api.schemas import OutputFile
+from pipeline.names import check_safe_name
+from tasks.jobs import last_succeeded_output
+
+log = logging.getLogger("render.api.outputs")
+
+router = APIRouter(prefix="/v1/projects", tags=["outputs"])
+
+DEFAULT_VIDEO = "video.mp4"
+
+
+@router.get(
+    "/{id}/outputs",
+    response_model=list[OutputFile],
+    responses=responses(401, 404, 422),
+    summary="Files under the project's output/ folder",
+)
+def list_outputs(project_id: ProjectId, storage: StorageDep) -> list[OutputFile]:
+    project = existing_project(storage, project_id)
+    if not project.output.is_dir():
+        return []
+    files = []
+    for path in sorted(project.output.iterdir()):
+        # Hidden names are temp files of a render still being written.
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        stat = path.stat()
+        files.append(
+            OutputFile(
+                name=path.name,
+                size=stat.st_size,
+                modified_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+            )
+        )
+    return files
+
+
+@router.api_route(
+    "/{id}/outputs/video",
+    methods=["GET", "HEAD"],
+    response_class=FileResponse,
+    responses={
+        **responses(400, 401, 404, 416, 422),
+        200: {"content": {"video/mp4": {}}, "description": "the whole file"},
+        206: {"content": {"video/mp4": {}}, "description": "the requested byte range"},
+    },
+    summary="Stream a rendered video",
+)
+def get_video(
+    project_id: ProjectId,
+    request: Request,
+    session: SessionDep,
+    storage: StorageDep,
+    name: Annotated[
+        str | None,
+        Query(description="a file in output/; default: the last succeeded job's, else video.mp4"),
+    ] = None,
+) -> FileResponse:
+    """The video, streamed in chunks; `Range: bytes=a-b` gets 206, a range past the end 416."""
+    project = existing_project(storage, project_id)
+    if name is None:
+        name = last_succeeded_output(session, project_id) or DEFAULT_VIDEO
+    try:
+        check_safe_name(name)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_name", f"name: {exc}", "name") from None
+    path = project.output / name
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"no output {name!r} in project {project_id!r}", "name")
+    size = path.stat().st_size
+    # Checked here so a bad range gets the common error shape, not Starlette's plain text.
+    http_range = request.headers.get("range")
+    if http_range is not None:
+        try:
+            FileResponse._parse_range_header(http_range, size)
+        except MalformedRangeHeader as exc:
+            raise ApiError(400, "bad_range", f"malformed Range header: {exc.content}") from None
+        except RangeNotSatisfiable:
+            raise ApiError(
+                416,
+                "range_not_satisfiable",
+                f"Range {http_range!r} is outside the file ({size} bytes)",
+                None,
+                {"Content-Range": f"bytes */{size}"},
+            ) from None
+    return FileResponse(
+        path, media_type="video/mp4", filename=name, content_disposition_type="inline"
+    )
