@@ -1,0 +1,190 @@
+"""Fixtures for the API tests: a temp RENDER_STORAGE with a real SQLite file, a client that
+sends the token, an enqueuer that records calls instead of reaching a broker, and small real
+media files made by code (Pillow, `wave`, FFmpeg)."""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import subprocess
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api.deps import get_enqueuer, get_revoker
+from api.main import create_app
+from tasks.settings import Settings
+
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DEAD_BROKER = "redis://127.0.0.1:1"
+
+
+@dataclass
+class Calls:
+    """What the API handed to the queue: (job_id, scene_count) and revoked job ids."""
+
+    enqueued: list[tuple[str, int]] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    def enqueue(self, job_id: str, scene_count: int) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.enqueued.append((job_id, scene_count))
+
+    def revoke(self, job_id: str) -> None:
+        self.revoked.append(job_id)
+
+
+def make_settings(storage: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "render_storage": storage,
+        "db_url": f"sqlite:///{storage / 'db.sqlite3'}",
+        "auth_token": TOKEN,
+        "redis_url": DEAD_BROKER,
+        "allow_origins": "http://localhost:5173",
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    return tmp_path / "storage"
+
+
+@pytest.fixture
+def calls() -> Calls:
+    return Calls()
+
+
+AppFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(storage: Path, calls: Calls) -> Iterator[AppFactory]:
+    """Build a client over its own app; keyword arguments override settings."""
+    clients: list[TestClient] = []
+
+    def build(**overrides: Any) -> TestClient:
+        app: FastAPI = create_app(make_settings(storage, **overrides))
+        app.dependency_overrides[get_enqueuer] = lambda: calls.enqueue
+        app.dependency_overrides[get_revoker] = lambda: calls.revoke
+        client = TestClient(app, headers=AUTH, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: AppFactory) -> TestClient:
+    return make_client()
+
+
+def tree(root: Path) -> dict[str, int]:
+    """Every file and folder under root (path → size, -1 for folders), the SQLite files aside."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size if p.is_file() else -1)
+        for p in sorted(root.rglob("*"))
+        if not p.name.startswith("db.sqlite3")
+    }
+
+
+# --- media made by code -------------------------------------------------------------------
+
+
+def jpeg_bytes(size: tuple[int, int] = (64, 48), color: str = "teal") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def png_bytes(size: tuple[int, int] = (32, 32)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, "orange").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def wav_bytes(seconds: float = 0.2, rate: int = 16000) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        frames = int(seconds * rate)
+        out.writeframes(
+            b"".join(
+                struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+                for i in range(frames)
+            )
+        )
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def mp4_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real one-second H.264 MP4, small enough to compare byte ranges."""
+    out = tmp_path_factory.mktemp("media") / "clip.mp4"
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=128x72:rate=10:duration=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            str(out),
+        ],
+        check=True,
+    )
+    return out.read_bytes()
+
+
+SPEC: dict[str, Any] = {
+    "title": "Harbour walk",
+    "scenes": [
+        {"id": "intro", "images": ["a.jpg", "b.jpg"], "voiceover": "one.wav"},
+        {"images": ["c.png"], "narration": "The pier at dusk.", "duration": 3.5},
+    ],
+}
+
+
+def put_spec(client: TestClient, project: str = "p1", spec: dict[str, Any] | None = None) -> Any:
+    response = client.put(f"/v1/projects/{project}/scenes", json=spec or SPEC)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def upload_all(client: TestClient, project: str = "p1") -> None:
+    files = [
+        ("files", ("a.jpg", jpeg_bytes(), "image/jpeg")),
+        ("files", ("b.jpg", jpeg_bytes(color="navy"), "image/jpeg")),
+        ("files", ("c.png", png_bytes(), "image/png")),
+        ("files", ("one.wav", wav_bytes(), "audio/wav")),
+    ]
+    response = client.post(f"/v1/projects/{project}/assets", files=files)
+    assert response.status_code == 201, response.text
