@@ -125,6 +125,7 @@ class Runner:
             preexec_fn=_child_setup(os.getpid()),
         )
         assert proc.stdout is not None and proc.stderr is not None
+        self._log(f"{stage}: ffmpeg pid {proc.pid} started")
         stderr_lines: deque[str] = deque(maxlen=200)
         progress_lines: queue.Queue[str | None] = queue.Queue()
         readers = [

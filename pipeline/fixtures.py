@@ -24,7 +24,9 @@ class ImageFixture:
     name: str  # the suffix (.jpg/.png) picks the format
     width: int
     height: int
-    source: str = "testsrc2"  # testsrc2, gradients, mandelbrot, smptehdbars, or "color:<colour>"
+    # testsrc2, gradients, mandelbrot, smptehdbars, "color:<colour>", or "split:<top>:<bottom>"
+    # (two flat halves, drawn with Pillow: what EXIF rotation tests need)
+    source: str = "testsrc2"
     orientation: int = 1  # EXIF orientation written into a JPEG (the stored pixels stay as made)
 
 
@@ -64,6 +66,15 @@ def _ffmpeg(ffmpeg: str, args: list[str]) -> None:
 def make_image(path: Path, image: ImageFixture, ffmpeg: str | None = None) -> Path:
     ffmpeg = ffmpeg or find_ffmpeg()
     path.parent.mkdir(parents=True, exist_ok=True)
+    if image.source.startswith("split:"):
+        _, top, bottom = image.source.split(":")
+        img = Image.new("RGB", (image.width, image.height), bottom)
+        img.paste(Image.new("RGB", (image.width, image.height // 2), top), (0, 0))
+        exif = Image.Exif()
+        if image.orientation != 1:
+            exif[0x0112] = image.orientation
+        img.save(path, exif=exif)
+        return path
     source = ["-f", "lavfi", "-i", _lavfi(image.source, image.width, image.height)]
     if image.orientation == 1:
         _ffmpeg(ffmpeg, [*source, "-frames:v", "1", "-q:v", "3", str(path)])

@@ -1,0 +1,130 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import Cancelled, PipelineError
+from pipeline.ffmpeg import Runner, find_ffmpeg
+from tests.pipeline_fixtures import ffmpeg_bin  # noqa: F401
+
+# An FFmpeg run that would last ten minutes: paced at real time by -re.
+ENDLESS = ["-re", "-f", "lavfi", "-i", "testsrc2=s=64x36:r=10:d=600", "-f", "null", "-"]
+
+
+def _pid_from(lines: list[str]) -> int:
+    for line in lines:
+        if "ffmpeg pid" in line and line.endswith("started"):
+            return int(line.split("ffmpeg pid ")[1].split()[0])
+    raise AssertionError(f"no pid logged in {lines}")
+
+
+def _gone(pid: int) -> bool:
+    """True once `pid` no longer exists (or is only a zombie nobody has reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in {"Z", "X"}
+
+
+def test_find_ffmpeg_prefers_explicit_then_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FFMPEG_BINARY", raising=False)
+    default = find_ffmpeg()
+    assert os.access(default, os.X_OK)
+    monkeypatch.setenv("FFMPEG_BINARY", default)
+    assert find_ffmpeg() == default
+    with pytest.raises(FileNotFoundError, match="nope"):
+        find_ffmpeg("/nope/ffmpeg")
+
+
+def test_progress_is_monotonic_and_ends_at_one(ffmpeg_bin: str) -> None:  # noqa: F811
+    seen: list[float] = []
+    runner = Runner(ffmpeg_bin, on_progress=seen.append)
+    runner.run(
+        ["-f", "lavfi", "-i", "testsrc2=s=64x36:r=25:d=4", "-f", "null", "-"],
+        stage="CONCAT",
+        scene=None,
+        expected_seconds=4.0,
+    )
+    assert seen and seen[-1] == 1.0
+    assert seen == sorted(seen)
+    assert all(0.0 <= f <= 1.0 for f in seen)
+
+
+def test_failure_names_stage_scene_and_stderr_tail(ffmpeg_bin: str) -> None:  # noqa: F811
+    logged: list[str] = []
+    runner = Runner(ffmpeg_bin, log=logged.append)
+    with pytest.raises(PipelineError) as info:
+        runner.run(
+            ["-i", "/nonexistent/input.jpg", "-f", "null", "-"],
+            stage="SCENE_BUILD",
+            scene=3,
+            expected_seconds=1.0,
+        )
+    err = info.value
+    assert err.stage == "SCENE_BUILD" and err.scene == 3
+    assert "/nonexistent/input.jpg" in err.stderr_tail
+    assert str(err).startswith("SCENE_BUILD scene 3: ffmpeg exited with status")
+    assert any("-hide_banner" in line for line in logged)  # the command line was logged
+
+
+def test_cancel_kills_the_child(ffmpeg_bin: str) -> None:  # noqa: F811
+    logged: list[str] = []
+    progressed: list[float] = []
+    runner = Runner(
+        ffmpeg_bin,
+        on_progress=progressed.append,
+        should_cancel=lambda: bool(progressed),
+        log=logged.append,
+    )
+    with pytest.raises(Cancelled) as info:
+        runner.run(ENDLESS, stage="SCENE_BUILD", scene=1, expected_seconds=600)
+    assert info.value.stage == "SCENE_BUILD" and info.value.scene == 1
+    assert _gone(_pid_from(logged))
+
+
+def test_any_base_exception_kills_the_child_and_propagates(ffmpeg_bin: str) -> None:  # noqa: F811
+    logged: list[str] = []
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    runner = Runner(ffmpeg_bin, on_progress=interrupt, log=logged.append)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(ENDLESS, stage="CONCAT", scene=None, expected_seconds=600)
+    assert _gone(_pid_from(logged))
+
+
+_ORPHAN_SCRIPT = """
+import sys
+from pipeline.ffmpeg import Runner
+def started(line):
+    if line.endswith("started"):
+        print(line.split("ffmpeg pid ")[1].split()[0], flush=True)
+Runner(sys.argv[1], log=started).run(
+    ["-re", "-f", "lavfi", "-i", "testsrc2=s=64x36:r=10:d=600", "-f", "null", "-"],
+    stage="CONCAT", scene=None, expected_seconds=600)
+"""
+
+
+def test_no_orphan_when_the_parent_is_killed(ffmpeg_bin: str) -> None:  # noqa: F811
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_SCRIPT, ffmpeg_bin],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert not _gone(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    # PR_SET_PDEATHSIG: the kernel kills the child as its parent dies; wait for the reaper.
+    deadline = time.monotonic() + 10
+    while not _gone(child):
+        assert time.monotonic() < deadline, f"ffmpeg {child} survived its parent"
+        os.sched_yield()
