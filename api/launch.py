@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -41,16 +42,33 @@ def _stop(proc: subprocess.Popen[bytes], name: str) -> None:
 class Stack:
     """Redis (embedded unless REDIS_URL is set), Celery workers and the API, as child processes.
 
-    The children inherit this process's environment, so they read the same settings.
+    The children get `env` (by default this process's environment) and so read the same
+    settings as `settings`, which must have been loaded from it.
     """
 
-    def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.host, self.port = host, port
-        self.env = dict(os.environ, RENDER_STORAGE=str(settings.render_storage))
+        base = os.environ if env is None else env
+        self.env = dict(base, RENDER_STORAGE=str(settings.render_storage))
         self.redis: EmbeddedRedis | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self.api: subprocess.Popen[bytes] | None = None
+        # Where the children's output goes; None means this terminal.
+        self.log_dir = log_dir
+
+    def _output(self, name: str) -> IO[bytes] | None:
+        if self.log_dir is None:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return open(self.log_dir / f"{name}.log", "ab")
 
     @property
     def base_url(self) -> str:
@@ -70,7 +88,8 @@ class Stack:
                 self.start_worker()
             argv = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"]
             argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
-            self.api = subprocess.Popen(argv, env=self.env)
+            out = self._output("api")
+            self.api = subprocess.Popen(argv, env=self.env, stdout=out, stderr=out)
             self.wait_until_ready(ready_timeout)
         except BaseException:
             self.stop()
@@ -78,10 +97,11 @@ class Stack:
         return self
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        name = f"worker{len(self.workers) + 1}@%h"
-        argv = [sys.executable, *worker_argv(self.settings, hostname=name)]
+        name = f"worker{len(self.workers) + 1}"
+        argv = [sys.executable, *worker_argv(self.settings, hostname=f"{name}@%h")]
+        out = self._output(name)
         # Its own process group, so a test can SIGKILL a worker with its pool children.
-        proc = subprocess.Popen(argv, env=self.env, start_new_session=True)
+        proc = subprocess.Popen(argv, env=self.env, start_new_session=True, stdout=out, stderr=out)
         self.workers.append(proc)
         return proc
 

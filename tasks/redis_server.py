@@ -69,7 +69,7 @@ class EmbeddedRedis:
                     raise RuntimeError("embedded redis-server did not answer in time") from None
                 time.sleep(0.05)
 
-    def stop(self) -> None:
+    def _terminate(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()  # SIGTERM: redis flushes the AOF and exits
             try:
@@ -78,6 +78,14 @@ class EmbeddedRedis:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    def restart(self) -> None:
+        """Stop and start the server on the same socket and data (what an ops restart does)."""
+        self._terminate()
+        self.start()
+
+    def stop(self) -> None:
+        self._terminate()
         shutil.rmtree(self._sock_dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedRedis:

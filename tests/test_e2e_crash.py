@@ -1,0 +1,71 @@
+"""Crash safety end to end: a worker SIGKILLed mid-scene, and a Redis restarted mid-job.
+
+Each test runs its own stack with a short visibility timeout, so a lost task comes back in
+seconds instead of an hour.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from pipeline.fixtures import ImageFixture, SceneFixture
+from pipeline.probe import probe
+from tests.e2e import Api, running_stack
+
+pytestmark = pytest.mark.e2e
+
+FAST_REDELIVERY = {
+    "TASK_TIME_LIMIT": "12",
+    "VISIBILITY_TIMEOUT": "15",
+    "STALE_AFTER": "90",
+    "WATCHDOG_INTERVAL": "1",
+}
+
+
+def slow_scenes() -> list[SceneFixture]:
+    # Long enough at 640x360 / preset slow that a scene build runs for a few seconds.
+    return [
+        SceneFixture((ImageFixture(f"k{i}.jpg", 1600, 1200, "testsrc2"),), duration=6.0)
+        for i in range(2)
+    ]
+
+
+def test_worker_killed_mid_scene_then_a_fresh_worker_finishes_the_job(tmp_path: Path) -> None:
+    with running_stack(tmp_path / "storage", workers=1, **FAST_REDELIVERY) as stack:
+        api = Api(stack.base_url)
+        api.upload_project("crash", slow_scenes(), tmp_path)
+        job_id = api.render("crash", fps=25, preset="slow", resolution="640x360")
+        api.wait(
+            job_id,
+            lambda j: any(s["status"] == "RUNNING" and s["progress"] > 0 for s in j["scenes"]),
+            timeout=60,
+        )
+        victim = stack.workers[0]
+        os.killpg(victim.pid, signal.SIGKILL)  # the worker and its pool children, no goodbye
+        victim.wait()
+        stack.start_worker()
+
+        job = api.wait(job_id, timeout=120)
+        assert job["status"] == "SUCCEEDED", job
+        retried = [s for s in job["stages"] if s["attempts"] > 1]
+        assert retried, "the killed scene should have run a second time"
+        out = stack.settings.render_storage / "projects" / "crash" / "output" / "video.mp4"
+        info = probe(out, count_frames=True)
+        assert info.video is not None and info.video.frames == 2 * 6 * 25
+
+
+def test_redis_restart_mid_job_does_not_lose_the_job(tmp_path: Path) -> None:
+    with running_stack(tmp_path / "storage", workers=1, **FAST_REDELIVERY) as stack:
+        assert stack.redis is not None
+        api = Api(stack.base_url)
+        api.upload_project("bounce", slow_scenes(), tmp_path)
+        job_id = api.render("bounce", fps=25, preset="slow", resolution="640x360")
+        api.wait(job_id, lambda j: str(j["stage"]).startswith("SCENE_BUILD"), timeout=60)
+        stack.redis.restart()
+
+        job = api.wait(job_id, timeout=120)
+        assert job["status"] == "SUCCEEDED", job
