@@ -66,7 +66,10 @@ def clean_name(raw: str | None) -> str:
     parts = shown.replace("\\", "/").split("/")
     if shown.startswith(("/", "\\")) or any(part == ".." for part in parts):
         raise ApiError(
-            422, "invalid_name", f"file name {shown!r} must not be a path outside", "files"
+            422,
+            "invalid_name",
+            f"file name {shown!r} must be a plain name, not a path leaving its folder",
+            "files",
         )
     try:
         return check_safe_name(parts[-1])
