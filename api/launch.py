@@ -167,7 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from api.demo import run_demo
 
-        with Stack(settings, args.host, args.port).start(args.workers) as stack:
+        # The workers' chatter would drown the progress bar: it goes to files instead.
+        logs = settings.render_storage / "logs"
+        print(f"worker and API output: {logs}/worker1.log, {logs}/api.log", file=sys.stderr)
+        with Stack(settings, args.host, args.port, log_dir=logs).start(args.workers) as stack:
             run_demo(stack.base_url, settings.auth_token, args.out)
 
 
