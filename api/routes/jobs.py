@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.deps import EnqueuerDep, ProjectId, RevokerDep, SessionDep, SettingsDep, StorageDep
-from api.errors import ApiError, responses, validation_error
+from api.errors import ApiError, first_error, responses
 from api.routes.projects import missing_assets, read_spec, upsert_project
 from api.schemas import JobView, RenderAccepted, RenderRequest, SceneProgress, StageView
 from tasks import jobs
@@ -60,10 +60,7 @@ def render(
     try:
         options = settings.render_options(given)
     except ValidationError as exc:
-        error = validation_error(exc, prefix="renderOptions")
-        if error.field == "renderOptions" and (m := _LEADING_FIELD.match(error.message)):
-            error.field = f"renderOptions.{m[1]}"
-        raise error from None
+        raise _options_error(exc) from None
 
     project = storage.project(project_id)
     spec = read_spec(project) if project.root.is_dir() else None
@@ -108,6 +105,14 @@ def render(
     log.info("job %s: queued for project %s (%d scenes)", job.id, project_id, len(spec.scenes))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return RenderAccepted(job_id=job.id, status=JobStatus.QUEUED)
+
+
+def _options_error(exc: ValidationError) -> ApiError:
+    errors = list(exc.errors())
+    if errors and not errors[0]["loc"] and (m := _LEADING_FIELD.match(errors[0]["msg"])):
+        errors[0] = {**errors[0], "loc": (m[1],)}
+    code, message, field = first_error(errors, prefix="renderOptions")
+    return ApiError(422, code, message, field)
 
 
 JobId = Annotated[

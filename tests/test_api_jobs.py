@@ -1,0 +1,262 @@
+"""POST /v1/projects/{id}/render, GET /v1/jobs/{jobId}, POST /v1/jobs/{jobId}/cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tasks import jobs
+from tasks.db import session_scope
+from tasks.models import Job, JobStatus, JobTask
+from tasks.storage import Storage
+from tests.conftest import Calls, make_settings, put_spec, tree, upload_all
+
+RENDER = "/v1/projects/p1/render"
+SEED_BODY = {
+    "outputName": "demo.mp4",
+    "renderOptions": {
+        "fps": 30,
+        "minShot": 2.5,
+        "maxShot": 8.0,
+        "xfade": 0.5,
+        "crf": 18,
+        "preset": "medium",
+        "tts": None,
+        "voiceDir": "voiceovers",
+        "music": None,
+        "ducking": False,
+    },
+}
+
+
+def _error(response: Any) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return dict(body["error"])
+
+
+@pytest.fixture
+def ready(client: TestClient) -> TestClient:
+    put_spec(client)
+    upload_all(client)
+    return client
+
+
+def _db(storage: Path) -> str:
+    return make_settings(storage).db_url
+
+
+def test_render_queues_a_job_and_enqueues_it(ready: TestClient, calls: Calls) -> None:
+    response = ready.post(RENDER, json=SEED_BODY)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "QUEUED"
+    assert response.headers["location"] == f"/v1/jobs/{body['jobId']}"
+    assert calls.enqueued == [(body["jobId"], 2)]
+
+    job = ready.get(response.headers["location"]).json()
+    assert job["status"] == "QUEUED"
+    assert job["projectId"] == "p1"
+    assert job["outputName"] == "demo.mp4"
+    assert job["options"]["minShot"] == 2.5
+    assert job["options"]["voiceDir"] == "voiceovers"
+    assert job["scenes"] == [
+        {"index": 0, "status": "PENDING", "progress": 0.0},
+        {"index": 1, "status": "PENDING", "progress": 0.0},
+    ]
+    assert [s["name"] for s in job["stages"]] == jobs.stage_names(2)
+    assert job["logs"] == []
+    assert job["cancelRequested"] is False
+    assert job["createdAt"].endswith(("Z", "+00:00"))
+    assert job["startedAt"] is None
+
+
+def test_omitted_options_take_the_default_settings(
+    make_client: Any, calls: Calls, storage: Path
+) -> None:
+    client = make_client(default_fps=24, default_preset="veryfast", default_xfade=0.25)
+    put_spec(client)
+    upload_all(client)
+    response = client.post(RENDER, json={"renderOptions": {"crf": 23}})
+    assert response.status_code == 202, response.text
+    options = client.get(response.headers["location"]).json()["options"]
+    assert (options["fps"], options["preset"], options["xfade"], options["crf"]) == (
+        24,
+        "veryfast",
+        0.25,
+        23,
+    )
+    # No body at all: every default, and video.mp4.
+    response = client.post(RENDER)
+    assert response.status_code == 202, response.text
+    assert client.get(response.headers["location"]).json()["outputName"] == "video.mp4"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"renderOptions": {"fps": 0}}, "renderOptions.fps"),
+        ({"renderOptions": {"fps": 61}}, "renderOptions.fps"),
+        ({"renderOptions": {"fps": "fast"}}, "renderOptions.fps"),
+        ({"renderOptions": {"minShot": 0}}, "renderOptions.minShot"),
+        ({"renderOptions": {"minShot": 9, "maxShot": 3}}, "renderOptions.minShot"),
+        ({"renderOptions": {"xfade": 3}}, "renderOptions.xfade"),
+        ({"renderOptions": {"xfade": -1}}, "renderOptions.xfade"),
+        ({"renderOptions": {"crf": 52}}, "renderOptions.crf"),
+        ({"renderOptions": {"preset": "warp"}}, "renderOptions.preset"),
+        ({"renderOptions": {"resolution": "1921x1080"}}, "renderOptions.resolution"),
+        ({"renderOptions": {"voiceDir": "../x"}}, "renderOptions.voiceDir"),
+        ({"renderOptions": {"sharpen": True}}, "renderOptions.sharpen"),
+        ({"outputName": "../video.mp4"}, "outputName"),
+        ({"outputName": "video.mov"}, "outputName"),
+        ({"outputName": ".video.mp4"}, "outputName"),
+        ({"output": "video.mp4"}, "output"),
+    ],
+)
+def test_bad_render_requests_name_the_field(
+    ready: TestClient, calls: Calls, storage: Path, body: dict[str, Any], field: str
+) -> None:
+    before = tree(storage)
+    response = ready.post(RENDER, json=body)
+    assert response.status_code == 422, response.text
+    assert _error(response)["field"] == field
+    assert calls.enqueued == []
+    assert tree(storage) == before
+    with session_scope(_db(storage)) as session:
+        assert jobs.latest_jobs(session, "p1") == []
+
+
+def test_malformed_json_render_body(ready: TestClient) -> None:
+    response = ready.post(
+        RENDER, content=b"{outputName: video.mp4}", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert _error(response)["code"] == "invalid_json"
+
+
+def test_render_without_scenes_is_409(client: TestClient, calls: Calls, storage: Path) -> None:
+    before = tree(storage)
+    response = client.post(RENDER, json={})
+    assert response.status_code == 409
+    assert _error(response)["code"] == "no_scenes"
+    assert tree(storage) == before
+    assert calls.enqueued == []
+
+
+def test_render_with_missing_assets_lists_them(
+    client: TestClient, calls: Calls, storage: Path
+) -> None:
+    put_spec(client)
+    before = tree(storage)
+    response = client.post(RENDER, json={"renderOptions": {"music": "bed.mp3"}})
+    assert response.status_code == 422
+    error = _error(response)
+    assert error["code"] == "missing_assets"
+    for ref in ("images/a.jpg", "images/b.jpg", "images/c.png", "voiceovers/one.wav"):
+        assert ref in error["message"]
+    assert "music/bed.mp3" in error["message"]
+    assert calls.enqueued == []
+    assert tree(storage) == before
+
+
+def test_voice_dir_decides_where_voiceovers_are_looked_up(ready: TestClient) -> None:
+    response = ready.post(RENDER, json={"renderOptions": {"voiceDir": "narration"}})
+    assert response.status_code == 422
+    assert "narration/one.wav" in _error(response)["message"]
+
+
+def test_broker_down_fails_the_job_and_is_503(
+    ready: TestClient, calls: Calls, storage: Path
+) -> None:
+    calls.fail_with = ConnectionError("Connection refused")
+    response = ready.post(RENDER, json={})
+    assert response.status_code == 503
+    error = _error(response)
+    assert error["code"] == "broker_unavailable"
+    assert "Connection refused" in error["message"]
+    with session_scope(_db(storage)) as session:
+        [job] = jobs.latest_jobs(session, "p1")
+        assert job.status == JobStatus.FAILED
+        assert job.error is not None
+        assert job.error.startswith("could not reach the broker: ")
+
+
+def test_render_bad_project_id(client: TestClient) -> None:
+    response = client.post("/v1/projects/a.b/render", json={})
+    assert response.status_code == 422
+    assert _error(response)["field"] == "id"
+
+
+@pytest.mark.parametrize("job_id", ["0" * 32, "nope", "a" * 65, "x.y", "%2e%2e"])
+def test_unknown_or_invalid_job_ids_are_404(client: TestClient, job_id: str) -> None:
+    for response in (client.get(f"/v1/jobs/{job_id}"), client.post(f"/v1/jobs/{job_id}/cancel")):
+        assert response.status_code == 404, response.text
+        assert _error(response)["code"] == "not_found"
+
+
+def test_job_view_shows_progress_stages_and_the_log_tail(ready: TestClient, storage: Path) -> None:
+    job_id = ready.post(RENDER, json={}).json()["jobId"]
+    with session_scope(_db(storage)) as session:
+        jobs.transition(session, job_id, JobStatus.RUNNING, stage="SCENE_BUILD[1]", progress=0.4)
+        row = session.get(JobTask, (job_id, "SCENE_BUILD[1]"))
+        assert row is not None
+        row.status, row.progress = "RUNNING", 0.5
+        session.add(row)
+    log = Storage(storage)
+    for i in range(60):
+        log.append_log(job_id, f"line {i}")
+
+    job = ready.get(f"/v1/jobs/{job_id}").json()
+    assert (job["status"], job["stage"], job["progress"]) == ("RUNNING", "SCENE_BUILD[1]", 0.4)
+    assert job["startedAt"] is not None
+    assert job["scenes"][1] == {"index": 1, "status": "RUNNING", "progress": 0.5}
+    assert len(job["logs"]) == 50
+    assert job["logs"][0] == "line 10"
+    assert job["logs"][-1] == "line 59"
+
+
+def test_cancel_a_queued_job(ready: TestClient, calls: Calls) -> None:
+    job_id = ready.post(RENDER, json={}).json()["jobId"]
+    response = ready.post(f"/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "CANCELLED"
+    assert body["cancelRequested"] is True
+    assert body["finishedAt"] is not None
+    assert calls.revoked == [job_id]
+    # Now finished: a second cancel is a conflict.
+    response = ready.post(f"/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 409
+    assert _error(response)["code"] == "job_finished"
+
+
+def test_cancel_a_running_job_flags_it(ready: TestClient, storage: Path) -> None:
+    job_id = ready.post(RENDER, json={}).json()["jobId"]
+    with session_scope(_db(storage)) as session:
+        jobs.transition(session, job_id, JobStatus.RUNNING)
+    body = ready.post(f"/v1/jobs/{job_id}/cancel").json()
+    assert (body["status"], body["cancelRequested"]) == ("RUNNING", True)
+
+
+def test_cancel_a_succeeded_job_is_409(ready: TestClient, storage: Path) -> None:
+    job_id = ready.post(RENDER, json={}).json()["jobId"]
+    with session_scope(_db(storage)) as session:
+        jobs.transition(session, job_id, JobStatus.RUNNING)
+        jobs.transition(session, job_id, JobStatus.SUCCEEDED)
+    response = ready.post(f"/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 409
+    with session_scope(_db(storage)) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        assert (job.status, job.cancel_requested) == ("SUCCEEDED", False)
+
+
+def test_job_routes_need_the_token(ready: TestClient) -> None:
+    job_id = ready.post(RENDER, json={}).json()["jobId"]
+    assert ready.get(f"/v1/jobs/{job_id}", headers={"Authorization": ""}).status_code == 401
+    no = {"Authorization": "Bearer no"}
+    assert ready.post(f"/v1/jobs/{job_id}/cancel", headers=no).status_code == 401
+    assert ready.post(RENDER, json={}, headers=no).status_code == 401
