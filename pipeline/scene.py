@@ -24,7 +24,6 @@ _ORIENT = {
 }
 # The contain background: a small blurred, darkened cover of the same image.
 _BG_SHRINK = 8
-_BG_BLUR = "boxblur=luma_radius=6:luma_power=2"
 _BG_DARKEN = "eq=brightness=-0.12:saturation=0.8"
 _TO_OUTPUT_COLOURS = "out_color_matrix=bt709:out_range=tv"
 # FFmpeg 7+ encoders take colour tags from the frames, so the graph's last filter sets them
@@ -75,7 +74,8 @@ def _prepare(image: ImageInfo, fit: str, width: int, height: int) -> str:
         return (
             f"{rotated}split=2[bgsrc][fgsrc];"
             f"[bgsrc]scale={bw}:{bh}:force_original_aspect_ratio=increase:{_TO_OUTPUT_COLOURS},"
-            f"crop={bw}:{bh},{_BG_BLUR},{_BG_DARKEN},scale={width}:{height},format=yuv420p[bg];"
+            f"crop={bw}:{bh},gblur=sigma={max(1.0, bw / 40):.2f},{_BG_DARKEN},"
+            f"scale={width}:{height},format=yuv420p[bg];"
             f"[fgsrc]scale={width}:{height}:force_original_aspect_ratio=decrease:"
             f"{_TO_OUTPUT_COLOURS},format=yuv420p[fg];"
             f"[bg][fg]overlay=(W-w)/2:(H-h)/2:format=yuv420,format=yuv420p"
@@ -86,8 +86,9 @@ def _prepare(image: ImageInfo, fit: str, width: int, height: int) -> str:
 def _shot_filter(shot: ShotPlan, plan: Plan) -> str:
     frames = shot.frames + shot.overlap
     if shot.move.still:
-        # Repeat the already-fitted frame: no per-frame scaling at all.
-        return f"loop=loop={frames - 1}:size=1,setpts=N/{plan.fps}/TB,fps={plan.fps}"
+        # Repeat the already-fitted frame: no per-frame scaling at all. The input is read at
+        # -framerate fps, so N counts frames; an `fps` filter here would drop the last one.
+        return f"loop=loop={frames - 1}:size=1,setpts=N"
     return zoompan_filter(shot.move, frames, plan.width, plan.height, plan.fps)
 
 
@@ -144,7 +145,7 @@ def scene_args(
     args: list[str] = []
     for image in scene.images:
         # We rotate by the EXIF tag: FFmpeg versions disagree on whether stills autorotate.
-        args += ["-noautorotate", "-i", str(project_root / image.path)]
+        args += ["-noautorotate", "-framerate", str(plan.fps), "-i", str(project_root / image.path)]
     args += [
         "-filter_complex",
         scene_graph(plan, scene),

@@ -9,7 +9,9 @@ import pytest
 
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
-from tests.pipeline_fixtures import ffmpeg_bin  # noqa: F401
+from tests import pipeline_fixtures as fx
+
+ffmpeg_bin = fx.ffmpeg_bin
 
 # An FFmpeg run that would last ten minutes: paced at real time by -re.
 ENDLESS = ["-re", "-f", "lavfi", "-i", "testsrc2=s=64x36:r=10:d=600", "-f", "null", "-"]
@@ -41,7 +43,7 @@ def test_find_ffmpeg_prefers_explicit_then_env(monkeypatch: pytest.MonkeyPatch) 
         find_ffmpeg("/nope/ffmpeg")
 
 
-def test_progress_is_monotonic_and_ends_at_one(ffmpeg_bin: str) -> None:  # noqa: F811
+def test_progress_is_monotonic_and_ends_at_one(ffmpeg_bin: str) -> None:
     seen: list[float] = []
     runner = Runner(ffmpeg_bin, on_progress=seen.append)
     runner.run(
@@ -55,7 +57,7 @@ def test_progress_is_monotonic_and_ends_at_one(ffmpeg_bin: str) -> None:  # noqa
     assert all(0.0 <= f <= 1.0 for f in seen)
 
 
-def test_failure_names_stage_scene_and_stderr_tail(ffmpeg_bin: str) -> None:  # noqa: F811
+def test_failure_names_stage_scene_and_stderr_tail(ffmpeg_bin: str) -> None:
     logged: list[str] = []
     runner = Runner(ffmpeg_bin, log=logged.append)
     with pytest.raises(PipelineError) as info:
@@ -72,7 +74,7 @@ def test_failure_names_stage_scene_and_stderr_tail(ffmpeg_bin: str) -> None:  # 
     assert any("-hide_banner" in line for line in logged)  # the command line was logged
 
 
-def test_cancel_kills_the_child(ffmpeg_bin: str) -> None:  # noqa: F811
+def test_cancel_kills_the_child(ffmpeg_bin: str) -> None:
     logged: list[str] = []
     progressed: list[float] = []
     runner = Runner(
@@ -87,7 +89,7 @@ def test_cancel_kills_the_child(ffmpeg_bin: str) -> None:  # noqa: F811
     assert _gone(_pid_from(logged))
 
 
-def test_any_base_exception_kills_the_child_and_propagates(ffmpeg_bin: str) -> None:  # noqa: F811
+def test_any_base_exception_kills_the_child_and_propagates(ffmpeg_bin: str) -> None:
     logged: list[str] = []
 
     def interrupt(_: float) -> None:
@@ -111,7 +113,7 @@ Runner(sys.argv[1], log=started).run(
 """
 
 
-def test_no_orphan_when_the_parent_is_killed(ffmpeg_bin: str) -> None:  # noqa: F811
+def test_no_orphan_when_the_parent_is_killed(ffmpeg_bin: str) -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", _ORPHAN_SCRIPT, ffmpeg_bin],
         stdout=subprocess.PIPE,
