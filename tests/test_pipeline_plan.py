@@ -1,0 +1,145 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, write_project
+from pipeline.options import RenderOptions
+from pipeline.plan import Plan, make_plan, read_plan, write_plan
+from pipeline.project import ProjectDir
+from tests import pipeline_fixtures as fx
+from tests.pipeline_fixtures import SMALL
+
+ffmpeg_bin = fx.ffmpeg_bin
+small_project = fx.small_project
+
+
+def test_plan_follows_the_timeline_rules(small_project: ProjectDir, ffmpeg_bin: str) -> None:
+    plan = make_plan(small_project, SMALL, ffmpeg_bin)
+    assert (plan.fps, plan.width, plan.height) == (30, 320, 180)
+    intro, end = plan.scenes
+    assert intro.id == "intro" and intro.voiceover == "input/voiceovers/a.wav"
+    assert intro.voiceover_seconds == pytest.approx(1.0, abs=1e-3)
+    assert (intro.start_frame, intro.frames) == (0, 30)
+    assert (end.start_frame, end.frames, end.voiceover) == (30, 30, None)
+    assert plan.total_frames == 60 and plan.duration_seconds == 2.0
+    assert plan.xfade_frames == 9
+    assert intro.shots[0].image == "input/images/a.jpg"
+
+
+def test_plan_round_trips_through_json(small_project: ProjectDir, ffmpeg_bin: str) -> None:
+    plan = make_plan(small_project, SMALL, ffmpeg_bin)
+    assert Plan.from_json(plan.to_json()) == plan
+    write_plan(small_project, plan)
+    assert read_plan(small_project) == plan
+    json.loads((small_project.work / "plan.json").read_text())  # plain JSON on disk
+
+
+def test_cycled_images_and_overrides(tmp_path: Path, ffmpeg_bin: str) -> None:
+    project = write_project(
+        tmp_path,
+        [
+            SceneFixture(
+                (ImageFixture("a.jpg", 64, 48), ImageFixture("b.png", 48, 64)),
+                duration=7.0,
+                fit="contain",
+                motion="none",
+            )
+        ],
+        ffmpeg_bin,
+    )
+    options = RenderOptions(min_shot=1.0, max_shot=2.0, xfade=0.5, resolution="64x36")
+    (scene,) = make_plan(project, options, ffmpeg_bin).scenes
+    assert [shot.image.rsplit("/", 1)[1] for shot in scene.shots] == ["a.jpg", "b.png"] * 2
+    assert len(scene.images) == 2  # each decoded once, however often it is shown
+    assert [shot.overlap for shot in scene.shots] == [15, 15, 15, 0]
+    assert sum(shot.frames for shot in scene.shots) == scene.frames == 210
+    assert scene.fit == "contain" and scene.motion == "none"
+    assert all(shot.move.still for shot in scene.shots)
+
+
+def test_voiceover_longer_than_duration_wins(tmp_path: Path, ffmpeg_bin: str) -> None:
+    project = write_project(
+        tmp_path,
+        [SceneFixture((ImageFixture("a.jpg", 64, 48),), VoiceFixture("v.mp3", 2.0), duration=1.0)],
+        ffmpeg_bin,
+    )
+    (scene,) = make_plan(project, SMALL, ffmpeg_bin).scenes
+    assert scene.frames == 60
+
+
+def _broken(tmp_path: Path, ffmpeg_bin: str) -> ProjectDir:
+    return write_project(
+        tmp_path,
+        [
+            SceneFixture((ImageFixture("ok.jpg", 64, 48),), duration=1.0, id="fine"),
+            SceneFixture((ImageFixture("a.jpg", 64, 48),), VoiceFixture("v.wav", 1.0), id="intro"),
+        ],
+        ffmpeg_bin,
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (
+            lambda p: p.asset("images", "a.jpg").write_bytes(b"\xff\xd8 not really a jpeg"),
+            "VALIDATE scene 1 (id 'intro'): image 'a.jpg' could not be decoded",
+        ),
+        (
+            lambda p: p.asset("images", "a.jpg").unlink(),
+            "VALIDATE scene 1 (id 'intro'): image 'a.jpg' does not exist",
+        ),
+        (
+            lambda p: p.asset("voiceovers", "v.wav").write_bytes(b"RIFF....WAVEjunk"),
+            "VALIDATE scene 1 (id 'intro'): voiceover 'v.wav' is not a readable audio file",
+        ),
+        (
+            lambda p: p.asset("voiceovers", "v.wav").unlink(),
+            "VALIDATE scene 1 (id 'intro'): voiceover 'v.wav' does not exist",
+        ),
+    ],
+)
+def test_bad_inputs_name_stage_scene_and_file(
+    tmp_path: Path, ffmpeg_bin: str, damage: object, expected: str
+) -> None:
+    project = _broken(tmp_path, ffmpeg_bin)
+    damage(project)  # type: ignore[operator]
+    with pytest.raises(PipelineError) as info:
+        make_plan(project, SMALL, ffmpeg_bin)
+    assert str(info.value).startswith(expected)
+    assert info.value.stage == "VALIDATE" and info.value.scene == 1
+
+
+def test_an_image_that_is_really_audio_is_rejected(tmp_path: Path, ffmpeg_bin: str) -> None:
+    project = _broken(tmp_path, ffmpeg_bin)
+    project.asset("images", "a.jpg").write_bytes(project.asset("voiceovers", "v.wav").read_bytes())
+    with pytest.raises(PipelineError, match=r"image 'a\.jpg' could not be decoded"):
+        make_plan(project, SMALL, ffmpeg_bin)
+
+
+def test_scene_with_neither_voiceover_nor_duration(tmp_path: Path, ffmpeg_bin: str) -> None:
+    project = write_project(
+        tmp_path, [SceneFixture((ImageFixture("a.jpg", 64, 48),), id="silent")], ffmpeg_bin
+    )
+    with pytest.raises(PipelineError, match="scene 0 \\(id 'silent'\\): has neither"):
+        make_plan(project, SMALL, ffmpeg_bin)
+
+
+def test_missing_or_invalid_spec(tmp_path: Path, ffmpeg_bin: str) -> None:
+    project = ProjectDir(tmp_path)
+    with pytest.raises(PipelineError, match=r"scenes\.json does not exist"):
+        make_plan(project, SMALL, ffmpeg_bin)
+    project.create()
+    project.spec_file.write_text('{"scenes": []}')
+    with pytest.raises(PipelineError, match=r"scenes\.json is invalid"):
+        make_plan(project, SMALL, ffmpeg_bin)
+
+
+def test_ffmpeg_without_libx264_is_refused(small_project: ProjectDir, tmp_path: Path) -> None:
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\necho ' V..... mpeg4   MPEG-4 part 2'\n")
+    fake.chmod(0o755)
+    with pytest.raises(PipelineError, match="no libx264"):
+        make_plan(small_project, SMALL, str(fake))
