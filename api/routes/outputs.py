@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
@@ -50,16 +50,25 @@ def list_outputs(project_id: ProjectId, storage: StorageDep) -> list[OutputFile]
     return files
 
 
-@router.api_route(
+_VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **responses(400, 401, 404, 416, 422),
+    200: {"content": {"video/mp4": {}}, "description": "the whole file"},
+    206: {"content": {"video/mp4": {}}, "description": "the requested byte range"},
+}
+
+
+@router.get(
     "/{id}/outputs/video",
-    methods=["GET", "HEAD"],
     response_class=FileResponse,
-    responses={
-        **responses(400, 401, 404, 416, 422),
-        200: {"content": {"video/mp4": {}}, "description": "the whole file"},
-        206: {"content": {"video/mp4": {}}, "description": "the requested byte range"},
-    },
+    responses=_VIDEO_RESPONSES,
     summary="Stream a rendered video",
+)
+@router.head(
+    "/{id}/outputs/video",
+    response_class=FileResponse,
+    responses=_VIDEO_RESPONSES,
+    summary="A rendered video's headers (size, type)",
+    operation_id="head_video",
 )
 def get_video(
     project_id: ProjectId,

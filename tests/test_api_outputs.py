@@ -1,0 +1,147 @@
+"""GET /v1/projects/{id}/outputs and GET/HEAD /v1/projects/{id}/outputs/video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tasks import jobs
+from tasks.db import session_scope
+from tasks.models import JobStatus
+from tests.conftest import make_settings, put_spec, upload_all
+
+VIDEO = "/v1/projects/p1/outputs/video"
+
+
+def _error(response: Any) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return dict(body["error"])
+
+
+@pytest.fixture
+def output(client: TestClient, storage: Path) -> Path:
+    put_spec(client)
+    return storage / "projects/p1/output"
+
+
+def test_list_outputs_skips_temp_files(client: TestClient, output: Path, mp4_bytes: bytes) -> None:
+    (output / "video.mp4").write_bytes(mp4_bytes)
+    (output / "scene_00.mp4").write_bytes(b"x" * 10)
+    (output / ".video.abc.tmp.mp4").write_bytes(b"partial")
+    (output / "sub").mkdir()
+    response = client.get("/v1/projects/p1/outputs")
+    assert response.status_code == 200
+    body = response.json()
+    assert [f["name"] for f in body] == ["scene_00.mp4", "video.mp4"]
+    assert body[1]["size"] == len(mp4_bytes)
+    assert body[1]["modifiedAt"].endswith(("Z", "+00:00"))
+
+
+def test_list_outputs_empty_and_unknown(client: TestClient, output: Path) -> None:
+    assert client.get("/v1/projects/p1/outputs").json() == []
+    assert client.get("/v1/projects/other/outputs").status_code == 404
+    assert client.get("/v1/projects/-x/outputs").status_code == 422
+
+
+def test_get_video_streams_the_whole_file(
+    client: TestClient, output: Path, mp4_bytes: bytes
+) -> None:
+    (output / "video.mp4").write_bytes(mp4_bytes)
+    response = client.get(VIDEO)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "video/mp4"
+    assert response.headers["accept-ranges"] == "bytes"
+    assert response.content == mp4_bytes
+
+
+def test_head_video_sends_headers_only(client: TestClient, output: Path, mp4_bytes: bytes) -> None:
+    (output / "video.mp4").write_bytes(mp4_bytes)
+    response = client.head(VIDEO)
+    assert response.status_code == 200
+    assert response.headers["content-length"] == str(len(mp4_bytes))
+    assert response.headers["content-type"] == "video/mp4"
+    assert response.content == b""
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [("bytes=0-99", 0, 99), ("bytes=100-", 100, None), ("bytes=-50", None, None)],
+)
+def test_range_requests_get_206(
+    client: TestClient,
+    output: Path,
+    mp4_bytes: bytes,
+    header: str,
+    start: int | None,
+    end: int | None,
+) -> None:
+    (output / "video.mp4").write_bytes(mp4_bytes)
+    size = len(mp4_bytes)
+    response = client.get(VIDEO, headers={"Range": header})
+    assert response.status_code == 206
+    if start is None:
+        first, last = size - 50, size - 1
+    else:
+        first, last = start, size - 1 if end is None else end
+    assert response.headers["content-range"] == f"bytes {first}-{last}/{size}"
+    assert response.content == mp4_bytes[first : last + 1]
+    head = client.head(VIDEO, headers={"Range": header})
+    assert head.status_code == 206
+    assert head.headers["content-length"] == str(last - first + 1)
+
+
+def test_range_past_the_end_is_416(client: TestClient, output: Path, mp4_bytes: bytes) -> None:
+    (output / "video.mp4").write_bytes(mp4_bytes)
+    size = len(mp4_bytes)
+    response = client.get(VIDEO, headers={"Range": f"bytes={size + 10}-"})
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{size}"
+    assert _error(response)["code"] == "range_not_satisfiable"
+
+
+def test_malformed_range_is_400(client: TestClient, output: Path, mp4_bytes: bytes) -> None:
+    (output / "video.mp4").write_bytes(mp4_bytes)
+    response = client.get(VIDEO, headers={"Range": "pages=1-2"})
+    assert response.status_code == 400
+    assert _error(response)["code"] == "bad_range"
+
+
+def test_default_name_is_the_last_succeeded_output(
+    client: TestClient, output: Path, storage: Path, mp4_bytes: bytes
+) -> None:
+    upload_all(client)
+    job_id = client.post("/v1/projects/p1/render", json={"outputName": "final.mp4"}).json()["jobId"]
+    (output / "video.mp4").write_bytes(b"old")
+    (output / "final.mp4").write_bytes(mp4_bytes)
+    # Not succeeded yet: the default is video.mp4.
+    assert client.get(VIDEO).content == b"old"
+    with session_scope(make_settings(storage).db_url) as session:
+        jobs.transition(session, job_id, JobStatus.RUNNING)
+        jobs.transition(session, job_id, JobStatus.SUCCEEDED)
+    assert client.get(VIDEO).content == mp4_bytes
+    assert client.get(VIDEO, params={"name": "video.mp4"}).content == b"old"
+
+
+def test_missing_video_is_404(client: TestClient, output: Path) -> None:
+    response = client.get(VIDEO)
+    assert response.status_code == 404
+    assert "video.mp4" in _error(response)["message"]
+    assert client.get(VIDEO, params={"name": "other.mp4"}).status_code == 404
+    assert client.get("/v1/projects/nobody/outputs/video").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["../input/scenes.json", "/etc/passwd", ".video.mp4", "a/b.mp4"])
+def test_unsafe_video_names_are_422(client: TestClient, output: Path, name: str) -> None:
+    response = client.get(VIDEO, params={"name": name})
+    assert response.status_code == 422
+    assert _error(response)["field"] == "name"
+
+
+def test_output_routes_need_the_token(client: TestClient, output: Path) -> None:
+    assert client.get("/v1/projects/p1/outputs", headers={"Authorization": ""}).status_code == 401
+    assert client.get(VIDEO, headers={"Authorization": "Bearer x"}).status_code == 401
+    assert client.head(VIDEO, headers={"Authorization": "Bearer x"}).status_code == 401
