@@ -19,7 +19,7 @@ from tasks.storage import PROJECT_ID, InvalidId, Storage, check_project_id
 log = logging.getLogger("render.api")
 
 Enqueuer = Callable[[str, int], None]
-Revoker = Callable[[str], None]
+Revoker = Callable[[str, int], None]
 
 
 def get_settings(request: Request) -> Settings:
@@ -54,15 +54,8 @@ def get_enqueuer() -> Enqueuer:
 EnqueuerDep = Annotated[Enqueuer, Depends(get_enqueuer)]
 
 
-def _revoke(job_id: str) -> None:
-    # Looked up at call time: the orchestration work provides tasks.canvas.revoke_job.
-    revoke: Revoker | None = getattr(canvas, "revoke_job", None)
-    if revoke is not None:
-        revoke(job_id)
-
-
 def get_revoker() -> Revoker:
-    return _revoke
+    return canvas.revoke_job
 
 
 RevokerDep = Annotated[Revoker, Depends(get_revoker)]

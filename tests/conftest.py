@@ -34,7 +34,7 @@ class Calls:
     """What the API handed to the queue: (job_id, scene_count) and revoked job ids."""
 
     enqueued: list[tuple[str, int]] = field(default_factory=list)
-    revoked: list[str] = field(default_factory=list)
+    revoked: list[tuple[str, int]] = field(default_factory=list)
     fail_with: Exception | None = None
 
     def enqueue(self, job_id: str, scene_count: int) -> None:
@@ -42,8 +42,8 @@ class Calls:
             raise self.fail_with
         self.enqueued.append((job_id, scene_count))
 
-    def revoke(self, job_id: str) -> None:
-        self.revoked.append(job_id)
+    def revoke(self, job_id: str, scene_count: int) -> None:
+        self.revoked.append((job_id, scene_count))
 
 
 def make_settings(storage: Path, **overrides: Any) -> Settings:

@@ -226,7 +226,7 @@ def test_cancel_a_queued_job(ready: TestClient, calls: Calls) -> None:
     assert body["status"] == "CANCELLED"
     assert body["cancelRequested"] is True
     assert body["finishedAt"] is not None
-    assert calls.revoked == [job_id]
+    assert calls.revoked == [(job_id, 2)]
     # Now finished: a second cancel is a conflict.
     response = ready.post(f"/v1/jobs/{job_id}/cancel")
     assert response.status_code == 409

@@ -6,11 +6,19 @@ import logging
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, BackgroundTasks, Path, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api.deps import EnqueuerDep, ProjectId, RevokerDep, SessionDep, SettingsDep, StorageDep
+from api.deps import (
+    EnqueuerDep,
+    ProjectId,
+    Revoker,
+    RevokerDep,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
+)
 from api.errors import ApiError, first_error, responses
 from api.routes.projects import missing_assets, read_spec, upsert_project
 from api.schemas import JobView, RenderAccepted, RenderRequest, SceneProgress, StageView
@@ -183,17 +191,26 @@ def get_job(job_id: JobId, session: SessionDep, storage: StorageDep) -> JobView:
     summary="Cancel a job (a queued one at once, a running one at its next check)",
 )
 def cancel_job(
-    job_id: JobId, session: SessionDep, storage: StorageDep, revoke: RevokerDep
+    job_id: JobId,
+    session: SessionDep,
+    storage: StorageDep,
+    revoke: RevokerDep,
+    background: BackgroundTasks,
 ) -> JobView:
     job = _load(session, job_id)
     if JobStatus(job.status).finished:
         raise ApiError(409, "job_finished", f"job {job_id} already finished as {job.status}")
     job = jobs.request_cancel(session, job_id) or job
     session.commit()
-    try:
-        revoke(job_id)
-    except Exception as exc:
-        # The flag in the database is what the worker honours; revoking only speeds it up.
-        log.warning("job %s: could not revoke its tasks: %s", job_id, exc)
+    # After the response: the flag in the database is what the workers honour; revoking the
+    # queued tasks only saves them the start-up, and must not hold the client up.
+    background.add_task(_revoke_quietly, revoke, job_id, job.scene_count)
     log.info("job %s: cancel requested (now %s)", job_id, job.status)
     return job_view(session, storage, job)
+
+
+def _revoke_quietly(revoke: Revoker, job_id: str, scene_count: int) -> None:
+    try:
+        revoke(job_id, scene_count)
+    except Exception as exc:
+        log.warning("job %s: could not revoke its tasks: %s", job_id, exc)
