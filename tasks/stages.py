@@ -13,7 +13,6 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
-from pipeline.plan import make_plan, read_plan, write_plan
 from sqlalchemy import update
 from sqlmodel import col
 
@@ -21,6 +20,7 @@ from pipeline import stages as pipeline_stages
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
+from pipeline.plan import make_plan, read_plan, write_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
 from tasks import jobs
@@ -52,7 +52,7 @@ class StageContext:
             on_progress=tracker.progress,
             should_cancel=tracker.should_cancel,
             log=tracker.log,
-            threads=settings.threads_per_encode,
+            threads=settings.x264_threads,
         )
 
 
