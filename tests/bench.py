@@ -1,0 +1,267 @@
+"""`make bench`: the pipeline against two baselines, on a deterministic 6-scene 1080p project.
+
+Baselines, run in the same command: (1) the encode floor — libx264 alone encoding the same frames
+(same size, crf, preset) from a raw file prepared beforehand; (2) a monolithic single FFmpeg
+command rendering the same slideshow the way people usually hand-write it (`-loop 1` stills,
+zoompan per frame on the looped input, xfades, amix). Peak RSS is the largest sum of the resident
+sizes of this process's children, polled from /proc every 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from pipeline.ffmpeg import Runner, find_ffmpeg
+from pipeline.fixtures import make_bench_project
+from pipeline.options import RenderOptions
+from pipeline.plan import Plan, make_plan
+from pipeline.probe import probe
+from pipeline.project import ProjectDir
+from pipeline.stages import render
+
+ROOT = Path(".bench")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakRSS:
+    """Polls the resident size of all descendants of this process; keeps the largest sum."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(0.02):
+            pending, total = _children(me), 0
+            while pending:
+                pid = pending.pop()
+                total += _rss_kb(pid)
+                pending += _children(pid)
+            self.peak_kb = max(self.peak_kb, total)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Result:
+    name: str
+    preset: str
+    wall: float
+    peak_mb: float
+    frames: int
+
+
+def measure(name: str, preset: str, frames: int, action: Callable[[], object]) -> Result:
+    with PeakRSS() as rss:
+        started = time.monotonic()
+        action()
+        wall = time.monotonic() - started
+    return Result(name, preset, wall, rss.peak_kb / 1024, frames)
+
+
+def _ffmpeg(ffmpeg: str, args: list[str]) -> None:
+    subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args], check=True
+    )
+
+
+def prepare_raw(ffmpeg: str, source: Path, raw: Path) -> None:
+    """The rendered frames as raw yuv420p: the encode floor encodes exactly these."""
+    if not raw.exists():
+        _ffmpeg(
+            ffmpeg, ["-i", str(source), "-an", "-f", "rawvideo", "-pix_fmt", "yuv420p", str(raw)]
+        )
+
+
+def encode_floor(ffmpeg: str, plan: Plan, raw: Path, out: Path, preset: str) -> None:
+    _ffmpeg(
+        ffmpeg,
+        [
+            *("-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{plan.width}x{plan.height}"),
+            *("-framerate", str(plan.fps), "-i", str(raw)),
+            *("-c:v", "libx264", "-preset", preset, "-crf", str(plan.crf), "-pix_fmt", "yuv420p"),
+            str(out),
+        ],
+    )
+
+
+def monolithic_args(project: ProjectDir, plan: Plan, out: Path, preset: str) -> list[str]:
+    """One hand-written-style command: a `-loop 1` input per shot, everything in one graph."""
+    w, h, fps = plan.width, plan.height, plan.fps
+    inputs: list[str] = []
+    parts: list[str] = []
+    scene_labels = []
+    n = 0
+    for scene in plan.scenes:
+        shot_labels = []
+        for shot in scene.shots:
+            seconds = (shot.frames + shot.overlap) / fps
+            inputs += ["-loop", "1", "-framerate", str(fps), "-t", f"{seconds:.4f}"]
+            inputs += ["-i", str(project.root / shot.image)]
+            zoom = "min(zoom+0.0008,1.12)" if n % 2 == 0 else "if(eq(on,0),1.12,max(zoom-0.0008,1))"
+            parts.append(
+                f"[{n}:v]scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},"
+                f"zoompan=z='{zoom}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:s={w}x{h}"
+                f":fps={fps},format=yuv420p,setsar=1[v{n}]"
+            )
+            shot_labels.append(f"v{n}")
+            n += 1
+        current = shot_labels[0]
+        elapsed = 0
+        for i, label in enumerate(shot_labels[1:], start=1):
+            elapsed += scene.shots[i - 1].frames
+            out_label = f"sc{scene.index}x{i}"
+            parts.append(
+                f"[{current}][{label}]xfade=transition=fade:duration={plan.xfade_frames / fps}"
+                f":offset={elapsed / fps}[{out_label}]"
+            )
+            current = out_label
+        scene_labels.append(current)
+    parts.append(
+        "".join(f"[{s}]" for s in scene_labels) + f"concat=n={len(scene_labels)}:v=1:a=0[v]"
+    )
+    audio_labels = []
+    for scene in plan.scenes:
+        if scene.voiceover is None:
+            continue
+        inputs += ["-i", str(project.root / scene.voiceover)]
+        delay = round(scene.start_frame / fps * 1000)
+        parts.append(f"[{n}:a]adelay={delay}:all=1[a{n}]")
+        audio_labels.append(f"[a{n}]")
+        n += 1
+    parts.append(
+        "".join(audio_labels)
+        + f"amix=inputs={len(audio_labels)}:normalize=0,apad,atrim=end={plan.duration_seconds}[a]"
+    )
+    return [
+        *inputs,
+        *("-filter_complex", ";".join(parts), "-map", "[v]", "-map", "[a]"),
+        *("-c:v", "libx264", "-preset", preset, "-crf", str(plan.crf), "-pix_fmt", "yuv420p"),
+        *("-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-movflags", "+faststart", str(out)),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench")
+    parser.add_argument("--presets", default="veryfast,medium")
+    parser.add_argument("--resolution", default="1920x1080")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--skip-monolithic", action="store_true")
+    args = parser.parse_args()
+    ffmpeg = find_ffmpeg()
+    ROOT.mkdir(exist_ok=True)
+    project_root = ROOT / "project"
+    if not (project_root / "input" / "scenes.json").exists():
+        make_bench_project(project_root, ffmpeg)
+    project = ProjectDir(project_root.resolve())
+    results: list[Result] = []
+    raw = ROOT / "frames.yuv"
+    raw.unlink(missing_ok=True)
+    for preset in args.presets.split(","):
+        options = RenderOptions(preset=preset, resolution=args.resolution)  # type: ignore[arg-type]
+        plan = make_plan(project, options, ffmpeg)
+        frames = plan.total_frames
+        runner = Runner(ffmpeg)
+        output = f"bench-{preset}.mp4"
+        results.append(
+            measure(
+                f"pipeline (jobs {args.jobs})",
+                preset,
+                frames,
+                partial(render, project, options, output, runner, jobs=args.jobs),
+            )
+        )
+        produced = project.output / output
+        info = probe(produced)
+        assert info.video is not None and info.video.frames == frames, info
+        prepare_raw(ffmpeg, produced, raw)
+        floor_out = ROOT / f"floor-{preset}.mp4"
+        results.append(
+            measure(
+                "encode floor",
+                preset,
+                frames,
+                partial(encode_floor, ffmpeg, plan, raw, floor_out, preset),
+            )
+        )
+        if not args.skip_monolithic:
+            mono_out = ROOT / f"monolithic-{preset}.mp4"
+            mono = monolithic_args(project, plan, mono_out, preset)
+            results.append(
+                measure("monolithic command", preset, frames, partial(_ffmpeg, ffmpeg, mono))
+            )
+    raw.unlink(missing_ok=True)
+    _print_table(results, plan)
+    shutil.rmtree(project.work / "scenes", ignore_errors=True)
+
+
+def _print_table(results: list[Result], plan: Plan) -> None:
+    print(
+        f"\nproject: {len(plan.scenes)} scenes, {plan.total_frames} frames, "
+        f"{plan.duration_seconds:.1f}s at {plan.width}x{plan.height} {plan.fps} fps, "
+        f"crf {plan.crf}, "
+        f"{os.cpu_count()} cores\n"
+    )
+    header = (
+        f"{'preset':<9} {'run':<20} {'wall s':>7} {'x real':>7} {'fps':>6} "
+        f"{'peak RSS MB':>12} {'/ floor':>8} {'/ mono':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        floor = next(x for x in results if x.preset == r.preset and x.name == "encode floor")
+        mono = next(
+            (x for x in results if x.preset == r.preset and x.name.startswith("mono")), None
+        )
+        ratio_mono = f"{r.wall / mono.wall:7.2f}" if mono else "      -"
+        print(
+            f"{r.preset:<9} {r.name:<20} {r.wall:7.1f} {plan.duration_seconds / r.wall:7.2f} "
+            f"{r.frames / r.wall:6.1f} {r.peak_mb:12.0f} {r.wall / floor.wall:8.2f} {ratio_mono}"
+        )
+    print(
+        "\ntargets: pipeline ≤ 1.25× encode floor at medium, faster than monolithic, RSS < 400 MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
