@@ -9,19 +9,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 from tasks.settings import Settings, get_settings
 
 
-def make_celery(settings: Settings) -> Celery:
-    app = Celery("render", include=["tasks.stages", "tasks.worker"])
+def celery_config(settings: Settings) -> dict[str, Any]:
     transport = {
         "visibility_timeout": settings.visibility_timeout,
         "unacked_restore_interval": 10,
         "unacked_restore_throttle": 1,
     }
-    app.conf.update(
+    return dict(
         broker_url=settings.redis_url or None,
         result_backend=settings.redis_url or None,
         broker_transport_options=transport,
@@ -45,10 +46,17 @@ def make_celery(settings: Settings) -> Celery:
         # The pipeline logs through `logging`; keep Celery from hijacking the root logger.
         worker_hijack_root_logger=False,
     )
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """The app; its configuration is read from the settings on first use, not at import, so
+    importing the API or the tasks never reads the environment by itself."""
+    app = Celery("render", include=["tasks.stages", "tasks.worker"])
+    app.add_defaults(lambda: celery_config(settings or get_settings()))
     return app
 
 
-app = make_celery(get_settings())
+app = make_celery()
 
 
 def worker_argv(settings: Settings, hostname: str | None = None) -> list[str]:
