@@ -18,6 +18,7 @@ from api import errors
 from api.auth import require_token
 from api.routes import assets, health, jobs, outputs, projects
 from api.uploads import BodyLimit
+from tasks import watchdog
 from tasks.db import get_engine
 from tasks.settings import Settings, get_settings
 from tasks.storage import Storage
@@ -38,8 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         Storage(settings.render_storage).ensure()
         get_engine(settings.db_url)
+        # Workers run the watchdog too; the API's copy ends stale jobs even when every worker
+        # is gone, so a job the status API shows is never RUNNING for ever.
+        stop_watchdog = watchdog.start_thread(settings)
         log.info("render api ready: storage %s", settings.render_storage)
-        yield
+        try:
+            yield
+        finally:
+            stop_watchdog.set()
 
     app = FastAPI(
         title="Render API",
