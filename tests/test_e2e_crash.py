@@ -69,3 +69,21 @@ def test_redis_restart_mid_job_does_not_lose_the_job(tmp_path: Path) -> None:
 
         job = api.wait(job_id, timeout=120)
         assert job["status"] == "SUCCEEDED", job
+
+
+def test_job_whose_only_worker_died_is_failed_by_the_watchdog(tmp_path: Path) -> None:
+    settings = {**FAST_REDELIVERY, "STALE_AFTER": "10"}
+    with running_stack(tmp_path / "storage", workers=1, **settings) as stack:
+        api = Api(stack.base_url)
+        api.upload_project("orphan", slow_scenes(), tmp_path)
+        job_id = api.render("orphan", fps=25, preset="slow", resolution="640x360")
+        api.wait(job_id, lambda j: str(j["stage"]).startswith("SCENE_BUILD"), timeout=60)
+        victim = stack.workers[0]
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+
+        # No worker is left to redeliver to: the API's watchdog must end the job.
+        job = api.wait(job_id, timeout=60)
+        assert job["status"] == "FAILED", job
+        assert "worker was probably lost" in job["error"]
+        assert job["stage"].startswith("SCENE_BUILD")
