@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from tasks import jobs
 from tasks.db import get_engine, session_scope
 from tasks.models import Job, JobStatus, JobTask, Project
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+# SQLite always; PostgreSQL too when TEST_DB_URL names one (e.g. postgresql://127.0.0.1/test).
+BACKENDS = ["sqlite"] + (["server"] if os.environ.get("TEST_DB_URL") else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    else:
+        url = os.environ["TEST_DB_URL"]
+        engine = get_engine(url)
+        SQLModel.metadata.drop_all(engine)
+        SQLModel.metadata.create_all(engine)
     with session_scope(url) as session:
         session.add(Project(id="p1"))
     return url
@@ -131,8 +142,8 @@ def test_cancel_of_unknown_job_is_none(db_url: str) -> None:
         assert jobs.request_cancel(session, "nope") is None
 
 
-def test_sqlite_runs_in_wal_mode_with_busy_timeout(db_url: str) -> None:
-    with Session(get_engine(db_url)) as session:
+def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path: Path) -> None:
+    with Session(get_engine(f"sqlite:///{tmp_path / 'wal.sqlite3'}")) as session:
         conn = session.connection()
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
