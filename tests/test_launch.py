@@ -1,0 +1,77 @@
+"""`make serve`: Redis, a worker and the API start together and all stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e import TOKEN, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, pending = set(), [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.add(child)
+            pending.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_serve_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DB_URL", "RENDER_STORAGE"}
+    }
+    env.update(RENDER_STORAGE=str(tmp_path), AUTH_TOKEN=TOKEN)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.launch", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # a process group of its own, like a terminal's foreground job
+    )
+    try:
+        assert proc.stdout is not None
+        # The launcher prints this line once Redis, the worker and the API all answer (the
+        # worker's own banner shares the stream, so skip to it; EOF means serve died).
+        banner = f"Render API on http://127.0.0.1:{port}"
+        assert any(line.startswith(banner) for line in proc.stdout), "serve ended before ready"
+        ready = httpx.get(
+            f"http://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert ready.status_code == 200, ready.text
+        children = _descendants(proc.pid)
+        assert len(children) >= 3  # redis-server, the Celery worker (and its pool), uvicorn
+
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C at the terminal sends
+        assert proc.wait(timeout=60) == 0
+        leftovers = [pid for pid in children if _alive(pid)]
+        assert leftovers == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
