@@ -1,4 +1,5 @@
-"""Crash safety end to end: a worker SIGKILLed mid-scene, and a Redis restarted mid-job.
+"""Several workers end to end: scenes of one job spread over them, a worker SIGKILLed
+mid-scene, a Redis restarted mid-job, a job whose only worker died.
 
 Each test runs its own stack with a short visibility timeout, so a lost task comes back in
 seconds instead of an hour.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,21 @@ def slow_scenes() -> list[SceneFixture]:
         SceneFixture((ImageFixture(f"k{i}.jpg", 1600, 1200, "testsrc2"),), duration=6.0)
         for i in range(2)
     ]
+
+
+def test_scenes_of_one_job_run_on_several_workers_at_once(tmp_path: Path) -> None:
+    with running_stack(tmp_path / "storage", workers=2, WORKER_CONCURRENCY="1") as stack:
+        api = Api(stack.base_url)
+        api.upload_project("wide", slow_scenes(), tmp_path)
+        job = api.wait(api.render("wide", fps=25, preset="slow", resolution="640x360"))
+        assert job["status"] == "SUCCEEDED", job
+        scenes = [s for s in job["stages"] if s["name"].startswith("SCENE_BUILD")]
+        assert {s["worker"].split("@")[0] for s in scenes} == {"worker1", "worker2"}
+        first, second = (
+            (datetime.fromisoformat(s["startedAt"]), datetime.fromisoformat(s["finishedAt"]))
+            for s in scenes
+        )
+        assert first[0] < second[1] and second[0] < first[1], "the scene builds did not overlap"
 
 
 def test_worker_killed_mid_scene_then_a_fresh_worker_finishes_the_job(tmp_path: Path) -> None:
