@@ -20,7 +20,7 @@ import httpx
 
 from tasks.app import worker_argv
 from tasks.redis_server import EmbeddedRedis
-from tasks.settings import Settings, load_settings
+from tasks.settings import Settings, SettingsError, load_settings
 
 STOP_TIMEOUT = 30.0
 
@@ -162,7 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes to start")
     parser.add_argument("--out", type=Path, default=Path("dist/demo.mp4"))
     args = parser.parse_args(argv)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None
     # SIGTERM (docker stop, kill) ends us like Ctrl-C, so the finally-blocks stop the children.
     signal.signal(signal.SIGTERM, _interrupt)
     if args.command == "serve":
