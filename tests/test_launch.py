@@ -75,3 +75,18 @@ def test_serve_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_invalid_settings_stop_the_launcher_naming_the_variable(tmp_path: Path) -> None:
+    env = dict(os.environ, RENDER_STORAGE=str(tmp_path), DEFAULT_FPS="99")
+    done = subprocess.run(
+        [sys.executable, "-m", "api.launch", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "DEFAULT_FPS" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing was started or written
