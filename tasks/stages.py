@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
@@ -56,19 +56,25 @@ class StageContext:
         )
 
 
-def _begin(settings: Settings, job_id: str, stage: str, worker: str) -> tuple[Job, bool] | None:
-    """Claim the stage for this attempt.
+class Claim(NamedTuple):
+    job: Job
+    attempt: int
+    # The stage already ran to the end: a redelivery after success, so skip the work and let
+    # the canvas go on.
+    done: bool
 
-    Returns the job and whether the stage already ran to the end (a redelivery after success:
-    skip the work, let the canvas go on), or None: do not run, and the job row says why.
-    """
+
+def _begin(settings: Settings, job_id: str, stage: str, worker: str) -> Claim | None:
+    """Claim the stage for this attempt, or None: do not run it (the job row says why)."""
     with session_scope(settings.db_url) as session:
         job = session.get(Job, job_id)
         if job is None:
             log.warning("job=%s stage=%s: no such job, dropping the task", job_id, stage)
             return None
         if job.cancel_requested and not JobStatus(job.status).finished:
-            jobs.transition(session, job_id, JobStatus.CANCELLED, stage=stage)
+            jobs.transition(
+                session, job_id, JobStatus.CANCELLED, stage=stage, error="cancelled by request"
+            )
             return None
         if JobStatus(job.status).finished:
             return None
@@ -76,7 +82,7 @@ def _begin(settings: Settings, job_id: str, stage: str, worker: str) -> tuple[Jo
         if row is None:
             raise RuntimeError(f"job {job_id} has no stage {stage}")
         if row.status == "DONE":
-            return job, True
+            return Claim(job, row.attempts, done=True)
         if row.attempts >= settings.max_task_attempts:
             jobs.transition(
                 session,
@@ -103,7 +109,7 @@ def _begin(settings: Settings, job_id: str, stage: str, worker: str) -> tuple[Jo
         )
         session.flush()
         session.refresh(job)
-        return job, False
+        return Claim(job, row.attempts, done=False)
 
 
 def _finish_stage(settings: Settings, job_id: str, stage: str) -> None:
@@ -132,8 +138,7 @@ def run_stage(task: Task, job_id: str, stage: str, body: Callable[[StageContext]
     claim = _begin(settings, job_id, stage, worker)
     if claim is None:
         raise Ignore()  # the job is over (or unknown): stop this branch of the canvas
-    job, already_done = claim
-    if already_done:
+    if claim.done:
         return
 
     def publish(name: str, fraction: float, overall: float) -> None:
@@ -143,9 +148,9 @@ def run_stage(task: Task, job_id: str, stage: str, body: Callable[[StageContext]
         )
 
     tracker = StageTracker(settings, job_id, stage, publish=publish)
-    ctx = StageContext(settings, job, tracker)
+    ctx = StageContext(settings, claim.job, tracker)
     started = time.monotonic()
-    tracker.log(f"started on {worker} (attempt {_attempts(settings, job_id, stage)})")
+    tracker.log(f"started on {worker} (attempt {claim.attempt})")
     try:
         body(ctx)
     except Cancelled:
@@ -170,12 +175,6 @@ def run_stage(task: Task, job_id: str, stage: str, body: Callable[[StageContext]
     tracker.flush()
     _finish_stage(settings, job_id, stage)
     tracker.log(f"done in {time.monotonic() - started:.2f} s")
-
-
-def _attempts(settings: Settings, job_id: str, stage: str) -> int:
-    with session_scope(settings.db_url) as session:
-        row = session.get(JobTask, (job_id, stage))
-        return row.attempts if row else 0
 
 
 # --- stage bodies -------------------------------------------------------------------------
