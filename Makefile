@@ -37,6 +37,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tests.bench
+	$(PY) -m tests.bench_queue
 
 clean:
 	rm -rf $(VENV) dist .bench .pytest_cache .mypy_cache .ruff_cache

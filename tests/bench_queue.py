@@ -1,20 +1,24 @@
 """Queue overhead benchmark (`make bench`, after the pipeline bench).
 
-Renders the bench fixture twice in one command: with the pipeline's CLI (the baseline), then
-through the API and one Celery worker on an embedded Redis. Prints the difference, the time
-from POST /render to the first task, the gaps between stages, and the latency of
-GET /v1/jobs/{id} polled while the render runs.
+Renders the bench fixture three times in one command: with the pipeline's CLI (the baseline),
+then through the API and one Celery worker on an embedded Redis, first with one worker process
+(the same sequential work as the CLI, so the difference is the queue's overhead), then with
+one process per core (scenes in parallel, the default). Prints the walls, the time from
+POST /render to the first task, the gaps between consecutive stages, and the latency of
+GET /v1/jobs/{id} polled while each render runs.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -28,8 +32,16 @@ def _ts(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-def main() -> None:
-    root = Path(tempfile.mkdtemp(prefix="render-bench-queue-"))
+@dataclass
+class ApiRun:
+    processes: int
+    wall: float
+    first_task: float
+    gaps: list[float]
+    latencies: list[float]
+
+
+def run_cli(root: Path) -> float:
     project = write_project(root / "cli", bench_scenes())
     started = time.monotonic()
     subprocess.run(
@@ -37,14 +49,20 @@ def main() -> None:
         check=True,
         stderr=subprocess.DEVNULL,
     )
-    cli_wall = time.monotonic() - started
+    return time.monotonic() - started
 
-    extra = dict(arg.split("=", 1) for arg in sys.argv[1:])  # e.g. WORKER_CONCURRENCY=1
+
+def run_api(root: Path, processes: int) -> ApiRun:
+    storage = root / f"storage-{processes}"
     with running_stack(
-        root / "storage", workers=1, DEFAULT_RESOLUTION="1920x1080", DEFAULT_FPS="30", **extra
+        storage,
+        workers=1,
+        DEFAULT_RESOLUTION="1920x1080",
+        DEFAULT_FPS="30",
+        WORKER_CONCURRENCY=str(processes),
     ) as stack:
         api = Api(stack.base_url)
-        api.upload_project("bench", bench_scenes(), root / "staging")
+        api.upload_project("bench", bench_scenes(), root / f"staging-{processes}")
         latencies: list[float] = []
         done = threading.Event()
 
@@ -61,39 +79,42 @@ def main() -> None:
         poller = threading.Thread(target=poll, args=(job_id,), daemon=True)
         poller.start()
         job = api.wait(job_id, timeout=1800, poll=0.05)
-        api_wall = time.monotonic() - t0
+        wall = time.monotonic() - t0
         done.set()
         poller.join()
     assert job["status"] == "SUCCEEDED", job
+    ordered = sorted(job["stages"], key=lambda s: _ts(s["startedAt"]))
+    # With one process the stages run one after another, so each gap is pure hand-off.
+    gaps = [
+        _ts(after["startedAt"]) - _ts(before["finishedAt"])
+        for before, after in itertools.pairwise(ordered)
+    ]
+    return ApiRun(processes, wall, _ts(ordered[0]["startedAt"]) - posted, gaps, latencies)
 
-    stages = job["stages"]
-    first_start = min(_ts(s["startedAt"]) for s in stages)
-    ordered = sorted(stages, key=lambda s: _ts(s["startedAt"]))
-    gaps = []
-    for before, after in itertools.pairwise(ordered):
-        gap = _ts(after["startedAt"]) - _ts(before["finishedAt"])
-        if gap > 0:  # scene builds overlap; only count waits between dependent stages
-            gaps.append(gap)
-    lat = sorted(latencies)
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    print(
-        f"\nqueue overhead (bench fixture, preset {PRESET}, "
-        f"1 worker x {stack.settings.concurrency} processes)"
-    )
-    print(f"  CLI render wall            {cli_wall:8.2f} s")
-    print(
-        f"  API job (POST→SUCCEEDED)   {api_wall:8.2f} s   ratio {api_wall / cli_wall:.3f}×, "
-        f"difference {api_wall - cli_wall:+.2f} s"
-    )
-    print(f"  POST → first task started  {first_start - posted:8.3f} s")
-    print(
-        f"  gaps between stages        sum {sum(gaps):.3f} s, max {max(gaps, default=0):.3f} s "
-        f"over {len(gaps)} hand-offs"
-    )
-    print(
-        f"  GET /v1/jobs/{{id}} latency  p50 {statistics.median(lat) * 1000:.1f} ms, "
-        f"p99 {p99 * 1000:.1f} ms over {len(lat)} requests"
-    )
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="render-bench-queue-"))
+    cli_wall = run_cli(root)
+    runs = [run_api(root, 1), run_api(root, os.cpu_count() or 1)]
+    print(f"\nqueue overhead: bench fixture, 1080p30, preset {PRESET}, {os.cpu_count()} cores")
+    print(f"  CLI render (jobs 1)                  {cli_wall:7.2f} s")
+    for run in runs:
+        lat = sorted(run.latencies)
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        print(
+            f"  API + worker, {run.processes} process(es)          {run.wall:7.2f} s  "
+            f"{run.wall / cli_wall:.3f}× CLI ({run.wall - cli_wall:+.2f} s)"
+        )
+        print(f"    POST → first task started          {run.first_task:7.3f} s")
+        if run.processes == 1:
+            print(
+                f"    hand-offs between stages           sum {sum(run.gaps):.3f} s, "
+                f"max {max(run.gaps):.3f} s over {len(run.gaps)}"
+            )
+        print(
+            f"    GET /v1/jobs/{{id}} while rendering   p50 {statistics.median(lat) * 1000:.1f} ms,"
+            f" p99 {p99 * 1000:.1f} ms over {len(lat)} requests"
+        )
 
 
 if __name__ == "__main__":
