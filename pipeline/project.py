@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +13,18 @@ INPUT_SUBDIRS = ("images", "voiceovers", "music")
 
 @dataclass(frozen=True)
 class ProjectDir:
-    """`root/input/{scenes.json,images/,voiceovers/,music/}`, `root/work/`, `root/output/`."""
+    """`root/input/{scenes.json,images/,voiceovers/,music/}`, `root/work/`, `root/output/`.
+
+    A named run has a work folder of its own, `work/<run>/`: the service names each render after
+    its job, so two jobs of one project (two sizes of the same video, say) never read each
+    other's plan or clips. An unnamed run (the command line) works in `work/` itself.
+    """
 
     root: Path
+    run: str | None = None
+
+    def for_run(self, run: str) -> ProjectDir:
+        return dataclasses.replace(self, run=check_safe_name(run))
 
     @property
     def input(self) -> Path:
@@ -26,7 +36,7 @@ class ProjectDir:
 
     @property
     def work(self) -> Path:
-        return self.root / "work"
+        return self.root / "work" / self.run if self.run else self.root / "work"
 
     @property
     def output(self) -> Path:
@@ -45,5 +55,5 @@ class ProjectDir:
     def create(self) -> None:
         for sub in INPUT_SUBDIRS:
             (self.input / sub).mkdir(parents=True, exist_ok=True)
-        self.work.mkdir(parents=True, exist_ok=True)
+        (self.root / "work").mkdir(parents=True, exist_ok=True)
         self.output.mkdir(parents=True, exist_ok=True)

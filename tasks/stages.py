@@ -7,6 +7,7 @@ it rewrites its own work file atomically, and a stage already DONE is not run ag
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -45,7 +46,8 @@ class StageContext:
         self.settings = settings
         self.job = job
         self.tracker = tracker
-        self.project: ProjectDir = Storage(settings.render_storage).project(job.project_id)
+        project = Storage(settings.render_storage).project(job.project_id)
+        self.project: ProjectDir = project.for_run(job.id)
         self.options = RenderOptions.model_validate(job.options)
         self.runner = Runner(
             ffmpeg=find_ffmpeg(settings.ffmpeg_binary or None),
@@ -219,7 +221,8 @@ def _finalize(ctx: StageContext) -> None:
     video = pipeline_stages.finalize(ctx.project, plan, ctx.job.output_name, ctx.runner)
     with session_scope(ctx.settings.db_url) as session:
         artifacts = [(video, "video")] + [
-            (ctx.project.output / f"scene_{i:02d}.mp4", "scene") for i in range(len(plan.scenes))
+            (ctx.project.output / pipeline_stages.scene_output_name(scene.index), "scene")
+            for scene in plan.scenes
         ]
         for path, kind in artifacts:
             if path.exists():
@@ -233,7 +236,12 @@ def _finalize(ctx: StageContext) -> None:
                         duration=probe(path).duration if kind == "video" else None,
                     )
                 )
-        jobs.transition(session, ctx.job.id, JobStatus.SUCCEEDED, stage="FINALIZE", error=None)
+        succeeded = jobs.transition(
+            session, ctx.job.id, JobStatus.SUCCEEDED, stage="FINALIZE", error=None
+        )
+    if succeeded:
+        # Work files are kept for debugging a failure; a success has nothing left to debug.
+        shutil.rmtree(ctx.project.work, ignore_errors=True)
 
 
 # --- the tasks --------------------------------------------------------------------------

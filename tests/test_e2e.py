@@ -6,9 +6,12 @@ Nothing of ours is mocked. One stack serves the module; the crash test starts it
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -101,15 +104,41 @@ def test_a_scene_failing_inside_the_group_fails_the_job_at_that_scene(
 ) -> None:
     api.upload_project("sceneerr", small_scenes(tag="e"), tmp_path)
     project = stack.settings.render_storage / "projects" / "sceneerr"
-    # A directory where scene 1's clip must go: its build fails, scene 0's does not.
-    blocker = project / "work" / "scenes" / "scene_001.mp4"
-    blocker.mkdir(parents=True)
-    (blocker / "keep").write_text("x")
-    job = api.wait(api.render("sceneerr", fps=FPS))
+    # The worker is paused while the job is queued, so the job's own work folder can be
+    # prepared before any of its tasks runs: a directory where scene 1's clip must go makes
+    # that build fail, and scene 0's does not.
+    with paused(stack.workers[0]):
+        job_id = api.render("sceneerr", fps=FPS)
+        blocker = project / "work" / job_id / "scenes" / "scene_001.mp4"
+        blocker.mkdir(parents=True)
+        (blocker / "keep").write_text("x")
+    job = api.wait(job_id)
     assert job["status"] == "FAILED", job
     assert job["stage"] == "SCENE_BUILD[1]"
-    assert "SCENE_BUILD" in job["error"]
+    assert "SCENE_BUILD[1]" in job["error"] and "scene_001.mp4" in job["error"]
     assert not (project / "output" / "video.mp4").exists()
+    # A failed job keeps its work files for debugging.
+    assert (project / "work" / job_id / "plan.json").is_file()
+
+
+def test_two_jobs_of_one_project_at_once_do_not_mix_their_work(
+    stack: Stack, api: Api, tmp_path: Path
+) -> None:
+    api.upload_project("twins", small_scenes(tag="t"), tmp_path)
+    # Both jobs are queued before either starts, so their stages interleave on the worker.
+    with paused(stack.workers[0]):
+        wide = api.render("twins", "wide.mp4", fps=FPS, minShot=1.0, resolution="320x180")
+        tall = api.render("twins", "tall.mp4", fps=FPS, minShot=1.0, resolution="180x320")
+    jobs = [api.wait(job_id) for job_id in (wide, tall)]
+    assert [j["status"] for j in jobs] == ["SUCCEEDED", "SUCCEEDED"], jobs
+    output = stack.settings.render_storage / "projects" / "twins" / "output"
+    for name, size in (("wide.mp4", (320, 180)), ("tall.mp4", (180, 320))):
+        info = probe(output / name, count_frames=True)
+        assert info.video is not None
+        assert (info.video.width, info.video.height) == size
+        assert info.video.frames == round((1.2 + 1.6) * FPS)
+    # A succeeded job's work folder is gone: nothing is left to debug.
+    assert not any((output.parent / "work").iterdir())
 
 
 def test_cancel_stops_a_running_render_and_leaves_no_output(
@@ -157,6 +186,16 @@ def test_five_concurrent_jobs_all_succeed(stack: Stack, api: Api, tmp_path: Path
     process_logs = stack.settings.render_storage / "process-logs"
     for log in process_logs.iterdir():
         assert "database is locked" not in log.read_text(errors="replace"), log.name
+
+
+@contextmanager
+def paused(worker: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Stop a worker (its whole process group) and let it go on afterwards, whatever happens."""
+    os.killpg(worker.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)
 
 
 def _ffmpeg_running_in(project: Path) -> bool:
