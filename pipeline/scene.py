@@ -109,48 +109,70 @@ def scene_graph(plan: Plan, scene: ScenePlan) -> str:
         split = f",split={len(shots)}" if len(shots) > 1 else ""
         parts.append(f"[{input_index}:v]{prepared}{split}{outs}")
     for number, shot in enumerate(scene.shots):
-        parts.append(f"[p{number}]{_shot_filter(shot, plan)}[s{number}]")
+        # zoompan's output aspect drifts from 1:1 with the crop; concat wants every shot alike.
+        parts.append(f"[p{number}]{_shot_filter(shot, plan)},setsar=1[s{number}]")
     parts.append(_join_shots(plan, scene))
     return ";".join(parts)
 
 
 def _join_shots(plan: Plan, scene: ScenePlan) -> str:
+    """Shots joined into `[v]`, cross-fading for `plan.xfade_frames` at each boundary.
+
+    xfade works in 4:4:4, so FFmpeg converts every frame it is given there and back; it is
+    given only the overlapping frames (the outgoing shot's tail and the incoming shot's head)
+    and everything else goes straight to concat.
+    """
     count = len(scene.shots)
     if count == 1:
         return f"[s0]{_TAGS}[v]"
-    if plan.xfade_frames == 0:
+    fade = plan.xfade_frames
+    if fade == 0:
         inputs = "".join(f"[s{n}]" for n in range(count))
         return f"{inputs}concat=n={count}:v=1:a=0,{_TAGS}[v]"
-    steps = []
-    previous = "s0"
-    elapsed = 0
-    duration = plan.xfade_frames / plan.fps
-    for number in range(1, count):
-        elapsed += scene.shots[number - 1].frames
-        # A quarter frame early, so float rounding cannot push the fade's start a frame late.
-        offset = (elapsed - 0.25) / plan.fps
-        label = "v0" if number == count - 1 else f"x{number}"
-        steps.append(
-            f"[{previous}][s{number}]xfade=transition=fade:"
-            f"duration={duration:.6f}:offset={offset:.6f}[{label}]"
-        )
-        previous = label
-    steps.append(f"[v0]{_TAGS}[v]")
+    steps: list[str] = []
+    pieces: list[str] = []
+    for n, shot in enumerate(scene.shots):
+        # Shot n renders [0, frames + overlap): its first `fade` frames (after the first shot)
+        # fade in over the previous tail, its last `overlap` frames fade out under the next.
+        head = fade if n > 0 else 0
+        parts = {
+            f"h{n}": (0, head),
+            f"b{n}": (head, shot.frames),
+            f"t{n}": (shot.frames, shot.frames + shot.overlap),
+        }
+        parts = {label: bounds for label, bounds in parts.items() if bounds[1] > bounds[0]}
+        outs = "".join(f"[{label}in]" for label in parts)
+        steps.append(f"[s{n}]split={len(parts)}{outs}" if len(parts) > 1 else f"[s{n}]null{outs}")
+        for label, (first, end) in parts.items():
+            steps.append(
+                f"[{label}in]trim=start_frame={first}:end_frame={end},setpts=PTS-STARTPTS[{label}]"
+            )
+        if n > 0:
+            steps.append(
+                f"[t{n - 1}][h{n}]xfade=transition=fade:duration={fade / plan.fps:.6f}:offset=0,"
+                f"format=yuv420p[f{n}]"
+            )
+            pieces.append(f"[f{n}]")
+        if f"b{n}" in parts:
+            pieces.append(f"[b{n}]")
+    steps.append(f"{''.join(pieces)}concat=n={len(pieces)}:v=1:a=0,{_TAGS}[v]")
     return ";".join(steps)
+
+
+def scene_source_args(project_root: Path, plan: Plan, scene: ScenePlan) -> list[str]:
+    """The inputs and graph of a scene clip, up to its `[v]` output: what feeds the encoder."""
+    args: list[str] = []
+    for image in scene.images:
+        # We rotate by the EXIF tag: FFmpeg versions disagree on whether stills autorotate.
+        args += ["-noautorotate", "-framerate", str(plan.fps), "-i", str(project_root / image.path)]
+    return [*args, "-filter_complex", scene_graph(plan, scene), "-map", "[v]"]
 
 
 def scene_args(
     project_root: Path, plan: Plan, scene: ScenePlan, out: Path, threads: int
 ) -> list[str]:
-    args: list[str] = []
-    for image in scene.images:
-        # We rotate by the EXIF tag: FFmpeg versions disagree on whether stills autorotate.
-        args += ["-noautorotate", "-framerate", str(plan.fps), "-i", str(project_root / image.path)]
-    args += [
-        "-filter_complex",
-        scene_graph(plan, scene),
-        "-map",
-        "[v]",
+    return [
+        *scene_source_args(project_root, plan, scene),
         "-an",
         *video_codec_args(plan, threads),
         "-frames:v",
@@ -159,4 +181,3 @@ def scene_args(
         "mp4",
         str(out),
     ]
-    return args

@@ -42,9 +42,20 @@ def test_shots_render_their_overlap_and_fades_start_on_shot_boundaries() -> None
     plan = _plan("kenburns")
     graph = scene_graph(plan, plan.scenes[0])
     assert ":d=49:" in graph and ":d=41:" in graph
-    # Offsets: 40 and 80 frames, a quarter frame early against float rounding.
-    assert "offset=1.325000" in graph and "offset=2.658333" in graph
-    assert "duration=0.300000" in graph
+    steps = graph.split(";")
+    # Shots of 40, 40 and 41 frames with 9-frame fades: each shot's tail fades into the next
+    # one's head, and only those frames go through xfade (which converts to 4:4:4).
+    trims = {step.rsplit("[", 1)[1].rstrip("]"): step for step in steps if "trim=" in step}
+    assert "trim=start_frame=0:end_frame=40," in trims["b0"]
+    assert "trim=start_frame=40:end_frame=49," in trims["t0"]
+    assert "trim=start_frame=0:end_frame=9," in trims["h1"]
+    assert "trim=start_frame=9:end_frame=40," in trims["b1"]
+    assert "trim=start_frame=40:end_frame=49," in trims["t1"]
+    assert "trim=start_frame=9:end_frame=41," in trims["b2"]
+    fades = [step for step in steps if "xfade=" in step]
+    assert [f[: f.index("xfade")] for f in fades] == ["[t0][h1]", "[t1][h2]"]
+    assert all("duration=0.300000:offset=0," in f for f in fades)
+    assert "[b0][f1][b1][f2][b2]concat=n=5" in graph
 
 
 def test_still_scenes_loop_the_fitted_frame() -> None:
