@@ -12,9 +12,17 @@ from dataclasses import dataclass
 ZOOM = 0.12
 # Pan, as a fraction of the free margin at the zoomed-in end: slight, never to an edge.
 _PANS = ((0.5, 0.5), (0.3, 0.5), (0.7, 0.5), (0.5, 0.35), (0.5, 0.65), (0.35, 0.4), (0.65, 0.6))
-# The still is scaled once to OVERSAMPLE × the output size, so zoompan's whole-pixel crop steps
-# are half an output pixel (less visible jitter) while each frame still costs a few ms.
-OVERSAMPLE = 2
+# zoompan crops at whole input pixels, so the still is scaled once to OVERSAMPLE × the output
+# size and a slow move steps by 2/3 of an output pixel at most. At 1× some frames did not move
+# at all while others jumped; 1.5× moves as evenly as 2× (smallest frame-to-frame change in the
+# Ken Burns render test: 0.17 at 1×, 1.08 at 1.5×, 1.13 at 2×) and costs less: at 1080p 1.5 ms
+# a frame and 40 MB of peak memory less than 2×.
+OVERSAMPLE = 1.5
+
+
+def oversampled(width: int, height: int) -> tuple[int, int]:
+    """The size a moving still is prepared at (even sides, as yuv420p needs)."""
+    return round(width * OVERSAMPLE / 2) * 2, round(height * OVERSAMPLE / 2) * 2
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.motion import OVERSAMPLE, zoompan_filter
+from pipeline.motion import oversampled, zoompan_filter
 from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
 
 # EXIF orientation → filters that turn the stored picture upright.
@@ -98,13 +98,14 @@ def scene_graph(plan: Plan, scene: ScenePlan) -> str:
     uses: dict[str, list[int]] = {}
     for number, shot in enumerate(scene.shots):
         uses.setdefault(shot.image, []).append(number)
-    # Motion is per scene: either every shot zooms (oversampled stills) or none does.
-    scale = OVERSAMPLE if any(not shot.move.still for shot in scene.shots) else 1
+    # Motion is per scene: either every shot zooms (from oversampled stills) or none does.
+    moving = any(not shot.move.still for shot in scene.shots)
+    width, height = oversampled(plan.width, plan.height) if moving else (plan.width, plan.height)
     for input_index, image in enumerate(scene.images):
         shots = uses.get(image.path, [])
         if not shots:
             continue
-        prepared = _prepare(image, scene.fit, plan.width * scale, plan.height * scale)
+        prepared = _prepare(image, scene.fit, width, height)
         outs = "".join(f"[p{n}]" for n in shots)
         split = f",split={len(shots)}" if len(shots) > 1 else ""
         parts.append(f"[{input_index}:v]{prepared}{split}{outs}")

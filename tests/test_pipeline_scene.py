@@ -32,8 +32,8 @@ def test_each_image_is_one_input_decoded_once() -> None:
     assert "-loop" not in args
     assert args[args.index("-frames:v") + 1] == "121"
     graph = scene_graph(plan, plan.scenes[0])
-    # The cycled image is split, not opened twice; it is scaled once, to 2× the output size.
-    assert "[0:v]scale=640:360:force_original_aspect_ratio=increase" in graph
+    # The cycled image is split, not opened twice; it is scaled once, to 1.5× the output size.
+    assert "[0:v]scale=480:270:force_original_aspect_ratio=increase" in graph
     assert "split=2[p0][p2]" in graph
     assert graph.count("zoompan=") == 3
 
