@@ -239,3 +239,19 @@ def test_jobs_do_not_change_the_result(
     parallel = stages.render(copy, SMALL, "a.mp4", Runner(ffmpeg_bin), jobs=2)
     assert os.path.getsize(serial) > 0
     assert probe(serial).video == probe(parallel).video
+
+
+def test_moving_shots_without_cross_fades_are_cut_frame_exact(
+    small_render: Rendered, ffmpeg_bin: str, tmp_path: Path
+) -> None:
+    # zoompan's output aspect drifts with its crop, and concat (used when xfade is 0) refuses
+    # shots whose aspects differ: this render failed before every shot was set to 1:1.
+    copy = ProjectDir(tmp_path / "nofade")
+    shutil.copytree(small_render.project.input, copy.input)
+    options = SMALL.model_copy(update={"xfade": 0.0})
+    output = stages.render(copy, options, "cut.mp4", Runner(ffmpeg_bin))
+    plan = make_plan(copy, options, ffmpeg_bin)
+    assert plan.xfade_frames == 0
+    assert any(len(scene.shots) > 1 and scene.motion == "kenburns" for scene in plan.scenes)
+    info = probe(output, count_frames=True)
+    assert info.video is not None and info.video.frames == plan.total_frames
