@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.fixtures import make_bench_project
+from pipeline.motion import ZOOM
 from pipeline.options import RenderOptions
 from pipeline.plan import Plan, make_plan
 from pipeline.probe import probe
@@ -150,14 +151,14 @@ def monolithic_args(project: ProjectDir, plan: Plan, out: Path, preset: str) -> 
     for scene in plan.scenes:
         shot_labels = []
         for shot in scene.shots:
-            seconds = (shot.frames + shot.overlap) / fps
-            inputs += ["-loop", "1", "-framerate", str(fps), "-t", f"{seconds:.4f}"]
+            length = shot.frames + shot.overlap
+            inputs += ["-loop", "1", "-framerate", str(fps), "-t", f"{length / fps:.4f}"]
             inputs += ["-i", str(project.root / shot.image)]
             # d=1 on a looped input: zoompan starts afresh on every input frame, so the zoom
             # must be a function of the input frame number `in` (an accumulating
             # `zoom+0.0008` never moves).
-            last = max(shot.frames + shot.overlap - 1, 1)
-            zoom = f"1+0.12*in/{last}" if n % 2 == 0 else f"1.12-0.12*in/{last}"
+            travel = f"{ZOOM}*in/{max(length - 1, 1)}"
+            zoom = f"1+{travel}" if n % 2 == 0 else f"{1 + ZOOM}-{travel}"
             parts.append(
                 f"[{n}:v]scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},"
                 f"zoompan=z='{zoom}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:s={w}x{h}"
