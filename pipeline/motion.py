@@ -52,10 +52,14 @@ def kenburns(scene: int, shot: int, global_shot: int) -> Move:
     return Move(1.0 + ZOOM, 1.0, x, 0.5, y, 0.5)
 
 
-def zoompan_filter(move: Move, frames: int, width: int, height: int, fps: int) -> str:
-    """zoompan that emits `frames` frames of `width`×`height` from one input frame."""
+def zoompan_filter(
+    move: Move, frames: int, width: int, height: int, fps: int, first: int = 0, count: int = 0
+) -> str:
+    """zoompan that draws frames [first, first + count) of a `frames`-long move from one input
+    frame (count 0: to the end), so a shot can be drawn in pieces with the same pixels."""
+    count = count or frames - first
     span = max(frames - 1, 1)
-    t = f"(on/{span})"
+    t = f"(on/{span})" if first == 0 else f"((on+{first})/{span})"
 
     def lerp(a: float, b: float) -> str:
         return f"{a:.6f}" if a == b else f"({a:.6f}+({b - a:.6f})*{t})"
@@ -63,4 +67,4 @@ def zoompan_filter(move: Move, frames: int, width: int, height: int, fps: int) -
     zoom = lerp(move.zoom_start, move.zoom_end)
     x = f"(iw-iw/zoom)*{lerp(move.x_start, move.x_end)}"
     y = f"(ih-ih/zoom)*{lerp(move.y_start, move.y_end)}"
-    return f"zoompan=z='{zoom}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps}"
+    return f"zoompan=z='{zoom}':x='{x}':y='{y}':d={count}:s={width}x{height}:fps={fps}"

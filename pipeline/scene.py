@@ -1,11 +1,15 @@
-"""The FFmpeg graph of one scene clip, built as data (an argument list) from the plan.
+"""The FFmpeg commands of one scene clip, built as data (argument lists) from the plan.
 
-Each distinct image is an input decoded once, rotated per EXIF, fitted and scaled once to the
-size the motion needs, and split when the scene cycles it; only zoompan and xfade run per frame.
+Two commands. The first prepares the scene's stills: each distinct image decoded once, rotated
+per EXIF, fitted and scaled to the size the motion needs, and written as one raw yuv420p frame.
+The second draws and encodes the clip from those frames; only zoompan, loop and xfade run per
+frame. Preparing in a process of its own frees the decoded originals (18 MB for a 4000×3000
+JPEG, plus the scaler's buffers) before libx264 starts filling its lookahead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.motion import oversampled, zoompan_filter
@@ -25,6 +29,7 @@ _ORIENT = {
 # The contain background: a small blurred, darkened cover of the same image.
 _BG_SHRINK = 8
 _BG_DARKEN = "eq=brightness=-0.12:saturation=0.8"
+_RAW = ("-pix_fmt", "yuv420p")
 _TO_OUTPUT_COLOURS = "out_color_matrix=bt709:out_range=tv"
 # FFmpeg 7+ encoders take colour tags from the frames, so the graph's last filter sets them
 # (the -color_* output options below cover older builds).
@@ -61,8 +66,11 @@ def _even(value: float) -> int:
     return max(2, round(value / 2) * 2)
 
 
-def _prepare(image: ImageInfo, fit: str, width: int, height: int) -> str:
-    """Filters that turn one decoded image into one `width`×`height` yuv420p frame (tv, bt709)."""
+def _prepare(image: ImageInfo, fit: str, width: int, height: int, tag: str) -> str:
+    """Filters that turn one decoded image into one `width`×`height` yuv420p frame (tv, bt709).
+
+    `tag` keeps the link labels of a contain graph apart from those of the scene's other images.
+    """
     steps = [f for f in (_ORIENT.get(image.orientation, ""),) if f]
     cover = (
         f"scale={width}:{height}:force_original_aspect_ratio=increase:{_TO_OUTPUT_COLOURS},"
@@ -72,108 +80,142 @@ def _prepare(image: ImageInfo, fit: str, width: int, height: int) -> str:
         bw, bh = _even(width / _BG_SHRINK), _even(height / _BG_SHRINK)
         rotated = ",".join(steps) + "," if steps else ""
         return (
-            f"{rotated}split=2[bgsrc][fgsrc];"
-            f"[bgsrc]scale={bw}:{bh}:force_original_aspect_ratio=increase:{_TO_OUTPUT_COLOURS},"
+            f"{rotated}split=2[bgsrc{tag}][fgsrc{tag}];"
+            f"[bgsrc{tag}]scale={bw}:{bh}:force_original_aspect_ratio=increase:{_TO_OUTPUT_COLOURS},"
             f"crop={bw}:{bh},gblur=sigma={max(1.0, bw / 40):.2f},{_BG_DARKEN},"
-            f"scale={width}:{height},format=yuv420p[bg];"
-            f"[fgsrc]scale={width}:{height}:force_original_aspect_ratio=decrease:"
-            f"{_TO_OUTPUT_COLOURS},format=yuv420p[fg];"
-            f"[bg][fg]overlay=(W-w)/2:(H-h)/2:format=yuv420,format=yuv420p"
+            f"scale={width}:{height},format=yuv420p[bg{tag}];"
+            f"[fgsrc{tag}]scale={width}:{height}:force_original_aspect_ratio=decrease:"
+            f"{_TO_OUTPUT_COLOURS},format=yuv420p[fg{tag}];"
+            f"[bg{tag}][fg{tag}]overlay=(W-w)/2:(H-h)/2:format=yuv420,format=yuv420p"
         )
     return ",".join([*steps, cover, "format=yuv420p"])
 
 
-def _shot_filter(shot: ShotPlan, plan: Plan) -> str:
-    frames = shot.frames + shot.overlap
-    if shot.move.still:
-        # Repeat the already-fitted frame: no per-frame scaling at all. The input is read at
-        # -framerate fps, so N counts frames; an `fps` filter here would drop the last one.
-        return f"loop=loop={frames - 1}:size=1,setpts=N"
-    return zoompan_filter(shot.move, frames, plan.width, plan.height, plan.fps)
+def _pieces(plan: Plan, scene: ScenePlan) -> list[tuple[str, int, int, int]]:
+    """(label, shot, first, end): the frame ranges each shot is drawn in.
 
-
-def scene_graph(plan: Plan, scene: ScenePlan) -> str:
-    """filter_complex text producing `[v]`: exactly `scene.frames` frames."""
-    parts: list[str] = []
-    uses: dict[str, list[int]] = {}
-    for number, shot in enumerate(scene.shots):
-        uses.setdefault(shot.image, []).append(number)
-    # Motion is per scene: either every shot zooms (from oversampled stills) or none does.
-    moving = any(not shot.move.still for shot in scene.shots)
-    width, height = oversampled(plan.width, plan.height) if moving else (plan.width, plan.height)
-    for input_index, image in enumerate(scene.images):
-        shots = uses.get(image.path, [])
-        if not shots:
-            continue
-        prepared = _prepare(image, scene.fit, width, height)
-        outs = "".join(f"[p{n}]" for n in shots)
-        split = f",split={len(shots)}" if len(shots) > 1 else ""
-        parts.append(f"[{input_index}:v]{prepared}{split}{outs}")
-    for number, shot in enumerate(scene.shots):
-        # zoompan's output aspect drifts from 1:1 with the crop; concat wants every shot alike.
-        parts.append(f"[p{number}]{_shot_filter(shot, plan)},setsar=1[s{number}]")
-    parts.append(_join_shots(plan, scene))
-    return ";".join(parts)
-
-
-def _join_shots(plan: Plan, scene: ScenePlan) -> str:
-    """Shots joined into `[v]`, cross-fading for `plan.xfade_frames` at each boundary.
-
-    xfade works in 4:4:4, so FFmpeg converts every frame it is given there and back; it is
-    given only the overlapping frames (the outgoing shot's tail and the incoming shot's head)
-    and everything else goes straight to concat.
+    Shot n renders [0, frames + overlap): its first `fade` frames (after the first shot) fade in
+    over the previous shot's tail, its last `overlap` frames fade out under the next one's head.
     """
-    count = len(scene.shots)
-    if count == 1:
-        return f"[s0]{_TAGS}[v]"
     fade = plan.xfade_frames
-    if fade == 0:
-        inputs = "".join(f"[s{n}]" for n in range(count))
-        return f"{inputs}concat=n={count}:v=1:a=0,{_TAGS}[v]"
-    steps: list[str] = []
-    pieces: list[str] = []
+    pieces = []
     for n, shot in enumerate(scene.shots):
-        # Shot n renders [0, frames + overlap): its first `fade` frames (after the first shot)
-        # fade in over the previous tail, its last `overlap` frames fade out under the next.
         head = fade if n > 0 else 0
-        parts = {
-            f"h{n}": (0, head),
-            f"b{n}": (head, shot.frames),
-            f"t{n}": (shot.frames, shot.frames + shot.overlap),
-        }
-        parts = {label: bounds for label, bounds in parts.items() if bounds[1] > bounds[0]}
-        outs = "".join(f"[{label}in]" for label in parts)
-        steps.append(f"[s{n}]split={len(parts)}{outs}" if len(parts) > 1 else f"[s{n}]null{outs}")
-        for label, (first, end) in parts.items():
-            steps.append(
-                f"[{label}in]trim=start_frame={first}:end_frame={end},setpts=PTS-STARTPTS[{label}]"
-            )
-        if n > 0:
-            steps.append(
-                f"[t{n - 1}][h{n}]xfade=transition=fade:duration={fade / plan.fps:.6f}:offset=0,"
-                f"format=yuv420p[f{n}]"
-            )
-            pieces.append(f"[f{n}]")
-        if f"b{n}" in parts:
-            pieces.append(f"[b{n}]")
-    steps.append(f"{''.join(pieces)}concat=n={len(pieces)}:v=1:a=0,{_TAGS}[v]")
-    return ";".join(steps)
+        for label, first, end in (
+            (f"h{n}", 0, head),
+            (f"b{n}", head, shot.frames),
+            (f"t{n}", shot.frames, shot.frames + shot.overlap),
+        ):
+            if end > first:
+                pieces.append((label, n, first, end))
+    return pieces
 
 
-def scene_source_args(project_root: Path, plan: Plan, scene: ScenePlan) -> list[str]:
-    """The inputs and graph of a scene clip, up to its `[v]` output: what feeds the encoder."""
+def still_size(plan: Plan, scene: ScenePlan) -> tuple[int, int]:
+    """Motion is per scene: either every shot zooms (from oversampled stills) or none does."""
+    moving = any(not shot.move.still for shot in scene.shots)
+    return oversampled(plan.width, plan.height) if moving else (plan.width, plan.height)
+
+
+def stills_args(
+    project_root: Path, plan: Plan, scene: ScenePlan, targets: Sequence[Path]
+) -> list[str]:
+    """One command writing each of `scene.images`, prepared, to its raw frame in `targets`."""
+    width, height = still_size(plan, scene)
     args: list[str] = []
     for image in scene.images:
         # We rotate by the EXIF tag: FFmpeg versions disagree on whether stills autorotate.
-        args += ["-noautorotate", "-framerate", str(plan.fps), "-i", str(project_root / image.path)]
+        args += ["-noautorotate", "-i", str(project_root / image.path)]
+    graph = ";".join(
+        f"[{index}:v]{_prepare(image, scene.fit, width, height, str(index))}[still{index}]"
+        for index, image in enumerate(scene.images)
+    )
+    args += ["-filter_complex", graph]
+    for index, target in enumerate(targets):
+        args += ["-map", f"[still{index}]", "-frames:v", "1", *_RAW, "-f", "rawvideo"]
+        args.append(str(target))
+    return args
+
+
+def _piece_filter(shot: ShotPlan, first: int, end: int, plan: Plan) -> str:
+    if shot.move.still:
+        # Repeat the already-fitted frame: no per-frame scaling at all. The input is read at
+        # -framerate fps, so N counts frames; an `fps` filter here would drop the last one.
+        return f"loop=loop={end - first - 1}:size=1,setpts=N"
+    length = shot.frames + shot.overlap
+    return zoompan_filter(
+        shot.move, length, plan.width, plan.height, plan.fps, first=first, count=end - first
+    )
+
+
+def scene_graph(plan: Plan, scene: ScenePlan) -> str:
+    """filter_complex text producing `[v]`: exactly `scene.frames` frames.
+
+    Every piece of a shot (the head that fades in, the body, the tail that fades out) is drawn
+    from the prepared still by its own zoompan or loop: only single stills are split, never a
+    stream of frames. A split stream would queue the frames one branch has not asked for yet
+    (about 45 MB at 1080p for a half-second fade).
+    """
+    parts: list[str] = []
+    pieces = _pieces(plan, scene)
+    uses: dict[str, list[str]] = {}
+    for label, n, _, _ in pieces:
+        uses.setdefault(scene.shots[n].image, []).append(label)
+    for input_index, image in enumerate(scene.images):
+        labels = uses.get(image.path, [])
+        if labels:
+            outs = "".join(f"[p{label}]" for label in labels)
+            parts.append(f"[{input_index}:v]split={len(labels)}{outs}")
+    for label, n, first, end in pieces:
+        # zoompan's output aspect drifts from 1:1 with the crop; concat wants every piece alike.
+        parts.append(
+            f"[p{label}]{_piece_filter(scene.shots[n], first, end, plan)},setsar=1[{label}]"
+        )
+    parts.append(_join(plan, [label for label, *_ in pieces]))
+    return ";".join(parts)
+
+
+def _join(plan: Plan, labels: list[str]) -> str:
+    """The pieces in order into `[v]`: each tail cross-faded with the next head, then concat.
+
+    xfade works in 4:4:4, so FFmpeg converts every frame it is given there and back; it is given
+    only the overlapping frames.
+    """
+    if len(labels) == 1:
+        return f"[{labels[0]}]{_TAGS}[v]"
+    steps: list[str] = []
+    joined: list[str] = []
+    for label in labels:
+        if label.startswith("h"):
+            tail, n = joined.pop(), label[1:]
+            if not tail.startswith("[t"):
+                raise ValueError(f"shot {n} fades in but the shot before it has no tail")
+            steps.append(
+                f"{tail}[{label}]xfade=transition=fade:duration={plan.xfade_frames / plan.fps:.6f}"
+                f":offset=0,format=yuv420p[f{n}]"
+            )
+            joined.append(f"[f{n}]")
+        else:
+            joined.append(f"[{label}]")
+    steps.append(f"{''.join(joined)}concat=n={len(joined)}:v=1:a=0,{_TAGS}[v]")
+    return ";".join(steps)
+
+
+def scene_source_args(plan: Plan, scene: ScenePlan, stills: Sequence[Path]) -> list[str]:
+    """The inputs and graph of a scene clip, up to its `[v]` output: what feeds the encoder."""
+    width, height = still_size(plan, scene)
+    args: list[str] = []
+    for still in stills:
+        args += ["-f", "rawvideo", *_RAW, "-video_size", f"{width}x{height}"]
+        args += ["-framerate", str(plan.fps), "-i", str(still)]
     return [*args, "-filter_complex", scene_graph(plan, scene), "-map", "[v]"]
 
 
 def scene_args(
-    project_root: Path, plan: Plan, scene: ScenePlan, out: Path, threads: int
+    plan: Plan, scene: ScenePlan, stills: Sequence[Path], out: Path, threads: int
 ) -> list[str]:
     return [
-        *scene_source_args(project_root, plan, scene),
+        *scene_source_args(plan, scene, stills),
         "-an",
         *video_codec_args(plan, threads),
         "-frames:v",

@@ -24,7 +24,7 @@ from pipeline.options import RenderOptions
 from pipeline.plan import Plan, make_plan, write_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
-from pipeline.scene import scene_args
+from pipeline.scene import scene_args, stills_args
 
 JOINED_FILE = "joined.mp4"
 CONCAT_LIST = "concat.txt"
@@ -33,6 +33,12 @@ _SCENE_OUTPUT = re.compile(r"^scene_(\d+)\.mp4$")
 
 def scene_clip(project: ProjectDir, index: int) -> Path:
     return project.work / "scenes" / f"scene_{index:03d}.mp4"
+
+
+def scene_stills(project: ProjectDir, plan: Plan, index: int) -> list[Path]:
+    """The prepared frames of a scene's images, one raw file each."""
+    folder = project.work / "stills"
+    return [folder / f"scene_{index:03d}_{n}.yuv" for n in range(len(plan.scenes[index].images))]
 
 
 def master_audio(project: ProjectDir) -> Path:
@@ -61,13 +67,25 @@ def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
 
 
 def build_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> Path:
-    """SCENE_BUILD: work/scenes/scene_NNN.mp4, video only, exactly the scene's frames."""
+    """SCENE_BUILD: work/scenes/scene_NNN.mp4, video only, exactly the scene's frames.
+
+    The scene's stills are prepared first (work/stills/, removed once the clip is built).
+    """
     scene = plan.scenes[index]
     target = scene_clip(project, index)
+    stills = scene_stills(project, plan, index)
     try:
+        stills[0].parent.mkdir(parents=True, exist_ok=True)
+        quiet = dataclasses.replace(runner, on_progress=None)
+        quiet.run(
+            stills_args(project.root, plan, scene, stills),
+            stage="SCENE_BUILD",
+            scene=index,
+            expected_seconds=0,
+        )
         with atomic_path(target) as tmp:
             runner.run(
-                scene_args(project.root, plan, scene, tmp, runner.threads),
+                scene_args(plan, scene, stills, tmp, runner.threads),
                 stage="SCENE_BUILD",
                 scene=index,
                 expected_seconds=plan.scene_seconds(index),
@@ -79,6 +97,8 @@ def build_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> 
         raise exc.with_context(
             message=f"rendering image(s) {names} failed ({exc.message})", scene_id=scene.id
         ) from exc
+    for still in stills:
+        still.unlink(missing_ok=True)
     return target
 
 

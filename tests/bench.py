@@ -28,8 +28,8 @@ from pipeline.options import RenderOptions
 from pipeline.plan import Plan, make_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
-from pipeline.scene import scene_source_args
-from pipeline.stages import render
+from pipeline.scene import scene_source_args, stills_args
+from pipeline.stages import render, scene_stills
 
 ROOT = Path(".bench")
 
@@ -115,12 +115,16 @@ def prepare_raw(ffmpeg: str, project: ProjectDir, plan: Plan, raw: Path) -> None
     already went through libx264 once are measurably cheaper to encode again (about a quarter
     less x264 CPU here), which would make the floor too low.
     """
+    quiet = (ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error")
     with open(raw, "wb") as sink:
         for scene in plan.scenes:
+            stills = scene_stills(project, plan, scene.index)
+            stills[0].parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([*quiet, *stills_args(project.root, plan, scene, stills)], check=True)
             subprocess.run(
                 [
-                    *(ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"),
-                    *scene_source_args(project.root, plan, scene),
+                    *quiet,
+                    *scene_source_args(plan, scene, stills),
                     *("-frames:v", str(scene.frames), "-f", "rawvideo", "-pix_fmt", "yuv420p"),
                     "pipe:1",
                 ],
@@ -253,7 +257,8 @@ def main() -> None:
             )
     raw.unlink(missing_ok=True)
     _print_table(results, plan)
-    shutil.rmtree(project.work / "scenes", ignore_errors=True)
+    for folder in ("scenes", "stills"):
+        shutil.rmtree(project.work / folder, ignore_errors=True)
 
 
 def _print_table(results: list[Result], plan: Plan) -> None:

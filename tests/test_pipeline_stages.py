@@ -168,6 +168,8 @@ def test_only_work_and_output_are_written(small_render: Rendered) -> None:
     leftovers = [p for p in (root / "work").rglob(".*") if p.is_file()]
     leftovers += [p for p in (root / "output").glob(".*")]
     assert leftovers == []
+    # The prepared stills (raw frames, megabytes each) are gone once their clips are built.
+    assert list((root / "work" / "stills").iterdir()) == []
 
 
 def test_build_scene_rerun_is_idempotent(small_project: ProjectDir, ffmpeg_bin: str) -> None:
