@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fit", choices=["cover", "contain"])
     parser.add_argument("--motion", choices=["kenburns", "none"])
     parser.add_argument("--jobs", type=int, default=1, help="scene clips built at once")
+    parser.add_argument("--threads", type=int, default=0, help="x264 threads (0: x264 picks)")
+    parser.add_argument(
+        "--lookahead", type=int, default=0, help="x264 rc-lookahead frames (0: the preset's)"
+    )
     parser.add_argument("--ffmpeg", help="FFmpeg binary (default: $FFMPEG_BINARY, PATH, wheel)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log FFmpeg commands")
     return parser
@@ -81,7 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     project = ProjectDir(args.project.resolve())
     output = Path(args.output)
     bar = _ProgressBar()
-    runner = Runner(find_ffmpeg(args.ffmpeg), on_progress=bar.update, log=log.info)
+    runner = Runner(
+        find_ffmpeg(args.ffmpeg),
+        on_progress=bar.update,
+        log=log.info,
+        threads=args.threads,
+        lookahead=args.lookahead,
+    )
     started = time.monotonic()
     try:
         produced = render(project, options, output.name, runner, jobs=args.jobs, on_stage=bar.enter)

@@ -86,7 +86,8 @@ class Runner:
     on_progress: Callable[[float], None] | None = None
     should_cancel: Callable[[], bool] | None = None
     log: Callable[[str], None] | None = None
-    threads: int = 0
+    threads: int = 0  # libx264 threads; 0: x264's own choice
+    lookahead: int = 0  # libx264 rc-lookahead in frames; 0: the preset's own
 
     def _log(self, text: str) -> None:
         if self.log is not None:

@@ -85,7 +85,9 @@ def build_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> 
         )
         with atomic_path(target) as tmp:
             runner.run(
-                scene_args(plan, scene, stills, tmp, runner.threads),
+                scene_args(
+                    plan, scene, stills, tmp, threads=runner.threads, lookahead=runner.lookahead
+                ),
                 stage="SCENE_BUILD",
                 scene=index,
                 expected_seconds=plan.scene_seconds(index),

@@ -55,6 +55,7 @@ class StageContext:
             should_cancel=tracker.should_cancel,
             log=tracker.log,
             threads=settings.x264_threads,
+            lookahead=settings.x264_lookahead,
         )
 
 

@@ -28,7 +28,7 @@ from pipeline.options import RenderOptions
 from pipeline.plan import Plan, make_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
-from pipeline.scene import scene_source_args, stills_args
+from pipeline.scene import scene_source_args, stills_args, video_codec_args
 from pipeline.stages import render, scene_stills
 
 ROOT = Path(".bench")
@@ -133,20 +133,26 @@ def prepare_raw(ffmpeg: str, project: ProjectDir, plan: Plan, raw: Path) -> None
             )
 
 
-def encode_floor(ffmpeg: str, plan: Plan, raw: Path, out: Path, preset: str) -> None:
+def encode_floor(ffmpeg: str, plan: Plan, raw: Path, out: Path, runner: Runner) -> None:
+    """libx264 alone, with the pipeline's own codec settings (preset, crf, threads, lookahead)."""
     _ffmpeg(
         ffmpeg,
         [
             *("-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{plan.width}x{plan.height}"),
             *("-framerate", str(plan.fps), "-i", str(raw)),
-            *("-c:v", "libx264", "-preset", preset, "-crf", str(plan.crf), "-pix_fmt", "yuv420p"),
+            *video_codec_args(plan, runner.threads, runner.lookahead),
             str(out),
         ],
     )
 
 
-def monolithic_args(project: ProjectDir, plan: Plan, out: Path, preset: str) -> list[str]:
-    """One hand-written-style command: a `-loop 1` input per shot, everything in one graph."""
+def monolithic_args(
+    project: ProjectDir, plan: Plan, out: Path, preset: str, lookahead: int
+) -> list[str]:
+    """One hand-written-style command: a `-loop 1` input per shot, everything in one graph.
+
+    A lookahead given to the pipeline is given here too, so speeds compare like for like.
+    """
     w, h, fps = plan.width, plan.height, plan.fps
     inputs: list[str] = []
     parts: list[str] = []
@@ -201,6 +207,7 @@ def monolithic_args(project: ProjectDir, plan: Plan, out: Path, preset: str) -> 
         *inputs,
         *("-filter_complex", ";".join(parts), "-map", "[v]", "-map", "[a]"),
         *("-c:v", "libx264", "-preset", preset, "-crf", str(plan.crf), "-pix_fmt", "yuv420p"),
+        *(("-rc-lookahead", str(lookahead)) if lookahead else ()),
         *("-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-movflags", "+faststart", str(out)),
     ]
 
@@ -210,6 +217,10 @@ def main() -> None:
     parser.add_argument("--presets", default="veryfast,medium")
     parser.add_argument("--resolution", default="1920x1080")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="x264 threads (0: the default)")
+    parser.add_argument(
+        "--lookahead", type=int, default=0, help="x264 rc-lookahead, pipeline and floor alike"
+    )
     parser.add_argument("--skip-monolithic", action="store_true")
     args = parser.parse_args()
     ffmpeg = find_ffmpeg()
@@ -225,7 +236,7 @@ def main() -> None:
         options = RenderOptions(preset=preset, resolution=args.resolution)  # type: ignore[arg-type]
         plan = make_plan(project, options, ffmpeg)
         frames = plan.total_frames
-        runner = Runner(ffmpeg)
+        runner = Runner(ffmpeg, threads=args.threads, lookahead=args.lookahead)
         output = f"bench-{preset}.mp4"
         results.append(
             measure(
@@ -246,27 +257,27 @@ def main() -> None:
                 "encode floor",
                 preset,
                 frames,
-                partial(encode_floor, ffmpeg, plan, raw, floor_out, preset),
+                partial(encode_floor, ffmpeg, plan, raw, floor_out, runner),
             )
         )
         if not args.skip_monolithic:
             mono_out = ROOT / f"monolithic-{preset}.mp4"
-            mono = monolithic_args(project, plan, mono_out, preset)
+            mono = monolithic_args(project, plan, mono_out, preset, args.lookahead)
             results.append(
                 measure("monolithic command", preset, frames, partial(_ffmpeg, ffmpeg, mono))
             )
     raw.unlink(missing_ok=True)
-    _print_table(results, plan)
+    _print_table(results, plan, args)
     for folder in ("scenes", "stills"):
         shutil.rmtree(project.work / folder, ignore_errors=True)
 
 
-def _print_table(results: list[Result], plan: Plan) -> None:
+def _print_table(results: list[Result], plan: Plan, args: argparse.Namespace) -> None:
     print(
         f"\nproject: {len(plan.scenes)} scenes, {plan.total_frames} frames, "
         f"{plan.duration_seconds:.1f}s at {plan.width}x{plan.height} {plan.fps} fps, "
-        f"crf {plan.crf}, "
-        f"{os.cpu_count()} cores\n"
+        f"crf {plan.crf}, x264 threads {args.threads or 'auto'}, "
+        f"rc-lookahead {args.lookahead or 'preset'}, {os.cpu_count()} cores\n"
     )
     header = (
         f"{'preset':<9} {'run':<20} {'wall s':>7} {'x real':>7} {'fps':>6} "

@@ -40,7 +40,10 @@ def small_scenes(seconds: tuple[float, ...] = (1.2, 1.6), tag: str = "") -> list
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     storage = tmp_path_factory.mktemp("storage")
-    with running_stack(storage, workers=1, WATCHDOG_INTERVAL="1") as stack:
+    # The x264 settings reach the worker's FFmpeg: checked in the output's x264 SEI below.
+    with running_stack(
+        storage, workers=1, WATCHDOG_INTERVAL="1", X264_LOOKAHEAD="7", X264_THREADS="2"
+    ) as stack:
         yield stack
 
 
@@ -68,6 +71,7 @@ def test_render_through_the_api_produces_a_probed_mp4(
     assert info.video.codec == "h264" and info.video.pix_fmt == "yuv420p"
     assert info.video.frames == round((1.2 + 1.6) * FPS)
     assert abs(info.audio.duration - info.video.duration) <= 1 / FPS
+    assert b" rc_lookahead=7 " in out.read_bytes() and b" threads=2 " in out.read_bytes()
     assert sorted(p.name for p in out.parent.iterdir()) == [
         "out.mp4",
         "scene_00.mp4",

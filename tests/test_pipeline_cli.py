@@ -28,6 +28,17 @@ def test_cli_renders_and_summarises(
     assert (small_project.output / "movie.mp4").exists()
 
 
+def test_cli_passes_x264_threads_and_lookahead(
+    small_project: ProjectDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "tuned.mp4"
+    args = [*FAST, "--preset", "medium", "--threads", "1", "--lookahead", "5"]
+    assert main([str(small_project.root), "-o", str(out), *args]) == 0, capsys.readouterr().err
+    # x264 writes the options it ran with into the stream (an SEI), once per scene clip.
+    written = out.read_bytes()
+    assert written.count(b" rc_lookahead=5 ") == 2 and written.count(b" threads=1 ") == 2
+
+
 def test_cli_reports_pipeline_errors(
     small_project: ProjectDir, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from pipeline.motion import STILL, Move, kenburns, zoompan_filter
 from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
-from pipeline.scene import scene_args, scene_graph, stills_args
+from pipeline.scene import scene_args, scene_graph, stills_args, video_codec_args
 
 
 def _plan(motion: str, orientation: int = 1, fit: str = "cover") -> Plan:
@@ -43,7 +43,7 @@ def test_each_image_is_decoded_once_into_a_raw_still() -> None:
 
 def test_the_clip_reads_the_stills_and_splits_single_frames_only() -> None:
     plan = _plan("kenburns")
-    args = scene_args(plan, plan.scenes[0], STILLS, Path("/out.mp4"), 0)
+    args = scene_args(plan, plan.scenes[0], STILLS, Path("/out.mp4"))
     assert [args[i + 1] for i, a in enumerate(args) if a == "-i"] == [str(p) for p in STILLS]
     assert args.count("480x270") == 2
     assert args[args.index("-frames:v") + 1] == "121"
@@ -113,6 +113,14 @@ def test_exif_orientation_and_contain() -> None:
     assert graph.startswith("[0:v]transpose=clock,split=2[bgsrc0][fgsrc0]")
     assert "[1:v]split=2[bgsrc1][fgsrc1]" in graph
     assert "force_original_aspect_ratio=decrease" in graph and "gblur" in graph
+
+
+def test_lookahead_is_the_presets_unless_capped() -> None:
+    plan = _plan("kenburns")
+    assert "-rc-lookahead" not in video_codec_args(plan)
+    capped = video_codec_args(plan, threads=2, lookahead=10)
+    assert capped[capped.index("-rc-lookahead") + 1] == "10"
+    assert capped[capped.index("-threads") + 1] == "2"
 
 
 def test_output_is_tagged_bt709_tv() -> None:
