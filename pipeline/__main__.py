@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         produced = render(project, options, output.name, runner, jobs=args.jobs, on_stage=bar.enter)
-    except PipelineError as exc:
+    except (PipelineError, OSError) as exc:
         sys.stderr.write("\n")
         print(f"error: {exc}", file=sys.stderr)
         return 1

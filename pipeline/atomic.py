@@ -29,6 +29,24 @@ def atomic_path(target: Path) -> Iterator[Path]:
         raise
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """Give `target` the bytes of `source`, flushed to disk: a hard link where both are on one
+    file system (nothing is copied), else a copy. `target` is meant to be renamed into place."""
+    with open(source, "rb") as fh:
+        os.fsync(fh.fileno())
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+        return
+    except OSError:
+        pass
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
 def write_bytes_atomic(target: Path, data: bytes) -> None:
     with atomic_path(target) as tmp, open(tmp, "wb") as fh:
         fh.write(data)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline import audio
-from pipeline.atomic import atomic_path, write_text_atomic
+from pipeline.atomic import atomic_path, link_or_copy, write_text_atomic
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.names import check_safe_name
@@ -222,11 +222,7 @@ def finalize(project: ProjectDir, plan: Plan, output_name: str, runner: Runner) 
         final = project.output / output_name
         final_tmp = project.output / f".{final.stem}.tmp{os.getpid()}.mp4"
         staged.append((final_tmp, final))
-        with open(source, "rb") as src, open(final_tmp, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
+        link_or_copy(source, final_tmp)
     except BaseException:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)

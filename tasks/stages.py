@@ -169,6 +169,15 @@ def run_stage(task: Task, job_id: str, stage: str, body: Callable[[StageContext]
         tracker.log(f"failed: {message}")
         _end_job(settings, job_id, stage, JobStatus.FAILED, message)
         raise StageFailed(message) from None
+    except OSError as exc:
+        # The storage refused a file (full, read-only, a directory in the way): say which.
+        where = exc.filename2 or exc.filename
+        on = f" on {where}" if where else ""
+        message = f"{stage}: file system error{on}: {exc.strerror or exc}"
+        tracker.log(f"failed: {message}")
+        log.warning("job=%s stage=%s: %s", job_id, stage, message)
+        _end_job(settings, job_id, stage, JobStatus.FAILED, message)
+        raise StageFailed(message) from None
     except Exception as exc:
         message = f"{stage}: internal error: {type(exc).__name__}: {exc}"
         tracker.log(f"failed: {message}")

@@ -47,6 +47,17 @@ def test_cli_reports_pipeline_errors(
     assert "VALIDATE scene 0 (id 'intro'): image 'a.jpg' does not exist" in capsys.readouterr().err
 
 
+def test_cli_reports_file_system_errors_without_a_traceback(
+    small_project: ProjectDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A directory where the first scene's clip must go: the clip cannot be renamed into place.
+    (small_project.work / "scenes" / "scene_000.mp4" / "keep").mkdir(parents=True)
+    assert main([str(small_project.root), "-o", "v.mp4", *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "error: [Errno 21] Is a directory" in err and "scene_000.mp4" in err
+    assert "Traceback" not in err
+
+
 def test_cli_rejects_bad_options(
     small_project: ProjectDir, capsys: pytest.CaptureFixture[str]
 ) -> None:
