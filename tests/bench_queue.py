@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.fixtures import bench_scenes, write_project
+from tasks.settings import Settings
 from tests.e2e import Api, running_stack
 
 PRESET = "veryfast"
@@ -52,7 +53,7 @@ def run_cli(root: Path) -> float:
     return time.monotonic() - started
 
 
-def run_api(root: Path, processes: int) -> ApiRun:
+def run_api(root: Path, processes: int, poll_rate: float = 10.0) -> ApiRun:
     storage = root / f"storage-{processes}"
     with running_stack(
         storage,
@@ -60,6 +61,9 @@ def run_api(root: Path, processes: int) -> ApiRun:
         DEFAULT_RESOLUTION="1920x1080",
         DEFAULT_FPS="30",
         WORKER_CONCURRENCY=str(processes),
+        # The service's own default, not the tests' faster one: each progress write costs the
+        # worker a few ms of CPU that the render would otherwise have.
+        PROGRESS_INTERVAL=str(Settings.model_fields["progress_interval"].default),
     ) as stack:
         api = Api(stack.base_url)
         api.upload_project("bench", bench_scenes(), root / f"staging-{processes}")
@@ -69,11 +73,11 @@ def run_api(root: Path, processes: int) -> ApiRun:
         # Ten status requests a second: a busy dashboard, not a load test. More would take
         # CPU from the render being measured (every request reads the job and its log tail).
         def poll(job_id: str) -> None:
-            while not done.is_set():
+            while poll_rate and not done.is_set():
                 t0 = time.perf_counter()
                 api.job(job_id)
                 latencies.append(time.perf_counter() - t0)
-                time.sleep(0.1)
+                time.sleep(1 / poll_rate)
 
         posted = time.time()
         job_id = api.render("bench", preset=PRESET)
