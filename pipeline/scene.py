@@ -159,8 +159,8 @@ def scene_graph(plan: Plan, scene: ScenePlan) -> str:
 
     Every piece of a shot (the head that fades in, the body, the tail that fades out) is drawn
     from the prepared still by its own zoompan or loop: only single stills are split, never a
-    stream of frames. A split stream would queue the frames one branch has not asked for yet
-    (about 45 MB at 1080p for a half-second fade).
+    stream of frames. Splitting the frame stream of a shot (and trimming each branch) queued the
+    frames one branch had not asked for yet: about 25 MB more at 1080p for half-second fades.
     """
     parts: list[str] = []
     pieces = _pieces(plan, scene)
