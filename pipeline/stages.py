@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 from pipeline import audio
@@ -75,14 +76,15 @@ def build_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> 
     target = scene_clip(project, index)
     stills = scene_stills(project, plan, index)
     try:
-        stills[0].parent.mkdir(parents=True, exist_ok=True)
-        quiet = dataclasses.replace(runner, on_progress=None)
-        quiet.run(
-            stills_args(project.root, plan, scene, stills),
-            stage="SCENE_BUILD",
-            scene=index,
-            expected_seconds=0,
-        )
+        with ExitStack() as renames:
+            # Renamed into place only when every still is written, like any other work file.
+            temps = [renames.enter_context(atomic_path(still)) for still in stills]
+            dataclasses.replace(runner, on_progress=None).run(
+                stills_args(project.root, plan, scene, temps),
+                stage="SCENE_BUILD",
+                scene=index,
+                expected_seconds=0,
+            )
         with atomic_path(target) as tmp:
             runner.run(
                 scene_args(
