@@ -10,7 +10,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
@@ -171,22 +171,30 @@ def run_stage(task: Task, job_id: str, stage: str, body: Callable[[StageContext]
         raise StageFailed(message) from None
     except OSError as exc:
         # The storage refused a file (full, read-only, a directory in the way): say which.
+        # OSErrors without a file (sockets, pipes) are internal errors, below.
         where = exc.filename2 or exc.filename
-        on = f" on {where}" if where else ""
-        message = f"{stage}: file system error{on}: {exc.strerror or exc}"
+        if where is None:
+            _fail_internal(settings, job_id, stage, tracker, exc)
+        message = f"{stage}: file system error on {where}: {exc.strerror or exc}"
         tracker.log(f"failed: {message}")
         log.warning("job=%s stage=%s: %s", job_id, stage, message)
         _end_job(settings, job_id, stage, JobStatus.FAILED, message)
         raise StageFailed(message) from None
     except Exception as exc:
-        message = f"{stage}: internal error: {type(exc).__name__}: {exc}"
-        tracker.log(f"failed: {message}")
-        log.exception("job=%s stage=%s crashed", job_id, stage)
-        _end_job(settings, job_id, stage, JobStatus.FAILED, message)
-        raise StageFailed(message) from None
+        _fail_internal(settings, job_id, stage, tracker, exc)
     tracker.flush()
     _finish_stage(settings, job_id, stage)
     tracker.log(f"done in {time.monotonic() - started:.2f} s")
+
+
+def _fail_internal(
+    settings: Settings, job_id: str, stage: str, tracker: StageTracker, exc: Exception
+) -> NoReturn:
+    message = f"{stage}: internal error: {type(exc).__name__}: {exc}"
+    tracker.log(f"failed: {message}")
+    log.exception("job=%s stage=%s crashed", job_id, stage)
+    _end_job(settings, job_id, stage, JobStatus.FAILED, message)
+    raise StageFailed(message) from None
 
 
 # --- stage bodies -------------------------------------------------------------------------

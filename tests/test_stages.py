@@ -1,4 +1,4 @@
-"""How a stage task claims its stage: state moves, redeliveries, the attempts cap."""
+"""How a stage task claims its stage (state moves, redeliveries, the attempts cap) and fails it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import jobs
+from tasks import jobs, stages
 from tasks.db import session_scope
 from tasks.models import Job, JobStatus, JobTask, Project
 from tasks.settings import Settings
@@ -82,3 +82,47 @@ def test_a_finished_job_runs_no_further_stage(settings: Settings, job_id: str) -
 
 def test_unknown_job_is_dropped(settings: Settings) -> None:
     assert _begin(settings, "nope", "VALIDATE", "w1") is None
+
+
+class _Task:
+    """What run_stage reads of a Celery task: the worker's name and a state sink."""
+
+    class request:
+        hostname = "w1"
+
+    def update_state(self, **_: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            IsADirectoryError(21, "Is a directory", "/s/w/.tmp.mp4", None, "/s/w/scene_001.mp4"),
+            "SCENE_BUILD[1]: file system error on /s/w/scene_001.mp4: Is a directory",
+        ),
+        (
+            ConnectionResetError(104, "Connection reset by peer"),
+            "SCENE_BUILD[1]: internal error: ConnectionResetError: "
+            "[Errno 104] Connection reset by peer",
+        ),
+        (KeyError("x"), "SCENE_BUILD[1]: internal error: KeyError: 'x'"),
+    ],
+)
+def test_a_crashing_stage_fails_the_job_saying_what_went_wrong(
+    settings: Settings,
+    job_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    expected: str,
+) -> None:
+    monkeypatch.setattr(stages, "get_settings", lambda: settings)
+
+    def body(ctx: stages.StageContext) -> None:
+        raise error
+
+    with pytest.raises(stages.StageFailed) as info:
+        stages.run_stage(_Task(), job_id, "SCENE_BUILD[1]", body)  # type: ignore[arg-type]
+    assert str(info.value) == expected
+    job = _job(settings, job_id)
+    assert job.status == JobStatus.FAILED and job.error == expected
