@@ -10,7 +10,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
@@ -160,41 +160,30 @@ def run_stage(task: Task, job_id: str, stage: str, body: Callable[[StageContext]
         tracker.log("stopped: the job was cancelled or failed elsewhere")
         _end_job(settings, job_id, stage, JobStatus.CANCELLED, "cancelled by request")
         raise Ignore() from None
-    except PipelineError as exc:
-        tracker.log(f"failed: {exc}")
-        _end_job(settings, job_id, stage, JobStatus.FAILED, str(exc))
-        raise StageFailed(str(exc)) from None
-    except SoftTimeLimitExceeded:
-        message = f"{stage}: exceeded the time limit of {settings.task_time_limit} s"
-        tracker.log(f"failed: {message}")
-        _end_job(settings, job_id, stage, JobStatus.FAILED, message)
-        raise StageFailed(message) from None
-    except OSError as exc:
-        # The storage refused a file (full, read-only, a directory in the way): say which.
-        # OSErrors without a file (sockets, pipes) are internal errors, below.
-        where = exc.filename2 or exc.filename
-        if where is None:
-            _fail_internal(settings, job_id, stage, tracker, exc)
-        message = f"{stage}: file system error on {where}: {exc.strerror or exc}"
-        tracker.log(f"failed: {message}")
-        log.warning("job=%s stage=%s: %s", job_id, stage, message)
-        _end_job(settings, job_id, stage, JobStatus.FAILED, message)
-        raise StageFailed(message) from None
     except Exception as exc:
-        _fail_internal(settings, job_id, stage, tracker, exc)
+        message = _expected_failure(stage, exc, settings)
+        if message is None:
+            message = f"{stage}: internal error: {type(exc).__name__}: {exc}"
+            log.exception("job=%s stage=%s crashed", job_id, stage)
+        tracker.log(f"failed: {message}")
+        _end_job(settings, job_id, stage, JobStatus.FAILED, message)
+        raise StageFailed(message) from None
     tracker.flush()
     _finish_stage(settings, job_id, stage)
     tracker.log(f"done in {time.monotonic() - started:.2f} s")
 
 
-def _fail_internal(
-    settings: Settings, job_id: str, stage: str, tracker: StageTracker, exc: Exception
-) -> NoReturn:
-    message = f"{stage}: internal error: {type(exc).__name__}: {exc}"
-    tracker.log(f"failed: {message}")
-    log.exception("job=%s stage=%s crashed", job_id, stage)
-    _end_job(settings, job_id, stage, JobStatus.FAILED, message)
-    raise StageFailed(message) from None
+def _expected_failure(stage: str, exc: Exception, settings: Settings) -> str | None:
+    """The job row's error for a failure we can explain; None for a bug (an internal error)."""
+    if isinstance(exc, PipelineError):
+        return str(exc)
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return f"{stage}: exceeded the time limit of {settings.task_time_limit} s"
+    # The storage refused a file (full, read-only, a directory in the way): say which.
+    # OSErrors without a file (sockets, pipes) are internal errors.
+    if isinstance(exc, OSError) and (where := exc.filename2 or exc.filename) is not None:
+        return f"{stage}: file system error on {where}: {exc.strerror or exc}"
+    return None
 
 
 # --- stage bodies -------------------------------------------------------------------------
