@@ -67,6 +67,21 @@ def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
     return target
 
 
+def prepare_stills(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> list[Path]:
+    """The first half of SCENE_BUILD: the scene's images, fitted and scaled, as raw frames."""
+    stills = scene_stills(project, plan, index)
+    with ExitStack() as renames:
+        # Renamed into place only when every still is written, like any other work file.
+        temps = [renames.enter_context(atomic_path(still)) for still in stills]
+        dataclasses.replace(runner, on_progress=None).run(
+            stills_args(project.root, plan, plan.scenes[index], temps),
+            stage="SCENE_BUILD",
+            scene=index,
+            expected_seconds=0,
+        )
+    return stills
+
+
 def build_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> Path:
     """SCENE_BUILD: work/scenes/scene_NNN.mp4, video only, exactly the scene's frames.
 
@@ -74,17 +89,8 @@ def build_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> 
     """
     scene = plan.scenes[index]
     target = scene_clip(project, index)
-    stills = scene_stills(project, plan, index)
     try:
-        with ExitStack() as renames:
-            # Renamed into place only when every still is written, like any other work file.
-            temps = [renames.enter_context(atomic_path(still)) for still in stills]
-            dataclasses.replace(runner, on_progress=None).run(
-                stills_args(project.root, plan, scene, temps),
-                stage="SCENE_BUILD",
-                scene=index,
-                expected_seconds=0,
-            )
+        stills = prepare_stills(project, plan, index, runner)
         with atomic_path(target) as tmp:
             runner.run(
                 scene_args(

@@ -28,8 +28,8 @@ from pipeline.options import RenderOptions
 from pipeline.plan import Plan, make_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
-from pipeline.scene import scene_source_args, stills_args, video_codec_args
-from pipeline.stages import render, scene_stills
+from pipeline.scene import scene_source_args, video_codec_args
+from pipeline.stages import prepare_stills, render
 
 ROOT = Path(".bench")
 
@@ -115,15 +115,12 @@ def prepare_raw(ffmpeg: str, project: ProjectDir, plan: Plan, raw: Path) -> None
     already went through libx264 once are measurably cheaper to encode again (about a quarter
     less x264 CPU here), which would make the floor too low.
     """
-    quiet = (ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error")
     with open(raw, "wb") as sink:
         for scene in plan.scenes:
-            stills = scene_stills(project, plan, scene.index)
-            stills[0].parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([*quiet, *stills_args(project.root, plan, scene, stills)], check=True)
+            stills = prepare_stills(project, plan, scene.index, Runner(ffmpeg))
             subprocess.run(
                 [
-                    *quiet,
+                    *(ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"),
                     *scene_source_args(plan, scene, stills),
                     *("-frames:v", str(scene.frames), "-f", "rawvideo", "-pix_fmt", "yuv420p"),
                     "pipe:1",

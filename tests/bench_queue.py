@@ -53,7 +53,7 @@ def run_cli(root: Path) -> float:
     return time.monotonic() - started
 
 
-def run_api(root: Path, processes: int, poll_rate: float = 10.0) -> ApiRun:
+def run_api(root: Path, processes: int) -> ApiRun:
     storage = root / f"storage-{processes}"
     with running_stack(
         storage,
@@ -73,11 +73,11 @@ def run_api(root: Path, processes: int, poll_rate: float = 10.0) -> ApiRun:
         # Ten status requests a second: a busy dashboard, not a load test. More would take
         # CPU from the render being measured (every request reads the job and its log tail).
         def poll(job_id: str) -> None:
-            while poll_rate and not done.is_set():
+            while not done.is_set():
                 t0 = time.perf_counter()
                 api.job(job_id)
                 latencies.append(time.perf_counter() - t0)
-                time.sleep(1 / poll_rate)
+                time.sleep(0.1)
 
         posted = time.time()
         job_id = api.render("bench", preset=PRESET)
