@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.graph import Filter, Graph
 from pipeline.plan import Plan
 
 CHANNEL_LAYOUT = "stereo"
@@ -17,40 +18,55 @@ MASTER_FILE = "audio.wav"
 AAC_ARGS = ["-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
 
 
-def _segment(plan: Plan, index: int, source: str) -> str:
+def _segment(plan: Plan, index: int) -> tuple[Filter, ...]:
+    """Any audio made into exactly scene `index`'s samples of 48 kHz stereo."""
     start, end = plan.sample_range(index)
     samples = end - start
-    fmt = (
-        f"aformat=sample_fmts=fltp:sample_rates={plan.sample_rate}:channel_layouts={CHANNEL_LAYOUT}"
-    )
-    # apad then atrim: exactly `samples` long whether the voiceover is shorter or longer.
     return (
-        f"{source}aresample={plan.sample_rate},{fmt},"
-        f"apad=whole_len={samples},atrim=end_sample={samples},asetpts=N/SR/TB"
+        Filter.of("aresample", plan.sample_rate),
+        Filter.of(
+            "aformat",
+            sample_fmts="fltp",
+            sample_rates=plan.sample_rate,
+            channel_layouts=CHANNEL_LAYOUT,
+        ),
+        # apad then atrim: exactly `samples` long whether the voiceover is shorter or longer.
+        Filter.of("apad", whole_len=samples),
+        Filter.of("atrim", end_sample=samples),
+        Filter.of("asetpts", "N/SR/TB"),
     )
+
+
+def master_track_graph(plan: Plan) -> Graph:
+    """Each scene's voiceover (the command's inputs, in scene order) or silence, end to end."""
+    graph = Graph()
+    segments = []
+    inputs = 0
+    for scene in plan.scenes:
+        if scene.voiceover is not None:
+            source = graph.input(inputs, "a", 0)
+            inputs += 1
+        else:
+            source = graph.apply(Filter.of("anullsrc", r=plan.sample_rate, cl=CHANNEL_LAYOUT))
+        segments.append(graph.chain(source, _segment(plan, scene.index)))
+    graph.output(graph.apply(Filter.of("concat", n=len(segments), v=0, a=1), *segments))
+    return graph
 
 
 def master_track_args(project_root: Path, plan: Plan, out: Path) -> list[str]:
     """FFmpeg arguments writing the whole video's audio as 48 kHz stereo PCM to `out`."""
     args: list[str] = []
-    parts: list[str] = []
-    inputs = 0
     for scene in plan.scenes:
         if scene.voiceover is not None:
             args += ["-i", str(project_root / scene.voiceover)]
-            source = f"[{inputs}:a:0]"
-            inputs += 1
-        else:
-            source = f"anullsrc=r={plan.sample_rate}:cl={CHANNEL_LAYOUT},"
-        parts.append(f"{_segment(plan, scene.index, source)}[a{scene.index}]")
-    labels = "".join(f"[a{scene.index}]" for scene in plan.scenes)
-    parts.append(f"{labels}concat=n={len(plan.scenes)}:v=0:a=1[a]")
+    compiled = master_track_graph(plan).compile()
+    (track,) = compiled.maps
     return [
         *args,
         "-filter_complex",
-        ";".join(parts),
+        compiled.text,
         "-map",
-        "[a]",
+        track,
         "-c:a",
         "pcm_s16le",
         "-ar",
@@ -63,7 +79,10 @@ def master_track_args(project_root: Path, plan: Plan, out: Path) -> list[str]:
     ]
 
 
-def scene_audio_filter(plan: Plan, index: int) -> str:
+def scene_audio_filter(plan: Plan, index: int) -> tuple[Filter, ...]:
     """Cut one scene's samples out of the master track (for output/scene_NN.mp4)."""
     start, end = plan.sample_range(index)
-    return f"atrim=start_sample={start}:end_sample={end},asetpts=PTS-STARTPTS"
+    return (
+        Filter.of("atrim", start_sample=start, end_sample=end),
+        Filter.of("asetpts", "PTS-STARTPTS"),
+    )

@@ -8,6 +8,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from pipeline.graph import Filter
+
 # Zoom travelled over one shot; small enough to read as "slow" at any shot length.
 ZOOM = 0.12
 # Pan, as a fraction of the free margin at the zoomed-in end: slight, never to an edge.
@@ -54,7 +56,7 @@ def kenburns(scene: int, shot: int, global_shot: int) -> Move:
 
 def zoompan_filter(
     move: Move, frames: int, width: int, height: int, fps: int, first: int = 0, count: int = 0
-) -> str:
+) -> Filter:
     """zoompan that draws frames [first, first + count) of a `frames`-long move from one input
     frame (count 0: to the end), so a shot can be drawn in pieces with the same pixels."""
     count = count or frames - first
@@ -64,7 +66,12 @@ def zoompan_filter(
     def lerp(a: float, b: float) -> str:
         return f"{a:.6f}" if a == b else f"({a:.6f}+({b - a:.6f})*{t})"
 
-    zoom = lerp(move.zoom_start, move.zoom_end)
-    x = f"(iw-iw/zoom)*{lerp(move.x_start, move.x_end)}"
-    y = f"(ih-ih/zoom)*{lerp(move.y_start, move.y_end)}"
-    return f"zoompan=z='{zoom}':x='{x}':y='{y}':d={count}:s={width}x{height}:fps={fps}"
+    return Filter.of(
+        "zoompan",
+        z=lerp(move.zoom_start, move.zoom_end),
+        x=f"(iw-iw/zoom)*{lerp(move.x_start, move.x_end)}",
+        y=f"(ih-ih/zoom)*{lerp(move.y_start, move.y_end)}",
+        d=count,
+        s=f"{width}x{height}",
+        fps=fps,
+    )

@@ -7,7 +7,6 @@ trip; paths in it are relative to the project root, so a plan survives moving th
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from pydantic import ValidationError
 
 from pipeline import timeline
 from pipeline.atomic import write_text_atomic
+from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
+from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.motion import STILL, Move, kenburns
 from pipeline.options import Fit, Motion, RenderOptions
@@ -24,7 +25,6 @@ from pipeline.probe import audio_seconds, image_size
 from pipeline.project import ProjectDir
 from pipeline.spec import ProjectSpec, SceneSpec
 
-STAGE = "VALIDATE"
 PLAN_FILE = "plan.json"
 _EXIF_ORIENTATION = 0x0112
 
@@ -77,8 +77,7 @@ class Plan:
     fps: int
     width: int
     height: int
-    crf: int
-    preset: str
+    encoder: Encoder
     xfade_frames: int
     sample_rate: int
     scenes: tuple[ScenePlan, ...]
@@ -113,7 +112,7 @@ class Plan:
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
         scenes = tuple(_scene_from_dict(s) for s in data.pop("scenes"))
-        return cls(scenes=scenes, **data)
+        return cls(encoder=Encoder(**data.pop("encoder")), scenes=scenes, **data)
 
 
 def _scene_from_dict(data: dict[str, Any]) -> ScenePlan:
@@ -142,15 +141,15 @@ def load_spec(project: ProjectDir) -> ProjectSpec:
     try:
         text = project.spec_file.read_text("utf-8")
     except FileNotFoundError:
-        raise PipelineError(STAGE, f"{project.spec_file} does not exist") from None
+        raise PipelineError(f"{project.spec_file} does not exist") from None
     try:
         return ProjectSpec.model_validate_json(text)
     except ValidationError as exc:
-        raise PipelineError(STAGE, f"input/scenes.json is invalid: {exc}") from None
+        raise PipelineError(f"input/scenes.json is invalid: {exc}") from None
 
 
 def _scene_error(index: int, scene: SceneSpec, message: str) -> PipelineError:
-    return PipelineError(STAGE, message, scene=index, scene_id=scene.id)
+    return PipelineError(message, scene=index, scene_id=scene.id)
 
 
 def _inspect_image(project: ProjectDir, index: int, scene: SceneSpec, name: str) -> ImageInfo:
@@ -190,23 +189,25 @@ def _inspect_voiceover(
 
 
 def check_ffmpeg(ffmpeg: str) -> None:
-    """The binary runs and has libx264 (some distribution builds leave it out)."""
+    """The binary runs and has every encoder, filter and format a render uses."""
     try:
-        result = subprocess.run(
-            [ffmpeg, "-hide_banner", "-encoders"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except OSError as exc:
-        raise PipelineError(STAGE, f"cannot run FFmpeg {ffmpeg!r}: {exc}") from None
-    if result.returncode != 0 or " libx264 " not in result.stdout:
-        raise PipelineError(STAGE, f"FFmpeg {ffmpeg!r} has no libx264 encoder")
+        require_ffmpeg(ffmpeg)
+    except UnfitFFmpeg as exc:
+        raise PipelineError(str(exc)) from None
 
 
-def make_plan(project: ProjectDir, options: RenderOptions, ffmpeg: str) -> Plan:
-    """Read and check the project's inputs, then lay out the whole timeline in frames."""
+def make_plan(
+    project: ProjectDir,
+    options: RenderOptions,
+    ffmpeg: str,
+    *,
+    threads: int = 0,
+    lookahead: int = 0,
+) -> Plan:
+    """Read and check the project's inputs, then lay out the whole timeline in frames.
+
+    `threads` and `lookahead` are libx264's (0: its own choice, the preset's lookahead).
+    """
     check_ffmpeg(ffmpeg)
     spec = load_spec(project)
     inputs: list[tuple[tuple[ImageInfo, ...], str | None, float | None, float]] = []
@@ -219,13 +220,16 @@ def make_plan(project: ProjectDir, options: RenderOptions, ffmpeg: str) -> Plan:
         if seconds is None:
             raise _scene_error(index, scene, "has neither a voiceover nor a duration")
         inputs.append((images, voice, voice_seconds, seconds))
-    return build_plan(spec, options, inputs)
+    return build_plan(spec, options, inputs, threads=threads, lookahead=lookahead)
 
 
 def build_plan(
     spec: ProjectSpec,
     options: RenderOptions,
     inputs: list[tuple[tuple[ImageInfo, ...], str | None, float | None, float]],
+    *,
+    threads: int = 0,
+    lookahead: int = 0,
 ) -> Plan:
     """The pure half of make_plan: checked inputs (images, voiceover, its length, D) → Plan."""
     fps = options.fps
@@ -272,8 +276,9 @@ def build_plan(
         fps=fps,
         width=width,
         height=height,
-        crf=options.crf,
-        preset=options.preset,
+        encoder=Encoder(
+            preset=options.preset, crf=options.crf, threads=threads, lookahead=lookahead
+        ),
         xfade_frames=xfade,
         sample_rate=timeline.SAMPLE_RATE,
         scenes=tuple(scenes),

@@ -21,15 +21,18 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from pipeline.encoder import video_codec_args
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.fixtures import make_bench_project
+from pipeline.graph import Filter, Graph, Stream
 from pipeline.motion import ZOOM
 from pipeline.options import RenderOptions
 from pipeline.plan import Plan, make_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
-from pipeline.scene import scene_source_args, video_codec_args
-from pipeline.stages import prepare_stills, render
+from pipeline.render import render
+from pipeline.scene import scene_source_args
+from pipeline.stages import prepare_stills
 
 ROOT = Path(".bench")
 
@@ -130,33 +133,31 @@ def prepare_raw(ffmpeg: str, project: ProjectDir, plan: Plan, raw: Path) -> None
             )
 
 
-def encode_floor(ffmpeg: str, plan: Plan, raw: Path, out: Path, runner: Runner) -> None:
-    """libx264 alone, with the pipeline's own codec settings (preset, crf, threads, lookahead)."""
+def encode_floor(ffmpeg: str, plan: Plan, raw: Path, out: Path) -> None:
+    """libx264 alone, with the plan's own encoder (preset, crf, threads, lookahead)."""
     _ffmpeg(
         ffmpeg,
         [
             *("-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{plan.width}x{plan.height}"),
             *("-framerate", str(plan.fps), "-i", str(raw)),
-            *video_codec_args(plan, runner.threads, runner.lookahead),
+            *video_codec_args(plan.encoder),
             str(out),
         ],
     )
 
 
-def monolithic_args(
-    project: ProjectDir, plan: Plan, out: Path, preset: str, lookahead: int
-) -> list[str]:
+def monolithic_args(project: ProjectDir, plan: Plan, out: Path) -> list[str]:
     """One hand-written-style command: a `-loop 1` input per shot, everything in one graph.
 
-    A lookahead given to the pipeline is given here too, so speeds compare like for like.
+    It encodes with the plan's preset, crf and lookahead, so speeds compare like for like.
     """
     w, h, fps = plan.width, plan.height, plan.fps
     inputs: list[str] = []
-    parts: list[str] = []
-    scene_labels = []
+    graph = Graph()
+    scenes: list[Stream] = []
     n = 0
     for scene in plan.scenes:
-        shot_labels = []
+        shots: list[Stream] = []
         for shot in scene.shots:
             length = shot.frames + shot.overlap
             inputs += ["-loop", "1", "-framerate", str(fps), "-t", f"{length / fps:.4f}"]
@@ -166,45 +167,54 @@ def monolithic_args(
             # `zoom+0.0008` never moves).
             travel = f"{ZOOM}*in/{max(length - 1, 1)}"
             zoom = f"1+{travel}" if n % 2 == 0 else f"{1 + ZOOM}-{travel}"
-            parts.append(
-                f"[{n}:v]scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},"
-                f"zoompan=z='{zoom}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:s={w}x{h}"
-                f":fps={fps},format=yuv420p,setsar=1[v{n}]"
+            drawn = (
+                Filter.of("scale", w, h, force_original_aspect_ratio="increase"),
+                Filter.of("crop", w, h),
+                Filter.of(
+                    "zoompan",
+                    z=zoom,
+                    x="iw/2-(iw/zoom/2)",
+                    y="ih/2-(ih/zoom/2)",
+                    d=1,
+                    s=f"{w}x{h}",
+                    fps=fps,
+                ),
+                Filter.of("format", "yuv420p"),
+                Filter.of("setsar", 1),
             )
-            shot_labels.append(f"v{n}")
+            shots.append(graph.chain(graph.input(n, "v"), drawn))
             n += 1
-        current = shot_labels[0]
+        current = shots[0]
         elapsed = 0
-        for i, label in enumerate(shot_labels[1:], start=1):
+        for i, stream in enumerate(shots[1:], start=1):
             elapsed += scene.shots[i - 1].frames
-            out_label = f"sc{scene.index}x{i}"
-            parts.append(
-                f"[{current}][{label}]xfade=transition=fade:duration={plan.xfade_frames / fps}"
-                f":offset={elapsed / fps}[{out_label}]"
+            fade = Filter.of(
+                "xfade", transition="fade", duration=plan.xfade_frames / fps, offset=elapsed / fps
             )
-            current = out_label
-        scene_labels.append(current)
-    parts.append(
-        "".join(f"[{s}]" for s in scene_labels) + f"concat=n={len(scene_labels)}:v=1:a=0[v]"
-    )
-    audio_labels = []
+            current = graph.apply(fade, current, stream)
+        scenes.append(current)
+    graph.output(graph.apply(Filter.of("concat", n=len(scenes), v=1, a=0), *scenes))
+    voices: list[Stream] = []
     for scene in plan.scenes:
         if scene.voiceover is None:
             continue
         inputs += ["-i", str(project.root / scene.voiceover)]
         delay = round(scene.start_frame / fps * 1000)
-        parts.append(f"[{n}:a]adelay={delay}:all=1[a{n}]")
-        audio_labels.append(f"[a{n}]")
+        voices.append(graph.apply(Filter.of("adelay", delay, all=1), graph.input(n, "a")))
         n += 1
-    parts.append(
-        "".join(audio_labels)
-        + f"amix=inputs={len(audio_labels)}:normalize=0,apad,atrim=end={plan.duration_seconds}[a]"
+    mixed = graph.apply(Filter.of("amix", inputs=len(voices), normalize=0), *voices)
+    graph.output(
+        graph.chain(mixed, (Filter.of("apad"), Filter.of("atrim", end=plan.duration_seconds)))
     )
+    compiled = graph.compile()
+    video, audio = compiled.maps
+    encoder = plan.encoder
     return [
         *inputs,
-        *("-filter_complex", ";".join(parts), "-map", "[v]", "-map", "[a]"),
-        *("-c:v", "libx264", "-preset", preset, "-crf", str(plan.crf), "-pix_fmt", "yuv420p"),
-        *(("-rc-lookahead", str(lookahead)) if lookahead else ()),
+        *("-filter_complex", compiled.text, "-map", video, "-map", audio),
+        *("-c:v", "libx264", "-preset", encoder.preset, "-crf", str(encoder.crf)),
+        *("-pix_fmt", "yuv420p"),
+        *(("-rc-lookahead", str(encoder.lookahead)) if encoder.lookahead else ()),
         *("-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-movflags", "+faststart", str(out)),
     ]
 
@@ -230,19 +240,21 @@ def main() -> None:
     raw = ROOT / "frames.yuv"
     raw.unlink(missing_ok=True)
     for preset in args.presets.split(","):
-        options = RenderOptions(preset=preset, resolution=args.resolution)  # type: ignore[arg-type]
-        plan = make_plan(project, options, ffmpeg)
+        options = RenderOptions(preset=preset, resolution=args.resolution)
+        plan = make_plan(project, options, ffmpeg, threads=args.threads, lookahead=args.lookahead)
         frames = plan.total_frames
-        runner = Runner(ffmpeg, threads=args.threads, lookahead=args.lookahead)
         output = f"bench-{preset}.mp4"
-        results.append(
-            measure(
-                f"pipeline (jobs {args.jobs})",
-                preset,
-                frames,
-                partial(render, project, options, output, runner, jobs=args.jobs),
-            )
+        pipeline = partial(
+            render,
+            project,
+            options,
+            output,
+            Runner(ffmpeg),
+            jobs=args.jobs,
+            threads=args.threads,
+            lookahead=args.lookahead,
         )
+        results.append(measure(f"pipeline (jobs {args.jobs})", preset, frames, pipeline))
         produced = project.output / output
         info = probe(produced)
         assert info.video is not None and info.video.frames == frames, info
@@ -254,12 +266,12 @@ def main() -> None:
                 "encode floor",
                 preset,
                 frames,
-                partial(encode_floor, ffmpeg, plan, raw, floor_out, runner),
+                partial(encode_floor, ffmpeg, plan, raw, floor_out),
             )
         )
         if not args.skip_monolithic:
             mono_out = ROOT / f"monolithic-{preset}.mp4"
-            mono = monolithic_args(project, plan, mono_out, preset, args.lookahead)
+            mono = monolithic_args(project, plan, mono_out)
             results.append(
                 measure("monolithic command", preset, frames, partial(_ffmpeg, ffmpeg, mono))
             )
@@ -273,7 +285,7 @@ def _print_table(results: list[Result], plan: Plan, args: argparse.Namespace) ->
     print(
         f"\nproject: {len(plan.scenes)} scenes, {plan.total_frames} frames, "
         f"{plan.duration_seconds:.1f}s at {plan.width}x{plan.height} {plan.fps} fps, "
-        f"crf {plan.crf}, x264 threads {args.threads or 'auto'}, "
+        f"crf {plan.encoder.crf}, x264 threads {args.threads or 'auto'}, "
         f"rc-lookahead {args.lookahead or 'preset'}, {os.cpu_count()} cores\n"
     )
     header = (

@@ -3,11 +3,15 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import registry
+from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
+from pipeline.ffmpeg import Runner
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, write_project
 from pipeline.options import RenderOptions
 from pipeline.plan import Plan, make_plan, read_plan, write_plan
 from pipeline.project import ProjectDir
+from pipeline.registry import StageRun
 from tests import pipeline_fixtures as fx
 from tests.pipeline_fixtures import SMALL
 
@@ -26,10 +30,20 @@ def test_plan_follows_the_timeline_rules(small_project: ProjectDir, ffmpeg_bin: 
     assert plan.total_frames == 60 and plan.duration_seconds == 2.0
     assert plan.xfade_frames == 9
     assert intro.shots[0].image == "input/images/a.jpg"
+    # Everything that decides the clips' bytes: the options' crf and preset, x264's defaults.
+    assert plan.encoder == Encoder(preset="veryfast", crf=23, threads=0, lookahead=0)
+
+
+def test_the_encoder_holds_x264s_threads_and_lookahead(
+    small_project: ProjectDir, ffmpeg_bin: str
+) -> None:
+    plan = make_plan(small_project, SMALL, ffmpeg_bin, threads=2, lookahead=10)
+    assert (plan.encoder.threads, plan.encoder.lookahead) == (2, 10)
+    assert json.loads(plan.to_json())["encoder"]["lookahead"] == 10
 
 
 def test_plan_round_trips_through_json(small_project: ProjectDir, ffmpeg_bin: str) -> None:
-    plan = make_plan(small_project, SMALL, ffmpeg_bin)
+    plan = make_plan(small_project, SMALL, ffmpeg_bin, threads=2, lookahead=10)
     assert Plan.from_json(plan.to_json()) == plan
     write_plan(small_project, plan)
     assert read_plan(small_project) == plan
@@ -106,10 +120,11 @@ def test_bad_inputs_name_stage_scene_and_file(
 ) -> None:
     project = _broken(tmp_path, ffmpeg_bin)
     damage(project)  # type: ignore[operator]
+    validate = registry.STAGES[0]
     with pytest.raises(PipelineError) as info:
-        make_plan(project, SMALL, ffmpeg_bin)
+        registry.run_stage(validate, StageRun(project, SMALL, "v.mp4", Runner(ffmpeg_bin)))
     assert str(info.value).startswith(expected)
-    assert info.value.stage == "VALIDATE" and info.value.scene == 1
+    assert info.value.stage == validate.name == "VALIDATE" and info.value.scene == 1
 
 
 def test_an_image_that_is_really_audio_is_rejected(tmp_path: Path, ffmpeg_bin: str) -> None:
@@ -141,5 +156,5 @@ def test_ffmpeg_without_libx264_is_refused(small_project: ProjectDir, tmp_path: 
     fake = tmp_path / "ffmpeg"
     fake.write_text("#!/bin/sh\necho ' V..... mpeg4   MPEG-4 part 2'\n")
     fake.chmod(0o755)
-    with pytest.raises(PipelineError, match="no libx264"):
+    with pytest.raises(PipelineError, match=r"lacks encoder\(s\) libx264"):
         make_plan(small_project, SMALL, str(fake))

@@ -1,11 +1,25 @@
-"""The scene graph as data: checked without running FFmpeg."""
+"""The scene commands as data: their compiled graphs, checked without running FFmpeg."""
 
 import dataclasses
 from pathlib import Path
 
+import pytest
+
+from pipeline.encoder import Encoder, video_codec_args
+from pipeline.graph import Filter
 from pipeline.motion import STILL, Move, kenburns, zoompan_filter
 from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
-from pipeline.scene import scene_args, scene_graph, stills_args, video_codec_args
+from pipeline.scene import (
+    Piece,
+    pieces,
+    scene_args,
+    scene_graph,
+    stills_args,
+    stills_graph,
+)
+
+TAGS = "setsar=1,setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
+STILLS = [Path("/w/stills/a.yuv"), Path("/w/stills/b.yuv")]
 
 
 def _plan(motion: str, orientation: int = 1, fit: str = "cover") -> Plan:
@@ -20,115 +34,201 @@ def _plan(motion: str, orientation: int = 1, fit: str = "cover") -> Plan:
         ShotPlan(images[0].path, 41, 0, moves[2]),
     )
     scene = ScenePlan(0, "s", 0, 121, images, shots, None, None, fit, motion, False)  # type: ignore[arg-type]
-    return Plan(30, 320, 180, 20, "veryfast", 9, 48000, (scene,))
+    return Plan(30, 320, 180, Encoder(preset="veryfast", crf=20), 9, 48000, (scene,))
 
 
-STILLS = [Path("/w/stills/a.yuv"), Path("/w/stills/b.yuv")]
+def _chains(graph_text: str) -> list[str]:
+    return graph_text.split(";")
+
+
+def _zoom(plan: Plan, shot: int, first: int, count: int) -> str:
+    """The zoompan of a piece of a shot, as the scene graph must draw it."""
+    s = plan.scenes[0].shots[shot]
+    return zoompan_filter(s.move, s.frames + s.overlap, 320, 180, 30, first, count).text()
 
 
 def test_each_image_is_decoded_once_into_a_raw_still() -> None:
     plan = _plan("kenburns")
     prep = stills_args(Path("/p"), plan, plan.scenes[0], STILLS)
-    assert [prep[i + 1] for i, a in enumerate(prep) if a == "-i"] == [
-        "/p/input/images/a.jpg",
-        "/p/input/images/b.png",
-    ]
-    assert "-loop" not in prep
-    # Scaled once, to 1.5× the output size, one raw yuv420p frame per image.
-    graph = prep[prep.index("-filter_complex") + 1]
-    assert graph.startswith("[0:v]scale=480:270:force_original_aspect_ratio=increase")
-    assert prep[-1] == "/w/stills/b.yuv" and prep.count("rawvideo") == 2
-    assert prep.count("-frames:v") == 2 and prep.count("yuv420p") == 2
-
-
-def test_the_clip_reads_the_stills_and_splits_single_frames_only() -> None:
-    plan = _plan("kenburns")
-    args = scene_args(plan, plan.scenes[0], STILLS, Path("/out.mp4"))
-    assert [args[i + 1] for i, a in enumerate(args) if a == "-i"] == [str(p) for p in STILLS]
-    assert args.count("480x270") == 2
-    assert args[args.index("-frames:v") + 1] == "121"
-    graph = scene_graph(plan, plan.scenes[0])
-    assert "scale=" not in graph
-    # Image a (shots 0 and 2) feeds 4 pieces, image b (shot 1) three; every piece draws its
-    # frames itself, so no stream of frames is split or trimmed.
-    assert graph.startswith("[0:v]split=4[pb0][pt0][ph2][pb2];[1:v]split=3[ph1][pb1][pt1];")
-    assert "trim" not in graph
-    assert graph.count("zoompan=") == 7
-
-
-def test_shots_render_their_overlap_and_fades_start_on_shot_boundaries() -> None:
-    plan = _plan("kenburns")
-    steps = scene_graph(plan, plan.scenes[0]).split(";")
-    # Shots of 40, 40 and 41 frames with 9-frame fades: each shot's tail fades into the next
-    # one's head, and only those frames go through xfade (which converts to 4:4:4).
-    pieces = {step.rsplit("[", 1)[1].rstrip("]"): step for step in steps if "zoompan" in step}
-    assert ":d=40:" in pieces["b0"] and "(on/48)" in pieces["b0"]
-    assert ":d=9:" in pieces["t0"] and "((on+40)/48)" in pieces["t0"]
-    assert ":d=9:" in pieces["h1"] and "(on/48)" in pieces["h1"]
-    assert ":d=31:" in pieces["b1"] and "((on+9)/48)" in pieces["b1"]
-    assert ":d=9:" in pieces["t1"] and "((on+40)/48)" in pieces["t1"]
-    assert ":d=9:" in pieces["h2"] and "(on/40)" in pieces["h2"]
-    assert ":d=32:" in pieces["b2"] and "((on+9)/40)" in pieces["b2"]
-    fades = [step for step in steps if "xfade=" in step]
-    assert [f[: f.index("xfade")] for f in fades] == ["[t0][h1]", "[t1][h2]"]
-    assert all("duration=0.300000:offset=0," in f for f in fades)
-    assert "[b0][f1][b1][f2][b2]concat=n=5" in steps[-1]
-
-
-def test_without_fades_the_shots_are_concatenated_whole() -> None:
-    plan = _plan("none")
-    plan = dataclasses.replace(
-        plan,
-        xfade_frames=0,
-        scenes=(
-            dataclasses.replace(
-                plan.scenes[0],
-                shots=tuple(
-                    dataclasses.replace(s, frames=f, overlap=0)
-                    for s, f in zip(plan.scenes[0].shots, (40, 40, 41), strict=True)
-                ),
-            ),
-        ),
+    cover = (
+        "scale=480:270:force_original_aspect_ratio=increase:out_color_matrix=bt709:out_range=tv,"
+        "crop=480:270,format=yuv420p"
     )
-    graph = scene_graph(plan, plan.scenes[0])
-    assert "xfade" not in graph
-    assert "[b0][b1][b2]concat=n=3" in graph
-    assert "loop=loop=39:size=1" in graph and "loop=loop=40:size=1" in graph
-
-
-def test_still_scenes_loop_the_fitted_frame() -> None:
-    plan = _plan("none")
-    graph = scene_graph(plan, plan.scenes[0])
-    assert "zoompan" not in graph
-    # body of shot 0: 40 frames; its tail and the next head: 9 each.
-    assert "loop=loop=39:size=1" in graph and "loop=loop=8:size=1" in graph
-    prep = stills_args(Path("/p"), plan, plan.scenes[0], STILLS)
-    assert "scale=320:180:force_original_aspect_ratio=increase" in " ".join(prep)
+    # Scaled once, to 1.5× the output size (the scene moves), one raw yuv420p frame per image.
+    assert prep == [
+        *("-noautorotate", "-i", "/p/input/images/a.jpg"),
+        *("-noautorotate", "-i", "/p/input/images/b.png"),
+        *("-filter_complex", f"[0:v]{cover}[s0];[1:v]{cover}[s1]"),
+        *("-map", "[s0]", "-frames:v", "1", "-pix_fmt", "yuv420p", "-f", "rawvideo"),
+        "/w/stills/a.yuv",
+        *("-map", "[s1]", "-frames:v", "1", "-pix_fmt", "yuv420p", "-f", "rawvideo"),
+        "/w/stills/b.yuv",
+    ]
 
 
 def test_exif_orientation_and_contain() -> None:
     plan = _plan("none", orientation=6, fit="contain")
+    compiled = stills_graph(plan, plan.scenes[0]).compile()
+
+    def contained(src: str, first: int) -> list[str]:
+        bg, fg, bg_out, fg_out, out = (f"[s{first + i}]" for i in range(5))
+        return [
+            f"{src}split=2{bg}{fg}",
+            f"{bg}scale=40:22:force_original_aspect_ratio=increase:out_color_matrix=bt709:"
+            "out_range=tv,crop=40:22,gblur=sigma=1.00,eq=brightness=-0.12:saturation=0.8,"
+            f"scale=320:180,format=yuv420p{bg_out}",
+            f"{fg}scale=320:180:force_original_aspect_ratio=decrease:out_color_matrix=bt709:"
+            f"out_range=tv,format=yuv420p{fg_out}",
+            f"{bg_out}{fg_out}overlay=(W-w)/2:(H-h)/2:format=yuv420,format=yuv420p{out}",
+        ]
+
+    # Image a carries EXIF 6 (turned clockwise first), image b none; not moving: output size.
+    assert _chains(compiled.text) == [
+        *contained("[0:v]transpose=clock,", 0),
+        *contained("[1:v]", 5),
+    ]
+    assert compiled.maps == ("[s4]", "[s9]")
+
+
+@pytest.mark.parametrize(
+    ("orientation", "filters"),
+    [(2, "hflip,"), (3, "hflip,vflip,"), (5, "transpose=cclock_flip,"), (8, "transpose=cclock,")],
+)
+def test_every_exif_orientation_is_turned_upright(orientation: int, filters: str) -> None:
+    plan = _plan("none", orientation=orientation)
+    text = stills_graph(plan, plan.scenes[0]).compile().text
+    assert text.startswith(f"[0:v]{filters}scale=320:180:")
+
+
+def test_pieces_are_data_head_body_tail() -> None:
+    plan = _plan("kenburns")
+    # Shots of 40, 40 and 41 frames with 9-frame fades: each shot's tail fades into the next
+    # one's head.
+    assert pieces(plan, plan.scenes[0]) == [
+        Piece("body", 0, 0, 40),
+        Piece("tail", 0, 40, 49),
+        Piece("head", 1, 0, 9),
+        Piece("body", 1, 9, 40),
+        Piece("tail", 1, 40, 49),
+        Piece("head", 2, 0, 9),
+        Piece("body", 2, 9, 41),
+    ]
+
+
+def test_the_moving_scene_graph() -> None:
+    plan = _plan("kenburns")
+    compiled = scene_graph(plan, plan.scenes[0]).compile()
+    fade = "xfade=transition=fade:duration=0.300000:offset=0,format=yuv420p"
+    # Image a (shots 0 and 2) feeds 4 pieces, image b (shot 1) three; every piece draws its
+    # frames itself, so no stream of frames is split or trimmed, and only the overlapping frames
+    # go through xfade (which converts to 4:4:4).
+    assert _chains(compiled.text) == [
+        "[0:v]split=4[s0][s1][s2][s3]",
+        "[1:v]split=3[s4][s5][s6]",
+        f"[s0]{_zoom(plan, 0, 0, 40)},setsar=1[s7]",
+        f"[s1]{_zoom(plan, 0, 40, 9)},setsar=1[s8]",
+        f"[s4]{_zoom(plan, 1, 0, 9)},setsar=1[s9]",
+        f"[s5]{_zoom(plan, 1, 9, 31)},setsar=1[s10]",
+        f"[s6]{_zoom(plan, 1, 40, 9)},setsar=1[s11]",
+        f"[s2]{_zoom(plan, 2, 0, 9)},setsar=1[s12]",
+        f"[s3]{_zoom(plan, 2, 9, 32)},setsar=1[s13]",
+        f"[s8][s9]{fade}[s14]",
+        f"[s11][s12]{fade}[s15]",
+        f"[s7][s14][s10][s15][s13]concat=n=5:v=1:a=0,{TAGS}[s16]",
+    ]
+    assert compiled.maps == ("[s16]",)
+
+
+def test_still_scenes_loop_the_fitted_frame() -> None:
+    plan = _plan("none")
+    text = scene_graph(plan, plan.scenes[0]).compile().text
+    fade = "xfade=transition=fade:duration=0.300000:offset=0,format=yuv420p"
+    assert _chains(text) == [
+        "[0:v]split=4[s0][s1][s2][s3]",
+        "[1:v]split=3[s4][s5][s6]",
+        "[s0]loop=loop=39:size=1,setpts=N,setsar=1[s7]",
+        "[s1]loop=loop=8:size=1,setpts=N,setsar=1[s8]",
+        "[s4]loop=loop=8:size=1,setpts=N,setsar=1[s9]",
+        "[s5]loop=loop=30:size=1,setpts=N,setsar=1[s10]",
+        "[s6]loop=loop=8:size=1,setpts=N,setsar=1[s11]",
+        "[s2]loop=loop=8:size=1,setpts=N,setsar=1[s12]",
+        "[s3]loop=loop=31:size=1,setpts=N,setsar=1[s13]",
+        f"[s8][s9]{fade}[s14]",
+        f"[s11][s12]{fade}[s15]",
+        f"[s7][s14][s10][s15][s13]concat=n=5:v=1:a=0,{TAGS}[s16]",
+    ]
     prep = stills_args(Path("/p"), plan, plan.scenes[0], STILLS)
-    graph = prep[prep.index("-filter_complex") + 1]
-    assert graph.startswith("[0:v]transpose=clock,split=2[bgsrc0][fgsrc0]")
-    assert "[1:v]split=2[bgsrc1][fgsrc1]" in graph
-    assert "force_original_aspect_ratio=decrease" in graph and "gblur" in graph
+    assert "scale=320:180:force_original_aspect_ratio=increase" in " ".join(prep)
 
 
-def test_lookahead_is_the_presets_unless_capped() -> None:
-    plan = _plan("kenburns")
-    assert "-rc-lookahead" not in video_codec_args(plan)
-    capped = video_codec_args(plan, threads=2, lookahead=10)
-    assert capped[capped.index("-rc-lookahead") + 1] == "10"
-    assert capped[capped.index("-threads") + 1] == "2"
-
-
-def test_output_is_tagged_bt709_tv() -> None:
-    plan = _plan("kenburns")
-    graph = scene_graph(plan, plan.scenes[0])
-    assert graph.endswith(
-        "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709[v]"
+def _without_fades(plan: Plan) -> Plan:
+    scene = plan.scenes[0]
+    shots = tuple(dataclasses.replace(s, overlap=0) for s in scene.shots)
+    return dataclasses.replace(
+        plan, xfade_frames=0, scenes=(dataclasses.replace(scene, shots=shots),)
     )
+
+
+def test_without_fades_the_shots_are_concatenated_whole() -> None:
+    plan = _without_fades(_plan("none"))
+    text = scene_graph(plan, plan.scenes[0]).compile().text
+    assert _chains(text) == [
+        "[0:v]split=2[s0][s1]",
+        "[1:v]split=1[s2]",
+        "[s0]loop=loop=39:size=1,setpts=N,setsar=1[s3]",
+        "[s2]loop=loop=39:size=1,setpts=N,setsar=1[s4]",
+        "[s1]loop=loop=40:size=1,setpts=N,setsar=1[s5]",
+        f"[s3][s4][s5]concat=n=3:v=1:a=0,{TAGS}[s6]",
+    ]
+
+
+def test_a_single_shot_is_tagged_without_concat() -> None:
+    plan = _plan("kenburns")
+    scene = plan.scenes[0]
+    one = dataclasses.replace(
+        scene, frames=40, shots=(dataclasses.replace(scene.shots[0], overlap=0),)
+    )
+    plan = dataclasses.replace(plan, scenes=(one,))
+    # Image b is an input of the command but no shot shows it: the graph does not read it.
+    assert scene_graph(plan, one).compile().text == (
+        f"[0:v]split=1,{_zoom(plan, 0, 0, 40)},setsar=1,{TAGS}[s0]"
+    )
+
+
+def test_a_head_needs_the_tail_of_the_shot_before() -> None:
+    plan = _plan("none")
+    scene = plan.scenes[0]
+    broken = dataclasses.replace(
+        scene, shots=(dataclasses.replace(scene.shots[0], overlap=0), *scene.shots[1:])
+    )
+    with pytest.raises(ValueError, match="shot 1 fades in but the shot before it has no tail"):
+        scene_graph(plan, broken)
+
+
+def test_the_clip_command_reads_the_stills_and_encodes_with_the_plans_encoder() -> None:
+    plan = _plan("kenburns")
+    args = scene_args(plan, plan.scenes[0], STILLS, Path("/out.mp4"))
+    raw = ("-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", "480x270", "-framerate", "30")
+    graph = scene_graph(plan, plan.scenes[0]).compile()
+    assert args == [
+        *raw,
+        *("-i", "/w/stills/a.yuv"),
+        *raw,
+        *("-i", "/w/stills/b.yuv"),
+        *("-filter_complex", graph.text, "-map", "[s16]", "-an"),
+        *video_codec_args(plan.encoder),
+        *("-frames:v", "121", "-f", "mp4", "/out.mp4"),
+    ]
+
+
+def test_codec_arguments_come_from_the_encoder_alone() -> None:
+    assert video_codec_args(Encoder(preset="veryfast", crf=20)) == [
+        *("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-profile:v", "high"),
+        *("-pix_fmt", "yuv420p", "-color_range", "tv", "-colorspace", "bt709"),
+        *("-color_primaries", "bt709", "-color_trc", "bt709", "-threads", "0"),
+    ]
+    capped = video_codec_args(Encoder(threads=2, lookahead=10))
+    assert capped[-4:] == ["-threads", "2", "-rc-lookahead", "10"]
 
 
 def test_kenburns_alternates_and_is_deterministic() -> None:
@@ -139,6 +239,16 @@ def test_kenburns_alternates_and_is_deterministic() -> None:
 
 
 def test_zoompan_interpolates_over_the_shot() -> None:
-    text = zoompan_filter(Move(1.0, 1.12, 0.5, 0.3, 0.5, 0.5), 50, 1920, 1080, 30)
-    assert "z='(1.000000+(0.120000)*(on/49))'" in text
-    assert "d=50:s=1920x1080:fps=30" in text
+    assert zoompan_filter(Move(1.0, 1.12, 0.5, 0.3, 0.5, 0.5), 50, 1920, 1080, 30) == Filter.of(
+        "zoompan",
+        z="(1.000000+(0.120000)*(on/49))",
+        x="(iw-iw/zoom)*(0.500000+(-0.200000)*(on/49))",
+        y="(ih-ih/zoom)*0.500000",
+        d=50,
+        s="1920x1080",
+        fps=30,
+    )
+    # A later piece of the same move: the same curve, counted from its first frame.
+    later = zoompan_filter(Move(1.0, 1.12), 50, 1920, 1080, 30, first=40, count=10)
+    assert dict(later.options)["z"] == "(1.000000+(0.120000)*((on+40)/49))"
+    assert dict(later.options)["d"] == 10

@@ -1,0 +1,45 @@
+"""Muxing finished streams into MP4s without re-encoding the video (CONCAT and FINALIZE).
+
+Both commands read the video as input 0 and the master track as input 1, copy the video and
+encode the audio to AAC, with the index (moov) first so players can start before the download
+ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.audio import AAC_ARGS, scene_audio_filter
+from pipeline.graph import Filter, chain_text
+from pipeline.plan import Plan
+
+
+def _video_with_aac(out: Path, audio_filters: Sequence[Filter] = ()) -> list[str]:
+    """The output half: input 0's video copied, input 1's audio (filtered) as AAC, into `out`."""
+    filters = ["-af", chain_text(audio_filters)] if audio_filters else []
+    return [
+        *("-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"),
+        *filters,
+        *AAC_ARGS,
+        *("-movflags", "+faststart", "-f", "mp4", str(out)),
+    ]
+
+
+def concat_args(listing: Path, master_audio: Path, out: Path) -> list[str]:
+    """The scene clips of an ffconcat `listing` joined by stream copy, under the whole track."""
+    return [
+        *("-f", "concat", "-safe", "0", "-i", str(listing)),
+        *("-i", str(master_audio)),
+        *_video_with_aac(out),
+    ]
+
+
+def scene_output_args(
+    plan: Plan, index: int, clip: Path, master_audio: Path, out: Path
+) -> list[str]:
+    """One scene's clip with its own samples cut from the master track (output/scene_NN.mp4)."""
+    return [
+        *("-i", str(clip), "-i", str(master_audio)),
+        *_video_with_aac(out, scene_audio_filter(plan, index)),
+    ]

@@ -1,0 +1,44 @@
+"""The mux commands of CONCAT and FINALIZE as argument lists."""
+
+from pathlib import Path
+
+from pipeline.encoder import Encoder
+from pipeline.motion import STILL
+from pipeline.mux import concat_args, scene_output_args
+from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
+
+AAC = ["-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
+WORK = Path("/p/work")
+
+
+def _plan() -> Plan:
+    image = ImageInfo("input/images/a.jpg", 64, 48)
+
+    def scene(index: int, start: int, frames: int) -> ScenePlan:
+        shots = (ShotPlan(image.path, frames, 0, STILL),)
+        return ScenePlan(
+            index, None, start, frames, (image,), shots, None, None, "cover", "none", False
+        )
+
+    return Plan(30, 320, 180, Encoder(), 0, 48000, (scene(0, 0, 30), scene(1, 30, 45)))
+
+
+def test_concat_copies_the_clips_video_under_the_whole_track_as_aac() -> None:
+    args = concat_args(WORK / "concat.txt", WORK / "audio.wav", WORK / "joined.mp4")
+    assert args == [
+        *("-f", "concat", "-safe", "0", "-i", "/p/work/concat.txt", "-i", "/p/work/audio.wav"),
+        *("-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *AAC),
+        *("-movflags", "+faststart", "-f", "mp4", "/p/work/joined.mp4"),
+    ]
+
+
+def test_a_scene_output_cuts_its_own_samples_from_the_master_track() -> None:
+    out = Path("/p/output/.scene_01.tmp.mp4")
+    args = scene_output_args(_plan(), 1, WORK / "scenes/scene_001.mp4", WORK / "audio.wav", out)
+    # Scene 1 is frames 30..75 at 30 fps: samples 48000..120000 at 48 kHz.
+    assert args == [
+        *("-i", "/p/work/scenes/scene_001.mp4", "-i", "/p/work/audio.wav"),
+        *("-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"),
+        *("-af", "atrim=start_sample=48000:end_sample=120000,asetpts=PTS-STARTPTS", *AAC),
+        *("-movflags", "+faststart", "-f", "mp4", str(out)),
+    ]
