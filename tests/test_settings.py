@@ -43,6 +43,9 @@ def test_db_url_follows_render_storage(monkeypatch: pytest.MonkeyPatch, tmp_path
         ("DEFAULT_FPS", "120"),
         ("DEFAULT_CRF", "abc"),
         ("DEFAULT_PRESET", "turbo"),
+        ("DEFAULT_XFADE", "3"),
+        ("DEFAULT_XFADE", "-1"),
+        ("DEFAULT_RESOLUTION", "1921x1080"),
         ("MAX_UPLOAD_MB", "0"),
     ],
 )
@@ -50,7 +53,7 @@ def test_invalid_setting_names_the_variable(
     monkeypatch: pytest.MonkeyPatch, var: str, value: str
 ) -> None:
     monkeypatch.setenv(var, value)
-    with pytest.raises(SettingsError, match=var):
+    with pytest.raises(SettingsError, match=f"invalid settings: {var}: "):
         load_settings()
 
 
