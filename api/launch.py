@@ -13,11 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
 import httpx
 
+from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
+from pipeline.ffmpeg import find_ffmpeg
 from tasks.app import worker_argv
 from tasks.redis_server import EmbeddedRedis
 from tasks.settings import Settings, SettingsError, load_settings
@@ -78,14 +81,16 @@ class Stack:
     def redis_url(self) -> str:
         return self.env.get("REDIS_URL", "")
 
-    def start(self, workers: int = 1, ready_timeout: float = 60) -> Stack:
+    def start(
+        self, workers: int = 1, ready_timeout: float = 60, worker_args: Sequence[str] = ()
+    ) -> Stack:
         try:
             if not self.settings.redis_url:
                 self.redis = EmbeddedRedis(self.settings.render_storage / "redis").start()
                 self.env["REDIS_URL"] = self.redis.url
                 print(f"embedded Redis at {self.redis.url}", file=sys.stderr)
             for _ in range(workers):
-                self.start_worker()
+                self.start_worker(worker_args)
             argv = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"]
             argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
             out = self._output("api")
@@ -96,9 +101,10 @@ class Stack:
             raise
         return self
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, extra_args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+        """One more worker; `extra_args` go to its command line (tests add `-I` modules)."""
         name = f"worker{len(self.workers) + 1}"
-        argv = [sys.executable, *worker_argv(self.settings, hostname=f"{name}@%h")]
+        argv = [sys.executable, *worker_argv(self.settings, hostname=f"{name}@%h"), *extra_args]
         out = self._output(name)
         # Its own process group, so a test can SIGKILL a worker with its pool children.
         proc = subprocess.Popen(argv, env=self.env, start_new_session=True, stdout=out, stderr=out)
@@ -164,8 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-    except SettingsError as exc:
+        # Before any child starts: a worker would refuse this FFmpeg anyway, less visibly.
+        ffmpeg = require_ffmpeg(find_ffmpeg(settings.ffmpeg_binary or None))
+    except (SettingsError, FileNotFoundError, UnfitFFmpeg) as exc:
         raise SystemExit(f"error: {exc}") from None
+    print(f"FFmpeg {ffmpeg.release} at {ffmpeg.binary}", file=sys.stderr)
     # SIGTERM (docker stop, kill) ends us like Ctrl-C, so the finally-blocks stop the children.
     signal.signal(signal.SIGTERM, _interrupt)
     if args.command == "serve":

@@ -27,21 +27,34 @@ _PR_SET_PDEATHSIG = 1
 
 
 def find_ffmpeg(explicit: str | None = None) -> str:
-    """`explicit`, else `$FFMPEG_BINARY`, else `ffmpeg` on PATH, else the imageio-ffmpeg binary."""
+    """`explicit`, else `$FFMPEG_BINARY`, else the imageio-ffmpeg wheel's binary.
+
+    An `ffmpeg` on PATH is used only when named (FFMPEG_BINARY=ffmpeg): a distribution's build
+    (Debian 12 ships 5.1) has another x264 and other filters, so the same request would render
+    other bytes on every machine, or fail.
+    """
     for candidate in (explicit, os.environ.get("FFMPEG_BINARY")):
         if candidate:
             found = shutil.which(candidate)
             if found is None:
                 raise FileNotFoundError(f"FFmpeg binary {candidate!r} not found or not executable")
             return found
-    system = shutil.which("ffmpeg")
-    if system:
-        return system
     try:
         import imageio_ffmpeg
     except ImportError as exc:  # pragma: no cover - declared dependency
-        raise FileNotFoundError("no ffmpeg on PATH and imageio-ffmpeg is not installed") from exc
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+        raise FileNotFoundError("imageio-ffmpeg is not installed; set FFMPEG_BINARY") from exc
+    try:
+        bundled = str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError:
+        bundled = ""
+    # With no binary of its own for this platform imageio-ffmpeg answers a bare "ffmpeg" (the
+    # one on PATH): that would be the silent swap this function exists to prevent.
+    if os.path.basename(bundled) == bundled:
+        raise FileNotFoundError(
+            "imageio-ffmpeg has no FFmpeg for this platform; set FFMPEG_BINARY "
+            "(FFMPEG_BINARY=ffmpeg uses the one on PATH)"
+        )
+    return bundled
 
 
 def _load_prctl() -> Callable[..., int] | None:
@@ -86,8 +99,9 @@ class Runner:
     on_progress: Callable[[float], None] | None = None
     should_cancel: Callable[[], bool] | None = None
     log: Callable[[str], None] | None = None
-    threads: int = 0  # libx264 threads; 0: x264's own choice
-    lookahead: int = 0  # libx264 rc-lookahead in frames; 0: the preset's own
+    # The stage (and scene) this runner works for, bound by the orchestrator: its errors say so.
+    stage: str = ""
+    scene: int | None = None
 
     def _log(self, text: str) -> None:
         if self.log is not None:
@@ -106,7 +120,11 @@ class Runner:
         ]
 
     def run(
-        self, args: list[str], *, stage: str, scene: int | None, expected_seconds: float
+        self,
+        args: list[str],
+        *,
+        expected_seconds: float,
+        scene: int | None = None,
     ) -> None:
         """Run FFmpeg with `args`; report progress of the current stage as a fraction 0..1.
 
@@ -114,6 +132,8 @@ class Runner:
         BaseException while waiting (KeyboardInterrupt, a Celery soft time limit) kills the
         child's process group first and is then re-raised.
         """
+        stage = self.stage
+        scene = scene if scene is not None else self.scene
         cmd = self.command(args)
         self._log(shlex.join(cmd))
         started = time.monotonic()
@@ -150,7 +170,7 @@ class Runner:
                     _kill_group(proc)
                     proc.wait()
                     self._log(f"{stage}: cancelled, ffmpeg pid {proc.pid} killed")
-                    raise Cancelled(stage, "cancelled", scene=scene)
+                    raise Cancelled("cancelled", stage=stage, scene=scene)
                 try:
                     line = progress_lines.get(timeout=_POLL_SECONDS)
                 except queue.Empty:
@@ -176,7 +196,10 @@ class Runner:
         if returncode != 0:
             self._log(f"{stage}: ffmpeg exited with {returncode} after {elapsed:.2f}s\n{tail}")
             raise PipelineError(
-                stage, f"ffmpeg exited with status {returncode}", scene=scene, stderr_tail=tail
+                f"ffmpeg exited with status {returncode}",
+                stage=stage,
+                scene=scene,
+                stderr_tail=tail,
             )
         self._log(f"{stage}: ffmpeg done in {elapsed:.2f}s")
         if reported < 1.0 and self.on_progress is not None:

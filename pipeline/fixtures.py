@@ -1,8 +1,10 @@
 """Deterministic sample projects, made by code: for the tests, the benchmark and the demo.
 
-Images come from FFmpeg's lavfi sources (testsrc2, gradients, mandelbrot, colour fields), written
-as JPEG or PNG at any size, optionally with an EXIF orientation tag; voiceovers are sine tones of
-a given length as WAV or MP3.
+Images come from FFmpeg's lavfi sources (testsrc2, mandelbrot, smptehdbars, colour fields) or
+are drawn with Pillow (a colour gradient, two flat halves), written as JPEG or PNG at any size,
+optionally with an EXIF orientation tag; voiceovers are sine tones of a given length as WAV or MP3.
+Only sources FFmpeg has had for years are used (4.x and Debian 12's 5.1 have them all), so the
+samples can be made with whatever FFmpeg FFMPEG_BINARY names.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ class ImageFixture:
     name: str  # the suffix (.jpg/.png) picks the format
     width: int
     height: int
-    # testsrc2, gradients, mandelbrot, smptehdbars, "color:<colour>", or "split:<top>:<bottom>"
-    # (two flat halves, drawn with Pillow: what EXIF rotation tests need)
+    # testsrc2, mandelbrot, smptehdbars, "color:<colour>" (FFmpeg's lavfi sources), or drawn
+    # with Pillow: "gradients" (a smooth colour field) or "split:<top>:<bottom>" (two flat
+    # halves: what EXIF rotation tests need)
     source: str = "testsrc2"
     orientation: int = 1  # EXIF orientation written into a JPEG (the stored pixels stay as made)
 
@@ -47,40 +50,67 @@ class SceneFixture:
     motion: str | None = None
 
 
+class FixtureError(RuntimeError):
+    """FFmpeg could not make a sample file; the message names the file, the binary and why."""
+
+
 def _lavfi(source: str, width: int, height: int) -> str:
     if source.startswith("color:"):
         return f"color=c={source.split(':', 1)[1]}:s={width}x{height}"
-    if source == "gradients":
-        return f"gradients=s={width}x{height}:seed=7:speed=0"
     return f"{source}=s={width}x{height}"
 
 
-def _ffmpeg(ffmpeg: str, args: list[str]) -> None:
-    subprocess.run(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
-        check=True,
-        capture_output=True,
-    )
+def _drawn(image: ImageFixture) -> Image.Image | None:
+    """The picture of a Pillow-drawn source; None for FFmpeg's sources."""
+    size = (image.width, image.height)
+    if image.source.startswith("split:"):
+        _, top, bottom = image.source.split(":")
+        img = Image.new("RGB", size, bottom)
+        img.paste(Image.new("RGB", (image.width, image.height // 2), top), (0, 0))
+        return img
+    if image.source == "gradients":
+        # Not lavfi's `gradients`, whose options differ between releases: the samples could
+        # not be made with Debian 12's FFmpeg 5.1. Pillow draws the same pixels whatever FFmpeg
+        # is installed. Red fades from the left edge, green grows downwards, blue peaks in the
+        # middle: smooth, and different everywhere.
+        ramp = Image.linear_gradient("L")
+        red = ramp.rotate(90).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        blue = Image.radial_gradient("L").point(lambda v: 255 - v)
+        bands = [band.resize(size, Image.Resampling.BILINEAR) for band in (red, ramp, blue)]
+        return Image.merge("RGB", bands)
+    return None
+
+
+def _ffmpeg(ffmpeg: str, args: list[str], made: Path) -> None:
+    try:
+        subprocess.run(
+            [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
+            check=True,
+            capture_output=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        reason = exc.stderr.decode("utf-8", "replace").strip() or f"exit status {exc.returncode}"
+        raise FixtureError(f"FFmpeg {ffmpeg} could not make {made.name}: {reason}") from None
+    except OSError as exc:
+        raise FixtureError(f"FFmpeg {ffmpeg} could not make {made.name}: {exc}") from None
 
 
 def make_image(path: Path, image: ImageFixture, ffmpeg: str | None = None) -> Path:
     ffmpeg = ffmpeg or find_ffmpeg()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if image.source.startswith("split:"):
-        _, top, bottom = image.source.split(":")
-        img = Image.new("RGB", (image.width, image.height), bottom)
-        img.paste(Image.new("RGB", (image.width, image.height // 2), top), (0, 0))
+    drawn = _drawn(image)
+    if drawn is not None:
         exif = Image.Exif()
         if image.orientation != 1:
             exif[0x0112] = image.orientation
-        img.save(path, exif=exif)
+        drawn.save(path, exif=exif)
         return path
     source = ["-f", "lavfi", "-i", _lavfi(image.source, image.width, image.height)]
     if image.orientation == 1:
-        _ffmpeg(ffmpeg, [*source, "-frames:v", "1", "-q:v", "3", str(path)])
+        _ffmpeg(ffmpeg, [*source, "-frames:v", "1", "-q:v", "3", str(path)], path)
         return path
     raw = path.with_suffix(".src.png")
-    _ffmpeg(ffmpeg, [*source, "-frames:v", "1", str(raw)])
+    _ffmpeg(ffmpeg, [*source, "-frames:v", "1", str(raw)], path)
     with Image.open(raw) as img:
         exif = Image.Exif()
         exif[0x0112] = image.orientation
@@ -94,7 +124,7 @@ def make_tone(path: Path, voice: VoiceFixture, ffmpeg: str | None = None) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     tone = f"sine=frequency={voice.frequency}:sample_rate=44100:duration={voice.seconds}"
     codec = ["-c:a", "libmp3lame", "-b:a", "96k"] if path.suffix == ".mp3" else []
-    _ffmpeg(ffmpeg, ["-f", "lavfi", "-i", tone, *codec, str(path)])
+    _ffmpeg(ffmpeg, ["-f", "lavfi", "-i", tone, *codec, str(path)], path)
     return path
 
 

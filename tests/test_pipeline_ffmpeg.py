@@ -1,10 +1,12 @@
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import imageio_ffmpeg
 import pytest
 
 from pipeline.errors import Cancelled, PipelineError
@@ -33,23 +35,43 @@ def _gone(pid: int) -> bool:
     return state in {"Z", "X"}
 
 
-def test_find_ffmpeg_prefers_explicit_then_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_wheels_ffmpeg_wins_over_one_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Debian's /usr/bin/ffmpeg (5.1) used to win here, and render other bytes than the wheel's.
+    fake = fx.fake_ffmpeg(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.delenv("FFMPEG_BINARY", raising=False)
-    default = find_ffmpeg()
-    assert os.access(default, os.X_OK)
-    monkeypatch.setenv("FFMPEG_BINARY", default)
-    assert find_ffmpeg() == default
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+    assert shutil.which("ffmpeg") == str(fake)
+    found = find_ffmpeg()
+    assert found == imageio_ffmpeg.get_ffmpeg_exe()
+    assert os.access(found, os.X_OK)
+    version = subprocess.run([found, "-version"], capture_output=True, text=True, check=True)
+    assert "5.1.6" not in version.stdout
+
+
+def test_find_ffmpeg_prefers_explicit_then_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fx.fake_ffmpeg(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("FFMPEG_BINARY", "ffmpeg")  # named: PATH's is then what was asked for
+    assert find_ffmpeg() == str(fake)
+    bundled = imageio_ffmpeg.get_ffmpeg_exe()
+    assert find_ffmpeg(bundled) == bundled  # the explicit argument (the CLI's --ffmpeg) first
+    monkeypatch.setenv("FFMPEG_BINARY", "/nope/ffmpeg")
+    with pytest.raises(FileNotFoundError, match="'/nope/ffmpeg' not found"):
+        find_ffmpeg()
     with pytest.raises(FileNotFoundError, match="nope"):
         find_ffmpeg("/nope/ffmpeg")
 
 
 def test_progress_is_monotonic_and_ends_at_one(ffmpeg_bin: str) -> None:
     seen: list[float] = []
-    runner = Runner(ffmpeg_bin, on_progress=seen.append)
+    runner = Runner(ffmpeg_bin, on_progress=seen.append, stage="CONCAT")
     runner.run(
         ["-f", "lavfi", "-i", "testsrc2=s=64x36:r=25:d=4", "-f", "null", "-"],
-        stage="CONCAT",
-        scene=None,
         expected_seconds=4.0,
     )
     assert seen and seen[-1] == 1.0
@@ -59,14 +81,9 @@ def test_progress_is_monotonic_and_ends_at_one(ffmpeg_bin: str) -> None:
 
 def test_failure_names_stage_scene_and_stderr_tail(ffmpeg_bin: str) -> None:
     logged: list[str] = []
-    runner = Runner(ffmpeg_bin, log=logged.append)
+    runner = Runner(ffmpeg_bin, log=logged.append, stage="SCENE_BUILD", scene=3)
     with pytest.raises(PipelineError) as info:
-        runner.run(
-            ["-i", "/nonexistent/input.jpg", "-f", "null", "-"],
-            stage="SCENE_BUILD",
-            scene=3,
-            expected_seconds=1.0,
-        )
+        runner.run(["-i", "/nonexistent/input.jpg", "-f", "null", "-"], expected_seconds=1.0)
     err = info.value
     assert err.stage == "SCENE_BUILD" and err.scene == 3
     assert "/nonexistent/input.jpg" in err.stderr_tail
@@ -82,9 +99,11 @@ def test_cancel_kills_the_child(ffmpeg_bin: str) -> None:
         on_progress=progressed.append,
         should_cancel=lambda: bool(progressed),
         log=logged.append,
+        stage="SCENE_BUILD",
+        scene=1,
     )
     with pytest.raises(Cancelled) as info:
-        runner.run(ENDLESS, stage="SCENE_BUILD", scene=1, expected_seconds=600)
+        runner.run(ENDLESS, expected_seconds=600)
     assert info.value.stage == "SCENE_BUILD" and info.value.scene == 1
     assert _gone(_pid_from(logged))
 
@@ -97,7 +116,7 @@ def test_any_base_exception_kills_the_child_and_propagates(ffmpeg_bin: str) -> N
 
     runner = Runner(ffmpeg_bin, on_progress=interrupt, log=logged.append)
     with pytest.raises(KeyboardInterrupt):
-        runner.run(ENDLESS, stage="CONCAT", scene=None, expected_seconds=600)
+        runner.run(ENDLESS, expected_seconds=600)
     assert _gone(_pid_from(logged))
 
 
@@ -109,7 +128,7 @@ def started(line):
         print(line.split("ffmpeg pid ")[1].split()[0], flush=True)
 Runner(sys.argv[1], log=started).run(
     ["-re", "-f", "lavfi", "-i", "testsrc2=s=64x36:r=10:d=600", "-f", "null", "-"],
-    stage="CONCAT", scene=None, expected_seconds=600)
+    expected_seconds=600)
 """
 
 

@@ -14,6 +14,8 @@ from sqlalchemy import text
 from api.deps import SettingsDep, StorageDep
 from api.errors import error_body, responses
 from api.schemas import HealthResponse, ReadyResponse
+from pipeline.capabilities import require_ffmpeg
+from pipeline.ffmpeg import find_ffmpeg
 from tasks import broker
 from tasks.db import session_scope
 
@@ -46,7 +48,8 @@ def _check(name: str, checks: dict[str, str], probe: Callable[[], None]) -> None
     },
 )
 def readyz(settings: SettingsDep, storage: StorageDep) -> JSONResponse:
-    """Ready when the database answers, the broker answers and the storage is writable."""
+    """Ready when the database and the broker answer, the storage is writable and FFmpeg has
+    every encoder, filter and format a render uses."""
 
     def database() -> None:
         with session_scope(settings.db_url) as session:
@@ -61,10 +64,15 @@ def readyz(settings: SettingsDep, storage: StorageDep) -> JSONResponse:
         os.close(fd)
         os.unlink(name)
 
+    def ffmpeg() -> None:
+        # Asked once per binary in this process: later calls cost a stat().
+        require_ffmpeg(find_ffmpeg(settings.ffmpeg_binary or None))
+
     checks: dict[str, str] = {}
     _check("database", checks, database)
     _check("broker", checks, broker_ping)
     _check("storage", checks, storage_writable)
+    _check("ffmpeg", checks, ffmpeg)
     down = [name for name, state in checks.items() if state != "ok"]
     if not down:
         return JSONResponse(ReadyResponse(status="ready", checks=checks).model_dump())
