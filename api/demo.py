@@ -1,73 +1,147 @@
 """`make demo`: the seed's smoke test, driven from Python against a running stack.
 
 Generates the bundled sample project, uploads it through the API, renders it on the worker,
-shows progress while it waits, downloads the MP4 and probes it.
+shows progress while it waits, downloads the MP4 and probes it. `ApiClient` is the HTTP side
+of that, and what the end-to-end tests drive the stack with.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from pipeline.fixtures import make_sample_project
+from pipeline.fixtures import SceneFixture, sample_scenes, write_project
 from pipeline.probe import probe
+from tasks.models import FINISHED
 
 PROJECT_ID = "demo"
-POLL_SECONDS = 0.5
-TIMEOUT_SECONDS = 900
+
+JobState = dict[str, Any]
 
 
-def _check(response: httpx.Response) -> httpx.Response:
-    if response.status_code >= 400:
-        raise SystemExit(
-            f"{response.request.method} {response.request.url}: "
-            f"{response.status_code} {response.text}"
+class RequestFailed(Exception):
+    """The API answered with an error status."""
+
+
+def finished(state: JobState) -> bool:
+    return state["status"] in FINISHED
+
+
+class ApiClient:
+    """Uploads projects, starts renders and waits on jobs, the way a user of the API would."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        timeout: float = 60,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.http = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
         )
-    return response
+        # Told what each request is about to do; silent unless given (the demo prints).
+        self.echo = echo or (lambda _line: None)
+
+    def upload_project(
+        self, project_id: str, scenes: Sequence[SceneFixture], staging: Path
+    ) -> None:
+        """Make the project's files by code under `staging`, then send them through the API."""
+        project = write_project(staging / project_id, scenes)
+        self.echo(f"PUT  /v1/projects/{project_id}/scenes ({len(scenes)} scenes)")
+        self._check(
+            self.http.put(
+                f"/v1/projects/{project_id}/scenes",
+                content=project.spec_file.read_bytes(),
+                headers={"Content-Type": "application/json"},
+            )
+        )
+        for subdir in ("images", "voiceovers"):
+            files = sorted(project.input_dir(subdir).iterdir())
+            if not files:
+                continue
+            self.echo(f"POST /v1/projects/{project_id}/assets ({len(files)} {subdir})")
+            with ExitStack() as stack:
+                parts = [("files", (f.name, stack.enter_context(f.open("rb")))) for f in files]
+                self._check(
+                    self.http.post(
+                        f"/v1/projects/{project_id}/assets", files=parts, data={"subdir": subdir}
+                    )
+                )
+
+    def render(self, project_id: str, output: str = "video.mp4", **options: Any) -> str:
+        """Queue a render with these render options (camelCase); the job id."""
+        body = {"outputName": output, "renderOptions": options}
+        job = self._check(self.http.post(f"/v1/projects/{project_id}/render", json=body)).json()
+        job_id = str(job["jobId"])
+        self.echo(f"POST /v1/projects/{project_id}/render → job {job_id}")
+        return job_id
+
+    def job(self, job_id: str) -> JobState:
+        return dict(self._check(self.http.get(f"/v1/jobs/{job_id}")).json())
+
+    def wait(
+        self,
+        job_id: str,
+        until: Callable[[JobState], bool] = finished,
+        timeout: float = 120,
+        poll: float = 0.1,
+        on_poll: Callable[[JobState], None] | None = None,
+    ) -> JobState:
+        """Poll the job until `until` holds; TimeoutError with the last state after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.job(job_id)
+            if on_poll is not None:
+                on_poll(state)
+            if until(state):
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} not there after {timeout:g} s: {state}")
+            time.sleep(poll)
+
+    def download_video(self, project_id: str, out: Path) -> Path:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with self.http.stream("GET", f"/v1/projects/{project_id}/outputs/video") as response:
+            if response.status_code >= 400:
+                response.read()
+            self._check(response)
+            with open(out, "wb") as sink:
+                for chunk in response.iter_bytes(1 << 20):
+                    sink.write(chunk)
+        return out
+
+    @staticmethod
+    def _check(response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            raise RequestFailed(
+                f"{response.request.method} {response.request.url}: "
+                f"{response.status_code} {response.text}"
+            )
+        return response
 
 
 def run_demo(base_url: str, token: str, out: Path) -> Path:
-    client = httpx.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
-    )
-    with tempfile.TemporaryDirectory(prefix="render-demo-") as tmp:
-        project = Path(tmp) / PROJECT_ID
-        make_sample_project(project)
-        spec = json.loads((project / "input" / "scenes.json").read_text())
-        print(f"PUT  /v1/projects/{PROJECT_ID}/scenes ({len(spec['scenes'])} scenes)")
-        _check(client.put(f"/v1/projects/{PROJECT_ID}/scenes", json=spec))
-        for subdir in ("images", "voiceovers"):
-            files = sorted((project / "input" / subdir).iterdir())
-            print(f"POST /v1/projects/{PROJECT_ID}/assets ({len(files)} {subdir})")
-            handles = [("files", (f.name, f.open("rb"))) for f in files]
-            try:
-                _check(
-                    client.post(
-                        f"/v1/projects/{PROJECT_ID}/assets", files=handles, data={"subdir": subdir}
-                    )
-                )
-            finally:
-                for _, (_, fh) in handles:
-                    fh.close()
-    body = {"outputName": "demo.mp4", "renderOptions": {"preset": "veryfast", "crf": 20}}
-    job = _check(client.post(f"/v1/projects/{PROJECT_ID}/render", json=body)).json()
-    job_id = job["jobId"]
-    print(f"POST /v1/projects/{PROJECT_ID}/render → job {job_id}")
-    started = time.monotonic()
-    state = _wait(client, job_id)
-    if state["status"] != "SUCCEEDED":
-        raise SystemExit(f"job {job_id} ended {state['status']}: {state.get('error')}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with client.stream("GET", f"/v1/projects/{PROJECT_ID}/outputs/video") as response:
-        _check(response)
-        with open(out, "wb") as sink:
-            for chunk in response.iter_bytes(1 << 20):
-                sink.write(chunk)
+    client = ApiClient(base_url, token, echo=print)
+    try:
+        with tempfile.TemporaryDirectory(prefix="render-demo-") as tmp:
+            client.upload_project(PROJECT_ID, sample_scenes(), Path(tmp))
+        job_id = client.render(PROJECT_ID, "demo.mp4", preset="veryfast", crf=20)
+        started = time.monotonic()
+        state = client.wait(job_id, timeout=900, poll=0.5, on_poll=_show_progress)
+        sys.stdout.write("\n")
+        if state["status"] != "SUCCEEDED":
+            raise SystemExit(f"job {job_id} ended {state['status']}: {state.get('error')}")
+        client.download_video(PROJECT_ID, out)
+    except (RequestFailed, TimeoutError) as exc:
+        raise SystemExit(str(exc)) from None
     info = probe(out)
     video = info.video
     picture = (
@@ -80,19 +154,10 @@ def run_demo(base_url: str, token: str, out: Path) -> Path:
     return out
 
 
-def _wait(client: httpx.Client, job_id: str) -> dict[str, object]:
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    while True:
-        state = _check(client.get(f"/v1/jobs/{job_id}")).json()
-        progress = float(state.get("progress") or 0.0)
-        bar = "#" * int(progress * 30)
-        sys.stdout.write(
-            f"\r  [{bar:<30}] {progress:6.1%} {state['status']:<9} {state.get('stage') or '':<16}"
-        )
-        sys.stdout.flush()
-        if state["status"] in {"SUCCEEDED", "FAILED", "CANCELLED"}:
-            sys.stdout.write("\n")
-            return state
-        if time.monotonic() > deadline:
-            raise SystemExit(f"job {job_id} did not finish within {TIMEOUT_SECONDS} s")
-        time.sleep(POLL_SECONDS)
+def _show_progress(state: JobState) -> None:
+    progress = float(state.get("progress") or 0.0)
+    bar = "#" * int(progress * 30)
+    sys.stdout.write(
+        f"\r  [{bar:<30}] {progress:6.1%} {state['status']:<9} {state.get('stage') or '':<16}"
+    )
+    sys.stdout.flush()

@@ -3,7 +3,6 @@ can override them (`app.dependency_overrides[get_enqueuer] = ...`)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
@@ -15,8 +14,6 @@ from tasks import canvas
 from tasks.db import session_scope
 from tasks.settings import Settings
 from tasks.storage import PROJECT_ID, InvalidId, Storage, check_project_id
-
-log = logging.getLogger("render.api")
 
 Enqueuer = Callable[[str, int], None]
 Revoker = Callable[[str, int], None]

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("render.api.errors")
@@ -112,8 +112,9 @@ def first_error(
     return "validation_error", message, field
 
 
-def validation_error(exc: ValidationError, prefix: str | None = None) -> ApiError:
-    code, message, field = first_error(exc.errors(), prefix)
+def validation_error(errors: Iterable[Mapping[str, Any]], prefix: str | None = None) -> ApiError:
+    """A 422 naming the first of pydantic's errors."""
+    code, message, field = first_error(errors, prefix)
     return ApiError(422, code, message, field)
 
 

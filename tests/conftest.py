@@ -1,27 +1,25 @@
 """Fixtures for the API tests: a temp RENDER_STORAGE with a real SQLite file, a client that
 sends the token, an enqueuer that records calls instead of reaching a broker, and small real
-media files made by code (Pillow, `wave`, FFmpeg)."""
+media files made by code (pipeline.fixtures' generators, FFmpeg)."""
 
 from __future__ import annotations
 
-import io
-import math
-import struct
+import functools
 import subprocess
-import wave
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import imageio_ffmpeg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from api.deps import get_enqueuer, get_revoker
 from api.main import create_app
+from pipeline.ffmpeg import find_ffmpeg
+from pipeline.fixtures import ImageFixture, VoiceFixture, make_image, make_tone
 from tasks.settings import Settings
 
 TOKEN = "test-token"
@@ -107,34 +105,30 @@ def tree(root: Path) -> dict[str, int]:
 
 
 # --- media made by code -------------------------------------------------------------------
+# Made with pipeline.fixtures' generators, each distinct file once per session.
+
+
+@functools.cache
+def _media(fixture: ImageFixture | VoiceFixture) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="api-media-") as tmp:
+        path = Path(tmp) / fixture.name
+        if isinstance(fixture, ImageFixture):
+            make_image(path, fixture)
+        else:
+            make_tone(path, fixture)
+        return path.read_bytes()
 
 
 def jpeg_bytes(size: tuple[int, int] = (64, 48), color: str = "teal") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "JPEG")
-    return buf.getvalue()
+    return _media(ImageFixture("image.jpg", *size, source=f"color:{color}"))
 
 
 def png_bytes(size: tuple[int, int] = (32, 32)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, "orange").save(buf, "PNG")
-    return buf.getvalue()
+    return _media(ImageFixture("image.png", *size, source="color:orange"))
 
 
-def wav_bytes(seconds: float = 0.2, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        frames = int(seconds * rate)
-        out.writeframes(
-            b"".join(
-                struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-                for i in range(frames)
-            )
-        )
-    return buf.getvalue()
+def wav_bytes(seconds: float = 0.2) -> bytes:
+    return _media(VoiceFixture("voice.wav", seconds))
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +137,7 @@ def mp4_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     out = tmp_path_factory.mktemp("media") / "clip.mp4"
     subprocess.run(
         [
-            imageio_ffmpeg.get_ffmpeg_exe(),
+            find_ffmpeg(),
             "-hide_banner",
             "-loglevel",
             "error",
@@ -162,6 +156,14 @@ def mp4_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         check=True,
     )
     return out.read_bytes()
+
+
+def error_of(response: Any) -> dict[str, Any]:
+    """The `error` of a response in the common error shape, checking the shape on the way."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "field"}, body
+    return dict(body["error"])
 
 
 SPEC: dict[str, Any] = {

@@ -9,15 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import AppFactory, jpeg_bytes, png_bytes, tree, wav_bytes
+from tests.conftest import AppFactory, error_of, jpeg_bytes, png_bytes, tree, wav_bytes
 
 URL = "/v1/projects/p1/assets"
-
-
-def _error(response: Any) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    return dict(body["error"])
 
 
 def test_upload_infers_the_subdir_and_reports_size_and_hash(
@@ -75,7 +69,7 @@ def test_unsafe_names_are_refused_naming_the_file(
     before = tree(storage)
     response = client.post(URL, files={"files": (name, jpeg_bytes(), "image/jpeg")})
     assert response.status_code == 422, response.text
-    error = _error(response)
+    error = error_of(response)
     assert error["code"] == "invalid_name"
     assert error["field"] == "files"
     assert name in error["message"]
@@ -101,7 +95,7 @@ def test_content_is_checked_by_its_bytes(
     data = {"subdir": subdir} if subdir else None
     response = client.post(URL, data=data, files={"files": (name, content, "image/jpeg")})
     assert response.status_code == 415, response.text
-    error = _error(response)
+    error = error_of(response)
     assert error["code"] == "unsupported_media_type"
     assert name in error["message"]
     assert tree(storage) == before
@@ -119,7 +113,7 @@ def test_one_bad_part_keeps_every_part_out(client: TestClient, storage: Path) ->
         ],
     )
     assert response.status_code == 415
-    assert "bad.jpg" in _error(response)["message"]
+    assert "bad.jpg" in error_of(response)["message"]
     assert tree(storage) == before
 
 
@@ -133,7 +127,7 @@ def test_the_same_name_twice_in_one_request(client: TestClient, storage: Path) -
         ],
     )
     assert response.status_code == 422
-    assert _error(response)["code"] == "duplicate_name"
+    assert error_of(response)["code"] == "duplicate_name"
     assert tree(storage) == before
 
 
@@ -143,7 +137,7 @@ def test_bad_subdir_is_422_naming_it(client: TestClient, storage: Path) -> None:
         URL, data={"subdir": "../work"}, files={"files": ("a.jpg", jpeg_bytes(), "image/jpeg")}
     )
     assert response.status_code == 422
-    assert _error(response)["field"] == "subdir"
+    assert error_of(response)["field"] == "subdir"
     assert tree(storage) == before
 
 
@@ -155,7 +149,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(
     big = jpeg_bytes() + b"\x00" * (2 * 1024 * 1024 + 10)
     response = client.post(URL, files={"files": ("big.jpg", big, "image/jpeg")})
     assert response.status_code == 413
-    error = _error(response)
+    error = error_of(response)
     assert error["code"] == "too_large"
     assert "MAX_UPLOAD_MB" in error["message"]
     assert tree(storage) == before
@@ -176,7 +170,7 @@ def test_a_file_over_the_limit_is_refused_while_copying(
         ],
     )
     assert response.status_code == 413
-    assert "big.jpg" in _error(response)["message"]
+    assert "big.jpg" in error_of(response)["message"]
     assert tree(storage) == before
 
 
@@ -221,7 +215,7 @@ def test_malformed_multipart_is_a_clear_4xx(
         headers={"Content-Type": f"multipart/form-data; boundary={content_type}"},
     )
     assert 400 <= response.status_code < 500, response.text
-    assert _error(response)["message"]
+    assert error_of(response)["message"]
     assert tree(storage) == before
 
 
@@ -229,7 +223,7 @@ def test_json_instead_of_multipart(client: TestClient, storage: Path) -> None:
     before = tree(storage)
     response = client.post(URL, json={"files": ["a.jpg"]})
     assert response.status_code in (400, 422)
-    assert _error(response)["field"] in ("files", None)
+    assert error_of(response)["field"] in ("files", None)
     assert tree(storage) == before
 
 
@@ -238,7 +232,7 @@ def test_bad_project_id_and_missing_token(client: TestClient, storage: Path) -> 
     files = {"files": ("a.jpg", jpeg_bytes(), "image/jpeg")}
     response = client.post("/v1/projects/-bad/assets", files=files)
     assert response.status_code == 422
-    assert _error(response)["field"] == "id"
+    assert error_of(response)["field"] == "id"
     response = client.post(URL, files=files, headers={"Authorization": "Bearer x"})
     assert response.status_code == 401
     assert tree(storage) == before

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline import registry
 from tasks import jobs
 from tasks.db import session_scope
 from tasks.models import Job, JobStatus, JobTask
@@ -67,7 +69,7 @@ def test_render_queues_a_job_and_enqueues_it(ready: TestClient, calls: Calls) ->
         {"index": 0, "status": "PENDING", "progress": 0.0},
         {"index": 1, "status": "PENDING", "progress": 0.0},
     ]
-    assert [s["name"] for s in job["stages"]] == jobs.stage_names(2)
+    assert [s["name"] for s in job["stages"]] == registry.labels(2)
     assert job["logs"] == []
     assert job["cancelRequested"] is False
     assert job["createdAt"].endswith(("Z", "+00:00"))
@@ -233,12 +235,43 @@ def test_cancel_a_queued_job(ready: TestClient, calls: Calls) -> None:
     assert _error(response)["code"] == "job_finished"
 
 
-def test_cancel_a_running_job_flags_it(ready: TestClient, storage: Path) -> None:
-    job_id = ready.post(RENDER, json={}).json()["jobId"]
+def _claim(storage: Path, job_id: str, label: str) -> None:
     with session_scope(_db(storage)) as session:
-        jobs.transition(session, job_id, JobStatus.RUNNING)
+        jobs.claim_stage(
+            session,
+            job_id,
+            label,
+            worker="w1",
+            pid=1,
+            max_attempts=3,
+            lost_after=timedelta(seconds=30),
+        )
+
+
+def test_cancel_a_job_with_a_running_stage_flags_it(ready: TestClient, storage: Path) -> None:
+    job_id = ready.post(RENDER, json={}).json()["jobId"]
+    _claim(storage, job_id, "SCENE_BUILD[0]")
     body = ready.post(f"/v1/jobs/{job_id}/cancel").json()
     assert (body["status"], body["cancelRequested"]) == ("RUNNING", True)
+    assert body["waiting"] is None
+
+
+def test_cancel_a_running_job_between_stages_ends_it(ready: TestClient, storage: Path) -> None:
+    job_id = ready.post(RENDER, json={}).json()["jobId"]
+    with session_scope(_db(storage)) as session:
+        jobs.transition(session, job_id, JobStatus.RUNNING, stage="AUDIO_PREP")
+    body = ready.post(f"/v1/jobs/{job_id}/cancel").json()
+    assert (body["status"], body["stage"], body["error"]) == (
+        "CANCELLED",
+        "AUDIO_PREP",
+        "cancelled by request",
+    )
+
+
+def test_a_job_with_no_worker_says_it_is_waiting_for_one(ready: TestClient) -> None:
+    job_id = ready.post(RENDER, json={}).json()["jobId"]
+    waiting = ready.get(f"/v1/jobs/{job_id}").json()["waiting"]
+    assert waiting.startswith("no worker is running") and "WORKER_WAIT_TIMEOUT" in waiting
 
 
 def test_cancel_a_succeeded_job_is_409(ready: TestClient, storage: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,15 +10,9 @@ from fastapi.testclient import TestClient
 from tasks import jobs
 from tasks.db import session_scope
 from tasks.models import JobStatus
-from tests.conftest import make_settings, put_spec, upload_all
+from tests.conftest import error_of, make_settings, put_spec, upload_all
 
 VIDEO = "/v1/projects/p1/outputs/video"
-
-
-def _error(response: Any) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    return dict(body["error"])
 
 
 @pytest.fixture
@@ -100,14 +93,14 @@ def test_range_past_the_end_is_416(client: TestClient, output: Path, mp4_bytes: 
     response = client.get(VIDEO, headers={"Range": f"bytes={size + 10}-"})
     assert response.status_code == 416
     assert response.headers["content-range"] == f"bytes */{size}"
-    assert _error(response)["code"] == "range_not_satisfiable"
+    assert error_of(response)["code"] == "range_not_satisfiable"
 
 
 def test_malformed_range_is_400(client: TestClient, output: Path, mp4_bytes: bytes) -> None:
     (output / "video.mp4").write_bytes(mp4_bytes)
     response = client.get(VIDEO, headers={"Range": "pages=1-2"})
     assert response.status_code == 400
-    assert _error(response)["code"] == "bad_range"
+    assert error_of(response)["code"] == "bad_range"
 
 
 def test_default_name_is_the_last_succeeded_output(
@@ -129,7 +122,7 @@ def test_default_name_is_the_last_succeeded_output(
 def test_missing_video_is_404(client: TestClient, output: Path) -> None:
     response = client.get(VIDEO)
     assert response.status_code == 404
-    assert "video.mp4" in _error(response)["message"]
+    assert "video.mp4" in error_of(response)["message"]
     assert client.get(VIDEO, params={"name": "other.mp4"}).status_code == 404
     assert client.get("/v1/projects/nobody/outputs/video").status_code == 404
 
@@ -138,7 +131,7 @@ def test_missing_video_is_404(client: TestClient, output: Path) -> None:
 def test_unsafe_video_names_are_422(client: TestClient, output: Path, name: str) -> None:
     response = client.get(VIDEO, params={"name": name})
     assert response.status_code == 422
-    assert _error(response)["field"] == "name"
+    assert error_of(response)["field"] == "name"
 
 
 def test_output_routes_need_the_token(client: TestClient, output: Path) -> None:

@@ -11,14 +11,7 @@ from fastapi.testclient import TestClient
 
 from tasks.db import session_scope
 from tasks.models import Project
-from tests.conftest import SPEC, make_settings, put_spec, tree, upload_all
-
-
-def _error(response: Any) -> dict[str, Any]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "field"}
-    return dict(body["error"])
+from tests.conftest import SPEC, error_of, make_settings, put_spec, tree, upload_all
 
 
 def test_put_scenes_stores_the_spec_and_lists_missing_assets(
@@ -75,7 +68,7 @@ def test_put_scenes_rejects_bad_specs_naming_the_field(
     before = tree(storage)
     response = client.put("/v1/projects/p1/scenes", json=spec)
     assert response.status_code == 422, response.text
-    error = _error(response)
+    error = error_of(response)
     assert error["field"] == field
     assert error["code"] == "validation_error"
     assert field in error["message"]
@@ -90,7 +83,7 @@ def test_put_scenes_rejects_malformed_json(client: TestClient, storage: Path) ->
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 422
-    error = _error(response)
+    error = error_of(response)
     assert error["code"] == "invalid_json"
     assert "not valid JSON" in error["message"]
     assert tree(storage) == before
@@ -99,7 +92,7 @@ def test_put_scenes_rejects_malformed_json(client: TestClient, storage: Path) ->
 def test_put_scenes_without_a_body(client: TestClient) -> None:
     response = client.put("/v1/projects/p1/scenes")
     assert response.status_code == 422
-    assert _error(response)["code"] == "missing_body"
+    assert error_of(response)["code"] == "missing_body"
 
 
 @pytest.mark.parametrize("bad", ["-p", "_p", "a" * 65, "p.1", "p%20q", "%2e%2e"])
@@ -110,7 +103,7 @@ def test_bad_project_ids_are_422_naming_id(client: TestClient, storage: Path, ba
         client.get(f"/v1/projects/{bad}"),
     ):
         assert response.status_code == 422, (bad, response.text)
-        error = _error(response)
+        error = error_of(response)
         assert (error["code"], error["field"]) == ("invalid_id", "id")
     assert tree(storage) == before
 
@@ -118,7 +111,7 @@ def test_bad_project_ids_are_422_naming_id(client: TestClient, storage: Path, ba
 def test_get_unknown_project_is_404(client: TestClient) -> None:
     response = client.get("/v1/projects/nobody")
     assert response.status_code == 404
-    assert _error(response)["code"] == "not_found"
+    assert error_of(response)["code"] == "not_found"
 
 
 def test_get_project_shows_spec_assets_missing_and_jobs(client: TestClient) -> None:

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
+from api import service
 from api.deps import ProjectId, SessionDep, StorageDep
 from api.errors import ApiError, responses
-from api.routes.projects import existing_project
 from api.schemas import OutputFile
-from pipeline.names import check_safe_name
-from tasks.jobs import last_succeeded_output
-
-log = logging.getLogger("render.api.outputs")
 
 router = APIRouter(prefix="/v1/projects", tags=["outputs"])
-
-DEFAULT_VIDEO = "video.mp4"
 
 
 @router.get(
@@ -31,23 +23,7 @@ DEFAULT_VIDEO = "video.mp4"
     summary="Files under the project's output/ folder",
 )
 def list_outputs(project_id: ProjectId, storage: StorageDep) -> list[OutputFile]:
-    project = existing_project(storage, project_id)
-    if not project.output.is_dir():
-        return []
-    files = []
-    for path in sorted(project.output.iterdir()):
-        # Hidden names are temp files of a render still being written.
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        stat = path.stat()
-        files.append(
-            OutputFile(
-                name=path.name,
-                size=stat.st_size,
-                modified_at=datetime.fromtimestamp(stat.st_mtime, UTC),
-            )
-        )
-    return files
+    return service.output_files(storage, project_id)
 
 
 _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -81,16 +57,7 @@ def get_video(
     ] = None,
 ) -> FileResponse:
     """The video, streamed in chunks; `Range: bytes=a-b` gets 206, a range past the end 416."""
-    project = existing_project(storage, project_id)
-    if name is None:
-        name = last_succeeded_output(session, project_id) or DEFAULT_VIDEO
-    try:
-        check_safe_name(name)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_name", f"name: {exc}", "name") from None
-    path = project.output / name
-    if not path.is_file():
-        raise ApiError(404, "not_found", f"no output {name!r} in project {project_id!r}", "name")
+    path = service.output_video(session, storage, project_id, name)
     size = path.stat().st_size
     # Checked here so a bad range gets the common error shape, not Starlette's plain text.
     http_range = request.headers.get("range")
@@ -108,5 +75,5 @@ def get_video(
                 {"Content-Range": f"bytes */{size}"},
             ) from None
     return FileResponse(
-        path, media_type="video/mp4", filename=name, content_disposition_type="inline"
+        path, media_type="video/mp4", filename=path.name, content_disposition_type="inline"
     )

@@ -1,0 +1,234 @@
+"""What the routes do, as functions of a session, the storage and plain values.
+
+Routes parse the request, call one of these and shape the answer; they never import each
+other. Errors the client can act on are raised as `ApiError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from api.deps import Enqueuer
+from api.errors import ApiError, validation_error
+from api.schemas import JobSummary, OutputFile, ProjectAssets, ProjectView, RenderRequest
+from pipeline.atomic import write_text_atomic
+from pipeline.names import check_safe_name
+from pipeline.project import INPUT_SUBDIRS, ProjectDir
+from pipeline.spec import ProjectSpec
+from tasks import jobs
+from tasks.models import Job, JobStatus, Project, utcnow
+from tasks.settings import Settings
+from tasks.storage import Storage
+
+log = logging.getLogger("render.api.service")
+
+DEFAULT_VIDEO = "video.mp4"
+
+# Model-level option errors ("xfade (0.7) must be shorter than minShot ...") start with the
+# field they are about; name that field rather than the whole object.
+_LEADING_FIELD = re.compile(r"^(?:Value error, )?([a-zA-Z]+) \(")
+
+
+def existing_project(storage: Storage, project_id: str) -> ProjectDir:
+    project = storage.project(project_id)
+    if not project.root.is_dir():
+        raise ApiError(404, "not_found", f"no project {project_id!r}", "id")
+    return project
+
+
+def read_spec(project: ProjectDir) -> ProjectSpec | None:
+    """The stored spec, or None when there is none; a hand-edited bad file is the user's 422.
+
+    The pipeline reads the same file with the same model (`pipeline.plan.load_spec`); here a
+    bad file is worded for the client, by the first field at fault.
+    """
+    if not project.root.is_dir():
+        return None
+    try:
+        raw = project.spec_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return ProjectSpec.model_validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "scenes.json"
+        raise ApiError(
+            422, "invalid_spec", f"input/scenes.json is not valid: {where}: {err['msg']}"
+        ) from None
+
+
+def missing_assets(project: ProjectDir, refs: list[tuple[str, str]]) -> list[str]:
+    """The referenced files ('images/a.jpg') not uploaded yet, in the order referenced."""
+    return [
+        f"{subdir}/{name}" for subdir, name in refs if not project.asset(subdir, name).is_file()
+    ]
+
+
+def asset_names(project: ProjectDir) -> ProjectAssets:
+    found: dict[str, list[str]] = {}
+    for subdir in INPUT_SUBDIRS:
+        folder = project.input / subdir
+        names = (
+            sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+            if folder.is_dir()
+            else []
+        )
+        found[subdir] = names
+    return ProjectAssets.model_validate(found)
+
+
+def upsert_project(session: Session, project_id: str, spec: ProjectSpec) -> Project:
+    row = session.get(Project, project_id)
+    if row is None:
+        row = Project(id=project_id)
+    row.title = spec.title
+    row.scene_count = len(spec.scenes)
+    row.updated_at = utcnow()
+    session.add(row)
+    return row
+
+
+def store_spec(session: Session, storage: Storage, project_id: str, spec: ProjectSpec) -> list[str]:
+    """Store the spec as `input/scenes.json` (creating the project); the files still missing."""
+    project = storage.project(project_id)
+    upsert_project(session, project_id, spec)
+    # Flushed first, so a database error leaves no folder or file behind.
+    session.flush()
+    project.create()
+    write_text_atomic(project.spec_file, spec.model_dump_json(indent=2, exclude_none=True) + "\n")
+    session.commit()
+    log.info("project %s: stored scenes.json with %d scenes", project_id, len(spec.scenes))
+    return missing_assets(project, spec.referenced_assets())
+
+
+def project_view(session: Session, storage: Storage, project_id: str) -> ProjectView:
+    project = existing_project(storage, project_id)
+    spec = read_spec(project)
+    row = session.get(Project, project_id)
+    return ProjectView(
+        id=project_id,
+        title=spec.title if spec else (row.title if row else None),
+        spec=spec,
+        assets=asset_names(project),
+        missing_assets=missing_assets(project, spec.referenced_assets()) if spec else [],
+        jobs=[
+            JobSummary.model_validate(job, from_attributes=True)
+            for job in jobs.latest_jobs(session, project_id)
+        ],
+    )
+
+
+def submit_render(
+    session: Session,
+    settings: Settings,
+    storage: Storage,
+    enqueue: Enqueuer,
+    project_id: str,
+    request: RenderRequest,
+) -> Job:
+    """Check the options, the spec and its files, create the job and queue it.
+
+    The job is committed before it is queued (a worker must find it); when the broker cannot
+    be reached it is failed and the client gets 503.
+    """
+    given = (
+        request.render_options.model_dump(by_alias=True, exclude_unset=True)
+        if request.render_options
+        else {}
+    )
+    try:
+        options = settings.render_options(given)
+    except ValidationError as exc:
+        raise _options_error(exc) from None
+
+    project = storage.project(project_id)
+    spec = read_spec(project)
+    if spec is None:
+        raise ApiError(
+            409,
+            "no_scenes",
+            f"project {project_id!r} has no scenes yet; PUT /v1/projects/{project_id}/scenes first",
+        )
+    refs = spec.referenced_assets(options.voice_dir)
+    if options.music:
+        refs.append(("music", options.music))
+    missing = missing_assets(project, refs)
+    if missing:
+        raise ApiError(
+            422,
+            "missing_assets",
+            f"{len(missing)} referenced file(s) not uploaded: {', '.join(missing)}",
+            "assets",
+        )
+
+    upsert_project(session, project_id, spec)
+    job = jobs.create_job(
+        session,
+        project_id=project_id,
+        output_name=request.output_name,
+        options=options.model_dump(by_alias=True),
+        scene_count=len(spec.scenes),
+    )
+    session.commit()
+    try:
+        enqueue(job.id, len(spec.scenes))
+    except Exception as exc:
+        log.error("job %s: could not enqueue: %s", job.id, exc)
+        jobs.transition(
+            session, job.id, JobStatus.FAILED, error=f"could not reach the broker: {exc}"
+        )
+        session.commit()
+        raise ApiError(
+            503, "broker_unavailable", f"could not reach the broker: {exc}; job {job.id} failed"
+        ) from None
+    log.info("job %s: queued for project %s (%d scenes)", job.id, project_id, len(spec.scenes))
+    return job
+
+
+def _options_error(exc: ValidationError) -> ApiError:
+    errors = list(exc.errors())
+    if errors and not errors[0]["loc"] and (m := _LEADING_FIELD.match(errors[0]["msg"])):
+        errors[0] = {**errors[0], "loc": (m[1],)}
+    return validation_error(errors, prefix="renderOptions")
+
+
+def output_files(storage: Storage, project_id: str) -> list[OutputFile]:
+    project = existing_project(storage, project_id)
+    if not project.output.is_dir():
+        return []
+    files = []
+    for path in sorted(project.output.iterdir()):
+        # Hidden names are temp files of a render still being written.
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        stat = path.stat()
+        files.append(
+            OutputFile(
+                name=path.name,
+                size=stat.st_size,
+                modified_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+            )
+        )
+    return files
+
+
+def output_video(session: Session, storage: Storage, project_id: str, name: str | None) -> Path:
+    """The file `name` in output/; by default the last succeeded job's, else video.mp4."""
+    project = existing_project(storage, project_id)
+    if name is None:
+        name = jobs.last_succeeded_output(session, project_id) or DEFAULT_VIDEO
+    try:
+        check_safe_name(name)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_name", f"name: {exc}", "name") from None
+    path = project.output / name
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"no output {name!r} in project {project_id!r}", "name")
+    return path
