@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-STAGES = ("VALIDATE", "AUDIO_PREP", "SCENE_BUILD", "CONCAT", "FINALIZE")
-
 
 class PipelineError(Exception):
     """A stage failed. `str(err)` is the sentence a user sees, e.g.
 
-    ``SCENE_BUILD scene 2 (id 'intro'): image 'a.jpg' could not be decoded: <stderr tail>``
+    ``<STAGE> scene 2 (id 'intro'): image 'a.jpg' could not be decoded: <stderr tail>``
+
+    Pipeline code says what went wrong; the stage and scene are filled in by whoever runs the
+    stage (`registry.run_stage`), so no function below it needs to know which stage it is in.
     """
 
     def __init__(
         self,
-        stage: str,
         message: str,
         *,
+        stage: str = "",
         scene: int | None = None,
         scene_id: str | None = None,
         stderr_tail: str = "",
@@ -28,12 +29,12 @@ class PipelineError(Exception):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        where = self.stage
+        where = [self.stage] if self.stage else []
         if self.scene is not None:
-            where += f" scene {self.scene}"
+            where.append(f"scene {self.scene}")
             if self.scene_id is not None:
-                where += f" (id {self.scene_id!r})"
-        text = f"{where}: {self.message}"
+                where.append(f"(id {self.scene_id!r})")
+        text = f"{' '.join(where)}: {self.message}" if where else self.message
         if self.stderr_tail:
             text += f": {self.stderr_tail}"
         return text
@@ -53,10 +54,22 @@ class PipelineError(Exception):
     ) -> PipelineError:
         """A copy of this error (same class) with a more specific message or the scene's id."""
         return type(self)(
-            self.stage,
             message if message is not None else self.message,
+            stage=self.stage,
             scene=self.scene,
             scene_id=scene_id if scene_id is not None else self.scene_id,
+            stderr_tail=self.stderr_tail,
+        )
+
+    def located(self, stage: str, scene: int | None) -> PipelineError:
+        """This error (same class) with the stage and scene it happened in, where not set."""
+        if self.stage and (self.scene is not None or scene is None):
+            return self
+        return type(self)(
+            self.message,
+            stage=self.stage or stage,
+            scene=self.scene if self.scene is not None else scene,
+            scene_id=self.scene_id,
             stderr_tail=self.stderr_tail,
         )
 
@@ -73,4 +86,4 @@ def _rebuild(
     scene_id: str | None,
     stderr_tail: str,
 ) -> PipelineError:
-    return cls(stage, message, scene=scene, scene_id=scene_id, stderr_tail=stderr_tail)
+    return cls(message, stage=stage, scene=scene, scene_id=scene_id, stderr_tail=stderr_tail)

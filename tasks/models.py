@@ -33,6 +33,16 @@ class JobStatus(enum.StrEnum):
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
+class StageStatus(enum.StrEnum):
+    """A stage's state; a stage that ended the job takes the job's final state."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
 class Project(SQLModel, table=True):
     __tablename__ = "projects"
 
@@ -65,31 +75,32 @@ class Job(SQLModel, table=True):
 
 
 class JobTask(SQLModel, table=True):
-    """One stage of one job (`VALIDATE`, `SCENE_BUILD[3]`, ...): its state, progress, attempts."""
+    """One stage run of one job, named by its registry label: its state, progress, attempts."""
 
     __tablename__ = "job_tasks"
 
     job_id: str = Field(primary_key=True, foreign_key="jobs.id", max_length=64)
     name: str = Field(primary_key=True, max_length=32)
-    status: str = Field(default="PENDING", max_length=16)
+    status: str = Field(default=StageStatus.PENDING, max_length=16)
     progress: float = 0.0
     # Share of the job's progress bar; scene weights follow their frame counts once planned.
     weight: float = 1.0
+    # Each claim increments it; heartbeats and the finish carry it, so a stage taken over by
+    # another worker can tell its old holder apart.
     attempts: int = 0
     worker: str | None = Field(default=None, max_length=255)
+    pid: int | None = None
     started_at: datetime | None = _ts(nullable=True)
     finished_at: datetime | None = _ts(nullable=True)
     heartbeat_at: datetime | None = _ts(nullable=True)
 
 
-class Artifact(SQLModel, table=True):
-    __tablename__ = "artifacts"
+class Worker(SQLModel, table=True):
+    """A worker's main process, beating while it lives: tells a waiting job whether anyone can
+    run it."""
 
-    id: int | None = Field(default=None, primary_key=True)
-    job_id: str = Field(index=True, foreign_key="jobs.id", max_length=64)
-    project_id: str = Field(index=True, max_length=64)
-    name: str = Field(max_length=255)
-    kind: str = Field(max_length=16)  # "video" or "scene"
-    size: int
-    duration: float | None = None
-    created_at: datetime = _ts(nullable=False, default=utcnow)
+    __tablename__ = "workers"
+
+    hostname: str = Field(primary_key=True, max_length=255)
+    started_at: datetime = _ts(nullable=False, default=utcnow)
+    heartbeat_at: datetime = _ts(nullable=False, default=utcnow)

@@ -1,82 +1,47 @@
-"""Progress, heartbeat, cancellation and log plumbing shared by every stage task.
+"""What a running stage reports: progress, heartbeat, cancellation and log lines.
 
-A `StageTracker` is what a task hands the pipeline's Runner: throttled progress writes to
-the job row (and the Celery task state), a throttled check for cancellation, and log lines
-appended to `logs/<jobId>.log`.
+A `StageTracker` is what a task hands the pipeline's Runner: throttled progress writes to the job
+row (and the Celery task state), a throttled check for cancellation, and log lines appended to
+`logs/<jobId>.log`. While the stage runs, a thread beats on its row every `HEARTBEAT_INTERVAL`
+whatever FFmpeg prints, so a silent stage is a dead holder, not a slow one.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import case, update
-from sqlmodel import col, select
-
+from tasks import jobs
 from tasks.db import session_scope
-from tasks.models import Job, JobStatus, JobTask, utcnow
 from tasks.settings import Settings
 from tasks.storage import Storage
 
 log = logging.getLogger("render.tasks")
 
-# Below 1.0 until the job has SUCCEEDED: the bar must never say "done" before the file is there.
-MAX_RUNNING_PROGRESS = 0.99
-
-
-def job_progress(rows: list[tuple[float, float]]) -> float:
-    """Weighted mean of (weight, progress) pairs, capped below 1.0."""
-    total = sum(weight for weight, _ in rows)
-    if total <= 0:
-        return 0.0
-    done = sum(weight * min(max(progress, 0.0), 1.0) for weight, progress in rows)
-    return min(done / total, MAX_RUNNING_PROGRESS)
-
-
-def record_progress(db_url: str, job_id: str, stage: str, fraction: float) -> float:
-    """Store a stage's progress and the job's weighted progress (never moving backwards)."""
-    now = utcnow()
-    with session_scope(db_url) as session:
-        session.execute(
-            update(JobTask)
-            .where(col(JobTask.job_id) == job_id, col(JobTask.name) == stage)
-            .values(
-                progress=case((col(JobTask.progress) < fraction, fraction), else_=JobTask.progress),
-                heartbeat_at=now,
-            )
-        )
-        rows = session.exec(
-            select(JobTask.weight, JobTask.progress).where(JobTask.job_id == job_id)
-        ).all()
-        overall = job_progress([(w, p) for w, p in rows])
-        session.execute(
-            update(Job)
-            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.RUNNING)
-            .values(
-                progress=case((col(Job.progress) < overall, overall), else_=Job.progress),
-                heartbeat_at=now,
-            )
-        )
-    return overall
-
 
 class StageTracker:
-    """Everything a running stage reports, throttled to `settings.progress_interval`."""
+    """Everything one attempt of a running stage reports, throttled to `progress_interval`."""
 
     def __init__(
         self,
         settings: Settings,
         job_id: str,
-        stage: str,
+        label: str,
+        attempt: int,
         publish: Callable[[str, float, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.job_id = job_id
-        self.stage = stage
+        self.label = label
+        self.attempt = attempt
         self.storage = Storage(settings.render_storage)
+        # Set once another worker has taken the stage over: stop, and leave the job alone.
+        self.superseded = False
         self._publish = publish
         self._clock = clock
         self._last_write = float("-inf")
@@ -95,28 +60,52 @@ class StageTracker:
             return
         fraction, self._pending = self._pending, None
         self._last_write = self._clock()
-        overall = record_progress(self.settings.db_url, self.job_id, self.stage, fraction)
+        with session_scope(self.settings.db_url) as session:
+            overall = jobs.record_progress(session, self.job_id, self.label, self.attempt, fraction)
         if self._publish is not None:
-            self._publish(self.stage, fraction, overall)
+            self._publish(self.label, fraction, overall)
 
     def should_cancel(self) -> bool:
-        """True once the job was cancelled or has finished elsewhere (another scene failed)."""
-        if self._cancel:
+        """True once the job was cancelled, has finished elsewhere (another scene failed), or
+        the stage was taken over."""
+        if self._cancel or self.superseded:
             return True
         now = self._clock()
         if now - self._last_check < self.settings.progress_interval:
             return False
         self._last_check = now
-        self._cancel = stop_requested(self.settings.db_url, self.job_id)
+        with session_scope(self.settings.db_url) as session:
+            self._cancel = jobs.stop_requested(session, self.job_id)
         return self._cancel
+
+    def beat(self) -> None:
+        with session_scope(self.settings.db_url) as session:
+            held = jobs.beat(session, self.job_id, self.label, self.attempt)
+        if not held and not self.superseded:
+            self.superseded = True
+            self.log(f"attempt {self.attempt} no longer holds the stage; stopping")
+
+    @contextmanager
+    def beating(self) -> Iterator[None]:
+        """Beat on the stage's row from a thread while the body runs."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(self.settings.heartbeat_interval):
+                try:
+                    self.beat()
+                except Exception:  # a database hiccup: the next beat may get through
+                    log.warning("job=%s stage=%s heartbeat failed", self.job_id, self.label)
+
+        thread = threading.Thread(target=loop, name=f"beat-{self.label}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
 
     def log(self, line: str) -> None:
         stamp = datetime.now().astimezone().isoformat(timespec="seconds")
-        self.storage.append_log(self.job_id, f"{stamp} [{self.stage}] {line}")
-        log.info("job=%s stage=%s %s", self.job_id, self.stage, line)
-
-
-def stop_requested(db_url: str, job_id: str) -> bool:
-    with session_scope(db_url) as session:
-        job = session.get(Job, job_id)
-        return job is None or job.cancel_requested or JobStatus(job.status).finished
+        self.storage.append_log(self.job_id, f"{stamp} [{self.label}] {line}")
+        log.info("job=%s stage=%s %s", self.job_id, self.label, line)

@@ -1,33 +1,32 @@
-"""The Celery tasks: one per pipeline stage, each a thin wrapper run by `run_stage`.
+"""The Celery tasks: one per registry stage, all run by `StageTask`.
 
 Delivery is at least once (acks late, requeue on worker loss), so every stage is idempotent:
-it rewrites its own work file atomically, and a stage already DONE is not run again.
+it rewrites its own work file atomically, a stage already DONE is not run again, and a stage
+another live worker holds is retried later rather than run twice. Claiming, heartbeats,
+progress, failure and cancellation are `StageTask`'s; the bodies are the pipeline's.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from datetime import timedelta
+from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
-from sqlalchemy import update
-from sqlmodel import col
 
-from pipeline import stages as pipeline_stages
+from pipeline import registry
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
-from pipeline.plan import make_plan, read_plan, write_plan
-from pipeline.probe import probe
-from pipeline.project import ProjectDir
+from pipeline.registry import Stage, StageRun
 from tasks import jobs
 from tasks.app import app
 from tasks.db import session_scope
-from tasks.models import Artifact, Job, JobStatus, JobTask, utcnow
+from tasks.models import Job, JobStatus
 from tasks.progress import StageTracker
 from tasks.settings import Settings, get_settings
 from tasks.storage import Storage
@@ -39,250 +38,139 @@ class StageFailed(Exception):
     """What a failed task raises to Celery: one plain message, so it survives JSON results."""
 
 
-class StageContext:
-    """What a stage body gets: the job, its project folder, options, and a ready Runner."""
+def task_name(stage: Stage) -> str:
+    return f"render.{stage.name.lower()}"
 
-    def __init__(self, settings: Settings, job: Job, tracker: StageTracker) -> None:
-        self.settings = settings
-        self.job = job
-        self.tracker = tracker
-        project = Storage(settings.render_storage).project(job.project_id)
-        self.project: ProjectDir = project.for_run(job.id)
-        self.options = RenderOptions.model_validate(job.options)
-        self.runner = Runner(
-            ffmpeg=find_ffmpeg(settings.ffmpeg_binary or None),
-            on_progress=tracker.progress,
-            should_cancel=tracker.should_cancel,
-            log=tracker.log,
-            threads=settings.x264_threads,
-            lookahead=settings.x264_lookahead,
+
+class StageTask(Task):
+    """Claim the stage, run its body with heartbeats and progress, record how it ended."""
+
+    stage: Stage
+    # A stage held by another live worker is retried until that holder finishes or is lost:
+    # the holder's heartbeat bounds the wait, not a count.
+    max_retries = None
+
+    def run_stage(self, job_id: str, scene: int | None) -> None:
+        settings = get_settings()
+        label = self.stage.label(scene)
+        worker = str(self.request.hostname or "worker")
+        try:
+            with session_scope(settings.db_url) as session:
+                claim = jobs.claim_stage(
+                    session,
+                    job_id,
+                    label,
+                    worker=worker,
+                    pid=os.getpid(),
+                    max_attempts=settings.max_task_attempts,
+                    lost_after=timedelta(seconds=settings.stage_lost_after),
+                )
+        except jobs.Held as held:
+            log.info("job=%s stage=%s: %s; retrying later", job_id, label, held)
+            raise self.retry(countdown=settings.heartbeat_interval * 2) from None
+        if claim is None:
+            raise Ignore()  # the job is over (or unknown): stop this branch of the canvas
+        if claim.done:
+            return
+        tracker = StageTracker(settings, job_id, label, claim.attempt, publish=self._publish)
+        tracker.log(f"started on {worker} (attempt {claim.attempt})")
+        started = time.monotonic()
+        try:
+            with tracker.beating():
+                plan = registry.run_stage(
+                    self.stage, _stage_run(settings, claim.job, tracker, scene)
+                )
+            tracker.flush()
+        except Exception as exc:
+            self._ended(settings, tracker, exc)
+        with session_scope(settings.db_url) as session:
+            if plan is not None:  # the timeline is laid out: scenes weigh by their frames
+                frames = [s.frames for s in plan.scenes]
+                jobs.reweigh(session, job_id, registry.weights(len(frames), frames))
+            finished = jobs.finish_stage(session, job_id, label, claim.attempt)
+            succeeded = finished and self.stage is registry.LAST
+        if not finished:
+            tracker.log("finished, but another worker had taken the stage over")
+            raise Ignore()
+        tracker.log(f"done in {time.monotonic() - started:.2f} s")
+        if succeeded:
+            # Work files are kept for debugging a failure; a success has nothing left to debug.
+            shutil.rmtree(_project(settings, claim.job).work, ignore_errors=True)
+
+    def _publish(self, label: str, fraction: float, overall: float) -> None:
+        meta = {"jobId": self.request.id.split(".")[0], "stage": label}
+        self.update_state(
+            state="PROGRESS", meta={**meta, "fraction": fraction, "progress": overall}
         )
 
-
-class Claim(NamedTuple):
-    job: Job
-    attempt: int
-    # The stage already ran to the end: a redelivery after success, so skip the work and let
-    # the canvas go on.
-    done: bool
-
-
-def _begin(settings: Settings, job_id: str, stage: str, worker: str) -> Claim | None:
-    """Claim the stage for this attempt, or None: do not run it (the job row says why)."""
-    with session_scope(settings.db_url) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            log.warning("job=%s stage=%s: no such job, dropping the task", job_id, stage)
-            return None
-        if job.cancel_requested and not JobStatus(job.status).finished:
-            jobs.transition(
-                session, job_id, JobStatus.CANCELLED, stage=stage, error="cancelled by request"
+    def _ended(self, settings: Settings, tracker: StageTracker, exc: Exception) -> None:
+        """The body raised: stop this branch, and end the job unless the stage was taken over."""
+        if tracker.superseded:
+            tracker.log("stopped: another worker took the stage over")
+            raise Ignore() from None
+        if isinstance(exc, Cancelled):
+            status, message = JobStatus.CANCELLED, "cancelled by request"
+            tracker.log("stopped: the job was cancelled or failed elsewhere")
+        else:
+            status = JobStatus.FAILED
+            explained = _expected_failure(tracker.label, exc, settings)
+            if explained is None:
+                log.error("job=%s stage=%s crashed", tracker.job_id, tracker.label, exc_info=exc)
+            message = explained or f"{tracker.label}: internal error: {type(exc).__name__}: {exc}"
+            tracker.log(f"failed: {message}")
+        with session_scope(settings.db_url) as session:
+            ended = jobs.end_job(
+                session, tracker.job_id, tracker.label, status, message, attempt=tracker.attempt
             )
-            return None
-        if JobStatus(job.status).finished:
-            return None
-        row = session.get(JobTask, (job_id, stage))
-        if row is None:
-            raise RuntimeError(f"job {job_id} has no stage {stage}")
-        if row.status == "DONE":
-            return Claim(job, row.attempts, done=True)
-        if row.attempts >= settings.max_task_attempts:
-            jobs.transition(
-                session,
-                job_id,
-                JobStatus.FAILED,
-                stage=stage,
-                error=(
-                    f"{stage}: started {row.attempts} times and its worker died each time; "
-                    "giving up (see the worker logs)"
-                ),
-            )
-            return None
-        now = utcnow()
-        row.attempts += 1
-        row.status = "RUNNING"
-        row.worker = worker
-        row.started_at = now
-        row.heartbeat_at = now
-        jobs.transition(session, job_id, JobStatus.RUNNING, worker=worker)
-        session.execute(
-            update(Job)
-            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.RUNNING)
-            .values(stage=stage, worker=worker, heartbeat_at=now)
-        )
-        session.flush()
-        session.refresh(job)
-        return Claim(job, row.attempts, done=False)
-
-
-def _finish_stage(settings: Settings, job_id: str, stage: str) -> None:
-    with session_scope(settings.db_url) as session:
-        session.execute(
-            update(JobTask)
-            .where(col(JobTask.job_id) == job_id, col(JobTask.name) == stage)
-            .values(status="DONE", progress=1.0, finished_at=utcnow(), heartbeat_at=utcnow())
-        )
-
-
-def _end_job(settings: Settings, job_id: str, stage: str, status: JobStatus, error: str) -> None:
-    with session_scope(settings.db_url) as session:
-        session.execute(
-            update(JobTask)
-            .where(col(JobTask.job_id) == job_id, col(JobTask.name) == stage)
-            .values(status=str(status), finished_at=utcnow())
-        )
-        jobs.transition(session, job_id, status, stage=stage, error=error)
-
-
-def run_stage(task: Task, job_id: str, stage: str, body: Callable[[StageContext], None]) -> None:
-    """The one wrapper every stage runs in: claim, run, report, and end the job on failure."""
-    settings = get_settings()
-    worker = str(task.request.hostname or "worker")
-    claim = _begin(settings, job_id, stage, worker)
-    if claim is None:
-        raise Ignore()  # the job is over (or unknown): stop this branch of the canvas
-    if claim.done:
-        return
-
-    def publish(name: str, fraction: float, overall: float) -> None:
-        task.update_state(
-            state="PROGRESS",
-            meta={"jobId": job_id, "stage": name, "fraction": fraction, "progress": overall},
-        )
-
-    tracker = StageTracker(settings, job_id, stage, publish=publish)
-    ctx = StageContext(settings, claim.job, tracker)
-    started = time.monotonic()
-    tracker.log(f"started on {worker} (attempt {claim.attempt})")
-    try:
-        body(ctx)
-    except Cancelled:
-        tracker.log("stopped: the job was cancelled or failed elsewhere")
-        _end_job(settings, job_id, stage, JobStatus.CANCELLED, "cancelled by request")
-        raise Ignore() from None
-    except Exception as exc:
-        message = _expected_failure(stage, exc, settings)
-        if message is None:
-            message = f"{stage}: internal error: {type(exc).__name__}: {exc}"
-            log.exception("job=%s stage=%s crashed", job_id, stage)
-        tracker.log(f"failed: {message}")
-        _end_job(settings, job_id, stage, JobStatus.FAILED, message)
+        if not ended:  # taken over by another worker, or the job had already ended
+            raise Ignore() from None
+        if status is JobStatus.CANCELLED:
+            raise Ignore() from None
         raise StageFailed(message) from None
-    tracker.flush()
-    _finish_stage(settings, job_id, stage)
-    tracker.log(f"done in {time.monotonic() - started:.2f} s")
 
 
-def _expected_failure(stage: str, exc: Exception, settings: Settings) -> str | None:
+def _project(settings: Settings, job: Job) -> Any:
+    return Storage(settings.render_storage).project(job.project_id).for_run(job.id)
+
+
+def _stage_run(settings: Settings, job: Job, tracker: StageTracker, scene: int | None) -> StageRun:
+    runner = Runner(
+        ffmpeg=find_ffmpeg(settings.ffmpeg_binary or None),
+        on_progress=tracker.progress,
+        should_cancel=tracker.should_cancel,
+        log=tracker.log,
+    )
+    return StageRun(
+        project=_project(settings, job),
+        options=RenderOptions.model_validate(job.options),
+        output_name=job.output_name,
+        runner=runner,
+        scene=scene,
+        threads=settings.x264_threads,
+        lookahead=settings.x264_lookahead,
+    )
+
+
+def _expected_failure(label: str, exc: Exception, settings: Settings) -> str | None:
     """The job row's error for a failure we can explain; None for a bug (an internal error)."""
     if isinstance(exc, PipelineError):
         return str(exc)
     if isinstance(exc, SoftTimeLimitExceeded):
-        return f"{stage}: exceeded the time limit of {settings.task_time_limit} s"
+        return f"{label}: exceeded the time limit of {settings.task_time_limit} s (TASK_TIME_LIMIT)"
     # The storage refused a file (full, read-only, a directory in the way): say which.
     # OSErrors without a file (sockets, pipes) are internal errors.
     if isinstance(exc, OSError) and (where := exc.filename2 or exc.filename) is not None:
-        return f"{stage}: file system error on {where}: {exc.strerror or exc}"
+        return f"{label}: file system error on {where}: {exc.strerror or exc}"
     return None
 
 
-# --- stage bodies -------------------------------------------------------------------------
+def _register(stage: Stage) -> Any:
+    @app.task(bind=True, base=StageTask, name=task_name(stage), stage=stage)
+    def stage_task(self: StageTask, job_id: str, scene: int | None = None) -> None:
+        self.run_stage(job_id, scene)
+
+    return stage_task
 
 
-def _validate(ctx: StageContext) -> None:
-    plan = make_plan(ctx.project, ctx.options, ctx.runner.ffmpeg)
-    write_plan(ctx.project, plan)
-    weights = jobs.stage_weights(len(plan.scenes), [scene.frames for scene in plan.scenes])
-    with session_scope(ctx.settings.db_url) as session:
-        for name, weight in weights.items():
-            session.execute(
-                update(JobTask)
-                .where(col(JobTask.job_id) == ctx.job.id, col(JobTask.name) == name)
-                .values(weight=weight)
-            )
-    ctx.tracker.log(
-        f"plan: {len(plan.scenes)} scenes, {plan.total_frames} frames at {plan.fps} fps, "
-        f"{plan.width}x{plan.height}"
-    )
-
-
-def _audio_prep(ctx: StageContext) -> None:
-    pipeline_stages.prepare_audio(ctx.project, read_plan(ctx.project), ctx.runner)
-
-
-def _scene_build(index: int) -> Callable[[StageContext], None]:
-    def body(ctx: StageContext) -> None:
-        pipeline_stages.build_scene(ctx.project, read_plan(ctx.project), index, ctx.runner)
-
-    return body
-
-
-def _concat(ctx: StageContext) -> None:
-    pipeline_stages.concat(ctx.project, read_plan(ctx.project), ctx.runner)
-
-
-def _finalize(ctx: StageContext) -> None:
-    if ctx.tracker.should_cancel():
-        raise Cancelled("FINALIZE", "cancelled before the output was written")
-    plan = read_plan(ctx.project)
-    video = pipeline_stages.finalize(ctx.project, plan, ctx.job.output_name, ctx.runner)
-    with session_scope(ctx.settings.db_url) as session:
-        artifacts = [(video, "video")] + [
-            (ctx.project.output / pipeline_stages.scene_output_name(scene.index), "scene")
-            for scene in plan.scenes
-        ]
-        for path, kind in artifacts:
-            if path.exists():
-                session.add(
-                    Artifact(
-                        job_id=ctx.job.id,
-                        project_id=ctx.job.project_id,
-                        name=path.name,
-                        kind=kind,
-                        size=path.stat().st_size,
-                        duration=probe(path).duration if kind == "video" else None,
-                    )
-                )
-        succeeded = jobs.transition(
-            session, ctx.job.id, JobStatus.SUCCEEDED, stage="FINALIZE", error=None
-        )
-    if succeeded:
-        # Work files are kept for debugging a failure; a success has nothing left to debug.
-        shutil.rmtree(ctx.project.work, ignore_errors=True)
-
-
-# --- the tasks --------------------------------------------------------------------------
-
-
-@app.task(bind=True, name="render.validate")
-def validate(self: Task, job_id: str) -> None:
-    run_stage(self, job_id, "VALIDATE", _validate)
-
-
-@app.task(bind=True, name="render.audio_prep")
-def audio_prep(self: Task, job_id: str) -> None:
-    run_stage(self, job_id, "AUDIO_PREP", _audio_prep)
-
-
-@app.task(bind=True, name="render.scene_build")
-def scene_build(self: Task, job_id: str, index: int) -> None:
-    run_stage(self, job_id, jobs.scene_stage(index), _scene_build(index))
-
-
-@app.task(bind=True, name="render.concat")
-def concat(self: Task, job_id: str) -> None:
-    run_stage(self, job_id, "CONCAT", _concat)
-
-
-@app.task(bind=True, name="render.finalize")
-def finalize(self: Task, job_id: str) -> None:
-    run_stage(self, job_id, "FINALIZE", _finalize)
-
-
-STAGE_TASKS: dict[str, Any] = {
-    "validate": validate,
-    "audio_prep": audio_prep,
-    "scene_build": scene_build,
-    "concat": concat,
-    "finalize": finalize,
-}
+# One Celery task per stage of the registry, by stage name.
+TASKS: dict[str, Any] = {stage.name: _register(stage) for stage in registry.STAGES}

@@ -1,19 +1,30 @@
-"""The watchdog: a RUNNING job whose tasks stopped heartbeating is ended, never left RUNNING.
+"""The watchdog: no job is left RUNNING for ever, and a lost stage runs again within a minute.
 
-Redelivery (acks late + visibility timeout) restarts a task whose worker died; the watchdog
-is the bound behind it, for what redelivery cannot fix: a message lost with a Redis that had
-no append-only file, a task that kills its worker every time, a cancel no worker is left to
-honour. A job whose next task is still waiting in the broker (queued behind other jobs, or
-reserved by a busy worker) is not stale: it is only waiting its turn. Every worker runs the
-watchdog, and so does the API: transitions are compare-and-set, so several watchdogs agree.
+Every worker's main process runs it, and so does the API; transitions are compare-and-set and a
+broker message is restored at most once (a Redis transaction), so several watchdogs agree.
+Each sweep, in order:
+
+1. **Cancels no one is left to honour** end CANCELLED: the job is flagged, and no stage of it
+   beat within a few heartbeats.
+2. **Lost stages go back to the queue.** A started stage whose holder stopped beating for
+   `STAGE_LOST_AFTER`, or a stage whose message a worker reserved that long ago without starting
+   it, had its worker die (OOM kill, container or host lost). Its message is still in the
+   broker's unacked hash, where Redis would leave it for `VISIBILITY_TIMEOUT`; the watchdog puts
+   it back on the queue now, and the next worker claims the stage as a new attempt.
+3. **Jobs no worker can run fail** after `WORKER_WAIT_TIMEOUT` without a live worker, saying so.
+4. **Jobs whose messages are gone fail**: RUNNING, no heartbeat for `STALE_AFTER`, and no task
+   of theirs queued or held in the broker (a Redis that lost its data, say).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from sqlmodel import Session, col, select
@@ -21,19 +32,57 @@ from sqlmodel import Session, col, select
 from tasks import jobs
 from tasks.broker import redis_client_url
 from tasks.db import session_scope
-from tasks.models import Job, JobStatus, JobTask, utcnow
+from tasks.models import Job, JobStatus, JobTask, StageStatus, utcnow
 from tasks.settings import Settings
 
 log = logging.getLogger("render.watchdog")
 
-# A cancel is honoured within a second by a live task; after this, nobody is left to honour it.
-CANCEL_GRACE_SECONDS = 30
-
-
-# kombu's Redis transport keeps a queue as a list named after it, and the messages workers
-# hold unacknowledged in this hash.
+# kombu's Redis transport keeps a queue as a list named after it, the messages workers hold
+# unacknowledged in a hash (delivery tag → [message, exchange, routing key]), and when each was
+# delivered in a sorted set.
 QUEUE_KEY = "celery"
 UNACKED_KEY = "unacked"
+UNACKED_INDEX_KEY = "unacked_index"
+# A stage that beat within this many heartbeats has a holder that will honour a cancel.
+LIVE_BEATS = 3
+
+
+def cancel_live_within(settings: Settings) -> timedelta:
+    return timedelta(seconds=LIVE_BEATS * settings.heartbeat_interval)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A stage's message as the broker holds it for a worker."""
+
+    tag: str
+    job_id: str
+    label: str
+    delivered_at: datetime | None
+
+
+def _task_id(raw: bytes | str) -> str | None:
+    try:
+        message = json.loads(raw)[0]
+        headers = message.get("headers") or {}
+        return str(headers.get("id") or message["properties"]["correlation_id"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def held_messages(client: redis.Redis) -> list[Held]:
+    """Every stage message in the unacked hash, with the time it was delivered."""
+    found = []
+    for tag, raw in client.hgetall(UNACKED_KEY).items():
+        task_id = _task_id(raw)
+        job_id, _, label = (task_id or "").partition(".")
+        if not job_id or not label:
+            continue
+        score = client.zscore(UNACKED_INDEX_KEY, tag)
+        delivered = datetime.fromtimestamp(score, UTC) if score is not None else None
+        name = tag.decode() if isinstance(tag, bytes) else str(tag)
+        found.append(Held(name, job_id, label, delivered))
+    return found
 
 
 def waiting_in_broker(client: redis.Redis, job_ids: Iterable[str]) -> set[str]:
@@ -53,96 +102,224 @@ def waiting_in_broker(client: redis.Redis, job_ids: Iterable[str]) -> set[str]:
     return found
 
 
+def restore(client: redis.Redis, tag: str) -> bool:
+    """Put an unacked message back on its queue, first in line, as kombu does after the
+    visibility timeout; in one transaction, so of several watchdogs only one restores it.
+
+    kombu publishes with LPUSH and consumes with BRPOP, so RPUSH is the head of the queue.
+    """
+    restored = False
+
+    def move(pipe: Any) -> None:
+        nonlocal restored
+        raw = pipe.hget(UNACKED_KEY, tag)
+        pipe.multi()
+        pipe.zrem(UNACKED_INDEX_KEY, tag)
+        pipe.hdel(UNACKED_KEY, tag)
+        if raw:
+            payload, _exchange, routing_key = json.loads(raw)
+            payload.setdefault("headers", {})["redelivered"] = True
+            payload.setdefault("properties", {}).setdefault("delivery_info", {})["redelivered"] = (
+                True
+            )
+            pipe.rpush(routing_key or QUEUE_KEY, json.dumps(payload))
+            restored = True
+
+    client.transaction(move, UNACKED_KEY)
+    return restored
+
+
+def lost(session: Session, settings: Settings, messages: list[Held], now: datetime) -> list[Held]:
+    """The messages whose stage lost its worker: started and silent, or reserved and idle."""
+    before = now - timedelta(seconds=settings.stage_lost_after)
+    out = []
+    for held in messages:
+        row = session.get(JobTask, (held.job_id, held.label))
+        job = session.get(Job, held.job_id)
+        if row is None or job is None or JobStatus(job.status).finished:
+            continue
+        beat = jobs.as_utc(row.heartbeat_at)
+        if (row.status == StageStatus.RUNNING and (beat is None or beat < before)) or (
+            row.status == StageStatus.PENDING
+            and held.delivered_at is not None
+            and held.delivered_at < before
+        ):
+            out.append(held)
+    return out
+
+
+def _settle_cancels(session: Session, settings: Settings) -> list[tuple[str, JobStatus]]:
+    ended = []
+    flagged = session.exec(
+        select(Job).where(Job.status == JobStatus.RUNNING, col(Job.cancel_requested).is_(True))
+    ).all()
+    for job in flagged:
+        if jobs.live_stages(session, job.id, cancel_live_within(settings)):
+            continue
+        error = "cancelled by request (no worker was running it)"
+        if jobs.end_job(session, job.id, job.stage, JobStatus.CANCELLED, error):
+            log.warning("job=%s cancelled by the watchdog: no live stage", job.id)
+            ended.append((job.id, JobStatus.CANCELLED))
+    return ended
+
+
+def _fail_unrunnable(
+    session: Session, settings: Settings, now: datetime
+) -> list[tuple[str, JobStatus]]:
+    """Jobs that waited WORKER_WAIT_TIMEOUT with no worker alive to run them."""
+    limit = timedelta(seconds=settings.worker_wait_timeout)
+    last_worker = jobs.last_worker_beat(session)
+    if last_worker is not None and last_worker >= now - limit:
+        return []
+    ended = []
+    waiting = session.exec(select(Job).where(col(Job.status).in_(jobs.UNFINISHED))).all()
+    for job in waiting:
+        signs = [jobs.as_utc(job.heartbeat_at), jobs.as_utc(job.created_at), last_worker]
+        latest = max((s for s in signs if s is not None), default=now)
+        if latest >= now - limit:
+            continue
+        error = (
+            f"{job.stage or 'job'}: no worker was alive to run it for "
+            f"{settings.worker_wait_timeout} s (WORKER_WAIT_TIMEOUT); start a worker and "
+            "render again"
+        )
+        if jobs.end_job(session, job.id, None, JobStatus.FAILED, error):
+            log.warning("job=%s failed: no worker", job.id)
+            ended.append((job.id, JobStatus.FAILED))
+    return ended
+
+
 def sweep(
     settings: Settings,
     now: datetime | None = None,
     broker: redis.Redis | None = None,
 ) -> list[tuple[str, JobStatus]]:
-    """End every stale RUNNING job; return (job id, new status) for each one ended."""
+    """One round of the four duties above; returns (job id, new status) for each job ended."""
     now = now or utcnow()
-    stale_before = now - timedelta(seconds=settings.stale_after)
-    cancel_before = now - timedelta(seconds=CANCEL_GRACE_SECONDS)
-    ended: list[tuple[str, JobStatus]] = []
-    candidates: list[tuple[str, JobStatus, str]] = []
-    with session_scope(settings.db_url) as session:
-        running = session.exec(
-            select(Job).where(
-                Job.status == JobStatus.RUNNING,
-                col(Job.heartbeat_at) < max(stale_before, cancel_before),
-            )
-        ).all()
-        for job in running:
-            beat = jobs.as_utc(job.heartbeat_at)
-            assert beat is not None
-            if job.cancel_requested and beat < cancel_before:
-                target, error = (
-                    JobStatus.CANCELLED,
-                    "cancelled by request (no worker was running it)",
-                )
-            elif beat < stale_before:
-                target = JobStatus.FAILED
-                error = (
-                    f"{job.stage or 'job'}: no worker reported on this job for "
-                    f"{settings.stale_after} s; its worker was probably lost"
-                )
-            else:
-                continue
-            candidates.append((job.id, target, error))
-        # A stage that started and went silent lost its worker. Otherwise the job may only be
-        # waiting its turn: its next task queued, or reserved by a worker busy with another.
-        silent = _silent_stage_jobs(session, [c[0] for c in candidates], stale_before)
-        waiting = _waiting(settings, broker, [c[0] for c in candidates if c[0] not in silent])
-        for job_id, target, error in candidates:
-            if target is JobStatus.FAILED and job_id in waiting:
-                continue
-            if jobs.transition(session, job_id, target, error=error):
-                log.warning("job=%s ended %s by the watchdog: %s", job_id, target, error)
-                ended.append((job_id, target))
+    client = broker or _client(settings)
+    try:
+        with session_scope(settings.db_url) as session:
+            ended = _settle_cancels(session, settings)
+        _restore_lost(settings, client, now)
+        with session_scope(settings.db_url) as session:
+            ended += _fail_unrunnable(session, settings, now)
+            ended += _fail_stale(session, settings, client, now)
+    finally:
+        if broker is None and client is not None:
+            client.close()
     return ended
 
 
-def _silent_stage_jobs(session: Session, job_ids: list[str], before: datetime) -> set[str]:
-    if not job_ids:
-        return set()
-    rows = session.exec(
-        select(JobTask.job_id).where(
-            col(JobTask.job_id).in_(job_ids),
-            JobTask.status == "RUNNING",
-            col(JobTask.heartbeat_at) < before,
-        )
+def _client(settings: Settings) -> redis.Redis | None:
+    if not settings.redis_url:
+        return None
+    return redis.Redis.from_url(redis_client_url(settings.redis_url), socket_timeout=5)
+
+
+def _restore_lost(settings: Settings, client: redis.Redis | None, now: datetime) -> None:
+    if client is None:
+        return
+    try:
+        messages = held_messages(client)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("watchdog could not look into the broker: %s", exc)
+        return
+    with session_scope(settings.db_url) as session:
+        gone = lost(session, settings, messages, now)
+    for held in gone:
+        log.warning("job=%s stage=%s lost its worker; back on the queue", held.job_id, held.label)
+        try:
+            restore(client, held.tag)
+        except (
+            redis.RedisError,
+            OSError,
+            ValueError,
+        ) as exc:  # the broker went away mid-sweep: the next sweep retries
+            log.warning("could not requeue %s: %s", held.label, exc)
+
+
+def _fail_stale(
+    session: Session, settings: Settings, client: redis.Redis | None, now: datetime
+) -> list[tuple[str, JobStatus]]:
+    stale_before = now - timedelta(seconds=settings.stale_after)
+    stale = session.exec(
+        select(Job).where(Job.status == JobStatus.RUNNING, col(Job.heartbeat_at) < stale_before)
     ).all()
-    return set(rows)
+    if not stale:
+        return []
+    waiting = _waiting(client, [job.id for job in stale])
+    ended = []
+    for job in stale:
+        if job.id in waiting:
+            continue  # its next task is queued or held: only waiting its turn
+        error = (
+            f"{job.stage or 'job'}: no worker reported on this job for "
+            f"{settings.stale_after} s and none of its tasks is left in the broker; "
+            "its worker was probably lost"
+        )
+        if jobs.end_job(session, job.id, job.stage, JobStatus.FAILED, error):
+            log.warning("job=%s ended FAILED by the watchdog: %s", job.id, error)
+            ended.append((job.id, JobStatus.FAILED))
+    return ended
 
 
-def _waiting(settings: Settings, broker: redis.Redis | None, job_ids: list[str]) -> set[str]:
-    if not job_ids:
+def _waiting(client: redis.Redis | None, job_ids: list[str]) -> set[str]:
+    if client is None:
         return set()
     try:
-        if broker is not None:
-            return waiting_in_broker(broker, job_ids)
-        client = redis.Redis.from_url(redis_client_url(settings.redis_url), socket_timeout=5)
-        try:
-            return waiting_in_broker(client, job_ids)
-        finally:
-            client.close()
+        return waiting_in_broker(client, job_ids)
     except (redis.RedisError, OSError, ValueError) as exc:
         # Without the broker nothing can run anyway: the stale jobs are ended, not kept.
         log.warning("watchdog could not look into the broker: %s", exc)
         return set()
 
 
-def run_forever(settings: Settings, stop: threading.Event) -> None:
-    while not stop.wait(settings.watchdog_interval):
+def run_forever(settings: Settings, stop: threading.Event, hostname: str | None = None) -> None:
+    """Sweep every WATCHDOG_INTERVAL; in a worker, beat for it too (`hostname`)."""
+    while True:
+        if hostname is not None:
+            try:
+                with session_scope(settings.db_url) as session:
+                    jobs.worker_beat(session, hostname)
+            except Exception:
+                log.exception("worker heartbeat failed")
         try:
             sweep(settings)
         except Exception:  # a database hiccup must not kill the watchdog thread
             log.exception("watchdog sweep failed; retrying in %s s", settings.watchdog_interval)
+        if stop.wait(settings.watchdog_interval):
+            return
 
 
-def start_thread(settings: Settings) -> threading.Event:
+def start_thread(settings: Settings, hostname: str | None = None) -> threading.Event:
     stop = threading.Event()
     thread = threading.Thread(
-        target=run_forever, args=(settings, stop), name="render-watchdog", daemon=True
+        target=run_forever, args=(settings, stop, hostname), name="render-watchdog", daemon=True
     )
     thread.start()
     return stop
+
+
+def waiting_reason(session: Session, settings: Settings, job: Job) -> str | None:
+    """Why an unfinished job is not running right now, for the job document; None if it is."""
+    if JobStatus(job.status).finished or jobs.live_stages(
+        session, job.id, cancel_live_within(settings)
+    ):
+        return None
+    silent = session.exec(
+        select(JobTask.name).where(JobTask.job_id == job.id, JobTask.status == StageStatus.RUNNING)
+    ).first()
+    if silent is not None:
+        return (
+            f"{silent} stopped reporting: its worker is probably lost; the stage goes back to "
+            f"the queue {settings.stage_lost_after:g} s after its last heartbeat "
+            "(STAGE_LOST_AFTER)"
+        )
+    last_worker = jobs.last_worker_beat(session)
+    alive_within = timedelta(seconds=LIVE_BEATS * settings.watchdog_interval)
+    if last_worker is None or last_worker < utcnow() - alive_within:
+        return (
+            "no worker is running: the job waits for one, and fails after "
+            f"{settings.worker_wait_timeout} s without one (WORKER_WAIT_TIMEOUT)"
+        )
+    return "queued: waiting for a free worker"

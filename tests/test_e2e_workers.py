@@ -88,8 +88,15 @@ def test_redis_restart_mid_job_does_not_lose_the_job(tmp_path: Path) -> None:
         assert job["status"] == "SUCCEEDED", job
 
 
-def test_job_whose_only_worker_died_is_failed_by_the_watchdog(tmp_path: Path) -> None:
-    settings = {**FAST_REDELIVERY, "STALE_AFTER": "10"}
+def test_job_whose_only_worker_died_fails_after_the_wait_bound_saying_why(
+    tmp_path: Path,
+) -> None:
+    settings = {
+        **FAST_REDELIVERY,
+        "HEARTBEAT_INTERVAL": "0.5",
+        "STAGE_LOST_AFTER": "3",
+        "WORKER_WAIT_TIMEOUT": "10",
+    }
     with running_stack(tmp_path / "storage", workers=1, **settings) as stack:
         api = Api(stack.base_url)
         api.upload_project("orphan", slow_scenes(), tmp_path)
@@ -99,8 +106,9 @@ def test_job_whose_only_worker_died_is_failed_by_the_watchdog(tmp_path: Path) ->
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait()
 
-        # No worker is left to redeliver to: the API's watchdog must end the job.
+        # No worker is left: the job says it is waiting, then the API's watchdog ends it.
+        waiting = api.wait(job_id, lambda j: j["waiting"] is not None, timeout=30)
+        assert waiting["status"] == "RUNNING", waiting
         job = api.wait(job_id, timeout=60)
         assert job["status"] == "FAILED", job
-        assert "worker was probably lost" in job["error"]
-        assert job["stage"].startswith("SCENE_BUILD")
+        assert "no worker was alive" in job["error"] and "WORKER_WAIT_TIMEOUT" in job["error"]

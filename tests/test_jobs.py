@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlmodel import Session, SQLModel
+from sqlalchemy import update
+from sqlmodel import Session, SQLModel, col
 
+from pipeline import registry
 from tasks import jobs
 from tasks.db import get_engine, session_scope
-from tasks.models import Job, JobStatus, JobTask, Project
+from tasks.models import Job, JobStatus, JobTask, Project, StageStatus, utcnow
 
 # SQLite always; PostgreSQL too when TEST_DB_URL names one (e.g. postgresql://127.0.0.1/test).
 BACKENDS = ["sqlite"] + (["server"] if os.environ.get("TEST_DB_URL") else [])
@@ -60,12 +65,6 @@ def test_create_job_makes_one_row_per_stage_in_order(db_url: str) -> None:
     ]
 
 
-def test_stage_weights_split_scenes_by_frames() -> None:
-    weights = jobs.stage_weights(2, [100, 300])
-    assert weights["SCENE_BUILD[1]"] == pytest.approx(3 * weights["SCENE_BUILD[0]"])
-    assert sum(weights.values()) == pytest.approx(100.0)
-
-
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
@@ -108,20 +107,170 @@ def test_succeeded_sets_progress_to_one(db_url: str) -> None:
         assert job is not None and job.progress == 1.0
 
 
+LIVE = timedelta(seconds=3)
+LOST = timedelta(seconds=30)
+
+
+def _claim(db_url: str, job_id: str, label: str, worker: str = "w1", pid: int = 1) -> Any:
+    with session_scope(db_url) as session:
+        return jobs.claim_stage(
+            session, job_id, label, worker=worker, pid=pid, max_attempts=3, lost_after=LOST
+        )
+
+
+def _age_stage(db_url: str, job_id: str, label: str, seconds: float) -> None:
+    with session_scope(db_url) as session:
+        session.execute(
+            update(JobTask)
+            .where(col(JobTask.job_id) == job_id, col(JobTask.name) == label)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
 def test_cancel_of_queued_job_ends_it_at_once(db_url: str) -> None:
     job_id = _new_job(db_url)
     with session_scope(db_url) as session:
-        job = jobs.request_cancel(session, job_id)
+        job = jobs.request_cancel(session, job_id, LIVE)
         assert job is not None and job.status == "CANCELLED" and job.cancel_requested
 
 
-def test_cancel_of_running_job_only_flags_it(db_url: str) -> None:
+def test_cancel_of_a_job_with_a_live_stage_flags_it_for_that_stage(db_url: str) -> None:
     job_id = _new_job(db_url)
+    _claim(db_url, job_id, "VALIDATE")
     with session_scope(db_url) as session:
-        jobs.transition(session, job_id, JobStatus.RUNNING)
-    with session_scope(db_url) as session:
-        job = jobs.request_cancel(session, job_id)
+        job = jobs.request_cancel(session, job_id, LIVE)
         assert job is not None and job.status == "RUNNING" and job.cancel_requested
+
+
+def test_cancel_between_stages_ends_the_job_at_once(db_url: str) -> None:
+    # AUDIO_PREP done, no scene build claimed yet: nobody would see a flag.
+    job_id = _new_job(db_url)
+    claim = _claim(db_url, job_id, "AUDIO_PREP")
+    with session_scope(db_url) as session:
+        assert jobs.finish_stage(session, job_id, "AUDIO_PREP", claim.attempt)
+    with session_scope(db_url) as session:
+        job = jobs.request_cancel(session, job_id, LIVE)
+        assert job is not None and job.status == "CANCELLED"
+        assert (job.stage, job.error) == ("AUDIO_PREP", "cancelled by request")
+
+
+def test_cancel_of_a_job_whose_stage_went_silent_ends_it_at_once(db_url: str) -> None:
+    job_id = _new_job(db_url)
+    _claim(db_url, job_id, "SCENE_BUILD[0]")
+    _age_stage(db_url, job_id, "SCENE_BUILD[0]", 10)
+    with session_scope(db_url) as session:
+        job = jobs.request_cancel(session, job_id, LIVE)
+        assert job is not None and job.status == "CANCELLED"
+        row = session.get(JobTask, (job_id, "SCENE_BUILD[0]"))
+        assert row is not None and row.status == StageStatus.CANCELLED
+
+
+# --- claims -------------------------------------------------------------------------------
+
+
+def test_first_claim_starts_the_job(db_url: str) -> None:
+    job_id = _new_job(db_url)
+    claim = _claim(db_url, job_id, "VALIDATE", worker="w1@host", pid=42)
+    assert claim is not None and claim.attempt == 1 and not claim.done
+    with session_scope(db_url) as session:
+        job, row = session.get(Job, job_id), session.get(JobTask, (job_id, "VALIDATE"))
+        assert job is not None and row is not None
+        assert (job.status, job.stage, job.worker) == ("RUNNING", "VALIDATE", "w1@host")
+        assert (row.status, row.worker, row.pid) == (StageStatus.RUNNING, "w1@host", 42)
+        assert job.started_at is not None and job.heartbeat_at is not None
+
+
+def test_a_redelivered_finished_stage_is_skipped(db_url: str) -> None:
+    job_id = _new_job(db_url)
+    claim = _claim(db_url, job_id, "AUDIO_PREP")
+    with session_scope(db_url) as session:
+        jobs.finish_stage(session, job_id, "AUDIO_PREP", claim.attempt)
+    again = _claim(db_url, job_id, "AUDIO_PREP", worker="w2")
+    assert again is not None and again.done
+
+
+def test_a_stage_another_live_worker_holds_is_not_started_twice(db_url: str) -> None:
+    job_id = _new_job(db_url)
+    _claim(db_url, job_id, "SCENE_BUILD[1]", worker="w1", pid=os.getpid())
+    with pytest.raises(jobs.Held):
+        _claim(db_url, job_id, "SCENE_BUILD[1]", worker="w2")
+    with pytest.raises(jobs.Held):  # the same worker, its holder process alive
+        _claim(db_url, job_id, "SCENE_BUILD[1]", worker="w1")
+
+
+def test_a_dead_pool_process_of_the_same_worker_is_taken_over_at_once(db_url: str) -> None:
+    job_id = _new_job(db_url)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    _claim(db_url, job_id, "SCENE_BUILD[1]", worker="w1", pid=dead.pid)
+    claim = _claim(db_url, job_id, "SCENE_BUILD[1]", worker="w1", pid=os.getpid())
+    assert claim is not None and claim.attempt == 2
+
+
+def test_a_silent_holder_is_taken_over_and_can_no_longer_beat_or_finish(db_url: str) -> None:
+    job_id = _new_job(db_url)
+    first = _claim(db_url, job_id, "SCENE_BUILD[0]", worker="w1", pid=os.getpid())
+    _age_stage(db_url, job_id, "SCENE_BUILD[0]", LOST.total_seconds() + 1)
+    second = _claim(db_url, job_id, "SCENE_BUILD[0]", worker="w2")
+    assert second is not None and second.attempt == 2
+    with session_scope(db_url) as session:
+        assert not jobs.beat(session, job_id, "SCENE_BUILD[0]", first.attempt)
+        assert not jobs.finish_stage(session, job_id, "SCENE_BUILD[0]", first.attempt)
+        assert not jobs.end_job(
+            session, job_id, "SCENE_BUILD[0]", JobStatus.FAILED, "x", attempt=first.attempt
+        )
+        assert jobs.beat(session, job_id, "SCENE_BUILD[0]", second.attempt)
+    assert _status(db_url, job_id) == "RUNNING"
+
+
+def test_a_stage_redelivered_too_often_fails_the_job(db_url: str) -> None:
+    job_id = _new_job(db_url)
+    for attempt in (1, 2, 3):  # each worker died before the stage finished
+        claim = _claim(db_url, job_id, "SCENE_BUILD[1]", worker=f"w{attempt}")
+        assert claim is not None and claim.attempt == attempt
+        _age_stage(db_url, job_id, "SCENE_BUILD[1]", LOST.total_seconds() + 1)
+    assert _claim(db_url, job_id, "SCENE_BUILD[1]", worker="w4") is None
+    with session_scope(db_url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == "FAILED" and job.stage == "SCENE_BUILD[1]"
+        assert job.error is not None and "started 3 times" in job.error
+
+
+def test_a_cancelled_job_runs_no_further_stage(db_url: str) -> None:
+    job_id = _new_job(db_url)
+    _claim(db_url, job_id, "VALIDATE")
+    with session_scope(db_url) as session:
+        jobs.request_cancel(session, job_id, LIVE)  # VALIDATE is live: only flagged
+    assert _claim(db_url, job_id, "AUDIO_PREP") is None
+    with session_scope(db_url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == "CANCELLED"
+        assert job.error == "cancelled by request"
+        row = session.get(JobTask, (job_id, "AUDIO_PREP"))
+        assert row is not None and row.attempts == 0
+
+
+def test_a_finished_job_runs_no_further_stage(db_url: str) -> None:
+    job_id = _new_job(db_url)
+    _claim(db_url, job_id, "VALIDATE")
+    with session_scope(db_url) as session:
+        jobs.transition(session, job_id, JobStatus.FAILED, error="scene 0 broke")
+    assert _claim(db_url, job_id, "SCENE_BUILD[1]") is None
+    assert _status(db_url, job_id) == "FAILED"
+
+
+def test_unknown_job_is_dropped(db_url: str) -> None:
+    assert _claim(db_url, "nope", "VALIDATE") is None
+
+
+def test_finishing_the_last_stage_is_the_jobs_success(db_url: str) -> None:
+    job_id = _new_job(db_url, scenes=1)
+    for label in registry.labels(1):
+        claim = _claim(db_url, job_id, label)
+        assert _status(db_url, job_id) == "RUNNING"
+        with session_scope(db_url) as session:
+            assert jobs.finish_stage(session, job_id, label, claim.attempt)
+    assert _status(db_url, job_id) == "SUCCEEDED"
 
 
 def test_cancel_of_finished_job_changes_nothing(db_url: str) -> None:
@@ -130,13 +279,13 @@ def test_cancel_of_finished_job_changes_nothing(db_url: str) -> None:
         jobs.transition(session, job_id, JobStatus.RUNNING)
         jobs.transition(session, job_id, JobStatus.SUCCEEDED)
     with session_scope(db_url) as session:
-        job = jobs.request_cancel(session, job_id)
+        job = jobs.request_cancel(session, job_id, LIVE)
         assert job is not None and job.status == "SUCCEEDED" and not job.cancel_requested
 
 
 def test_cancel_of_unknown_job_is_none(db_url: str) -> None:
     with session_scope(db_url) as session:
-        assert jobs.request_cancel(session, "nope") is None
+        assert jobs.request_cancel(session, "nope", LIVE) is None
 
 
 def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from pipeline.errors import Cancelled, PipelineError
 
 def test_message_names_stage_scene_id_and_stderr() -> None:
     err = PipelineError(
-        "SCENE_BUILD",
         "image 'a.jpg' could not be decoded",
+        stage="SCENE_BUILD",
         scene=2,
         scene_id="intro",
         stderr_tail="Invalid data found",
@@ -14,11 +14,11 @@ def test_message_names_stage_scene_id_and_stderr() -> None:
     assert str(err) == (
         "SCENE_BUILD scene 2 (id 'intro'): image 'a.jpg' could not be decoded: Invalid data found"
     )
-    assert str(PipelineError("CONCAT", "boom")) == "CONCAT: boom"
+    assert str(PipelineError("boom", stage="CONCAT")) == "CONCAT: boom"
 
 
 def test_errors_survive_pickling_with_their_fields() -> None:
-    err = Cancelled("SCENE_BUILD", "cancelled", scene=1, scene_id="x", stderr_tail="t")
+    err = Cancelled("cancelled", stage="SCENE_BUILD", scene=1, scene_id="x", stderr_tail="t")
     copy = pickle.loads(pickle.dumps(err))
     assert type(copy) is Cancelled
     assert (copy.stage, copy.scene, copy.scene_id, copy.message, copy.stderr_tail) == (
@@ -31,5 +31,5 @@ def test_errors_survive_pickling_with_their_fields() -> None:
 
 
 def test_with_context_keeps_the_class() -> None:
-    err = Cancelled("SCENE_BUILD", "cancelled", scene=0).with_context(scene_id="intro")
+    err = Cancelled("cancelled", stage="SCENE_BUILD", scene=0).with_context(scene_id="intro")
     assert isinstance(err, Cancelled) and str(err) == "SCENE_BUILD scene 0 (id 'intro'): cancelled"

@@ -7,15 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import stages
+from pipeline import audio, registry, stages
+from pipeline.encoder import video_codec_args
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.plan import make_plan, write_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
-from pipeline.scene import video_codec_args
+from pipeline.registry import StageRun
+from pipeline.render import render
 from tests import pipeline_fixtures as fx
 from tests.pipeline_fixtures import SMALL, Rendered, decode_frames, difference, mean_rgb
+
+
+def run_stage(name: str, project: ProjectDir, runner: Runner) -> None:
+    """One stage as the orchestrators run it: its errors name the stage (and scene)."""
+    registry.run_stage(registry.BY_NAME[name], StageRun(project, SMALL, "video.mp4", runner))
+
 
 # Shared fixtures, made visible to pytest in this module.
 ffmpeg_bin = fx.ffmpeg_bin
@@ -129,6 +137,23 @@ def _master_samples(project: ProjectDir) -> array.array:
     return data[::2]  # left channel
 
 
+def test_master_track_graph(small_project: ProjectDir, ffmpeg_bin: str) -> None:
+    plan = make_plan(small_project, SMALL, ffmpeg_bin)
+    out = small_project.work / "audio.wav"
+    args = audio.master_track_args(small_project.root, plan, out)
+    # Scene 0's voiceover (the only input) and scene 1's silence, each exactly 1 s of samples.
+    fit = (
+        "aresample=48000,aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,"
+        "apad=whole_len=48000,atrim=end_sample=48000,asetpts=N/SR/TB"
+    )
+    assert args == [
+        *("-i", str(small_project.root / "input/voiceovers/a.wav")),
+        "-filter_complex",
+        f"[0:a:0]{fit}[s0];anullsrc=r=48000:cl=stereo,{fit}[s1];[s0][s1]concat=n=2:v=0:a=1[s2]",
+        *("-map", "[s2]", "-c:a", "pcm_s16le", "-ar", "48000", "-ac", "2", "-f", "wav", str(out)),
+    ]
+
+
 def test_master_audio_places_voiceovers_on_scene_starts(small_render: Rendered) -> None:
     plan = small_render.plan
     left = _master_samples(small_render.project)
@@ -186,14 +211,14 @@ def test_build_scene_rerun_is_idempotent(small_project: ProjectDir, ffmpeg_bin: 
 
 def test_failed_finalize_keeps_earlier_outputs(small_project: ProjectDir, ffmpeg_bin: str) -> None:
     runner = Runner(ffmpeg_bin)
-    stages.render(small_project, SMALL, "video.mp4", runner)
+    render(small_project, SMALL, "video.mp4", runner)
     before = {p.name: p.read_bytes() for p in small_project.output.iterdir()}
     assert set(before) == {"video.mp4", "scene_00.mp4", "scene_01.mp4"}
-    plan = make_plan(small_project, SMALL, ffmpeg_bin)
+    write_plan(small_project, make_plan(small_project, SMALL, ffmpeg_bin))
     # The second scene's clip is gone: its per-scene output fails after the first one was made.
     stages.scene_clip(small_project, 1).unlink()
     with pytest.raises(PipelineError) as info:
-        stages.finalize(small_project, plan, "video.mp4", runner)
+        run_stage("FINALIZE", small_project, runner)
     assert info.value.stage == "FINALIZE" and info.value.scene == 1
     after = {p.name: p.read_bytes() for p in small_project.output.iterdir()}
     assert after == before
@@ -212,33 +237,31 @@ def test_finalize_rejects_a_short_video(small_project: ProjectDir, ffmpeg_bin: s
     runner.run(
         [
             *("-i", str(clip.with_suffix(".orig.mp4")), "-frames:v", "20"),
-            *video_codec_args(plan),
+            *video_codec_args(plan.encoder),
             str(clip),
         ],
-        stage="SCENE_BUILD",
-        scene=1,
         expected_seconds=1,
     )
     stages.concat(small_project, plan, runner)
     with pytest.raises(PipelineError, match=r"FINALIZE: joined\.mp4 failed its check") as info:
-        stages.finalize(small_project, plan, "video.mp4", runner)
+        run_stage("FINALIZE", small_project, runner)
     assert f"{plan.total_frames - 10} frames instead of {plan.total_frames}" in str(info.value)
     assert not (small_project.output / "video.mp4").exists()
 
 
 def test_concat_names_a_missing_clip(small_project: ProjectDir, ffmpeg_bin: str) -> None:
-    plan = make_plan(small_project, SMALL, ffmpeg_bin)
+    write_plan(small_project, make_plan(small_project, SMALL, ffmpeg_bin))
     with pytest.raises(PipelineError, match=r"CONCAT scene 0 \(id 'intro'\): clip scene_000.mp4"):
-        stages.concat(small_project, plan, Runner(ffmpeg_bin))
+        run_stage("CONCAT", small_project, Runner(ffmpeg_bin))
 
 
 def test_jobs_do_not_change_the_result(
     small_project: ProjectDir, ffmpeg_bin: str, tmp_path: Path
 ) -> None:
-    serial = stages.render(small_project, SMALL, "a.mp4", Runner(ffmpeg_bin), jobs=1)
+    serial = render(small_project, SMALL, "a.mp4", Runner(ffmpeg_bin), jobs=1)
     copy = ProjectDir(tmp_path / "copy")
     shutil.copytree(small_project.input, copy.input)
-    parallel = stages.render(copy, SMALL, "a.mp4", Runner(ffmpeg_bin), jobs=2)
+    parallel = render(copy, SMALL, "a.mp4", Runner(ffmpeg_bin), jobs=2)
     assert os.path.getsize(serial) > 0
     assert probe(serial).video == probe(parallel).video
 
@@ -251,7 +274,7 @@ def test_moving_shots_without_cross_fades_are_cut_frame_exact(
     copy = ProjectDir(tmp_path / "nofade")
     shutil.copytree(small_render.project.input, copy.input)
     options = SMALL.model_copy(update={"xfade": 0.0})
-    output = stages.render(copy, options, "cut.mp4", Runner(ffmpeg_bin))
+    output = render(copy, options, "cut.mp4", Runner(ffmpeg_bin))
     plan = make_plan(copy, options, ffmpeg_bin)
     assert plan.xfade_frames == 0
     assert any(len(scene.shots) > 1 and scene.motion == "kenburns" for scene in plan.scenes)

@@ -1,21 +1,31 @@
-"""How a stage task claims its stage (state moves, redeliveries, the attempts cap) and fails it."""
+"""StageTask: what a stage's task records when its body fails, is cancelled or is taken over."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from celery.exceptions import Ignore
 
+from pipeline import registry
+from pipeline.errors import Cancelled
+from pipeline.registry import StageRun
 from tasks import jobs, stages
 from tasks.db import session_scope
-from tasks.models import Job, JobStatus, JobTask, Project
+from tasks.models import Job, JobStatus, JobTask, Project, StageStatus
 from tasks.settings import Settings
-from tasks.stages import _begin, _finish_stage
+
+SCENES = registry.BY_NAME["SCENE_BUILD"]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(render_storage=tmp_path, auth_token="t", max_task_attempts=3)
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    s = Settings(render_storage=tmp_path, auth_token="t", max_task_attempts=3)
+    monkeypatch.setattr(stages, "get_settings", lambda: s)
+    return s
 
 
 @pytest.fixture
@@ -35,63 +45,26 @@ def _job(settings: Settings, job_id: str) -> Job:
         return job
 
 
-def test_first_claim_starts_the_job(settings: Settings, job_id: str) -> None:
-    claim = _begin(settings, job_id, "VALIDATE", "w1@host")
-    assert claim is not None and claim.attempt == 1 and not claim.done
-    job = _job(settings, job_id)
-    assert (job.status, job.stage, job.worker) == ("RUNNING", "VALIDATE", "w1@host")
-    assert job.started_at is not None and job.heartbeat_at is not None
+def _run(job_id: str, body: Any, scene: int = 1) -> None:
+    """Run the SCENE_BUILD task of `scene` in this process, with `body` as its stage body."""
+    task = stages.TASKS["SCENE_BUILD"]
+    task.stage = dataclasses.replace(SCENES, body=body)
+    task.push_request(hostname="w1", id=f"{job_id}.{SCENES.label(scene)}")
+    try:
+        task.run_stage(job_id, scene)
+    finally:
+        task.pop_request()
+        task.stage = SCENES
 
 
-def test_a_redelivered_finished_stage_is_skipped(settings: Settings, job_id: str) -> None:
-    _begin(settings, job_id, "AUDIO_PREP", "w1")
-    _finish_stage(settings, job_id, "AUDIO_PREP")
-    claim = _begin(settings, job_id, "AUDIO_PREP", "w2")
-    assert claim is not None and claim.done
-
-
-def test_a_stage_redelivered_too_often_fails_the_job(settings: Settings, job_id: str) -> None:
-    for attempt in (1, 2, 3):  # each worker died before the stage finished
-        claim = _begin(settings, job_id, "SCENE_BUILD[1]", f"w{attempt}")
-        assert claim is not None and claim.attempt == attempt
-    assert _begin(settings, job_id, "SCENE_BUILD[1]", "w4") is None
-    job = _job(settings, job_id)
-    assert job.status == "FAILED" and job.stage == "SCENE_BUILD[1]"
-    assert job.error is not None and "started 3 times" in job.error
-
-
-def test_a_cancelled_job_runs_no_further_stage(settings: Settings, job_id: str) -> None:
-    _begin(settings, job_id, "VALIDATE", "w1")
-    with session_scope(settings.db_url) as session:
-        jobs.request_cancel(session, job_id)
-    assert _begin(settings, job_id, "AUDIO_PREP", "w1") is None
-    job = _job(settings, job_id)
-    assert job.status == "CANCELLED" and job.error == "cancelled by request"
-    with session_scope(settings.db_url) as session:
-        row = session.get(JobTask, (job_id, "AUDIO_PREP"))
-        assert row is not None and row.attempts == 0
-
-
-def test_a_finished_job_runs_no_further_stage(settings: Settings, job_id: str) -> None:
-    _begin(settings, job_id, "VALIDATE", "w1")
-    with session_scope(settings.db_url) as session:
-        jobs.transition(session, job_id, JobStatus.FAILED, error="scene 0 broke")
-    assert _begin(settings, job_id, "SCENE_BUILD[1]", "w1") is None
-    assert _job(settings, job_id).error == "scene 0 broke"
-
-
-def test_unknown_job_is_dropped(settings: Settings) -> None:
-    assert _begin(settings, "nope", "VALIDATE", "w1") is None
-
-
-class _Task:
-    """What run_stage reads of a Celery task: the worker's name and a state sink."""
-
-    class request:
-        hostname = "w1"
-
-    def update_state(self, **_: object) -> None:
-        pass
+def test_the_registry_makes_one_task_per_stage() -> None:
+    assert {name: task.name for name, task in stages.TASKS.items()} == {
+        stage.name: f"render.{stage.name.lower()}" for stage in registry.STAGES
+    }
+    assert all(
+        task.stage is stage
+        for stage, task in zip(registry.STAGES, stages.TASKS.values(), strict=True)
+    )
 
 
 @pytest.mark.parametrize(
@@ -110,19 +83,82 @@ class _Task:
     ],
 )
 def test_a_crashing_stage_fails_the_job_saying_what_went_wrong(
-    settings: Settings,
-    job_id: str,
-    monkeypatch: pytest.MonkeyPatch,
-    error: Exception,
-    expected: str,
+    settings: Settings, job_id: str, error: Exception, expected: str
 ) -> None:
-    monkeypatch.setattr(stages, "get_settings", lambda: settings)
-
-    def body(ctx: stages.StageContext) -> None:
+    def body(run: StageRun) -> None:
         raise error
 
     with pytest.raises(stages.StageFailed) as info:
-        stages.run_stage(_Task(), job_id, "SCENE_BUILD[1]", body)  # type: ignore[arg-type]
+        _run(job_id, body)
     assert str(info.value) == expected
     job = _job(settings, job_id)
     assert job.status == JobStatus.FAILED and job.error == expected
+
+
+def test_a_pipeline_error_names_its_stage_and_scene(settings: Settings, job_id: str) -> None:
+    def body(run: StageRun) -> None:
+        assert run.runner.stage == "SCENE_BUILD" and run.runner.scene == 1
+        raise Cancelled("cancelled")
+
+    with pytest.raises(Ignore):
+        _run(job_id, body)
+    job = _job(settings, job_id)
+    assert (job.status, job.stage, job.error) == (
+        JobStatus.CANCELLED,
+        "SCENE_BUILD[1]",
+        "cancelled by request",
+    )
+    with session_scope(settings.db_url) as session:
+        row = session.get(JobTask, (job_id, "SCENE_BUILD[1]"))
+        assert row is not None and row.status == StageStatus.CANCELLED
+
+
+def test_a_stage_taken_over_mid_run_ends_nothing(settings: Settings, job_id: str) -> None:
+    def body(run: StageRun) -> None:
+        with session_scope(settings.db_url) as session:  # another worker claims it meanwhile
+            row = session.get(JobTask, (job_id, "SCENE_BUILD[1]"))
+            assert row is not None
+            row.attempts += 1
+        raise RuntimeError("killed under us")
+
+    with pytest.raises(Ignore):
+        _run(job_id, body)
+    assert _job(settings, job_id).status == JobStatus.RUNNING
+
+
+def test_a_stage_held_by_another_live_worker_is_retried_not_run(
+    settings: Settings, job_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_scope(settings.db_url) as session:
+        jobs.claim_stage(
+            session,
+            job_id,
+            "SCENE_BUILD[1]",
+            worker="w2",
+            pid=1,
+            max_attempts=3,
+            lost_after=timedelta(seconds=30),
+        )
+    retried: list[dict[str, Any]] = []
+
+    class Retry(Exception):
+        pass
+
+    def retry(**kw: Any) -> Exception:
+        retried.append(kw)
+        return Retry()
+
+    ran: list[int] = []
+    monkeypatch.setattr(stages.TASKS["SCENE_BUILD"], "retry", retry)
+    with pytest.raises(Retry):
+        _run(job_id, lambda run: ran.append(1))
+    assert ran == [] and retried and retried[0]["countdown"] > 0
+
+
+def test_a_body_that_returns_the_plan_reweighs_the_scenes(settings: Settings, job_id: str) -> None:
+    # Finishing SCENE_BUILD[1] normally marks it DONE and keeps the job running.
+    _run(job_id, lambda run: None)
+    with session_scope(settings.db_url) as session:
+        row = session.get(JobTask, (job_id, "SCENE_BUILD[1]"))
+        assert row is not None and row.status == StageStatus.DONE and row.progress == 1.0
+    assert _job(settings, job_id).status == JobStatus.RUNNING

@@ -1,0 +1,172 @@
+"""The stage registry: every stage of a render, in running order, written down once.
+
+The command line's orchestrator (`pipeline.render`), the Celery canvas and task registration
+(`tasks/`), the job's stage names and progress weights, and the API's per-scene view are all read
+from `STAGES`. Adding a stage is one entry here, its body, and its tests.
+
+A stage's *label* is its name, or `NAME[i]` for the run of a per-scene stage on scene i: the
+names the job row, the logs and the API show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pipeline import stages
+from pipeline.errors import PipelineError
+from pipeline.ffmpeg import Runner
+from pipeline.options import RenderOptions
+from pipeline.plan import Plan, make_plan, read_plan, write_plan
+from pipeline.project import ProjectDir
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """What a stage body gets: the project, the options, a Runner bound to this stage."""
+
+    project: ProjectDir
+    options: RenderOptions
+    output_name: str
+    runner: Runner
+    scene: int | None = None
+    # libx264 threads and rc-lookahead, fixed into the plan by the stage that makes it.
+    threads: int = 0
+    lookahead: int = 0
+
+    def plan(self) -> Plan:
+        return read_plan(self.project)
+
+    @property
+    def scene_index(self) -> int:
+        if self.scene is None:
+            raise ValueError("a per-scene stage ran without a scene")
+        return self.scene
+
+
+Body = Callable[[StageRun], Plan | None]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its name, its share of the progress bar, its body, once per scene or not.
+
+    A body that returns a Plan has laid out the timeline: per-scene weights follow it.
+    """
+
+    name: str
+    weight: float
+    body: Body
+    per_scene: bool = False
+
+    def label(self, scene: int | None = None) -> str:
+        if self.per_scene != (scene is not None):
+            raise ValueError(f"{self.name} runs {'per scene' if self.per_scene else 'once'}")
+        return f"{self.name}[{scene}]" if scene is not None else self.name
+
+    def labels(self, scene_count: int) -> list[str]:
+        if self.per_scene:
+            return [self.label(i) for i in range(scene_count)]
+        return [self.label()]
+
+
+def _validate(run: StageRun) -> Plan:
+    run.project.work.mkdir(parents=True, exist_ok=True)
+    plan = make_plan(
+        run.project,
+        run.options,
+        run.runner.ffmpeg,
+        threads=run.threads,
+        lookahead=run.lookahead,
+    )
+    write_plan(run.project, plan)
+    if run.runner.log is not None:
+        run.runner.log(
+            f"plan: {len(plan.scenes)} scenes, {plan.total_frames} frames at {plan.fps} fps, "
+            f"{plan.width}x{plan.height}"
+        )
+    return plan
+
+
+def _audio_prep(run: StageRun) -> None:
+    stages.prepare_audio(run.project, run.plan(), run.runner)
+
+
+def _scene_build(run: StageRun) -> None:
+    stages.build_scene(run.project, run.plan(), run.scene_index, run.runner)
+
+
+def _concat(run: StageRun) -> None:
+    stages.concat(run.project, run.plan(), run.runner)
+
+
+def _finalize(run: StageRun) -> None:
+    stages.finalize(run.project, run.plan(), run.output_name, run.runner)
+
+
+# Weights are rough shares of a render's wall time: libx264 in the scene builds is nearly all.
+STAGES: tuple[Stage, ...] = (
+    Stage("VALIDATE", 2.0, _validate),
+    Stage("AUDIO_PREP", 4.0, _audio_prep),
+    Stage("SCENE_BUILD", 85.0, _scene_build, per_scene=True),
+    Stage("CONCAT", 3.0, _concat),
+    Stage("FINALIZE", 6.0, _finalize),
+)
+BY_NAME = {stage.name: stage for stage in STAGES}
+LAST = STAGES[-1]
+_LABEL = re.compile(r"^([A-Z_]+)(?:\[(\d+)\])?$")
+
+
+def labels(scene_count: int) -> list[str]:
+    """Every stage label of a job with `scene_count` scenes, in running order."""
+    return [label for stage in STAGES for label in stage.labels(scene_count)]
+
+
+def parse_label(label: str) -> tuple[Stage, int | None]:
+    """'NAME[3]' → (the per-scene stage NAME, 3); 'NAME' → (the stage NAME, None)."""
+    match = _LABEL.match(label)
+    stage = BY_NAME.get(match[1]) if match else None
+    if match is None or stage is None or stage.per_scene != (match[2] is not None):
+        raise ValueError(f"{label!r} is not a stage label")
+    return stage, int(match[2]) if match[2] is not None else None
+
+
+def scene_of(label: str) -> int | None:
+    """The scene a label is about, or None for a stage that runs once."""
+    return parse_label(label)[1]
+
+
+def weights(scene_count: int, scene_frames: Sequence[int] | None = None) -> dict[str, float]:
+    """Each label's share of the progress bar; a per-scene stage splits its weight by frames."""
+    frames = list(scene_frames) if scene_frames is not None else [1] * scene_count
+    total = sum(frames) or 1
+    shares: dict[str, float] = {}
+    for stage in STAGES:
+        if stage.per_scene:
+            for index, count in enumerate(frames):
+                shares[stage.label(index)] = stage.weight * count / total
+        else:
+            shares[stage.label()] = stage.weight
+    return shares
+
+
+def steps(scene_count: int) -> list[list[tuple[Stage, int | None]]]:
+    """The stages as the canvas runs them: one step at a time, a per-scene step in parallel."""
+    return [
+        [(stage, i) for i in range(scene_count)] if stage.per_scene else [(stage, None)]
+        for stage in STAGES
+    ]
+
+
+def run_stage(stage: Stage, run: StageRun) -> Plan | None:
+    """Run one stage's body with the runner bound to it; its errors name the stage and scene."""
+    runner = dataclasses.replace(run.runner, stage=stage.name, scene=run.scene)
+    try:
+        return stage.body(dataclasses.replace(run, runner=runner))
+    except PipelineError as exc:
+        located = exc.located(stage.name, run.scene)
+        if located is exc:
+            raise
+        raise located from exc

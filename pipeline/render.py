@@ -1,0 +1,116 @@
+"""The command line's orchestrator: every stage of the registry in order, in this process.
+
+The service runs the same stages as Celery tasks (tasks/canvas.py); both read `STAGES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pipeline import registry
+from pipeline.ffmpeg import Runner
+from pipeline.options import RenderOptions
+from pipeline.plan import Plan
+from pipeline.project import ProjectDir
+from pipeline.registry import Stage, StageRun
+
+
+class _Progress:
+    """The weighted progress of every label, reported as one fraction 0..1."""
+
+    def __init__(self, report: Callable[[float], None] | None) -> None:
+        self._report = report
+        self._lock = threading.Lock()
+        self._weights = registry.weights(1)
+        self._done: dict[str, float] = {}
+
+    def replan(self, plan: Plan) -> None:
+        with self._lock:
+            self._weights = registry.weights(len(plan.scenes), [s.frames for s in plan.scenes])
+
+    def reporter(self, label: str) -> Callable[[float], None] | None:
+        if self._report is None:
+            return None
+
+        def update(fraction: float) -> None:
+            with self._lock:
+                self._done[label] = fraction
+                total = sum(self._weights.values())
+                overall = sum(self._weights.get(k, 0.0) * f for k, f in self._done.items())
+            assert self._report is not None
+            self._report(overall / total)
+
+        return update
+
+
+def render(
+    project: ProjectDir,
+    options: RenderOptions,
+    output_name: str,
+    runner: Runner,
+    jobs: int = 1,
+    *,
+    threads: int = 0,
+    lookahead: int = 0,
+    on_stage: Callable[[str], None] | None = None,
+) -> Path:
+    """All stages in order, `jobs` runs of a per-scene stage at a time; on_progress sees 0..1.
+
+    With several scene builds at once, each x264 gets its share of the cores unless `threads`
+    says otherwise.
+    """
+    progress = _Progress(runner.on_progress)
+    share = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    base = StageRun(
+        project, options, output_name, runner, threads=threads or share, lookahead=lookahead
+    )
+    scene_count = 0
+    for stage in registry.STAGES:
+        if on_stage is not None:
+            on_stage(stage.name)
+        if runner.log is not None:
+            runner.log(f"stage {stage.name} at {time.strftime('%H:%M:%S')}")
+        if stage.per_scene:
+            _run_scenes(stage, base, scene_count, jobs, progress)
+            continue
+        run = dataclasses.replace(
+            base, runner=dataclasses.replace(runner, on_progress=progress.reporter(stage.label()))
+        )
+        plan = registry.run_stage(stage, run)
+        report = progress.reporter(stage.label())
+        if report is not None:  # a stage that ran no FFmpeg (VALIDATE) still counts as done
+            report(1.0)
+        if plan is not None:
+            scene_count = len(plan.scenes)
+            progress.replan(plan)
+    return project.output / output_name
+
+
+def _run_scenes(
+    stage: Stage, base: StageRun, scene_count: int, jobs: int, progress: _Progress
+) -> None:
+    def run_one(index: int) -> None:
+        label = stage.label(index)
+        runner = dataclasses.replace(base.runner, on_progress=progress.reporter(label))
+        registry.run_stage(stage, dataclasses.replace(base, scene=index, runner=runner))
+
+    jobs = max(1, min(jobs, scene_count))
+    if jobs == 1:
+        for index in range(scene_count):
+            run_one(index)
+        return
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_one, index) for index in range(scene_count)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
