@@ -7,7 +7,6 @@ other. Errors the client can act on are raised as `ApiError`.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,11 +28,6 @@ from tasks.storage import Storage
 log = logging.getLogger("render.api.service")
 
 DEFAULT_VIDEO = "video.mp4"
-
-# Model-level option errors ("xfade (0.7) must be shorter than minShot ...") start with the
-# field they are about; name that field rather than the whole object.
-_LEADING_FIELD = re.compile(r"^(?:Value error, )?([a-zA-Z]+) \(")
-
 
 def existing_project(storage: Storage, project_id: str) -> ProjectDir:
     project = storage.project(project_id)
@@ -146,7 +140,7 @@ def submit_render(
     try:
         options = settings.render_options(given)
     except ValidationError as exc:
-        raise _options_error(exc) from None
+        raise validation_error(list(exc.errors()), prefix="renderOptions") from None
 
     project = storage.project(project_id)
     spec = read_spec(project)
@@ -190,13 +184,6 @@ def submit_render(
         ) from None
     log.info("job %s: queued for project %s (%d scenes)", job.id, project_id, len(spec.scenes))
     return job
-
-
-def _options_error(exc: ValidationError) -> ApiError:
-    errors = list(exc.errors())
-    if errors and not errors[0]["loc"] and (m := _LEADING_FIELD.match(errors[0]["msg"])):
-        errors[0] = {**errors[0], "loc": (m[1],)}
-    return validation_error(errors, prefix="renderOptions")
 
 
 def output_files(storage: Storage, project_id: str) -> list[OutputFile]:
