@@ -142,7 +142,7 @@ SCENE_1_ENCODE = "scenes/.scene_001."
 
 @contextmanager
 def held_at_scene_1(
-    tmp_path: Path, project_id: str, workers: int, scene_count: int
+    tmp_path: Path, project_id: str, workers: int, scene_count: int, **settings: str
 ) -> Iterator[tuple[Stack, Api, str]]:
     """A stack rendering a project whose scene 1 encode is held at its start (the stage is
     claimed and beating; its FFmpeg waits), until `release(stack)`."""
@@ -153,7 +153,7 @@ def held_at_scene_1(
         workers=workers,
         env_extra=hook_env(gate_dir, SCENE_1_ENCODE),
         FFMPEG_BINARY=str(gates.gated_ffmpeg(gate_dir)),
-        **RECOVERY,
+        **{**RECOVERY, **settings},
     ) as stack:
         api = Api(stack.base_url)
         api.upload_project(project_id, scenes(project_id, count=scene_count), tmp_path)
@@ -220,6 +220,24 @@ def test_a_job_whose_only_worker_died_waits_visibly_and_a_new_worker_finishes_it
         out = stack.settings.render_storage / "projects" / "alone" / "output" / "video.mp4"
         info = probe(out, count_frames=True)
         assert info.video is not None and info.video.frames == 2 * FPS
+
+
+def test_a_stage_over_the_time_limit_fails_naming_the_stage_and_the_limit(
+    tmp_path: Path,
+) -> None:
+    limits = {"TASK_TIME_LIMIT": "10", "VISIBILITY_TIMEOUT": "15"}
+    with held_at_scene_1(tmp_path, "slow", workers=1, scene_count=2, **limits) as (
+        stack,
+        api,
+        job_id,
+    ):
+        # The held encode never starts: Celery's soft limit (5 s before the hard one) fires.
+        job = api.wait(job_id, timeout=30)
+        release(stack)
+        assert job["status"] == "FAILED", job
+        assert job["stage"] == "SCENE_BUILD[1]"
+        assert job["error"] == ("SCENE_BUILD[1]: exceeded the time limit of 10 s (TASK_TIME_LIMIT)")
+        assert not ffmpeg_running_in(stack.settings.render_storage / "projects" / "slow")
 
 
 def test_report_latencies() -> None:
