@@ -29,6 +29,7 @@ log = logging.getLogger("render.api.service")
 
 DEFAULT_VIDEO = "video.mp4"
 
+
 def existing_project(storage: Storage, project_id: str) -> ProjectDir:
     project = storage.project(project_id)
     if not project.root.is_dir():
