@@ -28,9 +28,10 @@ SOURCES = ("testsrc2", "mandelbrot", "smptehdbars", "gradients")
 
 
 def scenes(count: int, seconds: float) -> list[SceneFixture]:
+    # Every scene's picture differs (source and size), so no scene is another's cached clip.
     return [
         SceneFixture(
-            (ImageFixture(f"s{i}.jpg", 2400, 1600, SOURCES[i % len(SOURCES)]),),
+            (ImageFixture(f"s{i}.jpg", 2400 + 16 * i, 1600, SOURCES[i % len(SOURCES)]),),
             duration=seconds,
         )
         for i in range(count)
