@@ -1,27 +1,56 @@
-"""The audio mix (AUDIO_PREP): one master track for the whole video.
+"""The audio mix (AUDIO_PREP): one master track for the whole video, in one graph.
 
-Today: each scene's voiceover placed on the frame where its picture starts, padded with silence
-or trimmed to exactly the scene's frame-quantised length (48 kHz: 1600 samples a frame at 30 fps),
-silence where a scene has none. Music, ducking, TTS and loudness belong here too (next round).
-One track for the whole video keeps AAC priming and padding away from the scene seams.
+Each scene's voice (its voiceover file, or the speech SPEECH made of its narration) is placed on
+the frame where its picture starts, padded with silence or trimmed to exactly the scene's
+frame-quantised length (48 kHz: 1600 samples a frame at 30 fps), silence where a scene has
+none. Under it, the music bed: looped without a click (its tail cross-faded into its head, the
+resulting tile repeated), trimmed to the video, faded in and out, and ducked under speech by an
+envelope drawn from where the plan says the voice sounds. One track for the whole video keeps
+AAC priming and padding away from the scene seams.
+
+Loudness (renderOptions.loudness) is two passes: the mix is written as float with its EBU R128
+integrated loudness and true peak measured on the way (`ebur128`, metadata printed to a file),
+then one linear gain brings it to the target, with a limiter only when the gain would push the
+true peak over -1 dBTP. One-pass `loudnorm` is dynamic: on gappy speech over a bed it missed the
+target and made the bed swing (NOTES.md).
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.graph import Filter, Graph
-from pipeline.plan import Plan
+from pipeline import timeline
+from pipeline.graph import Filter, Graph, Stream
+from pipeline.plan import MusicPlan, Plan
 
 CHANNEL_LAYOUT = "stereo"
 MASTER_FILE = "audio.wav"
-AAC_ARGS = ["-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
+MIX_FILE = "mix.wav"  # the first loudness pass's float mix
+STATS_FILE = "loudness.txt"
+# The "fast" coder: twice as fast as the default "twoloop" here (a 4-minute narrated master:
+# 5.4 s against 11.4 s), with the same loudness and no more error against the master at 192k.
+AAC_ARGS = ["-c:a", "aac", "-aac_coder", "fast", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
+
+TRUE_PEAK_CEILING = -1.0  # dBTP
+# Gains that would leave the true peak within this much of the ceiling get the limiter; it
+# limits samples to LIMIT_DB, leaving room for the peaks between samples.
+_PEAK_MARGIN = 0.5
+LIMIT_DB = -2.0
+# Ducking: the bed starts down this long before speech and comes back up over this long after
+# it; gaps in speech shorter than BRIDGE stay ducked (no pumping on pauses).
+DUCK_ATTACK = 0.3
+DUCK_RELEASE = 0.6
+DUCK_BRIDGE = 1.0
+# The crossfade where a looped bed's tail meets its head again.
+LOOP_CROSSFADE = 0.5
+# Gain is applied in frames this short (10 ms at 48 kHz), so a ramp moves in small steps.
+_ENVELOPE_FRAME = 480
 
 
-def _segment(plan: Plan, index: int) -> tuple[Filter, ...]:
-    """Any audio made into exactly scene `index`'s samples of 48 kHz stereo."""
-    start, end = plan.sample_range(index)
-    samples = end - start
+def _format(plan: Plan) -> tuple[Filter, ...]:
     return (
         Filter.of("aresample", plan.sample_rate),
         Filter.of(
@@ -30,52 +59,232 @@ def _segment(plan: Plan, index: int) -> tuple[Filter, ...]:
             sample_rates=plan.sample_rate,
             channel_layouts=CHANNEL_LAYOUT,
         ),
-        # apad then atrim: exactly `samples` long whether the voiceover is shorter or longer.
+    )
+
+
+def _exactly(samples: int) -> tuple[Filter, ...]:
+    # apad then atrim: exactly `samples` long whether the input is shorter or longer.
+    return (
         Filter.of("apad", whole_len=samples),
         Filter.of("atrim", end_sample=samples),
         Filter.of("asetpts", "N/SR/TB"),
     )
 
 
-def master_track_graph(plan: Plan) -> Graph:
-    """Each scene's voiceover (the command's inputs, in scene order) or silence, end to end."""
-    graph = Graph()
+def _segment(plan: Plan, index: int) -> tuple[Filter, ...]:
+    """Any audio made into exactly scene `index`'s samples of 48 kHz stereo."""
+    start, end = plan.sample_range(index)
+    return (*_format(plan), *_exactly(end - start))
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The command's input files in order, with any input options of each."""
+
+    files: list[tuple[tuple[str, ...], str]]
+
+    def add(self, path: str, *options: str) -> int:
+        self.files.append((options, path))
+        return len(self.files) - 1
+
+
+def _voice_track(graph: Graph, plan: Plan, inputs: _Inputs, root: Path) -> Stream:
     segments = []
-    inputs = 0
     for scene in plan.scenes:
         if scene.voiceover is not None:
-            source = graph.input(inputs, "a", 0)
-            inputs += 1
+            source = graph.input(inputs.add(str(root / scene.voiceover)), "a", 0)
         else:
             source = graph.apply(Filter.of("anullsrc", r=plan.sample_rate, cl=CHANNEL_LAYOUT))
         segments.append(graph.chain(source, _segment(plan, scene.index)))
-    graph.output(graph.apply(Filter.of("concat", n=len(segments), v=0, a=1), *segments))
-    return graph
+    if len(segments) == 1:
+        return segments[0]
+    return graph.apply(Filter.of("concat", n=len(segments), v=0, a=1), *segments)
 
 
-def master_track_args(project_root: Path, plan: Plan, out: Path) -> list[str]:
-    """FFmpeg arguments writing the whole video's audio as 48 kHz stereo PCM to `out`."""
-    args: list[str] = []
+def _samples(seconds: float, plan: Plan) -> int:
+    return max(1, round(seconds * plan.sample_rate))
+
+
+def _bed(graph: Graph, plan: Plan, music: MusicPlan, inputs: _Inputs, root: Path) -> Stream:
+    """The bed, exactly the video's length: looped or padded, at its volume, faded."""
+    total = plan.total_samples
+    path = str(root / music.path)
+    bed = _samples(music.seconds, plan)
+    if music.loop and bed < total:
+        # A tile whose end runs on into its start: the bed's last `fade` samples cross-faded
+        # over its first ones, then the bed up to where that tail began. Repeated, it has no
+        # seam. The tail is cut from a second decode of the file (to the sample: a seek into
+        # compressed audio is not), so nothing waits queued for the crossfade.
+        fade = max(1, min(_samples(LOOP_CROSSFADE, plan), bed // 4))
+        head = graph.chain(
+            graph.input(inputs.add(path), "a", 0),
+            (*_format(plan), Filter.of("atrim", end_sample=bed - fade)),
+        )
+        tail = graph.chain(
+            graph.input(inputs.add(path), "a", 0),
+            (
+                *_format(plan),
+                Filter.of("atrim", start_sample=bed - fade, end_sample=bed),
+                Filter.of("asetpts", "N/SR/TB"),
+            ),
+        )
+        tile = graph.apply(Filter.of("acrossfade", ns=fade, c1="qsin", c2="qsin"), tail, head)
+        source = graph.chain(tile, (Filter.of("aloop", loop=-1, size=bed - fade),))
+        heard = plan.duration_seconds
+    else:
+        source = graph.chain(graph.input(inputs.add(path), "a", 0), _format(plan))
+        heard = min(music.seconds, plan.duration_seconds)
+    filters = [*_exactly(total), Filter.of("volume", f"{music.volume}dB")]
+    if music.fade_in > 0:
+        filters.append(Filter.of("afade", t="in", st=0, d=min(music.fade_in, heard)))
+    if music.fade_out > 0:
+        length = min(music.fade_out, heard)
+        filters.append(Filter.of("afade", t="out", st=f"{heard - length:.6f}", d=length))
+    return graph.chain(source, filters)
+
+
+def speech_spans(plan: Plan) -> list[tuple[float, float]]:
+    """Where any voice sounds, seconds of the video; pauses under DUCK_BRIDGE are bridged."""
+    spans: list[list[float]] = []
     for scene in plan.scenes:
-        if scene.voiceover is not None:
-            args += ["-i", str(project_root / scene.voiceover)]
-    compiled = master_track_graph(plan).compile()
+        offset = scene.start_frame / plan.fps
+        limit = scene.frames / plan.fps
+        for a, b in scene.speech:
+            a, b = offset + min(a, limit), offset + min(b, limit)
+            if b <= a:
+                continue
+            if spans and a - spans[-1][1] < DUCK_BRIDGE:
+                spans[-1][1] = max(spans[-1][1], b)
+            else:
+                spans.append([a, b])
+    return [(a, b) for a, b in spans]
+
+
+def ducking_expression(spans: list[tuple[float, float]], amount: float) -> str:
+    """The bed's gain over time t, as a `volume` expression: 1 in gaps, -amount dB under
+    speech, with smooth (smoothstep) ramps of DUCK_ATTACK before and DUCK_RELEASE after."""
+    if not spans:
+        return "1"
+    terms = []
+    for a, b in spans:
+        rise = f"clip((t-{a - DUCK_ATTACK:.4f})/{DUCK_ATTACK},0,1)"
+        fall = f"clip(({b + DUCK_RELEASE:.4f}-t)/{DUCK_RELEASE},0,1)"
+        terms.append(f"st(0,min({rise},{fall}));ld(0)*ld(0)*(3-2*ld(0))")
+    # Spans are DUCK_BRIDGE apart at least, more than a ramp each side: they never overlap,
+    # so the sum is at most 1.
+    depth = "+".join(f"({term})" for term in terms)
+    return f"pow(10,-{amount:g}*({depth})/20)"
+
+
+def mix_graph(plan: Plan, root: Path, stats: Path | None = None) -> tuple[Graph, _Inputs]:
+    """The whole mix: voice, and the (ducked) bed under it; `stats` measures its loudness."""
+    graph = Graph()
+    inputs = _Inputs([])
+    mixed = _voice_track(graph, plan, inputs, root)
+    if plan.music is not None:
+        bed = _bed(graph, plan, plan.music, inputs, root)
+        if plan.ducking_db > 0:
+            gain = ducking_expression(speech_spans(plan), plan.ducking_db)
+            bed = graph.chain(
+                bed,
+                (
+                    Filter.of("asetnsamples", n=_ENVELOPE_FRAME, p=0),
+                    Filter.of("volume", volume=gain, eval="frame"),
+                ),
+            )
+        mixed = graph.apply(Filter.of("amix", inputs=2, duration="first", normalize=0), mixed, bed)
+    if stats is not None:
+        mixed = graph.chain(
+            mixed,
+            (
+                Filter.of("ebur128", peak="true", metadata=1),
+                Filter.of("ametadata", mode="print", file=str(stats)),
+            ),
+        )
+    graph.output(mixed)
+    return graph, inputs
+
+
+def master_track_args(
+    project_root: Path, plan: Plan, out: Path, stats: Path | None = None
+) -> list[str]:
+    """FFmpeg arguments writing the whole video's mixed audio, 48 kHz stereo, to `out`: 16-bit
+    PCM, or float when `stats` asks for its loudness too (a gain is still to come)."""
+    graph, inputs = mix_graph(plan, project_root, stats)
+    args: list[str] = []
+    for options, path in inputs.files:
+        args += [*options, "-i", path]
+    compiled = graph.compile()
     (track,) = compiled.maps
+    codec = "pcm_f32le" if stats is not None else "pcm_s16le"
     return [
         *args,
-        "-filter_complex",
-        compiled.text,
-        "-map",
-        track,
-        "-c:a",
-        "pcm_s16le",
-        "-ar",
-        str(plan.sample_rate),
-        "-ac",
-        "2",
-        "-f",
-        "wav",
-        str(out),
+        *("-filter_complex", compiled.text, "-map", track),
+        *("-c:a", codec, "-ar", str(plan.sample_rate), "-ac", "2", "-f", "wav", str(out)),
+    ]
+
+
+@dataclass(frozen=True)
+class Loudness:
+    integrated: float  # LUFS
+    true_peak: float  # dBTP
+
+
+_META = re.compile(r"^lavfi\.r128\.(I|true_peak)=(-?[\d.]+|-?inf|nan)$", re.MULTILINE)
+
+
+def read_loudness(text: str) -> Loudness | None:
+    """The last integrated loudness and true peak `ebur128`'s metadata printed (None if it
+    printed none)."""
+    found: dict[str, float] = {}
+    for key, value in _META.findall(text):
+        found[key] = float(value)
+    if "I" not in found or "true_peak" not in found:
+        return None
+    peak = found["true_peak"]
+    return Loudness(found["I"], 20 * math.log10(peak) if peak > 0 else -math.inf)
+
+
+@dataclass(frozen=True)
+class Gain:
+    db: float
+    limit: bool  # the gain alone would bring the true peak too close to the ceiling
+
+
+def gain_for(measured: Loudness, target: float) -> Gain:
+    """The linear gain to the target; a mix with no gated loudness (silence) is left alone."""
+    if not math.isfinite(measured.integrated) or measured.integrated <= -70:
+        return Gain(0.0, False)
+    db = target - measured.integrated
+    peak_after = measured.true_peak + db
+    return Gain(db, peak_after > TRUE_PEAK_CEILING - _PEAK_MARGIN)
+
+
+def gain_args(
+    mix: Path, out: Path, gain: Gain, sample_rate: int = timeline.SAMPLE_RATE
+) -> list[str]:
+    """The second pass: the float mix with its gain (and limiter) applied, as 16-bit PCM."""
+    filters = [Filter.of("volume", f"{gain.db:.3f}dB")]
+    if gain.limit:
+        # latency=1: the lookahead's delay is compensated, so the voice stays on its frames;
+        # level=0: no automatic make-up gain after limiting.
+        filters.append(
+            Filter.of(
+                "alimiter",
+                limit=f"{10 ** (LIMIT_DB / 20):.4f}",
+                attack=5,
+                release=50,
+                level=0,
+                latency=1,
+            )
+        )
+    graph = Graph()
+    graph.output(graph.chain(graph.input(0, "a", 0), filters))
+    compiled = graph.compile()
+    (track,) = compiled.maps
+    return [
+        *("-i", str(mix), "-filter_complex", compiled.text, "-map", track),
+        *("-c:a", "pcm_s16le", "-ar", str(sample_rate), "-ac", "2", "-f", "wav", str(out)),
     ]
 
 

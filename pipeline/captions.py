@@ -1,0 +1,237 @@
+"""Captions from the narration: cue layout (pure), and the SRT, WebVTT and ASS texts.
+
+A scene's words get their times from the TTS engine's word events when it made the speech,
+else they are spread over the sound detected in its voiceover (or over the whole scene when it
+has no voice), each by its length. Words are then grouped into cues of at most two lines of
+about 42 characters; a cue ends at a sentence's end or a long pause, and never outlives its
+scene. Cue times are frames from the scene's first frame, so the plan holds them exactly and a
+scene's burnt-in captions belong to that scene alone.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline.tts import Word
+
+MAX_LINE = 42
+MAX_LINES = 2
+_TOKEN = re.compile(r"\S+")
+_SENTENCE_END = re.compile(r"[.!?…:;][\"”’)\]]*$")
+_PAUSE = 0.8  # seconds of silence between two words that end a cue
+_HOLD = 0.3  # a cue stays up this much after its last word, room permitting
+_SHORTEST = 0.8  # and at least this long, room permitting
+# ISO 639-1 → 639-2/B, which MP4's language field takes; others pass through as given.
+_ISO639_2 = {
+    "ar": "ara", "cs": "cze", "da": "dan", "de": "ger", "el": "gre", "en": "eng", "es": "spa",
+    "fa": "per", "fi": "fin", "fr": "fre", "he": "heb", "hi": "hin", "hu": "hun", "id": "ind",
+    "it": "ita", "ja": "jpn", "ko": "kor", "nl": "dut", "no": "nor", "pl": "pol", "pt": "por",
+    "ro": "rum", "ru": "rus", "sv": "swe", "th": "tha", "tr": "tur", "uk": "ukr", "vi": "vie",
+    "zh": "chi",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: int  # first frame shown, from the scene's first frame
+    end: int  # first frame no longer shown (≤ the scene's frames)
+    lines: tuple[str, ...]
+
+
+def mp4_language(language: str) -> str:
+    """'en' or 'en-US' → 'eng' (MP4 stores ISO 639-2); an unknown code → 'und'."""
+    base = language.split("-", 1)[0].lower()
+    if len(base) == 3:
+        return base
+    return _ISO639_2.get(base, "und")
+
+
+def spread_words(text: str, spans: Sequence[tuple[float, float]]) -> tuple[Word, ...]:
+    """The text's words laid end to end over `spans` (seconds), each as long as its letters."""
+    tokens = list(_TOKEN.finditer(text))
+    spans = [(a, b) for a, b in spans if b > a]
+    if not tokens or not spans:
+        return ()
+    total = sum(b - a for a, b in spans)
+    weights = [len(t.group()) + 1 for t in tokens]
+    per_weight = total / sum(weights)
+    words, at = [], 0.0  # seconds of sound used so far
+
+    def clock(used: float) -> float:
+        for a, b in spans:
+            if used <= b - a + 1e-9:
+                return a + used
+            used -= b - a
+        return spans[-1][1]
+
+    for token, weight in zip(tokens, weights, strict=True):
+        start, at = clock(at), at + weight * per_weight
+        words.append(Word(start, clock(at), token.start(), len(token.group())))
+    return tuple(words)
+
+
+@dataclass
+class _Token:
+    text: str
+    start: float
+    end: float
+
+
+def _timed_tokens(text: str, words: Sequence[Word], seconds: float) -> list[_Token]:
+    """Each whitespace word of `text` with the times of the spoken words inside it (an engine
+    may say "$9.99" as several words); words it said nothing for take their neighbours'."""
+    tokens = [_Token(m.group(), math.nan, math.nan) for m in _TOKEN.finditer(text)]
+    bounds = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    for word in words:
+        for token, (a, b) in zip(tokens, bounds, strict=True):
+            if word.first < b and word.first + max(word.length, 1) > a:
+                token.start = (
+                    word.start if math.isnan(token.start) else min(token.start, word.start)
+                )
+                token.end = word.end if math.isnan(token.end) else max(token.end, word.end)
+    previous_end = 0.0
+    for n, token in enumerate(tokens):
+        if math.isnan(token.start):
+            later = next((t.start for t in tokens[n + 1 :] if not math.isnan(t.start)), seconds)
+            token.start, token.end = previous_end, max(previous_end, later)
+        previous_end = token.end
+    return tokens
+
+
+def _lines(words: Sequence[str]) -> tuple[str, ...] | None:
+    """The words as one line, or two balanced lines, each within MAX_LINE; None if they don't
+    fit (a single over-long word is a line of its own)."""
+    one = " ".join(words)
+    if len(one) <= MAX_LINE or len(words) == 1:
+        return (one,)
+    best: tuple[str, ...] | None = None
+    for cut in range(1, len(words)):
+        top, bottom = " ".join(words[:cut]), " ".join(words[cut:])
+        fits = len(top) <= MAX_LINE and len(bottom) <= MAX_LINE
+        if fits and (best is None or max(len(top), len(bottom)) < max(map(len, best))):
+            best = (top, bottom)
+    return best
+
+
+def scene_cues(text: str, words: Sequence[Word], frames: int, fps: int) -> tuple[Cue, ...]:
+    """Cues for one scene: `words` timed in seconds from its start, `frames` long."""
+    seconds = frames / fps
+    tokens = _timed_tokens(text, words, seconds)
+    groups: list[list[_Token]] = []
+    current: list[_Token] = []
+    for n, token in enumerate(tokens):
+        if current and _lines([t.text for t in (*current, token)]) is None:
+            groups.append(current)
+            current = []
+        current.append(token)
+        after = tokens[n + 1] if n + 1 < len(tokens) else None
+        if after is not None and (
+            _SENTENCE_END.search(token.text) or after.start - token.end > _PAUSE
+        ):
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    cues: list[Cue] = []
+    for n, group in enumerate(groups):
+        start = min(max(group[0].start, 0.0), seconds)
+        nxt = groups[n + 1][0].start if n + 1 < len(groups) else seconds
+        end = min(max(group[-1].end + _HOLD, start + _SHORTEST), max(nxt, group[-1].end), seconds)
+        first = max(round(start * fps), cues[-1].end if cues else 0)
+        last = min(max(round(end * fps), first + 1), frames)
+        if last <= first:
+            continue
+        lines = _lines([t.text for t in group]) or (" ".join(t.text for t in group),)
+        cues.append(Cue(first, last, lines))
+    return tuple(cues)
+
+
+# --- the files -------------------------------------------------------------------------------
+
+
+def _clock(frame: int, fps: int, separator: str) -> str:
+    ms = frame * 1000 // fps
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, ms = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{ms:03d}"
+
+
+TimedCue = tuple[int, int, tuple[str, ...]]  # first frame, end frame (of the video), lines
+
+
+def srt(cues: Sequence[TimedCue], fps: int) -> str:
+    blocks = [
+        f"{n}\n{_clock(a, fps, ',')} --> {_clock(b, fps, ',')}\n" + "\n".join(lines) + "\n"
+        for n, (a, b, lines) in enumerate(cues, start=1)
+    ]
+    return "\n".join(blocks)
+
+
+def vtt(cues: Sequence[TimedCue], fps: int) -> str:
+    blocks = [
+        f"{_clock(a, fps, '.')} --> {_clock(b, fps, '.')}\n" + "\n".join(lines) + "\n"
+        for a, b, lines in cues
+    ]
+    return "WEBVTT\n\n" + "\n".join(blocks)
+
+
+def _ass_clock(frame: int, fps: int) -> str:
+    # Centiseconds, rounded down: a frame's time is never before its cue's start, and the
+    # frame before the end is never after it (for fps up to 100).
+    cs = frame * 100 // fps
+    hours, rest = divmod(cs, 360_000)
+    minutes, rest = divmod(rest, 6000)
+    secs, cs = divmod(rest, 100)
+    return f"{hours}:{minutes:02d}:{secs:02d}.{cs:02d}"
+
+
+def _ass_text(line: str) -> str:
+    # Braces start override tags and a backslash an escape in ASS: keep them as plain text.
+    return line.replace("\\", "\\\u200b").replace("{", "(").replace("}", ")")
+
+
+FONT = "DejaVu Sans"
+
+
+def ass(cues: Sequence[Cue], width: int, height: int, fps: int) -> str:
+    """One scene's cues for libass: white text with a dark outline, bottom centre, inside the
+    title-safe area; sized to the frame (about 5% of its height)."""
+    size = max(8, round(min(height, width * 9 / 16) * 0.052))
+    outline = max(1, round(size * 0.08))
+    margin_v = round(height * 0.06)
+    margin_h = round(width * 0.08)
+    style = (
+        f"Style: Caption,{FONT},{size},&H00FFFFFF,&H000000FF,&H00101010,&H80000000,"
+        f"0,0,0,0,100,100,0,0,1,{outline},{max(0, outline // 2)},2,"
+        f"{margin_h},{margin_h},{margin_v},1"
+    )
+    events = [
+        f"Dialogue: 0,{_ass_clock(c.start, fps)},{_ass_clock(c.end, fps)},Caption,,0,0,0,,"
+        + "\\N".join(_ass_text(line) for line in c.lines)
+        for c in cues
+    ]
+    return "\n".join(
+        [
+            "[Script Info]",
+            "ScriptType: v4.00+",
+            f"PlayResX: {width}",
+            f"PlayResY: {height}",
+            "ScaledBorderAndShadow: yes",
+            "WrapStyle: 2",
+            "",
+            "[V4+ Styles]",
+            "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
+            "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
+            "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
+            style,
+            "",
+            "[Events]",
+            "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+            *events,
+            "",
+        ]
+    )

@@ -1,0 +1,61 @@
+"""What a render's sound and caption options ask of its spec, checked before it is queued.
+
+The API answers a problem here with 422 naming the field, before any file is written; VALIDATE
+would find the same problems later, with less to say about the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline import tts
+from pipeline.options import RenderOptions
+from pipeline.spec import ProjectSpec
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    field: str  # e.g. "renderOptions.tts.engine", "scenes[2].narration"
+
+
+def _said(text: str | None) -> bool:
+    return bool(text and text.strip())
+
+
+def check(spec: ProjectSpec, options: RenderOptions) -> Problem | None:
+    """The first thing that stops these options from rendering this spec's sound, or None."""
+    if options.tts is not None:
+        try:
+            tts.resolve(options.tts)
+        except tts.EngineNotInstalled as exc:
+            return Problem("tts_not_installed", str(exc), f"renderOptions.tts.{exc.field}")
+        except tts.TtsError as exc:
+            return Problem("invalid_tts", str(exc), f"renderOptions.tts.{exc.field}")
+    for index, scene in enumerate(spec.scenes):
+        if scene.voiceover is not None or scene.duration is not None:
+            continue
+        if options.tts is None:
+            if _said(scene.narration):
+                return Problem(
+                    "no_voice",
+                    f"scene {index} has a narration but no voiceover or duration: set "
+                    'renderOptions.tts (e.g. "espeak-ng") to speak it',
+                    "renderOptions.tts",
+                )
+            continue  # neither: the spec's own problem, which VALIDATE words
+        if not _said(scene.narration):
+            return Problem(
+                "empty_narration",
+                f"scene {index} has no voiceover or duration, so its narration is spoken, but "
+                "the narration is empty",
+                f"scenes[{index}].narration",
+            )
+    if options.captions.enabled and not any(_said(s.narration) for s in spec.scenes):
+        return Problem(
+            "no_narration",
+            "captions are made from the scenes' narration, and no scene has one",
+            "renderOptions.captions",
+        )
+    return None
