@@ -1,6 +1,9 @@
 """Ken Burns moves: which way each shot zooms and pans, and the zoompan filter that draws it.
 
-Moves are a pure function of the shot's position, so a rerun renders the same pixels.
+A move is a pure function of the scene's own content (its images' digests) and the shot's
+number within the scene, never of where the scene sits in the video: a rerun renders the same
+pixels, and inserting, deleting or reordering scenes leaves every other scene's clip (and its
+cache entry, `pipeline.cache`) as it was.
 """
 
 from __future__ import annotations
@@ -46,10 +49,15 @@ class Move:
 STILL = Move()
 
 
-def kenburns(scene: int, shot: int, global_shot: int) -> Move:
-    """Zoom in and out alternately across the video, panning slightly in a per-shot direction."""
-    x, y = _PANS[zlib.crc32(f"{scene}:{shot}".encode()) % len(_PANS)]
-    if global_shot % 2 == 0:  # zoom in: from the whole frame towards (x, y)
+def kenburns(seed: str, shot: int) -> Move:
+    """Zoom in on even shots and out on odd ones, panning slightly in a per-shot direction.
+
+    Every scene opens on its first picture seen whole (the poster frame, `pipeline.poster`).
+    `seed` names the scene's content (`pipeline.plan` passes its images' digests): where each
+    shot pans follows from it and the shot number alone, never from the scene's place.
+    """
+    x, y = _PANS[zlib.crc32(f"{seed}:{shot}".encode()) % len(_PANS)]
+    if shot % 2 == 0:  # zoom in: from the whole frame towards (x, y)
         return Move(1.0, 1.0 + ZOOM, 0.5, x, 0.5, y)
     return Move(1.0 + ZOOM, 1.0, x, 0.5, y, 0.5)
 
