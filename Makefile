@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint serve worker bench clean
+.PHONY: install demo test lint serve worker flower bench clean
 
 install: $(STAMP)
 
@@ -24,13 +24,18 @@ test: lint
 
 # On a laptop the storage defaults to ./data (the service's own default, /data, is the
 # container volume); set RENDER_STORAGE to put it elsewhere.
-serve demo: export RENDER_STORAGE ?= $(CURDIR)/data
+serve demo flower: export RENDER_STORAGE ?= $(CURDIR)/data
 
 serve: $(STAMP)
 	$(PY) -m api.launch serve
 
 worker: $(STAMP)
 	$(VENV)/bin/celery -A tasks.app worker --loglevel=INFO
+
+# Flower on :5555 against REDIS_URL, or the embedded Redis of a running `make serve`; basic
+# auth from FLOWER_BASIC_AUTH (user:password).
+flower: $(STAMP)
+	$(PY) -m tasks.flower
 
 demo: $(STAMP)
 	$(PY) -m api.launch demo --port 8090

@@ -1,0 +1,370 @@
+"""Webhooks: when a job with a `callbackUrl` ends, its document is POSTed there, signed.
+
+Delivery is a loop over the database, not a step of the render: a job ends wherever it ends
+(a stage's last finish, a failure, the watchdog, the API's cancel, all through
+`tasks.jobs.transition`) and its row in `job_webhooks` waits for the next pass of any
+deliverer (the API runs one, api/main.py). So a webhook never delays the render or the job's
+state, and survives the crash of any process: the row says what is left to do.
+
+- **Signed**: `X-Render-Signature: v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<timestamp>." + body)>`
+  with `X-Render-Timestamp: <unix seconds>`; `X-Render-Event: job.succeeded|failed|cancelled`,
+  `X-Render-Delivery: <job id>` (the same on every attempt: receivers deduplicate on it) and
+  `X-Render-Attempt: <n>`.
+- **Retried** on no answer, 5xx, 408, 425 and 429, after WEBHOOK_BACKOFF s, doubling, at most
+  WEBHOOK_MAX_ATTEMPTS attempts and none starting WEBHOOK_MAX_SECONDS after the first. Any
+  other answer ends it: 2xx delivered, 3xx (redirects are not followed) and 4xx failed.
+- **Claimed**: an attempt is taken by a compare-and-set on the row with a lease of
+  WEBHOOK_TIMEOUT + 5 s, so several deliverers never send the same attempt twice, and one
+  that dies mid-request is retried when its lease runs out.
+- **No server-side request forgery**: the host must resolve to public addresses only
+  (every address, checked at submit and again at each attempt, and the request goes to the
+  address checked, not to a second lookup), unless WEBHOOK_ALLOW_PRIVATE=true.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from tasks import metrics
+from tasks.db import session_scope
+from tasks.jobs import as_utc
+from tasks.models import FINISHED, Job, Webhook, WebhookStatus, utcnow
+from tasks.settings import Settings
+
+log = logging.getLogger("render.webhooks")
+
+SIGNATURE_HEADER = "X-Render-Signature"
+TIMESTAMP_HEADER = "X-Render-Timestamp"
+EVENT_HEADER = "X-Render-Event"
+DELIVERY_HEADER = "X-Render-Delivery"
+ATTEMPT_HEADER = "X-Render-Attempt"
+USER_AGENT = "render-api-webhooks/1"
+RETRYABLE = frozenset({408, 425, 429})
+LEASE_MARGIN = 5.0
+POLL_INTERVAL = 1.0
+SENDERS = 4
+
+Document = Callable[[Session, Job], dict[str, Any]]
+
+
+class CallbackRefused(ValueError):
+    """The callback URL is not one the service will call; the message says why."""
+
+
+def check_callback_url(url: str, allow_private: bool) -> list[str]:
+    """The addresses `url`'s host resolves to, all of them public (unless `allow_private`).
+
+    Raises CallbackRefused naming the problem: a scheme other than http/https, credentials
+    in the URL, a host that does not resolve, or one address that is loopback, link-local,
+    private or otherwise not global.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"}:
+        raise CallbackRefused(f"callbackUrl must be http or https, not {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise CallbackRefused("callbackUrl has no host")
+    if parts.username or parts.password:
+        raise CallbackRefused("callbackUrl must not carry credentials (user:password@)")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise CallbackRefused("callbackUrl has an invalid port") from None
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CallbackRefused(
+            f"callbackUrl's host {parts.hostname!r} does not resolve: {exc}"
+        ) from None
+    addresses = sorted({str(info[4][0]) for info in infos})
+    if not allow_private:
+        for address in addresses:
+            reason = _not_public(address)
+            if reason:
+                raise CallbackRefused(
+                    f"callbackUrl's host {parts.hostname!r} resolves to {address}, {reason}: "
+                    "refused (set WEBHOOK_ALLOW_PRIVATE=true for receivers on a private network)"
+                )
+    return addresses
+
+
+def _not_public(address: str) -> str | None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for test, name in (
+        (ip.is_unspecified, "the unspecified address"),
+        (ip.is_loopback, "a loopback address"),
+        (ip.is_link_local, "a link-local address"),
+        (ip.is_multicast, "a multicast address"),
+        (ip.is_private, "a private address"),
+        (ip.is_reserved, "a reserved address"),
+        (not ip.is_global, "not a public address"),
+    ):
+        if test:
+            return name
+    return None
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The signature header's value: `v1=` + hex HMAC-SHA256 over "<timestamp>." + body."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1={mac.hexdigest()}"
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str, tolerance: float) -> bool:
+    """What a receiver does (README "Webhooks"): the signature matches and is recent."""
+    try:
+        age = abs(time.time() - int(timestamp))
+    except ValueError:
+        return False
+    return age <= tolerance and hmac.compare_digest(sign(secret, int(timestamp), body), signature)
+
+
+def register(session: Session, job_id: str, url: str) -> Webhook:
+    row = Webhook(job_id=job_id, url=url)
+    session.add(row)
+    return row
+
+
+# --- delivery -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int | None
+    error: str | None
+    # The URL was refused before any request (its host now resolves to a private address).
+    refused: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        return self.code is not None and 200 <= self.code < 300
+
+    @property
+    def retryable(self) -> bool:
+        if self.refused:
+            return False
+        return self.code is None or self.code >= 500 or self.code in RETRYABLE
+
+
+@dataclass(frozen=True)
+class Claimed:
+    job_id: str
+    url: str
+    attempt: int
+    event: str
+    body: bytes
+
+
+def due(session: Session, now: datetime, limit: int = 20) -> list[str]:
+    """Ids of ended jobs whose webhook is pending and due."""
+    rows = session.exec(
+        select(Webhook.job_id)
+        .join(Job, col(Job.id) == col(Webhook.job_id))
+        .where(
+            Webhook.status == WebhookStatus.PENDING,
+            col(Job.status).in_([str(s) for s in FINISHED]),
+            or_(col(Webhook.next_at).is_(None), col(Webhook.next_at) <= now),
+        )
+        .limit(limit)
+    ).all()
+    return list(rows)
+
+
+def claim(
+    session: Session, settings: Settings, job_id: str, document: Document, now: datetime
+) -> Claimed | None:
+    """Take the next attempt of the job's delivery, or None if another deliverer has it."""
+    row = session.get(Webhook, job_id)
+    job = session.get(Job, job_id)
+    if row is None or job is None or row.status != WebhookStatus.PENDING:
+        return None
+    lease = now + timedelta(seconds=settings.webhook_timeout + LEASE_MARGIN)
+    attempt = row.attempts + 1  # read before the update refreshes `row`
+    taken = session.execute(
+        update(Webhook)
+        .where(
+            col(Webhook.job_id) == job_id,
+            col(Webhook.attempts) == attempt - 1,
+            col(Webhook.status) == WebhookStatus.PENDING,
+            or_(col(Webhook.next_at).is_(None), col(Webhook.next_at) <= now),
+        )
+        .values(
+            attempts=attempt,
+            next_at=lease,
+            first_attempt_at=row.first_attempt_at or now,
+            event=job.status,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not taken.rowcount:  # type: ignore[attr-defined]
+        return None
+    body = json.dumps(document(session, job), separators=(",", ":")).encode()
+    return Claimed(job_id, row.url, attempt, job.status, body)
+
+
+def send(settings: Settings, claimed: Claimed, client: httpx.Client) -> Outcome:
+    """One POST of the signed document; redirects are not followed."""
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        SIGNATURE_HEADER: sign(settings.webhook_secret, timestamp, claimed.body),
+        TIMESTAMP_HEADER: str(timestamp),
+        EVENT_HEADER: f"job.{claimed.event.lower()}",
+        DELIVERY_HEADER: claimed.job_id,
+        ATTEMPT_HEADER: str(claimed.attempt),
+    }
+    try:
+        url, extensions = _pinned(settings, claimed.url, headers)
+        response = client.post(url, content=claimed.body, headers=headers, extensions=extensions)
+    except CallbackRefused as exc:
+        return Outcome(None, str(exc), refused=True)
+    except httpx.HTTPError as exc:
+        return Outcome(None, f"{type(exc).__name__}: {exc}".rstrip(": "))
+    if 300 <= response.status_code < 400:
+        where = response.headers.get("location", "?")
+        return Outcome(response.status_code, f"redirect to {where} not followed")
+    if response.status_code >= 300:
+        return Outcome(response.status_code, f"answered {response.status_code}")
+    return Outcome(response.status_code, None)
+
+
+def _pinned(settings: Settings, url: str, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """The URL to connect to: the address checked just now, not a second lookup (a host
+    whose DNS answer changes between the check and the request must not reach inside)."""
+    if settings.webhook_allow_private:
+        return url, {}
+    addresses = check_callback_url(url, allow_private=False)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    address = addresses[0]
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=netloc)), {"sni_hostname": host}
+
+
+def record(
+    session: Session, settings: Settings, claimed: Claimed, outcome: Outcome, now: datetime
+) -> str:
+    """Store the attempt's outcome; the delivery's status afterwards."""
+    row = session.get(Webhook, claimed.job_id)
+    if row is None or row.attempts != claimed.attempt:
+        return "superseded"
+    codes = [*row.status_codes, outcome.code]
+    values: dict[str, Any] = {"status_codes": codes, "last_error": outcome.error}
+    first = as_utc(row.first_attempt_at) or now
+    delay = timedelta(seconds=settings.webhook_backoff * 2 ** (claimed.attempt - 1))
+    if outcome.delivered:
+        values.update(status=WebhookStatus.DELIVERED, delivered_at=now, next_at=None)
+        result = "delivered"
+    elif (
+        not outcome.retryable
+        or claimed.attempt >= settings.webhook_max_attempts
+        or (now + delay - first).total_seconds() > settings.webhook_max_seconds
+    ):
+        values.update(status=WebhookStatus.FAILED, next_at=None)
+        result = "failed"
+    else:
+        values.update(next_at=now + delay)
+        result = "retry"
+    session.execute(
+        update(Webhook)
+        .where(col(Webhook.job_id) == claimed.job_id, col(Webhook.attempts) == claimed.attempt)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result
+
+
+def deliver_due(
+    settings: Settings,
+    document: Document,
+    client: httpx.Client | None = None,
+    now: datetime | None = None,
+) -> list[tuple[str, str]]:
+    """One pass: claim what is due, send it (several at once), record each outcome.
+
+    Returns (job id, "delivered" | "retry" | "failed") for each attempt made.
+    """
+    now = now or utcnow()
+    started = time.monotonic()
+    claims: list[Claimed] = []
+    with session_scope(settings.db_url) as session:
+        ids = due(session, now)
+    for job_id in ids:
+        with session_scope(settings.db_url) as session:
+            found = claim(session, settings, job_id, document, now)
+        if found is not None:
+            claims.append(found)
+    if not claims:
+        return []
+    own = client is None
+    http = client or httpx.Client(timeout=settings.webhook_timeout, follow_redirects=False)
+    try:
+        with ThreadPoolExecutor(max_workers=min(SENDERS, len(claims))) as pool:
+            outcomes = list(pool.map(lambda c: send(settings, c, http), claims))
+    finally:
+        if own:
+            http.close()
+    results = []
+    for claimed, outcome in zip(claims, outcomes, strict=True):
+        with session_scope(settings.db_url) as session:
+            # `now` moved on by the time the requests took (a backoff counts from the answer).
+            at = now + timedelta(seconds=time.monotonic() - started)
+            result = record(session, settings, claimed, outcome, at)
+        metrics.webhook_delivery(result)
+        log_at = logging.INFO if result == "delivered" else logging.WARNING
+        log.log(
+            log_at,
+            "job=%s webhook attempt %d to %s: %s (%s)",
+            claimed.job_id,
+            claimed.attempt,
+            urlsplit(claimed.url).netloc,
+            outcome.error or outcome.code,
+            result,
+        )
+        results.append((claimed.job_id, result))
+    return results
+
+
+def run_forever(
+    settings: Settings, document: Document, stop: threading.Event, interval: float
+) -> None:
+    while not stop.is_set():
+        try:
+            deliver_due(settings, document)
+        except Exception:  # a database hiccup must not end deliveries
+            log.exception("webhook pass failed; retrying in %s s", interval)
+        stop.wait(interval)
+
+
+def start_thread(
+    settings: Settings, document: Document, interval: float = POLL_INTERVAL
+) -> threading.Event:
+    stop = threading.Event()
+    threading.Thread(
+        target=run_forever,
+        args=(settings, document, stop, interval),
+        name="render-webhooks",
+        daemon=True,
+    ).start()
+    return stop

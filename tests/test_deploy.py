@@ -1,0 +1,510 @@
+"""docker/Dockerfile and compose.yaml, kept honest without a Docker engine.
+
+The files are parsed (PyYAML; the Dockerfile line by line) and checked against the code:
+every command and health check is one the project provides, every variable is a setting with
+the service's default, volumes and ports agree with the settings and the commands. Then the
+very commands of the compose services are run here, outside containers (the executable
+resolved in this venv, the API on a free loopback port): the API, a worker and Flower against
+one Redis, a render through them, and each health check against the live processes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture
+from tasks.app import worker_argv
+from tasks.redis_server import EmbeddedRedis
+from tasks.settings import Settings
+from tests.e2e import Api, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "compose.yaml"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+OURS = ("api", "worker", "flower")  # the services that run this project's image
+SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+_VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def service(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = compose()["services"][name]
+    return found
+
+
+def interpolate(value: object, env: dict[str, str] | None = None) -> str:
+    """Compose's `${NAME:-default}`, with `env` standing for the shell."""
+    env = env or {}
+    return _VAR.sub(lambda m: env.get(m["name"]) or m["default"] or "", str(value))
+
+
+def environment(name: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    raw = service(name).get("environment") or {}
+    return {key: interpolate(value, env) for key, value in raw.items()}
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    args: str
+
+
+def dockerfile() -> list[Instruction]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    out: list[Instruction] = []
+    pending = ""
+    for line in DOCKERFILE.read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        pending += line.rstrip("\\").strip() + " "
+        if line.endswith("\\"):
+            continue
+        keyword, _, args = pending.strip().partition(" ")
+        out.append(Instruction(keyword.upper(), args.strip()))
+        pending = ""
+    return out
+
+
+def exec_form(args: str) -> list[str]:
+    import json
+
+    value = json.loads(args)
+    assert isinstance(value, list), f"{args!r} is not in exec form"
+    return [str(v) for v in value]
+
+
+def instruction(keyword: str) -> list[Instruction]:
+    return [i for i in dockerfile() if i.keyword == keyword]
+
+
+def healthcheck_command() -> list[str]:
+    (check,) = instruction("HEALTHCHECK")
+    return exec_form(check.args.split("CMD", 1)[1].strip())
+
+
+# --- compose.yaml ---------------------------------------------------------------------------
+
+
+def test_the_services_are_there_and_ours_share_one_image_and_the_data_volume() -> None:
+    services = compose()["services"]
+    assert set(services) == {"redis", "api", "worker", "flower", "postgres"}
+    for name in OURS:
+        svc = services[name]
+        assert svc["build"] == {"context": ".", "dockerfile": "docker/Dockerfile"}
+        assert svc["volumes"] == ["./data:/data"]
+        assert environment(name)["RENDER_STORAGE"] == "/data"  # the volume's mount point
+        assert "container_name" not in svc  # `--scale worker=4` needs unnamed containers
+    assert "ports" not in services["worker"]  # four of them cannot share a host port
+    assert (ROOT / services["api"]["build"]["dockerfile"]).is_file()
+
+
+def test_redis_is_append_only_with_a_healthcheck() -> None:
+    redis = service("redis")
+    assert "--appendonly" in redis["command"]
+    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert "redis:/data" in redis["volumes"]
+
+
+def test_every_variable_is_a_setting_with_the_service_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    baseline = Settings()
+    for svc in OURS:
+        env = environment(svc)
+        assert set(env) <= SETTING_NAMES, f"{svc}: not settings: {set(env) - SETTING_NAMES}"
+        raw = service(svc)["environment"]
+        for name, value in raw.items():
+            match = _VAR.fullmatch(str(value))
+            if match is None:  # a value of the deployment (paths, the Redis host)
+                Settings(**{name.lower(): str(value)})  # still a valid one
+                continue
+            assert match["name"] == name, f"{svc}: {name} takes ${{{match['name']}}}"
+            default = match["default"] or ""
+            given = Settings(**{name.lower(): default})
+            if name.startswith("DEFAULT_"):
+                option = name.removeprefix("DEFAULT_").lower()
+                assert getattr(given.default_options(), option) == getattr(
+                    baseline.default_options(), option
+                ), f"{svc}: {name} defaults to {default!r}, the service to another"
+            elif name == "DB_URL":
+                assert default == "", "empty DB_URL is the SQLite file under RENDER_STORAGE"
+            else:
+                field = name.lower()
+                assert getattr(given, field) == getattr(baseline, field), (
+                    f"{svc}: {name} defaults to {default!r}, the service to "
+                    f"{getattr(baseline, field)!r}"
+                )
+
+
+def test_api_worker_and_flower_share_the_settings_that_must_agree() -> None:
+    shared = ("REDIS_URL", "DB_URL", "RENDER_STORAGE", "AUTH_TOKEN")
+    envs = {svc: environment(svc) for svc in OURS}
+    for name in shared:
+        assert len({envs[svc][name] for svc in OURS}) == 1, name
+
+
+def test_depends_on_waits_for_healthy_services() -> None:
+    for svc in OURS:
+        depends = service(svc)["depends_on"]
+        assert depends["redis"] == {"condition": "service_healthy"}
+        # Optional: only with the postgres profile.
+        assert depends["postgres"] == {"condition": "service_healthy", "required": False}
+
+
+def test_the_postgres_profile_is_optional_and_the_image_has_its_driver() -> None:
+    postgres = service("postgres")
+    assert postgres["profiles"] == ["postgres"]
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    # A Postgres DB_URL needs a driver in the image: the Dockerfile's EXTRAS install it.
+    (extras,) = [i.args for i in instruction("ARG") if i.args.startswith("EXTRAS=")]
+    assert "postgres" in extras.split("=", 1)[1].strip('"').split()
+    url = "postgresql+psycopg://render:render@postgres:5432/render"
+    assert url in COMPOSE.read_text()
+    assert Settings(db_url=url).db_url == url
+    import sqlalchemy
+
+    assert sqlalchemy.engine.make_url(url).get_dialect().driver == "psycopg"
+
+
+def test_health_checks_are_the_projects_own_for_each_role() -> None:
+    for svc in OURS:
+        test = service(svc)["healthcheck"]["test"]
+        assert test == ["CMD", "python", "-m", "tasks.healthcheck", svc], svc
+    assert service("api")["healthcheck"]["test"][1:] == healthcheck_command()
+
+
+def test_the_worker_has_time_for_a_warm_shutdown() -> None:
+    grace = service("worker")["stop_grace_period"]
+    seconds = int(grace.removesuffix("s"))
+    shutdown = float(interpolate(service("worker")["environment"]["SHUTDOWN_GRACE"]))
+    # Time to finish the stage, or to stop FFmpeg and hand the stage back, before Docker's
+    # SIGKILL lands.
+    assert seconds >= shutdown + 15, (seconds, shutdown)
+    api = service("api")
+    graceful = api["command"][api["command"].index("--timeout-graceful-shutdown") + 1]
+    assert int(api["stop_grace_period"].removesuffix("s")) > int(graceful)
+
+
+def test_ports_match_the_commands_and_settings() -> None:
+    api = service("api")
+    port = api["command"][api["command"].index("--port") + 1]
+    assert api["ports"] == [f"{port}:{port}"]
+    flower = service("flower")
+    assert flower["ports"] == [f"{flower['environment']['FLOWER_PORT']}:5555"]
+    assert Settings(flower_port=flower["environment"]["FLOWER_PORT"]).flower_port == 5555
+    assert flower["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"  # reachable from the host
+
+
+def test_the_commands_are_the_projects_own(tmp_path: Path) -> None:
+    settings = Settings(render_storage=tmp_path, redis_url="redis://redis:6379/0")
+    api = service("api")["command"]
+    assert api == exec_form(instruction("CMD")[0].args)  # the image's default command
+    assert api[:3] == ["uvicorn", "api.main:create_app", "--factory"]
+    worker = service("worker")["command"]
+    # What `make serve` and the tests run, less the concurrency (the setting gives it).
+    ours = [a for a in worker_argv(settings)[2:] if not a.startswith("--concurrency")]
+    assert worker == ["celery", *ours]
+    assert service("flower")["command"] == ["python", "-m", "tasks.flower"]
+    (entrypoint,) = instruction("ENTRYPOINT")
+    assert exec_form(entrypoint.args) == ["/usr/bin/tini", "--"]
+
+
+# --- docker/Dockerfile ----------------------------------------------------------------------
+
+
+def test_the_image_is_slim_python_non_root_with_tini_and_jq() -> None:
+    (base,) = instruction("FROM")
+    assert base.args == "python:3.11-slim"
+    runs = " ".join(i.args for i in instruction("RUN"))
+    apt = re.search(r"apt-get install (.*?)(&&|$)", runs)
+    assert apt is not None
+    assert {"tini", "jq"} <= set(apt.group(1).split())
+    (user,) = instruction("USER")
+    assert user.args not in {"root", "0"}
+    assert re.search(rf"useradd .*--uid \"?\$\{{UID\}}\"? .* {user.args}\b", runs)
+    order = [i.keyword for i in dockerfile()]
+    assert order.index("USER") < order.index("CMD")
+
+
+def test_dependencies_are_installed_from_pyproject_before_the_source_is_copied() -> None:
+    steps = dockerfile()
+    copies = [(n, i.args) for n, i in enumerate(steps) if i.keyword == "COPY"]
+    deps_copy = next(n for n, args in copies if "pyproject.toml" in args.split())
+    install = next(
+        n for n, i in enumerate(steps) if i.keyword == "RUN" and "requirements.py" in i.args
+    )
+    source = min(n for n, args in copies if args.split()[0] in {"api", "tasks", "pipeline"})
+    assert deps_copy < install < source
+    # Only pyproject.toml and the script reach the dependency layer.
+    assert set(steps[deps_copy].args.split()[:-1]) == {"docker/requirements.py", "pyproject.toml"}
+    assert "--no-deps" in next(i.args for i in steps[source:] if i.keyword == "RUN")
+
+
+def test_no_build_step_downloads_outside_the_package_registries() -> None:
+    text = " ".join(i.args for i in dockerfile() if i.keyword in {"RUN", "ADD"})
+    assert not re.search(r"\b(curl|wget|git clone)\b|https?://", text)
+    assert not instruction("ADD")
+
+
+def test_every_copied_path_exists_and_is_in_the_build_context() -> None:
+    ignore = (ROOT / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
+    allowed = {line.removeprefix("!").rstrip("/") for line in ignore if line.startswith("!")}
+    for step in instruction("COPY"):
+        for source in step.args.split()[:-1]:
+            assert (ROOT / source).exists(), source
+            assert source in allowed, f"{source} is excluded from the build context"
+
+
+def test_requirements_are_read_off_pyproject(tmp_path: Path) -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    run = [sys.executable, str(ROOT / "docker" / "requirements.py"), str(ROOT / "pyproject.toml")]
+    out = subprocess.run([*run, "postgres"], capture_output=True, text=True, check=True).stdout
+    expected = project["dependencies"] + project["optional-dependencies"]["postgres"]
+    assert out.splitlines() == expected
+    bad = subprocess.run([*run, "postgress"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "no extra 'postgress'" in bad.stderr
+
+
+def test_the_build_args_name_real_extras() -> None:
+    """The neural TTS engine is `--build-arg EXTRAS="postgres neural"`, as documented."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    documented = re.findall(r'--build-arg EXTRAS="([^"]+)"', DOCKERFILE.read_text())
+    assert documented
+    for value in documented:
+        for extra in value.split():
+            assert extra in extras, f"the Dockerfile documents an extra {extra!r} pyproject lacks"
+
+
+def test_the_build_time_smoke_check_passes_here() -> None:
+    """docker/smoke.py, which the build runs: FFmpeg has what renders need and the default
+    TTS engine's library speaks."""
+    runs = [i.args for i in instruction("RUN")]
+    assert any("python docker/smoke.py" in r for r in runs)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "smoke.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "every encoder and filter present" in done.stdout
+    assert "espeak-ng:" in done.stdout and "samples at 22050 Hz" in done.stdout
+
+
+# What python:3.11-slim (Debian) has without any package installed, plus libstdc++6, which the
+# Dockerfile names.
+SLIM_LIBRARIES = {
+    "linux-vdso.so.1",
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "librt.so.1",
+    "libpthread.so.0",
+    "libmvec.so.1",
+    "libgcc_s.so.1",
+    "libstdc++.so.6",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+}
+
+
+def test_the_wheels_native_binaries_need_nothing_the_slim_image_lacks() -> None:
+    import espeakng_loader
+    import imageio_ffmpeg
+
+    for binary in (imageio_ffmpeg.get_ffmpeg_exe(), espeakng_loader.get_library_path()):
+        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
+        needed = {line.split()[0].rsplit("/", 1)[-1] for line in out.splitlines() if line.strip()}
+        assert needed, out
+        assert needed <= SLIM_LIBRARIES, f"{binary} needs {needed - SLIM_LIBRARIES}"
+    assert "libstdc++6" in " ".join(i.args for i in instruction("RUN"))
+
+
+# --- the very commands, run outside containers -----------------------------------------------
+
+
+def local(argv: list[str]) -> list[str]:
+    """A compose command as this venv runs it: the same program and arguments."""
+    program, *rest = argv
+    if program == "python":
+        return [sys.executable, *rest]
+    return [sys.executable, "-m", program, *rest]
+
+
+def with_option(argv: list[str], option: str, value: str) -> list[str]:
+    out = list(argv)
+    out[out.index(option) + 1] = value
+    return out
+
+
+@dataclass
+class Deployment:
+    env: dict[str, str]
+    api_url: str
+    processes: dict[str, subprocess.Popen[bytes]]
+    storage: Path
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.1)
+
+
+def answers(url: str, **kw: Any) -> bool:
+    try:
+        return httpx.get(url, timeout=2, **kw).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def health(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(local(argv), env=env, capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    storage = tmp_path_factory.mktemp("data")
+    logs = tmp_path_factory.mktemp("logs")
+    with EmbeddedRedis(storage / "redis") as redis:
+        env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+        # The compose file's environment, with a test's own values where a host differs.
+        shell = {
+            "AUTH_TOKEN": "deploy-token",
+            "FLOWER_BASIC_AUTH": "ops:deploy-secret",
+            "DEFAULT_RESOLUTION": "320x180",
+            "DEFAULT_PRESET": "veryfast",
+            "WORKER_CONCURRENCY": "1",
+        }
+        env.update(environment("flower", shell))
+        env.update(RENDER_STORAGE=str(storage), REDIS_URL=redis.url, FLOWER_ADDRESS="127.0.0.1")
+        env["FLOWER_PORT"] = str(free_port())
+        api_port = free_port()
+        commands = {
+            "api": with_option(
+                with_option(local(service("api")["command"]), "--host", "127.0.0.1"),
+                "--port",
+                str(api_port),
+            ),
+            "worker": local(service("worker")["command"]),
+            "flower": local(service("flower")["command"]),
+        }
+        processes: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            for name, argv in commands.items():
+                out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (lives with the process)
+                processes[name] = subprocess.Popen(
+                    argv, env=env, cwd=ROOT, stdout=out, stderr=out, start_new_session=True
+                )
+            api_url = f"http://127.0.0.1:{api_port}"
+            wait_for(lambda: answers(f"{api_url}/healthz"), 60, "the API answering")
+            flower = f"http://127.0.0.1:{env['FLOWER_PORT']}"
+            wait_for(lambda: answers(f"{flower}/healthcheck"), 60, "Flower answering")
+            yield Deployment(env, api_url, processes, storage)
+        finally:
+            for proc in processes.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in processes.values():
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+@pytest.mark.e2e
+def test_the_compose_commands_render_a_job(deployment: Deployment, tmp_path: Path) -> None:
+    api = Api(deployment.api_url)
+    api.http.headers["Authorization"] = "Bearer deploy-token"
+    scenes = [
+        SceneFixture(
+            (ImageFixture("a.jpg", 320, 240, "testsrc2"),), VoiceFixture("a.wav", 1.0, 440)
+        )
+    ]
+    api.upload_project("deploy", scenes, tmp_path)
+    job = api.wait(api.render("deploy", minShot=0.5, xfade=0.2), timeout=120)
+    assert job["status"] == "SUCCEEDED", job
+    assert job["stages"][0]["worker"].startswith("celery@")  # the compose worker's own name
+    assert (deployment.storage / "projects" / "deploy" / "output" / "video.mp4").is_file()
+
+
+@pytest.mark.e2e
+def test_the_health_checks_pass_against_the_live_processes(deployment: Deployment) -> None:
+    env = deployment.env
+    api_check = [*service("api")["healthcheck"]["test"][1:], "--url", deployment.api_url]
+    done = health(api_check, env)
+    assert done.returncode == 0, done.stderr
+    # The image's own HEALTHCHECK is the same command.
+    assert health([*healthcheck_command(), "--url", deployment.api_url], env).returncode == 0
+    wrong = health(api_check, {**env, "AUTH_TOKEN": "not-the-token"})
+    assert wrong.returncode == 1 and "401" in wrong.stderr
+    # The worker beats on its row once its watchdog runs (every WATCHDOG_INTERVAL).
+    worker_check = service("worker")["healthcheck"]["test"][1:]
+    wait_for(lambda: health(worker_check, env).returncode == 0, 30, "the worker check passing")
+    flower_check = service("flower")["healthcheck"]["test"][1:]
+    done = health(flower_check, env)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.e2e
+def test_flower_is_behind_basic_auth_on_the_same_broker(deployment: Deployment) -> None:
+    flower = f"http://127.0.0.1:{deployment.env['FLOWER_PORT']}"
+    assert httpx.get(f"{flower}/workers", timeout=10).status_code == 401
+    wrong = httpx.get(f"{flower}/workers", auth=("ops", "guess"), timeout=10)
+    assert wrong.status_code == 401
+
+    # Flower's API sees the compose worker through the broker it shares with the API.
+    def seen() -> bool:
+        workers = httpx.get(
+            f"{flower}/api/workers?refresh=1", auth=("ops", "deploy-secret"), timeout=20
+        )
+        return workers.status_code == 200 and any(
+            name.startswith("celery@") for name in workers.json()
+        )
+
+    wait_for(seen, 40, "Flower listing the worker")
+
+
+@pytest.mark.e2e
+def test_health_checks_fail_when_the_process_is_gone(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update(RENDER_STORAGE=str(tmp_path), FLOWER_PORT=str(free_port()))
+    url = f"http://127.0.0.1:{free_port()}"
+    for argv in (
+        [*service("api")["healthcheck"]["test"][1:], "--url", url],
+        service("worker")["healthcheck"]["test"][1:],
+        service("flower")["healthcheck"]["test"][1:],
+    ):
+        done = health(argv, env)
+        assert done.returncode == 1, (shlex.join(argv), done.stdout)
+        assert done.stderr.startswith("unhealthy:"), done.stderr  # one line, no warnings

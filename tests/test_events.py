@@ -1,0 +1,176 @@
+"""Live progress (api/routes/events.py, tasks/events.py): the stream's shape and headers, the
+browser token, the token kept out of the access log, and the hub reading a document once per
+change for every watcher. A whole render watched through a reconnect: tests/test_e2e_ops.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.auth import RedactTokens, events_token, events_token_valid
+from api.routes.events import EventHub, event_id
+from tasks import events, jobs
+from tasks.db import session_scope
+from tasks.models import JobStatus, Project
+from tests.conftest import AUTH, AppFactory
+
+
+def parse(text: str) -> list[dict[str, str]]:
+    """The events of an SSE body: each a dict of its fields ('comment' for comments)."""
+    out = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line.startswith(":"):
+                fields["comment"] = line[1:].strip()
+            else:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+        if fields:
+            out.append(fields)
+    return out
+
+
+def make_job(client: TestClient, status: JobStatus | None = None) -> str:
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    with session_scope(settings.db_url) as session:
+        if session.get(Project, "p1") is None:
+            session.add(Project(id="p1"))
+            session.flush()
+        job = jobs.create_job(
+            session, project_id="p1", output_name="v.mp4", options={}, scene_count=1
+        )
+        if status is not None:
+            jobs.transition(session, job.id, JobStatus.RUNNING)
+            if status.finished:
+                jobs.transition(session, job.id, status)
+        return job.id
+
+
+def test_an_ended_job_streams_its_document_once_and_closes(client: TestClient) -> None:
+    job_id = make_job(client, JobStatus.SUCCEEDED)
+    response = client.get(f"/v1/jobs/{job_id}/events")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-accel-buffering"] == "no"
+    assert "no-cache" in response.headers["cache-control"]
+    frames = parse(response.text)
+    assert frames[0] == {"retry": "2000"}
+    (event,) = frames[1:]
+    assert event["event"] == "job"
+    document = client.get(f"/v1/jobs/{job_id}").json()
+    assert json.loads(event["data"]) == document
+    assert event["id"] == event_id(document)
+
+
+def test_last_event_id_of_the_current_document_sends_nothing_new(client: TestClient) -> None:
+    job_id = make_job(client, JobStatus.CANCELLED)
+    first = parse(client.get(f"/v1/jobs/{job_id}/events").text)[1]["id"]
+    again = client.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": first})
+    assert parse(again.text) == [{"retry": "2000"}]
+
+
+def test_unknown_job_is_404(client: TestClient) -> None:
+    assert client.get("/v1/jobs/nope/events").status_code == 404
+    assert client.post("/v1/jobs/nope/events-token").status_code == 404
+
+
+def test_a_browser_authenticates_with_a_token_scoped_to_the_job(make_client: AppFactory) -> None:
+    client = make_client(auth_token="old-token,test-token")  # rotation: both accepted
+    job_id = make_job(client, JobStatus.SUCCEEDED)
+    other = make_job(client, JobStatus.SUCCEEDED)
+    issued = client.post(f"/v1/jobs/{job_id}/events-token").json()
+    assert issued["url"] == f"/v1/jobs/{job_id}/events?token={issued['token']}"
+    browser = TestClient(client.app)  # no Authorization header, as EventSource
+    assert browser.get(f"/v1/jobs/{job_id}/events").status_code == 401
+    assert browser.get(issued["url"]).status_code == 200
+    assert browser.get(f"/v1/jobs/{other}/events?token={issued['token']}").status_code == 401
+    # The token opens the stream only, not the job's other routes.
+    assert browser.get(f"/v1/jobs/{job_id}?token={issued['token']}").status_code == 401
+    forged = issued["token"].split(".")[0] + ".00"
+    assert browser.get(f"/v1/jobs/{job_id}/events?token={forged}").status_code == 401
+
+
+def test_tokens_expire_and_follow_rotation() -> None:
+    token, expires = events_token(["k1"], "j1", ttl=60, now=1000)
+    assert expires == 1060
+    assert events_token_valid(["k1"], "j1", token, now=1059)
+    assert not events_token_valid(["k1"], "j1", token, now=1061)
+    assert events_token_valid(["k2", "k1"], "j1", token, now=1000)  # k1 still accepted
+    assert not events_token_valid(["k2"], "j1", token, now=1000)  # k1 retired
+    assert not events_token_valid(["k1"], "j2", token, now=1000)
+
+
+def test_the_token_is_kept_out_of_the_access_log(caplog: pytest.LogCaptureFixture) -> None:
+    access = logging.getLogger("uvicorn.access")
+    access.addFilter(RedactTokens())
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            "/v1/jobs/j1/events?token=1700.abcdef&x=1",
+            "1.1",
+            200,
+        )
+    assert "abcdef" not in caplog.text
+    assert "/v1/jobs/j1/events?token=[redacted]&x=1" in caplog.text
+
+
+def test_the_app_installs_the_redaction(client: TestClient) -> None:
+    assert any(isinstance(f, RedactTokens) for f in logging.getLogger("uvicorn.access").filters)
+
+
+def test_one_document_read_per_change_for_every_watcher() -> None:
+    reads: list[str] = []
+
+    def read(job_id: str) -> dict[str, Any]:
+        reads.append(job_id)
+        return {"id": job_id, "status": "RUNNING", "progress": len(reads) / 10}
+
+    async def scenario() -> None:
+        hub = EventHub(None, read, asyncio.get_running_loop())  # type: ignore[arg-type]
+        hub._reader = asyncio.get_running_loop().create_task(hub._read_changed())
+        queues = [hub.watch("j1") for _ in range(5)]
+        hub.notify({"j1", "unwatched"})
+        documents = [await asyncio.wait_for(q.get(), 2) for q in queues]
+        assert reads == ["j1"]  # once, for five streams; nothing for a job nobody watches
+        assert all(d == documents[0] for d in documents)
+        # A burst of notices before the reader runs is one read.
+        hub.notify({"j1"})
+        hub.notify({"j1"})
+        await asyncio.wait_for(queues[0].get(), 2)
+        assert reads == ["j1", "j1"]
+        for q in queues:
+            hub.unwatch("j1", q)
+        assert hub.watchers == {}
+        hub.stop()
+
+    asyncio.run(scenario())
+
+
+def test_changes_are_published_after_commit_only(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[set[str]] = []
+    monkeypatch.setattr(events, "publish", lambda ids: published.append(set(ids)))
+    job_id = make_job(client)
+    assert published == [{job_id}]
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError), session_scope(settings.db_url) as session:
+        jobs.transition(session, job_id, JobStatus.RUNNING)
+        raise RuntimeError("rolled back")
+    assert published == [{job_id}]  # nothing for a change that never happened
+    with session_scope(settings.db_url) as session:
+        jobs.transition(session, job_id, JobStatus.RUNNING)
+    assert published[-1] == {job_id}
+
+
+def test_auth_header_still_works(client: TestClient) -> None:
+    job_id = make_job(client, JobStatus.FAILED)
+    assert TestClient(client.app, headers=AUTH).get(f"/v1/jobs/{job_id}/events").status_code == 200
