@@ -1,9 +1,13 @@
-"""Bearer-token auth: one dependency, a constant-time comparison, 401 with `WWW-Authenticate`."""
+"""Bearer-token auth: one dependency, constant-time comparisons against every token of
+AUTH_TOKEN (several while one is rotated), 401 with `WWW-Authenticate`."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
+import re
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,16 +23,30 @@ bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <AUTH_
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
+def token_matches(given: str, tokens: list[str]) -> bool:
+    """Whether `given` is one of `tokens` (AUTH_TOKEN may hold several while one is rotated).
+
+    Every token is compared, in constant time, so the answer's timing tells nothing about
+    which one came close.
+    """
+    matched = False
+    for token in tokens:
+        matched |= hmac.compare_digest(given.encode(), token.encode())
+    return matched
+
+
 def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    token: str = request.app.state.settings.auth_token
+    tokens: list[str] = request.app.state.settings.auth_tokens
+    if credentials is None and _stream_token_ok(request):
+        return
     if credentials is None:
         raise ApiError(
             401, "unauthorized", "missing 'Authorization: Bearer <token>' header", None, _CHALLENGE
         )
-    if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
+    if not token_matches(credentials.credentials, tokens):
         log.warning("rejected a bad token from %s", request.client.host if request.client else "?")
         raise ApiError(
             401,
@@ -37,3 +55,70 @@ def require_token(
             None,
             {"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+
+
+# --- browser event streams ----------------------------------------------------------------
+# EventSource cannot send an Authorization header. A client with the bearer token asks for a
+# short-lived token scoped to one job's stream (POST /v1/jobs/{id}/events-token) and opens
+# `GET /v1/jobs/{id}/events?token=...`. It is an HMAC of the job id and expiry under the
+# bearer token, so it needs no storage, any API replica can check it, and it dies with the
+# bearer token it was made from (rotation included).
+
+EVENTS_PATH = "/v1/jobs/{jobId}/events"
+
+
+def _events_mac(key: str, job_id: str, expires: int) -> str:
+    message = f"events:{job_id}:{expires}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def events_token(
+    tokens: list[str], job_id: str, ttl: int, now: float | None = None
+) -> tuple[str, int]:
+    """A token for job `job_id`'s event stream, valid for `ttl` seconds; and its expiry."""
+    expires = int((time.time() if now is None else now) + ttl)
+    return f"{expires}.{_events_mac(tokens[0], job_id, expires)}", expires
+
+
+def events_token_valid(
+    tokens: list[str], job_id: str, token: str, now: float | None = None
+) -> bool:
+    expires_text, _, mac = token.partition(".")
+    if not expires_text.isdigit() or int(expires_text) < (time.time() if now is None else now):
+        return False
+    matched = False
+    for key in tokens:
+        matched |= hmac.compare_digest(mac, _events_mac(key, job_id, int(expires_text)))
+    return matched
+
+
+def _stream_token_ok(request: Request) -> bool:
+    route = request.scope.get("route")
+    token = request.query_params.get("token")
+    if token is None or getattr(route, "path", None) != EVENTS_PATH:
+        return False
+    job_id = str(request.path_params.get("jobId", ""))
+    return events_token_valid(request.app.state.settings.auth_tokens, job_id, token)
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
+
+
+class RedactTokens(logging.Filter):
+    """Keeps `?token=...` out of the access log: uvicorn logs each request's path and query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def install_log_redaction() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())

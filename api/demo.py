@@ -17,7 +17,13 @@ from typing import Any
 
 import httpx
 
-from pipeline.fixtures import SceneFixture, sample_scenes, write_project
+from pipeline.fixtures import (
+    MusicFixture,
+    SceneFixture,
+    sample_music,
+    sample_scenes,
+    write_project,
+)
 from pipeline.probe import probe
 from tasks.models import FINISHED
 
@@ -51,10 +57,14 @@ class ApiClient:
         self.echo = echo or (lambda _line: None)
 
     def upload_project(
-        self, project_id: str, scenes: Sequence[SceneFixture], staging: Path
+        self,
+        project_id: str,
+        scenes: Sequence[SceneFixture],
+        staging: Path,
+        music: Sequence[MusicFixture] = (),
     ) -> None:
         """Make the project's files by code under `staging`, then send them through the API."""
-        project = write_project(staging / project_id, scenes)
+        project = write_project(staging / project_id, scenes, music=music)
         self.echo(f"PUT  /v1/projects/{project_id}/scenes ({len(scenes)} scenes)")
         self._check(
             self.http.put(
@@ -63,7 +73,7 @@ class ApiClient:
                 headers={"Content-Type": "application/json"},
             )
         )
-        for subdir in ("images", "voiceovers"):
+        for subdir in ("images", "voiceovers", "music"):
             files = sorted(project.input_dir(subdir).iterdir())
             if not files:
                 continue
@@ -132,8 +142,19 @@ def run_demo(base_url: str, token: str, out: Path) -> Path:
     client = ApiClient(base_url, token, echo=print)
     try:
         with tempfile.TemporaryDirectory(prefix="render-demo-") as tmp:
-            client.upload_project(PROJECT_ID, sample_scenes(), Path(tmp))
-        job_id = client.render(PROJECT_ID, "demo.mp4", preset="veryfast", crf=20)
+            client.upload_project(PROJECT_ID, sample_scenes(), Path(tmp), sample_music())
+        # Every sound feature on: narration by the default TTS engine, a ducked music bed,
+        # broadcast loudness (the default), captions as files, a track and in the picture.
+        job_id = client.render(
+            PROJECT_ID,
+            "demo.mp4",
+            preset="veryfast",
+            crf=20,
+            tts="espeak-ng",
+            music={"file": "bed.mp3", "volume": -20},
+            ducking=True,
+            captions={"burnIn": True, "language": "en"},
+        )
         started = time.monotonic()
         state = client.wait(job_id, timeout=900, poll=0.5, on_poll=_show_progress)
         sys.stdout.write("\n")
@@ -149,7 +170,8 @@ def run_demo(base_url: str, token: str, out: Path) -> Path:
     )
     print(
         f"\nrendered in {time.monotonic() - started:.1f} s: {out.resolve()}\n"
-        f"  {picture}{info.duration:.2f} s, {out.stat().st_size / 1e6:.1f} MB"
+        f"  {picture}{info.duration:.2f} s, {out.stat().st_size / 1e6:.1f} MB\n"
+        f"  captions: GET /v1/projects/{PROJECT_ID}/outputs/video?name=demo.srt (and demo.vtt)"
     )
     return out
 

@@ -113,7 +113,7 @@ class Stack:
 
     def wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        headers = {"Authorization": f"Bearer {self.settings.auth_token}"}
+        headers = {"Authorization": f"Bearer {self.settings.auth_tokens[0]}"}
         while True:
             for proc in [*self.workers, self.api]:
                 if proc is not None and proc.poll() is not None:
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         logs = settings.render_storage / "logs"
         print(f"worker and API output: {logs}/worker1.log, {logs}/api.log", file=sys.stderr)
         with Stack(settings, args.host, args.port, log_dir=logs).start(args.workers) as stack:
-            run_demo(stack.base_url, settings.auth_token, args.out)
+            run_demo(stack.base_url, settings.auth_tokens[0], args.out)
 
 
 if __name__ == "__main__":

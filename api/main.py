@@ -15,10 +15,12 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
-from api.auth import require_token
+from api.auth import install_log_redaction, require_token
 from api.routes import assets, health, jobs, outputs, projects
-from api.uploads import BodyLimit
-from tasks import watchdog
+from api.routes import events as events_route
+from api.routes import metrics as metrics_route
+from api.uploads import BodyLimit, sweep_stale_uploads
+from tasks import events, logs, metrics, retention, watchdog, webhooks
 from tasks.db import get_engine
 from tasks.settings import Settings, get_settings
 from tasks.storage import Storage
@@ -38,15 +40,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         Storage(settings.render_storage).ensure()
+        sweep_stale_uploads(settings.render_storage)
         get_engine(settings.db_url)
+        events.configure(settings.redis_url)
+        metrics.setup(settings)
         # Workers run the watchdog too; the API's copy ends stale jobs even when every worker
         # is gone, so a job the status API shows is never RUNNING for ever.
         stop_watchdog = watchdog.start_thread(settings)
+        # Webhooks are delivered from here, where the job document is built (tasks/webhooks.py).
+        stop_webhooks = webhooks.start_thread(
+            settings, lambda session, job: jobs.job_document(session, settings, job)
+        )
+        _app.state.events_hub = events_route.start_hub(settings)
+        stop_retention = retention.start_thread(settings)
         log.info("render api ready: storage %s", settings.render_storage)
         try:
             yield
         finally:
+            _app.state.events_hub.stop()
             stop_watchdog.set()
+            stop_webhooks.set()
+            stop_retention.set()
 
     app = FastAPI(
         title="Render API",
@@ -56,8 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_token)],
     )
     app.state.settings = settings
+    install_log_redaction()  # event-stream tokens travel in the query string
     errors.install(app)
-    for module in (health, projects, assets, jobs, outputs):
+    for name in (None, "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logs.configure(settings.log_format, logging.getLogger(name) if name else None)
+    for module in (health, projects, assets, jobs, events_route, outputs, metrics_route):
         app.include_router(module.router)
     # Added last, so outermost: even a 413 or 401 carries the CORS headers.
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
@@ -65,7 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.origins,
         allow_methods=["GET", "HEAD", "POST", "PUT", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Range"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Range",
+            "Last-Event-ID",
+            "Idempotency-Key",
+        ],
         expose_headers=["Location", "Content-Range", "Content-Length", "Accept-Ranges"],
     )
     return app

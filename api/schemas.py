@@ -112,6 +112,12 @@ class RenderRequest(CamelModel):
 
     output_name: str = Field("video.mp4", description="a plain file name ending in .mp4")
     render_options: RenderOptionsPatch | None = None
+    callback_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="http(s) URL POSTed the signed job document when the job ends "
+        '(README "Webhooks"); public addresses only unless WEBHOOK_ALLOW_PRIVATE',
+    )
 
     @field_validator("output_name")
     @classmethod
@@ -127,10 +133,18 @@ class RenderAccepted(CamelModel):
     status: str = "QUEUED"
 
 
+_CLIP = (
+    "how the scene's clip came to be: 'encoded', 'cached' (from the render cache, no "
+    "FFmpeg), 'skipped' (not in a part-of-the-timeline render); null until built"
+)
+
+
 class SceneProgress(CamelModel):
     index: int
     status: str
     progress: float
+    cached: bool = Field(False, description="the clip came from the render cache")
+    clip: str | None = Field(None, description=_CLIP)
 
 
 class StageView(CamelModel):
@@ -141,6 +155,30 @@ class StageView(CamelModel):
     worker: str | None
     started_at: DbTime
     finished_at: DbTime
+    cached: bool = Field(False, description="a scene build whose clip came from the cache")
+    clip: str | None = Field(None, description=_CLIP)
+
+
+class WebhookView(CamelModel):
+    """How the job's `callbackUrl` delivery went."""
+
+    url: str
+    status: str = Field(
+        description="PENDING (until the job ends, or between attempts), DELIVERED or FAILED"
+    )
+    event: str | None = Field(description="the job status the delivery reports")
+    attempts: int
+    status_codes: list[int | None] = Field(
+        description="each attempt's HTTP status; null where no answer came"
+    )
+    last_error: str | None
+    delivered_at: DbTime
+
+
+class CacheSummary(CamelModel):
+    hits: int = Field(0, description="scene clips taken from the render cache")
+    encoded: int = Field(0, description="scene clips encoded by this job")
+    bytes_saved: int = Field(0, description="bytes of the clips taken from the cache")
 
 
 class JobView(CamelModel):
@@ -162,9 +200,21 @@ class JobView(CamelModel):
     waiting: str | None = Field(
         None, description="why an unfinished job is not running now (no worker, or queued)"
     )
+    cache: CacheSummary = Field(
+        default_factory=CacheSummary, description="what the render cache saved this job"
+    )
+    webhook: WebhookView | None = Field(
+        None, description="the callbackUrl's delivery; null without a callbackUrl"
+    )
 
 
 class OutputFile(CamelModel):
     name: str
     size: int
     modified_at: datetime
+    content_type: str = Field(
+        "application/octet-stream", description="video/mp4 for videos, image/jpeg for posters"
+    )
+    poster: str | None = Field(
+        None, description="for a video, its poster frame's file (GET .../outputs/poster)"
+    )

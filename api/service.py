@@ -6,28 +6,34 @@ other. Errors the client can act on are raised as `ApiError`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from api.deps import Enqueuer
 from api.errors import ApiError, validation_error
 from api.schemas import JobSummary, OutputFile, ProjectAssets, ProjectView, RenderRequest
+from api.uploads import require_free_space
+from pipeline import sound
 from pipeline.atomic import write_text_atomic
 from pipeline.names import check_safe_name
+from pipeline.poster import poster_name
 from pipeline.project import INPUT_SUBDIRS, ProjectDir
 from pipeline.spec import ProjectSpec
-from tasks import jobs
-from tasks.models import Job, JobStatus, Project, utcnow
+from tasks import jobs, webhooks
+from tasks.models import IdempotencyKey, Job, JobStatus, Project, utcnow
 from tasks.settings import Settings
 from tasks.storage import Storage
 
 log = logging.getLogger("render.api.service")
 
 DEFAULT_VIDEO = "video.mp4"
+DEFAULT_PREVIEW = "preview.mp4"
 
 
 def existing_project(storage: Storage, project_id: str) -> ProjectDir:
@@ -120,6 +126,47 @@ def project_view(session: Session, storage: Storage, project_id: str) -> Project
     )
 
 
+def check_callback(settings: Settings, url: str | None) -> str | None:
+    """The render's callbackUrl, if it is one the service will call (else 422)."""
+    if url is None:
+        return None
+    if not settings.webhook_secret:
+        raise ApiError(
+            422,
+            "webhooks_disabled",
+            "callbackUrl needs WEBHOOK_SECRET set on the server (deliveries are signed with it)",
+            "callbackUrl",
+        )
+    try:
+        webhooks.check_callback_url(url, settings.webhook_allow_private)
+    except webhooks.CallbackRefused as exc:
+        raise ApiError(422, "callback_refused", str(exc), "callbackUrl") from None
+    return url
+
+
+def request_digest(request: RenderRequest) -> str:
+    """What makes two render requests the same one, for `Idempotency-Key`."""
+    canonical = request.model_dump_json(by_alias=True, exclude_unset=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def replayed_job(session: Session, project_id: str, key: str, digest: str) -> Job | None:
+    """The job an earlier request with this `Idempotency-Key` created, if any; 409 when that
+    request had another body."""
+    row = session.get(IdempotencyKey, (key, project_id))
+    if row is None:
+        return None
+    if row.body_sha256 != digest:
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            f"Idempotency-Key {key!r} was already used for another request body "
+            f"(job {row.job_id}); use a new key for a new render",
+            "Idempotency-Key",
+        )
+    return session.get(Job, row.job_id)
+
+
 def submit_render(
     session: Session,
     settings: Settings,
@@ -127,12 +174,21 @@ def submit_render(
     enqueue: Enqueuer,
     project_id: str,
     request: RenderRequest,
+    idempotency_key: str | None = None,
 ) -> Job:
     """Check the options, the spec and its files, create the job and queue it.
 
     The job is committed before it is queued (a worker must find it); when the broker cannot
-    be reached it is failed and the client gets 503.
+    be reached it is failed and the client gets 503. With an `idempotency_key`, a request
+    repeated with the same body returns the job the first one created (nothing is queued
+    again); the key is stored in the job's own transaction, so of two at once one wins.
     """
+    digest = request_digest(request)
+    if idempotency_key is not None:
+        earlier = replayed_job(session, project_id, idempotency_key, digest)
+        if earlier is not None:
+            return earlier
+    require_free_space(storage.root, settings.min_free_mb, "a new render")
     given = (
         request.render_options.model_dump(by_alias=True, exclude_unset=True)
         if request.render_options
@@ -152,28 +208,69 @@ def submit_render(
             f"project {project_id!r} has no scenes yet; PUT /v1/projects/{project_id}/scenes first",
         )
     refs = spec.referenced_assets(options.voice_dir)
-    if options.music:
-        refs.append(("music", options.music))
+    if options.music is not None:
+        refs.append(("music", options.music.file))
     missing = missing_assets(project, refs)
     if missing:
+        only_music = options.music is not None and missing == [f"music/{options.music.file}"]
         raise ApiError(
             422,
             "missing_assets",
-            f"{len(missing)} referenced file(s) not uploaded: {', '.join(missing)}",
-            "assets",
+            f"{len(missing)} referenced file(s) not uploaded: {', '.join(missing)}"
+            + (" (upload it with subdir=music)" if only_music else ""),
+            "renderOptions.music" if only_music else "assets",
         )
+    if problem := sound.check(spec, options):
+        raise ApiError(422, problem.code, problem.message, problem.field)
+
+    # Every scene of the spec gets its per-scene stages (SPEECH speaks any of them); a render
+    # of some scenes (renderOptions.scenes, .range) skips the builds it has no scene for.
+    scene_count = len(spec.scenes)
+    beyond = [index for index in options.scenes or () if index >= scene_count]
+    if beyond:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"renderOptions.scenes: no scene {beyond[0]} (the project has {scene_count}, "
+            "numbered from 0)",
+            "renderOptions.scenes",
+        )
+    # A preview without a name of its own must not replace the full render's video.mp4.
+    output_name = request.output_name
+    if options.preview and "output_name" not in request.model_fields_set:
+        output_name = DEFAULT_PREVIEW
+
+    callback = check_callback(settings, request.callback_url)
 
     upsert_project(session, project_id, spec)
     job = jobs.create_job(
         session,
         project_id=project_id,
-        output_name=request.output_name,
+        output_name=output_name,
         options=options.model_dump(by_alias=True),
-        scene_count=len(spec.scenes),
+        scene_count=scene_count,
     )
-    session.commit()
+    if callback is not None:
+        webhooks.register(session, job.id, callback)
+    if idempotency_key is not None:
+        session.add(
+            IdempotencyKey(
+                key=idempotency_key, project_id=project_id, body_sha256=digest, job_id=job.id
+            )
+        )
     try:
-        enqueue(job.id, len(spec.scenes))
+        session.commit()
+    except IntegrityError:
+        # The same key, committed by a request running beside this one: that one's job.
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        earlier = replayed_job(session, project_id, idempotency_key, digest)
+        if earlier is None:
+            raise
+        return earlier
+    try:
+        enqueue(job.id, scene_count)
     except Exception as exc:
         log.error("job %s: could not enqueue: %s", job.id, exc)
         jobs.transition(
@@ -183,7 +280,7 @@ def submit_render(
         raise ApiError(
             503, "broker_unavailable", f"could not reach the broker: {exc}; job {job.id} failed"
         ) from None
-    log.info("job %s: queued for project %s (%d scenes)", job.id, project_id, len(spec.scenes))
+    log.info("job %s: queued for project %s (%d scenes)", job.id, project_id, scene_count)
     return job
 
 
@@ -192,31 +289,56 @@ def output_files(storage: Storage, project_id: str) -> list[OutputFile]:
     if not project.output.is_dir():
         return []
     files = []
+    names = {p.name for p in project.output.iterdir()}
     for path in sorted(project.output.iterdir()):
         # Hidden names are temp files of a render still being written.
         if path.name.startswith(".") or not path.is_file():
             continue
         stat = path.stat()
+        video = path.suffix.lower() == ".mp4"
         files.append(
             OutputFile(
                 name=path.name,
                 size=stat.st_size,
                 modified_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+                content_type=_CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+                poster=poster_name(path.name)
+                if video and poster_name(path.name) in names
+                else None,
             )
         )
     return files
 
 
+_CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
+
+
 def output_video(session: Session, storage: Storage, project_id: str, name: str | None) -> Path:
     """The file `name` in output/; by default the last succeeded job's, else video.mp4."""
     project = existing_project(storage, project_id)
-    if name is None:
-        name = jobs.last_succeeded_output(session, project_id) or DEFAULT_VIDEO
-    try:
-        check_safe_name(name)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_name", f"name: {exc}", "name") from None
+    name = _output_name(session, project_id, name)
     path = project.output / name
     if not path.is_file():
         raise ApiError(404, "not_found", f"no output {name!r} in project {project_id!r}", "name")
     return path
+
+
+def output_poster(session: Session, storage: Storage, project_id: str, name: str | None) -> Path:
+    """The poster of the video `name` (`demo.mp4` → output/demo.jpg), or the JPEG `name`
+    itself (`scene_02.jpg`); by default the last succeeded job's video's poster."""
+    project = existing_project(storage, project_id)
+    name = _output_name(session, project_id, name)
+    poster = name if name.lower().endswith(".jpg") else poster_name(name)
+    path = project.output / poster
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"no poster {poster!r} in project {project_id!r}", "name")
+    return path
+
+
+def _output_name(session: Session, project_id: str, name: str | None) -> str:
+    if name is None:
+        name = jobs.last_succeeded_output(session, project_id) or DEFAULT_VIDEO
+    try:
+        return check_safe_name(name)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_name", f"name: {exc}", "name") from None

@@ -3,7 +3,11 @@ and only when every part of the request has passed, rename them all into `input/
 
 A rejected request leaves nothing behind: temp files live as hidden files in the storage root
 (the same file system as the projects, so the final rename is atomic) and are removed on any
-failure, and no project folder is created until the request has passed.
+failure, and no project folder is created until the request has passed. A request cut off by
+a shutdown (SIGTERM: uvicorn ends the requests still running after its graceful timeout)
+leaves nothing either: until the whole body has arrived it is only in Starlette's spooled temp
+file, which is unlinked; a process killed while it copies into the storage leaves a temp file
+named by its host and pid, which the next API to start on that host removes.
 """
 
 from __future__ import annotations
@@ -12,7 +16,11 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shutil
+import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -52,6 +60,76 @@ class Stored:
     subdir: str
     size: int
     sha256: str
+
+
+# Temp files of uploads in progress: `.upload-<host>-<pid>-<random>.part` in the storage root.
+UPLOAD_SUFFIX = ".part"
+_UPLOAD_TEMP = re.compile(r"^\.upload-(?P<host>.+)-(?P<pid>\d+)-[^.]+\.part$")
+# Another host's temp file (a shared storage) is only taken as abandoned after this long.
+FOREIGN_UPLOAD_AGE = 24 * 3600.0
+
+
+def upload_prefix() -> str:
+    return f".upload-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_uploads(storage_root: Path, now: float | None = None) -> list[Path]:
+    """Remove temp files of uploads whose API process is gone (SIGKILLed mid-copy, say).
+
+    Run when the API starts. On this host a file is stale when its process is dead or is
+    this very process (a previous process that had the same pid: a container restarted);
+    another host's file when it is older than FOREIGN_UPLOAD_AGE.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    host, me = socket.gethostname(), os.getpid()
+    for path in storage_root.glob(".upload-*" + UPLOAD_SUFFIX):
+        match = _UPLOAD_TEMP.match(path.name)
+        try:
+            if match and match["host"] == host:
+                pid = int(match["pid"])
+                stale = pid == me or not _pid_alive(pid)
+            else:
+                stale = now - path.stat().st_mtime > FOREIGN_UPLOAD_AGE
+            if stale:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue
+    if removed:
+        log.warning("removed %d abandoned upload temp file(s) from %s", len(removed), storage_root)
+    return removed
+
+
+def free_space(path: Path) -> int:
+    """Bytes free for us on the file system holding `path`."""
+    return shutil.disk_usage(path).free
+
+
+def require_free_space(root: Path, min_free_mb: int, what: str) -> None:
+    """507 when the storage has less than MIN_FREE_MB free: refused before any byte is
+    written, rather than failing half-way with a disk full."""
+    if min_free_mb <= 0:
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    free = free_space(root)
+    if free < min_free_mb * 1024 * 1024:
+        raise ApiError(
+            507,
+            "insufficient_storage",
+            f"{what} refused: {free / 2**20:.0f} MiB free in the storage, under MIN_FREE_MB "
+            f"({min_free_mb} MiB); free some space (old outputs, failed jobs' work folders)",
+        )
 
 
 def clean_name(raw: str | None) -> str:
@@ -157,7 +235,9 @@ def store_uploads(
     targets: set[tuple[str, str]] = set()
     try:
         for upload in uploads:
-            fd, tmp_name = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=storage_root)
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=upload_prefix(), suffix=UPLOAD_SUFFIX, dir=storage_root
+            )
             tmp = Path(tmp_name)
             with os.fdopen(fd, "wb") as dest:
                 # Registered before the copy, so a failed copy is cleaned up too.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from pipeline.errors import PipelineError
@@ -57,12 +58,51 @@ def _option_flag(field: FieldInfo) -> dict[str, Any]:
     ]
     range_ = f"; {', '.join(bounds)}" if bounds else ""
     # argparse %-formats help strings.
-    help = f"{field.description}{range_} (default: {field.default})".replace("%", "%%")
+    default = field.default
+    if isinstance(default, BaseModel):
+        default = json.dumps(default.model_dump(by_alias=True))
+    help = f"{field.description}{range_} (default: {default})".replace("%", "%%")
     if annotation is bool:
         return {"action": argparse.BooleanOptionalAction, "help": help}
     if get_origin(annotation) is Literal:
         return {"choices": get_args(annotation), "help": help}
+    if get_origin(annotation) or (
+        isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    ):
+        # An object (or list) option takes JSON, or a shorthand word: `--tts espeak-ng`,
+        # `--captions '{"burnIn": true}'`; a bare `--captions` is true, `--no-captions` false.
+        return {"action": _JsonFlag, "metavar": "JSON", "help": help}
     return {"type": annotation, "help": help}
+
+
+def _json_value(text: str) -> Any:
+    """A flag's value as JSON, else as the plain string it is (`--tts espeak-ng`)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class _JsonFlag(argparse.Action):
+    """`--name JSON`, `--name` (true) and `--no-name` (false), for object-typed options."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        negated = [f"--no-{s[2:]}" for s in option_strings if s.startswith("--")]
+        super().__init__([*option_strings, *negated], dest, nargs="?", **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if option_string is not None and option_string.startswith("--no-"):
+            if values is not None:
+                parser.error(f"{option_string} takes no value")
+            setattr(namespace, self.dest, False)
+        else:
+            setattr(namespace, self.dest, True if values is None else _json_value(values))
 
 
 def options_from_args(args: argparse.Namespace) -> RenderOptions:

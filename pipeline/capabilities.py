@@ -19,17 +19,23 @@ from functools import lru_cache
 # (tests/test_capabilities.py) builds those commands for a plan using every feature and checks
 # they use exactly this, so a new filter in a graph fails there until it is listed here.
 NEEDS: Mapping[str, tuple[str, ...]] = {
-    "encoder": ("libx264", "aac", "pcm_s16le", "rawvideo"),
+    "encoder": ("libx264", "aac", "pcm_s16le", "rawvideo", "pcm_f32le", "mov_text"),
     "filter": (
         # pictures: fitting, EXIF rotation, motion, cross-fades (scene.py, motion.py)
         *("scale", "crop", "split", "gblur", "eq", "overlay", "format"),
         *("transpose", "hflip", "vflip", "zoompan", "loop", "setpts", "setsar", "setparams"),
         *("xfade", "concat"),
+        # burnt-in captions, drawn by libass (scene.py)
+        "subtitles",
         # sound: the master track and each scene's cut of it (audio.py)
         *("anullsrc", "aresample", "aformat", "apad", "atrim", "asetpts"),
+        # the music bed, looped, faded and ducked; the mix; its loudness and gain (audio.py)
+        *("acrossfade", "aloop", "volume", "afade", "asetnsamples", "amix"),
+        *("ebur128", "ametadata", "alimiter"),
     ),
-    # raw stills between the two steps of a scene's build; clips joined by the concat demuxer
-    "demuxer": ("concat", "rawvideo"),
+    # raw stills between the two steps of a scene's build; clips joined by the concat demuxer;
+    # the captions' SRT muxed as the soft subtitle track
+    "demuxer": ("concat", "rawvideo", "srt"),
     "muxer": ("mp4", "wav", "rawvideo"),
 }
 

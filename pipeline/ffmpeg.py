@@ -72,8 +72,12 @@ def _load_prctl() -> Callable[..., int] | None:
 _PRCTL = _load_prctl()
 
 
-def _child_setup(parent_pid: int) -> Callable[[], None]:
+def _child_setup(parent_pid: int, nice: int = 0) -> Callable[[], None]:
     def setup() -> None:
+        # Below the service's own processes: on a host where x264 fills every core, the API
+        # and the workers' bookkeeping (heartbeats, progress, cancels) still get the CPU.
+        if nice:
+            os.nice(nice)
         # The kernel SIGKILLs the child when the *thread* that forked it ends; Runner.run waits
         # for the child on that thread, so this only fires if the whole worker dies.
         if _PRCTL is not None:
@@ -102,6 +106,8 @@ class Runner:
     # The stage (and scene) this runner works for, bound by the orchestrator: its errors say so.
     stage: str = ""
     scene: int | None = None
+    # Added to FFmpeg's niceness (0..19): how far below its caller it runs (FFMPEG_NICE).
+    nice: int = 0
 
     def _log(self, text: str) -> None:
         if self.log is not None:
@@ -143,7 +149,7 @@ class Runner:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_child_setup(os.getpid()),
+            preexec_fn=_child_setup(os.getpid(), self.nice),
         )
         assert proc.stdout is not None and proc.stderr is not None
         self._log(f"{stage}: ffmpeg pid {proc.pid} started")

@@ -15,23 +15,41 @@ from pipeline.graph import Filter, chain_text
 from pipeline.plan import Plan
 
 
-def _video_with_aac(out: Path, audio_filters: Sequence[Filter] = ()) -> list[str]:
-    """The output half: input 0's video copied, input 1's audio (filtered) as AAC, into `out`."""
+def _video_with_aac(
+    out: Path, audio_filters: Sequence[Filter] = (), subtitles: Sequence[str] = ()
+) -> list[str]:
+    """The output half: input 0's video copied, input 1's audio (filtered) as AAC, and any
+    `subtitles` maps and options, into `out`."""
     filters = ["-af", chain_text(audio_filters)] if audio_filters else []
     return [
-        *("-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"),
+        *("-map", "0:v:0", "-map", "1:a:0", *subtitles, "-c:v", "copy"),
         *filters,
         *AAC_ARGS,
         *("-movflags", "+faststart", "-f", "mp4", str(out)),
     ]
 
 
-def concat_args(listing: Path, master_audio: Path, out: Path) -> list[str]:
-    """The scene clips of an ffconcat `listing` joined by stream copy, under the whole track."""
+def concat_args(
+    listing: Path,
+    master_audio: Path,
+    out: Path,
+    subtitles: Path | None = None,
+    language: str = "und",
+) -> list[str]:
+    """The scene clips of an ffconcat `listing` joined by stream copy, under the whole track;
+    with `subtitles` (an SRT file) a soft `mov_text` track too, tagged with its ISO 639-2
+    `language` and off until the viewer turns it on."""
+    captions: list[str] = []
+    if subtitles is not None:
+        captions = [
+            *("-map", "2:s:0", "-c:s", "mov_text"),
+            *("-metadata:s:s:0", f"language={language}", "-disposition:s:0", "0"),
+        ]
     return [
         *("-f", "concat", "-safe", "0", "-i", str(listing)),
         *("-i", str(master_audio)),
-        *_video_with_aac(out),
+        *(("-f", "srt", "-i", str(subtitles)) if subtitles is not None else ()),
+        *_video_with_aac(out, subtitles=captions),
     ]
 
 

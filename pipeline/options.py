@@ -8,9 +8,17 @@ API's patch model, the `DEFAULT_*` settings and the command line's flags are der
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -50,11 +58,153 @@ def parse_resolution(value: str) -> tuple[int, int]:
     return width, height
 
 
+class TimeRange(BaseModel):
+    """Part of the timeline, in seconds: `{"from": 10, "to": 20}`."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    start: float = Field(alias="from", ge=0, description="seconds from the start of the video")
+    end: float = Field(alias="to", gt=0, description="seconds from the start, after `from`")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if self.end <= self.start:
+            raise ValueError(f"to ({self.end}) must be after from ({self.start})")
+        return self
+
+
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+DUCKING_DB = 12.0
+LOUDNESS_LUFS = -16.0
+
+
+class _Nested(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Tts(_Nested):
+    """Text to speech: `"espeak-ng"` or `{"engine": "espeak-ng", "voice": "en-us", "rate": 170}`."""
+
+    engine: str = Field(
+        "espeak-ng",
+        max_length=40,
+        description="espeak-ng (built in) or hibari (pip install .[neural])",
+    )
+    voice: str | None = Field(
+        None, max_length=80, description="a voice of the engine; null: its default"
+    )
+    rate: int | None = Field(
+        None, ge=80, le=450, description="speaking rate, words per minute; null: the engine's own"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"engine": value} if isinstance(value, str) else value
+
+
+class Music(_Nested):
+    """A music bed: `"bed.mp3"` or `{"file": "bed.mp3", "volume": -18, ...}`."""
+
+    file: str = Field(description="a file uploaded with subdir=music")
+    volume: float = Field(-18.0, ge=-60, le=0, description="the bed's gain, dB")
+    fade_in: float = Field(1.0, ge=0, le=60, description="fade in at the start, seconds")
+    fade_out: float = Field(2.0, ge=0, le=60, description="fade out at the end, seconds")
+    loop: bool = Field(True, description="repeat a bed shorter than the video (false: it ends)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"file": value} if isinstance(value, str) else value
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, value: str) -> str:
+        return check_safe_name(value)
+
+
+class Ducking(_Nested):
+    """The bed dips under speech: `true` (12 dB), `false`, or `{"amount": 12}`."""
+
+    amount: float = Field(0.0, ge=0, le=40, description="dB the bed dips under speech; 0: none")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return {"amount": DUCKING_DB if value else 0.0}
+        if isinstance(value, int | float):
+            return {"amount": value}
+        return value
+
+    @model_serializer
+    def _dump(self) -> bool | dict[str, float]:
+        return {"amount": self.amount} if self.amount else False
+
+    @property
+    def on(self) -> bool:
+        return self.amount > 0
+
+
+class Loudness(_Nested):
+    """The mix's integrated loudness: a target in LUFS (−30…−5), or `false` to leave it."""
+
+    target: float | None = Field(LOUDNESS_LUFS, ge=-30, le=-5, description="LUFS; null: off")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value is True:
+            return {"target": LOUDNESS_LUFS}
+        if value is False or value is None:
+            return {"target": None}
+        if isinstance(value, int | float):
+            if not -30 <= value <= -5:
+                raise ValueError(f"loudness must be from -30 to -5 LUFS, or false (not {value})")
+            return {"target": value}
+        return value
+
+    @model_serializer
+    def _dump(self) -> float | bool:
+        return self.target if self.target is not None else False
+
+
+class Captions(_Nested):
+    """Captions from the narration: `true`, `false`, or `{"burnIn": true, "language": "en"}`."""
+
+    enabled: bool = Field(False, description="write captions (an object form turns them on)")
+    burn_in: bool = Field(False, description="also draw them into the picture")
+    language: str = Field("en", description="ISO 639 language code of the narration")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return {"enabled": value}
+        if isinstance(value, dict):
+            return {"enabled": True, **value}
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if not _LANGUAGE.match(value):
+            raise ValueError(f"{value!r} is not a language code such as en, de or pt-BR")
+        return value
+
+    @model_serializer
+    def _dump(self) -> bool | dict[str, Any]:
+        if not self.enabled:
+            return False
+        return {"burnIn": self.burn_in, "language": self.language}
+
+
 class RenderOptions(BaseModel):
     """How to render. JSON uses camelCase (`minShot`), Python snake_case (`min_shot`).
 
     Defaults are the seed's; the service fills omitted fields from its `DEFAULT_*` settings.
-    `tts`, `music` and `ducking` are accepted now and used by the sound stage (next round).
     """
 
     model_config = ConfigDict(
@@ -88,10 +238,58 @@ class RenderOptions(BaseModel):
         "kenburns",
         description="unless a scene says: kenburns zooms and pans slowly, none holds still",
     )
-    tts: str | None = Field(None, description="text-to-speech voice for scenes without a voiceover")
+    # Sound and captions (pipeline/tts/, pipeline/audio.py, pipeline/captions.py; README
+    # "Sound and captions"). Each takes a shorthand (a name, a bool, a number) or an object.
+    tts: Tts | None = Field(
+        None,
+        description="speak each scene's narration that has no voiceover: an engine name "
+        '("espeak-ng") or {"engine", "voice", "rate"}',
+    )
     voice_dir: str = Field("voiceovers", description="input subfolder with the voiceovers")
-    music: str | None = Field(None, description="a file in input/music/ to play under the voice")
-    ducking: bool = Field(False, description="lower the music while the voice speaks")
+    music: Music | None = Field(
+        None,
+        description='a music bed from input/music/: "bed.mp3" or {"file", "volume", "fadeIn", '
+        '"fadeOut", "loop"}',
+    )
+    ducking: Ducking = Field(
+        Ducking(),
+        description='dip the music under speech: true (12 dB), false, or {"amount": dB}',
+    )
+    loudness: Loudness = Field(
+        Loudness(),
+        description="normalise the mix to this integrated loudness, LUFS (-30 to -5), true peak "
+        "at most -1 dBTP; false leaves levels alone",
+    )
+    captions: Captions = Field(
+        Captions(enabled=False),
+        description="captions from the narration (.srt, .vtt, a subtitle track): true, false, or "
+        '{"burnIn": bool, "language": "en"}',
+    )
+    # The render cache and drafts (pipeline/cache.py, README "Render cache and previews").
+    cache: bool = Field(
+        True, description="reuse scene clips rendered before (false: encode every scene afresh)"
+    )
+    preview: bool = Field(
+        False,
+        description="a fast draft: at most 640 pixels a side, a fast preset, same timeline "
+        "and audio",
+    )
+    range: TimeRange | None = Field(
+        None,
+        description="render only the scenes overlapping this part of the timeline, seconds",
+    )
+    scenes: list[int] | None = Field(
+        None,
+        min_length=1,
+        max_length=500,
+        description="render only these scenes (indices from 0, played in timeline order)",
+    )
+    poster_time: float | None = Field(
+        None,
+        ge=0,
+        description="second of the video the poster <name>.jpg shows (default: a frame of "
+        "the first scene's first shot)",
+    )
 
     @field_validator("resolution")
     @classmethod
@@ -104,13 +302,25 @@ class RenderOptions(BaseModel):
     def _voice_dir(cls, value: str) -> str:
         return check_safe_name(value)
 
-    @field_validator("music")
+    @field_validator("tts", "music", mode="before")
     @classmethod
-    def _music(cls, value: str | None) -> str | None:
-        return None if value is None else check_safe_name(value)
+    def _off(cls, value: Any) -> Any:
+        # `--no-tts` on the command line: off, like null.
+        return None if value is False else value
+
+    @field_validator("scenes")
+    @classmethod
+    def _scenes(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
+        if any(index < 0 for index in value):
+            raise ValueError("scene indices start at 0")
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _shot_bounds(self) -> RenderOptions:
+        if self.range is not None and self.scenes is not None:
+            raise _field_error("range", self.range, "give range or scenes, not both")
         if self.min_shot > self.max_shot:
             raise _field_error(
                 "minShot",

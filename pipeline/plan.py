@@ -6,24 +6,31 @@ trip; paths in it are relative to the project root, so a plan survives moving th
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 from pydantic import ValidationError
 
-from pipeline import timeline
+from pipeline import captions, timeline
 from pipeline.atomic import write_text_atomic
 from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
+from pipeline.captions import Cue
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.motion import STILL, Move, kenburns
 from pipeline.options import Fit, Motion, RenderOptions
-from pipeline.probe import audio_seconds, image_size
+from pipeline.probe import AudioScan, image_size, scan_audio
 from pipeline.project import ProjectDir
 from pipeline.spec import ProjectSpec, SceneSpec
+from pipeline.tts import Word
+from pipeline.tts import cache as speech_cache
 
 PLAN_FILE = "plan.json"
 _EXIF_ORIENTATION = 0x0112
@@ -35,6 +42,8 @@ class ImageInfo:
     width: int  # as stored, before EXIF rotation
     height: int
     orientation: int = 1  # EXIF orientation tag, 1..8
+    # sha256 of the file's bytes: what the render cache keys on (pipeline/cache.py), not the name
+    sha256: str = ""
 
     @property
     def name(self) -> str:
@@ -50,6 +59,28 @@ class ShotPlan:
 
 
 @dataclass(frozen=True)
+class MusicPlan:
+    """The music bed (renderOptions.music), as the mix plays it."""
+
+    path: str  # relative to the project root
+    seconds: float  # the file's own length
+    volume: float  # dB
+    fade_in: float
+    fade_out: float
+    loop: bool
+
+
+@dataclass(frozen=True)
+class SceneVoice:
+    """What VALIDATE learned of a scene's voice: a voiceover file or speech the engine made."""
+
+    path: str  # relative to the project root
+    seconds: float
+    speech: tuple[tuple[float, float], ...]  # where it sounds, seconds from its start
+    words: tuple[Word, ...] = ()  # the engine's word timings, for speech it made
+
+
+@dataclass(frozen=True)
 class ScenePlan:
     index: int
     id: str | None
@@ -62,6 +93,11 @@ class ScenePlan:
     fit: Fit
     motion: Motion
     lengthened: bool
+    # Where the voice sounds, seconds from the scene's start (what the music ducks under).
+    speech: tuple[tuple[float, float], ...] = ()
+    # The scene's captions (frames from its first frame); drawn into its picture if burn_in.
+    captions: tuple[Cue, ...] = ()
+    burn_in: bool = False
 
     @property
     def end_frame(self) -> int:
@@ -81,6 +117,28 @@ class Plan:
     xfade_frames: int
     sample_rate: int
     scenes: tuple[ScenePlan, ...]
+    # A draft (renderOptions.preview): smaller picture, faster preset, same timeline and audio.
+    preview: bool = False
+    # Part of the timeline (renderOptions.range or .scenes): the spec's indices of the scenes
+    # rendered, which are re-numbered from 0 and start at frame 0 here. None: every scene.
+    part: tuple[int, ...] | None = None
+    # Sound (pipeline/audio.py): the bed, how far it ducks under speech (0: not at all), the
+    # integrated loudness the mix is brought to (None: left alone).
+    music: MusicPlan | None = None
+    ducking_db: float = 0.0
+    loudness: float | None = None
+    # Captions' language (options.captions.language); None: no captions.
+    caption_language: str | None = None
+
+    @property
+    def has_captions(self) -> bool:
+        return self.caption_language is not None and any(s.captions for s in self.scenes)
+
+    @property
+    def draft(self) -> bool:
+        """A preview or a part: published as <name>.mp4 and <name>.jpg only, so it never
+        replaces the full render's per-scene files."""
+        return self.preview or self.part is not None
 
     @property
     def total_frames(self) -> int:
@@ -112,7 +170,15 @@ class Plan:
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
         scenes = tuple(_scene_from_dict(s) for s in data.pop("scenes"))
-        return cls(encoder=Encoder(**data.pop("encoder")), scenes=scenes, **data)
+        part = data.pop("part", None)
+        music = data.pop("music", None)
+        return cls(
+            music=MusicPlan(**music) if music is not None else None,
+            encoder=Encoder(**data.pop("encoder")),
+            scenes=scenes,
+            part=tuple(part) if part is not None else None,
+            **data,
+        )
 
 
 def _scene_from_dict(data: dict[str, Any]) -> ScenePlan:
@@ -120,7 +186,9 @@ def _scene_from_dict(data: dict[str, Any]) -> ScenePlan:
     shots = tuple(
         ShotPlan(move=Move(**s.pop("move")), **s) for s in (dict(x) for x in data.pop("shots"))
     )
-    return ScenePlan(images=images, shots=shots, **data)
+    speech = tuple(tuple(span) for span in data.pop("speech", ()))
+    cues = tuple(Cue(c["start"], c["end"], tuple(c["lines"])) for c in data.pop("captions", ()))
+    return ScenePlan(images=images, shots=shots, speech=speech, captions=cues, **data)
 
 
 def plan_path(project: ProjectDir) -> Path:
@@ -152,10 +220,28 @@ def _scene_error(index: int, scene: SceneSpec, message: str) -> PipelineError:
     return PipelineError(message, scene=index, scene_id=scene.id)
 
 
+# What decoding an image's bytes found (width, height, EXIF orientation), by their sha256: a
+# worker that has decoded those bytes once need not decode them again (a resubmission).
+_DECODED: dict[str, tuple[int, int, int]] = {}
+_DECODED_MAX = 4096
+
+
 def _inspect_image(project: ProjectDir, index: int, scene: SceneSpec, name: str) -> ImageInfo:
     path = project.asset("images", name)
     if not path.is_file():
         raise _scene_error(index, scene, f"image {name!r} does not exist")
+    digest = file_sha256(path)
+    known = _DECODED.get(digest)
+    if known is None:
+        known = _decode_image(path, index, scene, name)
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        _DECODED[digest] = known
+    width, height, orientation = known
+    return ImageInfo(str(path.relative_to(project.root)), width, height, orientation, digest)
+
+
+def _decode_image(path: Path, index: int, scene: SceneSpec, name: str) -> tuple[int, int, int]:
     try:
         width, height = image_size(path)
     except Exception as exc:  # PyAV raises many kinds; the user needs the file name
@@ -168,24 +254,86 @@ def _inspect_image(project: ProjectDir, index: int, scene: SceneSpec, name: str)
         orientation = 1
     if orientation not in range(1, 9):
         orientation = 1
-    return ImageInfo(str(path.relative_to(project.root)), width, height, orientation)
+    return width, height, orientation
 
 
-def _inspect_voiceover(
-    project: ProjectDir, index: int, scene: SceneSpec, voice_dir: str
-) -> tuple[str, float] | tuple[None, None]:
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes (what the upload reported for it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _scanned(path: Path) -> AudioScan | str:
+    """The file's scan, or what is wrong with it as a voice or a bed."""
+    try:
+        scan = scan_audio(path)
+    except Exception as exc:  # PyAV raises many kinds; the user needs the file name
+        message = str(exc)
+        if path.stat().st_size == 0:
+            return "is empty"
+        return message if message.startswith("has no") else f"is not a readable audio file: {exc}"
+    if scan.silent:
+        return f"is silent from start to end (peak {scan.peak_db:.0f} dBFS)"
+    return scan
+
+
+def _scene_voice(
+    project: ProjectDir, options: RenderOptions, index: int, scene: SceneSpec
+) -> SceneVoice | None:
+    """The scene's voiceover file, or the speech SPEECH made of its narration, or None."""
     if scene.voiceover is None:
-        return None, None
-    path = project.asset(voice_dir, scene.voiceover)
+        spoken = speech_cache.lookup(project, options, index, scene)
+        if spoken is None:
+            return None
+        return SceneVoice(
+            str(spoken.wav.relative_to(project.root)),
+            spoken.seconds,
+            _spans(spoken.words) or ((0.0, spoken.seconds),),
+            spoken.words,
+        )
+    path = project.asset(options.voice_dir, scene.voiceover)
     if not path.is_file():
         raise _scene_error(index, scene, f"voiceover {scene.voiceover!r} does not exist")
-    try:
-        seconds = audio_seconds(path)
-    except Exception as exc:
-        raise _scene_error(
-            index, scene, f"voiceover {scene.voiceover!r} is not a readable audio file: {exc}"
-        ) from None
-    return str(path.relative_to(project.root)), seconds
+    scan = _scanned(path)
+    if isinstance(scan, str):
+        raise _scene_error(index, scene, f"voiceover {scene.voiceover!r} {scan}")
+    return SceneVoice(
+        str(path.relative_to(project.root)), scan.seconds, scan.speech or ((0.0, scan.seconds),)
+    )
+
+
+def _spans(words: Sequence[Word], bridge: float = 0.3) -> tuple[tuple[float, float], ...]:
+    """Word times merged into the stretches of speech they make."""
+    spans: list[list[float]] = []
+    for word in words:
+        if spans and word.start - spans[-1][1] <= bridge:
+            spans[-1][1] = max(spans[-1][1], word.end)
+        else:
+            spans.append([word.start, word.end])
+    return tuple((a, b) for a, b in spans)
+
+
+def _inspect_music(project: ProjectDir, options: RenderOptions) -> MusicPlan | None:
+    music = options.music
+    if music is None:
+        return None
+    path = project.asset("music", music.file)
+    if not path.is_file():
+        raise PipelineError(f"music {music.file!r} does not exist in input/music/")
+    scan = _scanned(path)
+    if isinstance(scan, str):
+        raise PipelineError(f"music {music.file!r} {scan}")
+    return MusicPlan(
+        str(path.relative_to(project.root)),
+        scan.seconds,
+        music.volume,
+        music.fade_in,
+        music.fade_out,
+        music.loop,
+    )
 
 
 def check_ffmpeg(ffmpeg: str) -> None:
@@ -211,16 +359,34 @@ def make_plan(
     check_ffmpeg(ffmpeg)
     spec = load_spec(project)
     inputs: list[tuple[tuple[ImageInfo, ...], str | None, float | None, float]] = []
+    voices: list[SceneVoice | None] = []
     for index, scene in enumerate(spec.scenes):
         images = tuple(
             _inspect_image(project, index, scene, name) for name in dict.fromkeys(scene.images)
         )
-        voice, voice_seconds = _inspect_voiceover(project, index, scene, options.voice_dir)
+        voice = _scene_voice(project, options, index, scene)
+        voice_seconds = voice.seconds if voice is not None else None
         seconds = timeline.scene_seconds(voice_seconds, scene.duration)
         if seconds is None:
-            raise _scene_error(index, scene, "has neither a voiceover nor a duration")
-        inputs.append((images, voice, voice_seconds, seconds))
-    return build_plan(spec, options, inputs, threads=threads, lookahead=lookahead)
+            problem = "has neither a voiceover nor a duration"
+            if scene.narration and options.tts is None:
+                problem += " (renderOptions.tts would speak its narration)"
+            raise _scene_error(index, scene, problem)
+        inputs.append((images, voice.path if voice else None, voice_seconds, seconds))
+        voices.append(voice)
+    if options.captions.enabled and not any(
+        scene.narration and scene.narration.strip() for scene in spec.scenes
+    ):
+        raise PipelineError("renderOptions.captions: no scene has a narration to caption")
+    return build_plan(
+        spec,
+        options,
+        inputs,
+        threads=threads,
+        lookahead=lookahead,
+        voices=voices,
+        music=_inspect_music(project, options),
+    )
 
 
 def build_plan(
@@ -230,33 +396,42 @@ def build_plan(
     *,
     threads: int = 0,
     lookahead: int = 0,
+    voices: Sequence[SceneVoice | None] = (),
+    music: MusicPlan | None = None,
 ) -> Plan:
-    """The pure half of make_plan: checked inputs (images, voiceover, its length, D) → Plan."""
+    """The pure half of make_plan: checked inputs (images, voiceover, its length, D) → Plan.
+
+    `voices` (one per scene, or none at all) says where each voice sounds and, for speech an
+    engine made, its words' times: the ducking and the captions follow them.
+    """
     fps = options.fps
     timings = timeline.layout(
-        [seconds for *_, seconds in inputs],
+        # Each scene rounded to whole frames on its own: then a scene's frames depend on its
+        # own length only, and a longer voiceover in one scene re-renders that scene alone.
+        [whole_frames(seconds, fps) for *_, seconds in inputs],
         [len(scene.images) for scene in spec.scenes],
         fps=fps,
         min_shot=options.min_shot,
         max_shot=options.max_shot,
     )
     xfade = timeline.overlap_frames(options.xfade, fps)
-    width, height = options.size
+    width, height = preview_size(*options.size) if options.preview else options.size
     scenes: list[ScenePlan] = []
-    global_shot = 0
     for index, (scene, timing, (images, voice, voice_seconds, _)) in enumerate(
         zip(spec.scenes, timings, inputs, strict=True)
     ):
         motion = scene.motion or options.motion
         by_name = {info.name: info for info in images}
+        # The moves follow the scene's content, not its place in the video.
+        seed = "|".join(by_name[name].sha256 or by_name[name].path for name in scene.images)
         shots = []
         count = len(timing.shot_frames)
         for shot, frames in enumerate(timing.shot_frames):
             image = by_name[scene.images[shot % len(scene.images)]]
-            move = kenburns(index, shot, global_shot) if motion == "kenburns" else STILL
+            move = kenburns(seed, shot) if motion == "kenburns" else STILL
             overlap = xfade if shot < count - 1 else 0
             shots.append(ShotPlan(image.path, frames, overlap, move))
-            global_shot += 1
+        sound = voices[index] if index < len(voices) else None
         scenes.append(
             ScenePlan(
                 index=index,
@@ -270,16 +445,104 @@ def build_plan(
                 fit=scene.fit or options.fit,
                 motion=motion,
                 lengthened=timing.lengthened,
+                speech=sound.speech if sound is not None else (),
+                captions=_captions(scene, sound, timing.frames, options),
+                burn_in=options.captions.enabled and options.captions.burn_in,
             )
         )
+    encoder = Encoder(preset=options.preset, crf=options.crf, threads=threads, lookahead=lookahead)
+    part = _chosen_scenes(options, scenes)
     return Plan(
         fps=fps,
         width=width,
         height=height,
-        encoder=Encoder(
-            preset=options.preset, crf=options.crf, threads=threads, lookahead=lookahead
-        ),
+        encoder=_preview_encoder(encoder) if options.preview else encoder,
         xfade_frames=xfade,
         sample_rate=timeline.SAMPLE_RATE,
-        scenes=tuple(scenes),
+        scenes=_renumbered(scenes, part) if part is not None else tuple(scenes),
+        preview=options.preview,
+        part=part,
+        music=music,
+        ducking_db=options.ducking.amount if music is not None else 0.0,
+        loudness=options.loudness.target,
+        caption_language=options.captions.language if options.captions.enabled else None,
     )
+
+
+def _captions(
+    scene: SceneSpec, voice: SceneVoice | None, frames: int, options: RenderOptions
+) -> tuple[Cue, ...]:
+    """The scene's cues: its narration timed by the engine's words, else spread over where
+    its voice sounds (or the whole scene, when it has no voice)."""
+    text = (scene.narration or "").strip()
+    if not options.captions.enabled or not text:
+        return ()
+    words = voice.words if voice is not None else ()
+    if not words:
+        spans = voice.speech if voice is not None else ((0.0, frames / options.fps),)
+        words = captions.spread_words(text, spans)
+    return captions.scene_cues(text, words, frames, options.fps)
+
+
+def whole_frames(seconds: float, fps: int) -> float:
+    """`seconds` rounded to a whole number of frames (half up), as seconds."""
+    frames = timeline.round_half_up(timeline.exact(seconds) * fps)
+    # k/fps as a float comes back as exactly k/fps through timeline.exact (denominator ≤ 60).
+    return float(Fraction(max(frames, 1), fps))
+
+
+# A preview's picture fits in PREVIEW_SIDE × PREVIEW_SIDE: 640x360 for 1080p, 360x640 for
+# 1080x1920, never larger than the target.
+PREVIEW_SIDE = 640
+
+
+def preview_size(width: int, height: int) -> tuple[int, int]:
+    """The draft's size: the target's aspect, at most PREVIEW_SIDE a side, even sides."""
+    scale = min(1.0, PREVIEW_SIDE / max(width, height))
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+# A preview's encoder: a fast preset (still High profile) and no finer than crf 23.
+PREVIEW_PRESET = "superfast"
+PREVIEW_CRF = 23
+
+
+def _preview_encoder(encoder: Encoder) -> Encoder:
+    return replace(encoder, preset=PREVIEW_PRESET, crf=max(encoder.crf, PREVIEW_CRF))
+
+
+def _chosen_scenes(options: RenderOptions, scenes: list[ScenePlan]) -> tuple[int, ...] | None:
+    """The scenes `options.scenes` or `options.range` pick, or None for the whole video."""
+    if options.scenes is not None:
+        beyond = [index for index in options.scenes if index >= len(scenes)]
+        if beyond:
+            raise PipelineError(
+                f"renderOptions.scenes: no scene {beyond[0]} (the project has {len(scenes)}, "
+                "numbered from 0)"
+            )
+        return tuple(sorted(set(options.scenes)))
+    if options.range is None:
+        return None
+    fps = options.fps
+    first = math.floor(timeline.exact(options.range.start) * fps)
+    end = math.ceil(timeline.exact(options.range.end) * fps)
+    chosen = tuple(s.index for s in scenes if s.start_frame < end and s.end_frame > first)
+    if not chosen:
+        total = scenes[-1].end_frame / fps if scenes else 0.0
+        raise PipelineError(
+            f"renderOptions.range: {options.range.start}–{options.range.end} s is outside the "
+            f"video ({total:.3f} s)"
+        )
+    return chosen
+
+
+def _renumbered(scenes: list[ScenePlan], part: tuple[int, ...]) -> tuple[ScenePlan, ...]:
+    """The chosen scenes back to back from frame 0, numbered from 0 (the clips are the same:
+    neither the number nor the start frame is part of a clip's picture)."""
+    chosen: list[ScenePlan] = []
+    start = 0
+    for number, index in enumerate(part):
+        scene = replace(scenes[index], index=number, start_frame=start)
+        chosen.append(scene)
+        start = scene.end_frame
+    return tuple(chosen)

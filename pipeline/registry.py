@@ -16,11 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pipeline import stages
+from pipeline.cache import ClipCache, ClipReport
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.options import RenderOptions
-from pipeline.plan import Plan, make_plan, read_plan, write_plan
+from pipeline.plan import Plan, load_spec, make_plan, read_plan, write_plan
 from pipeline.project import ProjectDir
+from pipeline.tts import cache as speech_cache
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class StageRun:
     # libx264 threads and rc-lookahead, fixed into the plan by the stage that makes it.
     threads: int = 0
     lookahead: int = 0
+    # The shared clip store (None: encode every scene), and who is told how each clip came
+    # to be (encoded, cached, or skipped by a part-of-the-timeline render).
+    cache: ClipCache | None = None
+    on_clip: Callable[[ClipReport], None] | None = None
 
     def plan(self) -> Plan:
         return read_plan(self.project)
@@ -72,6 +78,18 @@ class Stage:
         return [self.label()]
 
 
+def _speech(run: StageRun) -> None:
+    # Before VALIDATE, once per scene of the spec: each scene's narration is spoken by its own
+    # task, so a long narrated project is not synthesised on one process.
+    spoken = speech_cache.speak_scene(
+        run.project, run.options, load_spec(run.project), run.scene_index
+    )
+    if spoken is not None and run.runner.log is not None:
+        run.runner.log(f"speech: {spoken.relative_to(run.project.root)}")
+    if run.runner.on_progress is not None:  # no FFmpeg ran to say so
+        run.runner.on_progress(1.0)
+
+
 def _validate(run: StageRun) -> Plan:
     run.project.work.mkdir(parents=True, exist_ok=True)
     plan = make_plan(
@@ -95,19 +113,41 @@ def _audio_prep(run: StageRun) -> None:
 
 
 def _scene_build(run: StageRun) -> None:
-    stages.build_scene(run.project, run.plan(), run.scene_index, run.runner)
+    plan = run.plan()
+    if run.scene_index >= len(plan.scenes):
+        # The job was queued with a run per scene of the spec; a render of part of the
+        # timeline (renderOptions.scenes or .range) has fewer.
+        if run.on_clip is not None:
+            run.on_clip(ClipReport("skipped"))
+        return
+    stages.build_scene(
+        run.project, plan, run.scene_index, run.runner, cache=_cache(run), report=run.on_clip
+    )
+
+
+def _cache(run: StageRun) -> ClipCache | None:
+    """The render cache, unless this render bypasses it (renderOptions.cache: false)."""
+    return run.cache if run.options.cache else None
 
 
 def _concat(run: StageRun) -> None:
-    stages.concat(run.project, run.plan(), run.runner)
+    stages.concat(run.project, run.plan(), run.runner, cache=_cache(run))
 
 
 def _finalize(run: StageRun) -> None:
-    stages.finalize(run.project, run.plan(), run.output_name, run.runner)
+    stages.finalize(
+        run.project,
+        run.plan(),
+        run.output_name,
+        run.runner,
+        poster_time=run.options.poster_time,
+        cache=_cache(run),
+    )
 
 
 # Weights are rough shares of a render's wall time: libx264 in the scene builds is nearly all.
 STAGES: tuple[Stage, ...] = (
+    Stage("SPEECH", 1.0, _speech, per_scene=True),
     Stage("VALIDATE", 2.0, _validate),
     Stage("AUDIO_PREP", 4.0, _audio_prep),
     Stage("SCENE_BUILD", 85.0, _scene_build, per_scene=True),
@@ -136,6 +176,13 @@ def parse_label(label: str) -> tuple[Stage, int | None]:
 def scene_of(label: str) -> int | None:
     """The scene a label is about, or None for a stage that runs once."""
     return parse_label(label)[1]
+
+
+def clip_scene_of(label: str) -> int | None:
+    """The scene a SCENE_BUILD label builds the clip of (the API's per-scene view); None for
+    any other label, per-scene (SPEECH) or not."""
+    stage, scene = parse_label(label)
+    return scene if stage is BY_NAME["SCENE_BUILD"] else None
 
 
 def weights(scene_count: int, scene_frames: Sequence[int] | None = None) -> dict[str, float]:

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline import registry
+from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.options import RenderOptions
-from pipeline.plan import Plan
+from pipeline.plan import Plan, load_spec
 from pipeline.project import ProjectDir
 from pipeline.registry import Stage, StageRun
 
@@ -70,7 +71,7 @@ def render(
     base = StageRun(
         project, options, output_name, runner, threads=threads or share, lookahead=lookahead
     )
-    scene_count = 0
+    scene_count = _spec_scenes(project)  # stages before VALIDATE run once per spec scene
     for stage in registry.STAGES:
         if on_stage is not None:
             on_stage(stage.name)
@@ -90,6 +91,13 @@ def render(
             scene_count = len(plan.scenes)
             progress.replan(plan)
     return project.output / output_name
+
+
+def _spec_scenes(project: ProjectDir) -> int:
+    try:
+        return len(load_spec(project).scenes)
+    except PipelineError:
+        return 0  # VALIDATE says what is wrong with the spec
 
 
 def _run_scenes(

@@ -177,7 +177,7 @@ def _piece_filters(shot: ShotPlan, piece: Piece, plan: Plan) -> tuple[Filter, ..
     )
 
 
-def scene_graph(plan: Plan, scene: ScenePlan) -> Graph:
+def scene_graph(plan: Plan, scene: ScenePlan, subtitles: Path | None = None) -> Graph:
     """The graph of a scene clip, fed by its prepared stills (input n: scene image n); its one
     output has exactly `scene.frames` frames.
 
@@ -202,7 +202,10 @@ def scene_graph(plan: Plan, scene: ScenePlan) -> Graph:
         # zoompan's output aspect drifts from 1:1 with the crop; concat wants every piece alike.
         filters = (*_piece_filters(shot, piece, plan), Filter.of("setsar", 1))
         streams.append((piece, graph.chain(stills[piece], filters)))
-    graph.output(graph.chain(_join(graph, plan, streams), _tags(plan.encoder)))
+    # Burnt-in captions (the scene's plan holds them; `subtitles` is their ASS file): libass
+    # draws them onto the finished frames, fades and all.
+    burn = (Filter.of("subtitles", filename=str(subtitles)),) if subtitles is not None else ()
+    graph.output(graph.chain(_join(graph, plan, streams), (*burn, *_tags(plan.encoder))))
     return graph
 
 
@@ -230,22 +233,31 @@ def _join(graph: Graph, plan: Plan, streams: list[tuple[Piece, Stream]]) -> Stre
     return graph.apply(concat, *(stream for _, stream in joined))
 
 
-def scene_source_args(plan: Plan, scene: ScenePlan, stills: Sequence[Path]) -> list[str]:
+def scene_source_args(
+    plan: Plan, scene: ScenePlan, stills: Sequence[Path], subtitles: Path | None = None
+) -> list[str]:
     """The inputs and graph of a scene clip, up to its mapped output: what feeds the encoder."""
     width, height = still_size(plan, scene)
     args: list[str] = []
     for still in stills:
         args += ["-f", "rawvideo", *_RAW, "-video_size", f"{width}x{height}"]
         args += ["-framerate", str(plan.fps), "-i", str(still)]
-    compiled = scene_graph(plan, scene).compile()
+    compiled = scene_graph(plan, scene, subtitles).compile()
     (video,) = compiled.maps
     return [*args, "-filter_complex", compiled.text, "-map", video]
 
 
-def scene_args(plan: Plan, scene: ScenePlan, stills: Sequence[Path], out: Path) -> list[str]:
-    """The whole scene-clip command: its graph encoded with the plan's encoder, video only."""
+def scene_args(
+    plan: Plan,
+    scene: ScenePlan,
+    stills: Sequence[Path],
+    out: Path,
+    subtitles: Path | None = None,
+) -> list[str]:
+    """The whole scene-clip command: its graph encoded with the plan's encoder, video only;
+    `subtitles` is the ASS file of its burnt-in captions, if it has any."""
     return [
-        *scene_source_args(plan, scene, stills),
+        *scene_source_args(plan, scene, stills, subtitles),
         "-an",
         *video_codec_args(plan.encoder),
         "-frames:v",

@@ -8,24 +8,38 @@ Every stage is idempotent (a rerun overwrites its own work file atomically), wri
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from pipeline import audio, mux
+import av
+
+from pipeline import audio, captions, mux
 from pipeline.atomic import atomic_path, link_or_copy, write_text_atomic
+from pipeline.cache import ClipCache, ClipReport, clip_key, output_key
+from pipeline.capabilities import UnfitFFmpeg, inspect_ffmpeg
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.names import check_safe_name
-from pipeline.plan import Plan
+from pipeline.plan import Plan, file_sha256
+from pipeline.poster import (
+    poster_at,
+    poster_key,
+    poster_name,
+    scene_poster_frame,
+    write_frame_jpeg,
+)
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
 from pipeline.scene import scene_args, stills_args
 
 JOINED_FILE = "joined.mp4"
 CONCAT_LIST = "concat.txt"
-_SCENE_OUTPUT = re.compile(r"^scene_(\d+)\.mp4$")
+CAPTIONS_SRT = "captions.srt"
+_SCENE_OUTPUT = re.compile(r"^scene_(\d+)\.(?:mp4|jpg)$")
 
 
 def scene_clip(project: ProjectDir, index: int) -> Path:
@@ -51,13 +65,39 @@ def scene_output_name(index: int) -> str:
 
 
 def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
-    """AUDIO_PREP: the master track, work/audio.wav."""
+    """AUDIO_PREP: the master track, work/audio.wav: the whole mix in one graph, then (for a
+    loudness target) its measured gain in a second, light pass."""
     target = master_audio(project)
-    with atomic_path(target) as tmp:
-        runner.run(
-            audio.master_track_args(project.root, plan, tmp),
+    if plan.loudness is None:
+        with atomic_path(target) as tmp:
+            runner.run(
+                audio.master_track_args(project.root, plan, tmp),
+                expected_seconds=plan.duration_seconds,
+            )
+        return target
+    mix, stats = project.work / audio.MIX_FILE, project.work / audio.STATS_FILE
+    stats.unlink(missing_ok=True)
+    with atomic_path(mix) as tmp:
+        _scaled(runner, 0, 10, 9).run(
+            audio.master_track_args(project.root, plan, tmp, stats),
             expected_seconds=plan.duration_seconds,
         )
+    measured = audio.read_loudness(stats.read_text("utf-8") if stats.is_file() else "")
+    if measured is None:
+        raise PipelineError("the mix's loudness could not be measured (no ebur128 figures)")
+    gain = audio.gain_for(measured, plan.loudness)
+    if runner.log is not None:
+        runner.log(
+            f"loudness: {measured.integrated:.2f} LUFS, true peak {measured.true_peak:.2f} "
+            f"dBTP; gain {gain.db:+.2f} dB{' with the limiter' if gain.limit else ''}"
+        )
+    with atomic_path(target) as tmp:
+        _scaled(runner, 9, 10).run(
+            audio.gain_args(mix, tmp, gain, plan.sample_rate),
+            expected_seconds=plan.duration_seconds,
+        )
+    mix.unlink(missing_ok=True)
+    stats.unlink(missing_ok=True)
     return target
 
 
@@ -74,18 +114,77 @@ def prepare_stills(project: ProjectDir, plan: Plan, index: int, runner: Runner) 
     return stills
 
 
-def build_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> Path:
+def build_scene(
+    project: ProjectDir,
+    plan: Plan,
+    index: int,
+    runner: Runner,
+    *,
+    cache: ClipCache | None = None,
+    report: Callable[[ClipReport], None] | None = None,
+) -> Path:
     """A scene's clip: work/scenes/scene_NNN.mp4, video only, exactly the scene's frames.
 
-    The scene's stills are prepared first (work/stills/, removed once the clip is built).
+    With a `cache`, a clip stored under the scene's key is linked in instead (no FFmpeg), and
+    a clip encoded here is stored. `report` is told which it was.
     """
+    if cache is None:
+        target = encode_scene(project, plan, index, runner)
+        if report is not None:
+            report(ClipReport("encoded", target.stat().st_size))
+        return target
+    target = scene_clip(project, index)
+    key = clip_key(plan, plan.scenes[index], _ffmpeg_version(runner.ffmpeg))
+    log = runner.log or (lambda _line: None)
+    with cache.holding(key, runner.should_cancel):
+        size = cache.fetch(key, target, log)
+        outcome: ClipReport
+        if size is not None:
+            log(f"cache hit {key[:16]}: linked {target.name} ({size} bytes), nothing encoded")
+            outcome = ClipReport("cached", size, key)
+        else:
+            log(f"cache miss {key[:16]}: encoding {target.name}")
+            encode_scene(project, plan, index, runner)
+            outcome = ClipReport("encoded", _store(cache, key, target, plan, index, log), key)
+    if outcome.outcome == "encoded":
+        for evicted in cache.evict(keep={key}):
+            log(f"cache full: removed {evicted[:16]}")
+    if runner.on_progress is not None:
+        runner.on_progress(1.0)
+    if report is not None:
+        report(outcome)
+    return target
+
+
+def _store(
+    cache: ClipCache, key: str, clip: Path, plan: Plan, index: int, log: Callable[[str], None]
+) -> int:
+    """Store a fresh clip; a cache that cannot take it (full disk) costs the next job an
+    encode, not this job its render."""
+    try:
+        return cache.store(key, clip, frames=plan.scenes[index].frames)
+    except OSError as exc:
+        log(f"cache: could not store {key[:16]}: {exc}")
+        return clip.stat().st_size
+
+
+def _ffmpeg_version(ffmpeg: str) -> str:
+    try:
+        return inspect_ffmpeg(ffmpeg).version
+    except UnfitFFmpeg as exc:
+        raise PipelineError(str(exc)) from None
+
+
+def encode_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> Path:
+    """Encode a scene's clip with FFmpeg: its stills prepared first (work/stills/, removed once
+    the clip is built), then drawn and encoded."""
     scene = plan.scenes[index]
     target = scene_clip(project, index)
     try:
         stills = prepare_stills(project, plan, index, runner)
         with atomic_path(target) as tmp:
             runner.run(
-                scene_args(plan, scene, stills, tmp),
+                scene_args(plan, scene, stills, tmp, scene_subtitles(project, plan, index)),
                 expected_seconds=plan.scene_seconds(index),
             )
     except PipelineError as exc:
@@ -100,8 +199,13 @@ def build_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> 
     return target
 
 
-def concat(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
-    """CONCAT: clips joined by stream copy (no second encode), muxed with the AAC master audio."""
+def concat(
+    project: ProjectDir, plan: Plan, runner: Runner, *, cache: ClipCache | None = None
+) -> Path:
+    """CONCAT: clips joined by stream copy (no second encode), muxed with the AAC master audio.
+
+    With a `cache`, a join of the same clips with the same sound made before is linked in.
+    """
     lines = ["ffconcat version 1.0"]
     for scene in plan.scenes:
         clip = scene_clip(project, scene.index)
@@ -112,12 +216,92 @@ def concat(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
         lines.append(f"file '{clip.relative_to(project.work)}'")
     listing = project.work / CONCAT_LIST
     write_text_atomic(listing, "\n".join(lines) + "\n")
+    subtitles = None
+    if plan.has_captions and plan.caption_language is not None:
+        subtitles = project.work / CAPTIONS_SRT
+        write_text_atomic(subtitles, captions.srt(timed_cues(plan), plan.fps))
     target = joined(project)
+    language = captions.mp4_language(plan.caption_language or "und")
     with atomic_path(target) as tmp:
-        runner.run(
-            mux.concat_args(listing, master_audio(project), tmp),
-            expected_seconds=plan.duration_seconds,
-        )
+        args = mux.concat_args(listing, master_audio(project), tmp, subtitles, language)
+        inputs: dict[Path, str] = {}
+        if cache is not None:
+            inputs = {listing: _digest_of(_clip_keys(plan, runner)), **_digests(project, subtitles)}
+        _run_cached(cache, runner, project, "join", args, tmp, inputs, plan.duration_seconds)
+    return target
+
+
+def _clip_keys(plan: Plan, runner: Runner) -> list[str]:
+    version = _ffmpeg_version(runner.ffmpeg)
+    return [clip_key(plan, scene, version) for scene in plan.scenes]
+
+
+def _digest_of(keys: Sequence[str]) -> str:
+    return hashlib.sha256(",".join(keys).encode()).hexdigest()
+
+
+def _digests(project: ProjectDir, *extra: Path | None) -> dict[Path, str]:
+    """The content digests of the master audio and `extra` files, as output keys name them."""
+    files = [master_audio(project), *(path for path in extra if path is not None)]
+    return {path: file_sha256(path) for path in files}
+
+
+def _run_cached(
+    cache: ClipCache | None,
+    runner: Runner,
+    project: ProjectDir,
+    kind: str,
+    args: list[str],
+    out: Path,
+    inputs: Mapping[Path, str],
+    expected_seconds: float,
+    scene: int | None = None,
+) -> None:
+    """Run an FFmpeg command that writes `out`, or link in what the same command made of the
+    same content before (`inputs`: each input file's digest or clip key)."""
+    key = None
+    if cache is not None:
+        version = _ffmpeg_version(runner.ffmpeg)
+        key = output_key(kind, version, args, inputs, out, project.root)
+    if cache is None or key is None:
+        runner.run(args, expected_seconds=expected_seconds, scene=scene)
+        return
+    log = runner.log or (lambda _line: None)
+    with cache.holding(key, runner.should_cancel):
+        if cache.fetch(key, out, log) is not None:
+            log(f"cache hit {key[:16]}: {kind} linked, FFmpeg not run")
+            return
+        runner.run(args, expected_seconds=expected_seconds, scene=scene)
+        try:
+            cache.store(key, out)
+        except OSError as exc:
+            log(f"cache: could not store {key[:16]}: {exc}")
+    cache.evict(keep={key})
+
+
+def timed_cues(plan: Plan) -> list[captions.TimedCue]:
+    """Every scene's cues on the video's timeline (frames), in order."""
+    return [
+        (scene.start_frame + cue.start, scene.start_frame + cue.end, cue.lines)
+        for scene in plan.scenes
+        for cue in scene.captions
+    ]
+
+
+def caption_names(output_name: str) -> tuple[str, str]:
+    """The SRT and WebVTT files published beside `output_name`: video.mp4 → video.srt/.vtt."""
+    stem = Path(output_name).stem
+    return f"{stem}.srt", f"{stem}.vtt"
+
+
+def scene_subtitles(project: ProjectDir, plan: Plan, index: int) -> Path | None:
+    """The ASS file a scene's burnt-in captions are drawn from (written from the plan), or
+    None when the scene burns none in."""
+    scene = plan.scenes[index]
+    if not scene.burn_in or not scene.captions:
+        return None
+    target = project.work / "captions" / f"scene_{index:03d}.ass"
+    write_text_atomic(target, captions.ass(scene.captions, plan.width, plan.height, plan.fps))
     return target
 
 
@@ -142,18 +326,30 @@ def check_output(path: Path, plan: Plan) -> None:
         raise PipelineError(f"{path.name} failed its check: {'; '.join(problems)}")
 
 
-def _scaled(runner: Runner, done: int, total: int) -> Runner:
+def _scaled(runner: Runner, done: int, total: int, share: int = 1) -> Runner:
+    """`runner` reporting its 0..1 as steps done..done+share of `total`."""
     report = runner.on_progress
     if report is None:
         return runner
-    return dataclasses.replace(runner, on_progress=lambda f: report((done + f) / total))
+    return dataclasses.replace(runner, on_progress=lambda f: report((done + f * share) / total))
 
 
-def finalize(project: ProjectDir, plan: Plan, output_name: str, runner: Runner) -> Path:
-    """FINALIZE: check work/joined.mp4, then publish it and output/scene_NN.mp4 together.
+def finalize(
+    project: ProjectDir,
+    plan: Plan,
+    output_name: str,
+    runner: Runner,
+    *,
+    poster_time: float | None = None,
+    cache: ClipCache | None = None,
+) -> Path:
+    """FINALIZE: check work/joined.mp4, then publish it, its poster <name>.jpg, and each
+    scene's output/scene_NN.mp4 and scene_NN.jpg together (a draft: the first two only).
 
-    Everything is written to temp files first and renamed at the end, so a failure leaves the
-    previous render's outputs intact.
+    Posters are frames decoded from the clips already encoded (`pipeline.poster`); the video's
+    is at `poster_time` seconds, else the first scene's poster. Everything is written to temp
+    files first and renamed at the end, so a failure leaves the previous render's outputs
+    intact.
     """
     check_safe_name(output_name)
     source = joined(project)
@@ -161,23 +357,46 @@ def finalize(project: ProjectDir, plan: Plan, output_name: str, runner: Runner) 
     project.output.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
     steps = len(plan.scenes) + 1
+    per_scene = () if plan.draft else plan.scenes
+    # With a cache, each scene's output and poster made before from the same clip and sound
+    # is linked in: keyed by the clip's key and the master audio's digest.
+    keys = _clip_keys(plan, runner) if cache is not None else []
+    sound = _digests(project) if cache is not None and per_scene else {}
     try:
-        for scene in plan.scenes:
+        for scene in per_scene:
             target = project.output / scene_output_name(scene.index)
             tmp = project.output / f".{target.stem}.tmp{os.getpid()}.mp4"
             staged.append((tmp, target))
-            runner_i = _scaled(runner, scene.index, steps)
-            runner_i.run(
-                mux.scene_output_args(
-                    plan, scene.index, scene_clip(project, scene.index), master_audio(project), tmp
-                ),
+            clip = scene_clip(project, scene.index)
+            _run_cached(
+                cache,
+                _scaled(runner, scene.index, steps),
+                project,
+                "scene output",
+                mux.scene_output_args(plan, scene.index, clip, master_audio(project), tmp),
+                tmp,
+                {clip: keys[scene.index], **sound} if cache is not None else {},
+                plan.scene_seconds(scene.index),
                 scene=scene.index,
-                expected_seconds=plan.scene_seconds(scene.index),
             )
+            poster = project.output / scene_poster_name(scene.index)
+            staged.append((_staging(poster), poster))
+            frame = scene_poster_frame(scene)
+            _poster(project, scene.index, frame, staged[-1][0], cache, keys, runner)
         final = project.output / output_name
+        poster = project.output / poster_name(output_name)
+        staged.append((_staging(poster), poster))
+        index, frame = poster_at(plan, poster_time)
+        if not plan.draft and (index, frame) == (0, scene_poster_frame(plan.scenes[0])):
+            link_or_copy(_staging(project.output / scene_poster_name(0)), staged[-1][0])
+        else:
+            _poster(project, index, frame, staged[-1][0], cache, keys, runner)
         final_tmp = project.output / f".{final.stem}.tmp{os.getpid()}.mp4"
         staged.append((final_tmp, final))
         link_or_copy(source, final_tmp)
+        for name, text in _caption_files(plan, output_name):
+            staged.append((_staging(project.output / name), project.output / name))
+            write_text_atomic(staged[-1][0], text)
         # The last moment a cancel can stop the render: after this the outputs are published.
         if runner.should_cancel is not None and runner.should_cancel():
             raise Cancelled("cancelled before the output was written")
@@ -187,14 +406,70 @@ def finalize(project: ProjectDir, plan: Plan, output_name: str, runner: Runner) 
         raise
     for tmp, target in staged:
         os.replace(tmp, target)
-    _remove_stale_scene_outputs(project, len(plan.scenes))
+    if not plan.has_captions:  # an earlier render's captions would not match this video
+        for name in caption_names(output_name):
+            (project.output / name).unlink(missing_ok=True)
+    if not plan.draft:
+        _remove_stale_scene_outputs(project, len(plan.scenes))
     if runner.on_progress is not None:
         runner.on_progress(1.0)
     return final
 
 
+def _caption_files(plan: Plan, output_name: str) -> list[tuple[str, str]]:
+    if not plan.has_captions:
+        return []
+    cues = timed_cues(plan)
+    srt_name, vtt_name = caption_names(output_name)
+    return [(srt_name, captions.srt(cues, plan.fps)), (vtt_name, captions.vtt(cues, plan.fps))]
+
+
+def scene_poster_name(index: int) -> str:
+    return f"scene_{index:02d}.jpg"
+
+
+def _staging(target: Path) -> Path:
+    """The temp name FINALIZE writes `target` under before renaming it into place."""
+    return target.with_name(f".{target.stem}.tmp{os.getpid()}{target.suffix}")
+
+
+def _poster(
+    project: ProjectDir,
+    index: int,
+    frame: int,
+    target: Path,
+    cache: ClipCache | None = None,
+    keys: Sequence[str] = (),
+    runner: Runner | None = None,
+) -> None:
+    """Frame `frame` of scene `index`'s clip as a JPEG at `target`; with a cache, the same
+    frame of the same clip decoded before is linked in."""
+    clip = scene_clip(project, index)
+    key = poster_key(keys[index], frame) if cache is not None and keys else None
+    if cache is None or key is None:
+        _decode_poster(clip, frame, target)
+        return
+    log = (runner.log if runner is not None else None) or (lambda _line: None)
+    with cache.holding(key):
+        if cache.fetch(key, target, log, suffix=".jpg") is not None:
+            return
+        _decode_poster(clip, frame, target)
+        try:
+            cache.store(key, target, suffix=".jpg")
+        except OSError as exc:
+            log(f"cache: could not store {key[:16]}: {exc}")
+    cache.evict(keep={key})
+
+
+def _decode_poster(clip: Path, frame: int, target: Path) -> None:
+    try:
+        write_frame_jpeg(clip, frame, target)
+    except (OSError, ValueError, av.FFmpegError) as exc:
+        raise PipelineError(f"no poster from frame {frame} of {clip.name}: {exc}") from None
+
+
 def _remove_stale_scene_outputs(project: ProjectDir, count: int) -> None:
-    for path in project.output.glob("scene_*.mp4"):
+    for path in project.output.glob("scene_*.*"):
         match = _SCENE_OUTPUT.match(path.name)
         if match and int(match[1]) >= count:
             path.unlink(missing_ok=True)

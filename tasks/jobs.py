@@ -20,6 +20,7 @@ from sqlalchemy import case, update
 from sqlmodel import Session, col, select
 
 from pipeline import registry
+from tasks import events
 from tasks.models import FINISHED, Job, JobStatus, JobTask, StageStatus, Worker, utcnow
 
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
@@ -73,6 +74,7 @@ def create_job(
     for name, weight in registry.weights(scene_count).items():
         session.add(JobTask(job_id=job.id, name=name, weight=weight))
     session.flush()
+    events.changed(session, job.id)
     return job
 
 
@@ -92,6 +94,8 @@ def transition(session: Session, job_id: str, target: JobStatus, **fields: Any) 
         .where(col(Job.id) == job_id, col(Job.status).in_(sources_of(target)))
         .values(**values)
     )
+    if result.rowcount:  # type: ignore[attr-defined]
+        events.changed(session, job_id)  # SSE watchers; webhooks once the job has ended
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -121,6 +125,8 @@ def end_job(
     )
     if attempt is not None and not moved.rowcount:  # type: ignore[attr-defined]
         return False
+    if moved.rowcount:  # type: ignore[attr-defined]
+        events.changed(session, job_id)
     return transition(session, job_id, target, stage=label, error=error)
 
 
@@ -150,6 +156,7 @@ def request_cancel(session: Session, job_id: str, live_within: timedelta) -> Job
         return job
     # The flag first: a stage claimed after this sees it; one claimed before is live below.
     session.execute(update(Job).where(col(Job.id) == job_id).values(cancel_requested=True))
+    events.changed(session, job_id)
     if job.status == JobStatus.QUEUED:
         transition(session, job_id, JobStatus.CANCELLED, error="cancelled before it started")
     elif not live_stages(session, job_id, live_within):
@@ -269,6 +276,7 @@ def claim_stage(
     )
     if not claimed.rowcount:  # type: ignore[attr-defined]
         raise Held(f"{label} was claimed by another worker at the same time")
+    events.changed(session, job_id)
     session.flush()
     session.refresh(job)
     return Claim(job, attempts + 1)
@@ -331,6 +339,7 @@ def record_progress(
             heartbeat_at=now,
         )
     )
+    events.changed(session, job_id)
     return overall
 
 
@@ -344,17 +353,36 @@ def reweigh(session: Session, job_id: str, weights: dict[str, float]) -> None:
         )
 
 
-def finish_stage(session: Session, job_id: str, label: str, attempt: int) -> bool:
+def finish_stage(
+    session: Session,
+    job_id: str,
+    label: str,
+    attempt: int,
+    *,
+    clip: str | None = None,
+    clip_bytes: int = 0,
+) -> bool:
     """The stage is DONE; the last stage's finish is the job's success. False when the stage
-    was no longer this attempt's (another worker took it over)."""
+    was no longer this attempt's (another worker took it over).
+
+    A scene's build says how its clip came to be (`clip`: encoded, cached or skipped).
+    """
     now = utcnow()
     done = session.execute(
         update(JobTask)
         .where(*_held(job_id, label, attempt))
-        .values(status=str(StageStatus.DONE), progress=1.0, finished_at=now, heartbeat_at=now)
+        .values(
+            status=str(StageStatus.DONE),
+            progress=1.0,
+            finished_at=now,
+            heartbeat_at=now,
+            clip=clip,
+            clip_bytes=clip_bytes,
+        )
     )
     if not done.rowcount:  # type: ignore[attr-defined]
         return False
+    events.changed(session, job_id)
     if registry.parse_label(label)[0] is registry.LAST:
         transition(session, job_id, JobStatus.SUCCEEDED, stage=label, error=None)
     return True
@@ -363,6 +391,27 @@ def finish_stage(session: Session, job_id: str, label: str, attempt: int) -> boo
 def stop_requested(session: Session, job_id: str) -> bool:
     job = session.get(Job, job_id)
     return job is None or job.cancel_requested or JobStatus(job.status).finished
+
+
+def release_stage(session: Session, job_id: str, label: str, attempt: int) -> bool:
+    """Hand a running stage back (its worker is shutting down): PENDING again, for the next
+    worker to claim. The attempt is not counted against MAX_TASK_ATTEMPTS: nothing crashed.
+    False when the stage was no longer this attempt's."""
+    released = session.execute(
+        update(JobTask)
+        .where(*_held(job_id, label, attempt))
+        .values(
+            status=str(StageStatus.PENDING),
+            attempts=attempt - 1,
+            worker=None,
+            pid=None,
+            started_at=None,
+            heartbeat_at=None,
+        )
+    )
+    if released.rowcount:  # type: ignore[attr-defined]
+        events.changed(session, job_id)
+    return bool(released.rowcount)  # type: ignore[attr-defined]
 
 
 # --- workers ------------------------------------------------------------------------------

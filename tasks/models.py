@@ -93,6 +93,11 @@ class JobTask(SQLModel, table=True):
     started_at: datetime | None = _ts(nullable=True)
     finished_at: datetime | None = _ts(nullable=True)
     heartbeat_at: datetime | None = _ts(nullable=True)
+    # How a scene's clip came to be (pipeline.cache.ClipReport): "encoded", "cached" (taken
+    # from the render cache, no FFmpeg) or "skipped" (not in a part-of-the-timeline render);
+    # None for the other stages. `clip_bytes` is the clip's size: on a hit, the bytes saved.
+    clip: str | None = Field(default=None, max_length=16)
+    clip_bytes: int = 0
 
 
 class Worker(SQLModel, table=True):
@@ -104,3 +109,45 @@ class Worker(SQLModel, table=True):
     hostname: str = Field(primary_key=True, max_length=255)
     started_at: datetime = _ts(nullable=False, default=utcnow)
     heartbeat_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class WebhookStatus(enum.StrEnum):
+    PENDING = "PENDING"  # the job has not ended yet, or the next attempt is due
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"  # every attempt failed, or the receiver refused it for good
+
+
+class Webhook(SQLModel, table=True):
+    """A job's `callbackUrl` and how its delivery went (tasks/webhooks.py). A table of its
+    own: a job without a callback has no row."""
+
+    __tablename__ = "job_webhooks"
+
+    job_id: str = Field(primary_key=True, foreign_key="jobs.id", max_length=64)
+    url: str = Field(max_length=2048)
+    status: str = Field(default=WebhookStatus.PENDING, index=True, max_length=16)
+    attempts: int = 0
+    # One entry per attempt: the HTTP status, or None when no answer came.
+    status_codes: list[int | None] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    last_error: str | None = None
+    # The job's final status as the delivery reported it.
+    event: str | None = Field(default=None, max_length=16)
+    # Not before this instant: the backoff after a failure, or the lease of an attempt that
+    # is being made (a deliverer that dies mid-request is retried when it runs out).
+    next_at: datetime | None = _ts(nullable=True)
+    first_attempt_at: datetime | None = _ts(nullable=True)
+    delivered_at: datetime | None = _ts(nullable=True)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """`Idempotency-Key` of a `POST /render`: the same key and body give the same job."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: str = Field(primary_key=True, max_length=255)
+    project_id: str = Field(primary_key=True, max_length=64)
+    body_sha256: str = Field(max_length=64)
+    job_id: str = Field(foreign_key="jobs.id", max_length=64)
+    created_at: datetime = _ts(nullable=False, default=utcnow)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from tasks import jobs
+from tasks import jobs, shutdown
 from tasks.db import session_scope
 from tasks.settings import Settings
 from tasks.storage import Storage
@@ -42,6 +42,8 @@ class StageTracker:
         self.storage = Storage(settings.render_storage)
         # Set once another worker has taken the stage over: stop, and leave the job alone.
         self.superseded = False
+        # Set when the worker's shutdown outlasted SHUTDOWN_GRACE: stop, and requeue the stage.
+        self.handing_back = False
         self._publish = publish
         self._clock = clock
         self._last_write = float("-inf")
@@ -66,9 +68,17 @@ class StageTracker:
             self._publish(self.label, fraction, overall)
 
     def should_cancel(self) -> bool:
-        """True once the job was cancelled, has finished elsewhere (another scene failed), or
-        the stage was taken over."""
-        if self._cancel or self.superseded:
+        """True once the job was cancelled, has finished elsewhere (another scene failed), the
+        stage was taken over, or the worker has been shutting down for SHUTDOWN_GRACE (then
+        `handing_back` is set: the stage goes back to the queue, the job goes on)."""
+        if self._cancel or self.superseded or self.handing_back:
+            return True
+        if shutdown.past_grace(self.settings):
+            self.handing_back = True
+            self.log(
+                f"the worker is shutting down and the stage did not finish within "
+                f"{self.settings.shutdown_grace:g} s (SHUTDOWN_GRACE): handing it back"
+            )
             return True
         now = self._clock()
         if now - self._last_check < self.settings.progress_interval:

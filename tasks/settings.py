@@ -10,7 +10,7 @@ import logging
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -79,6 +79,49 @@ class Settings(BaseSettings):
     # libx264 rc-lookahead, frames; 0 keeps the preset's own (medium: 40). Most of x264's
     # memory: at 1080p about 7 MB a frame, so 10 keeps a medium render under 400 MB.
     x264_lookahead: int = Field(0, ge=0, le=250)
+    # "json": one JSON object a log line, with the job id, stage and worker (tasks/logs.py).
+    log_format: Literal["text", "json"] = "text"
+    # The render cache, RENDER_STORAGE/cache/ (pipeline/cache.py): least recently used clips
+    # are removed past this many GB; 0 turns the cache off.
+    cache_max_gb: float = Field(20.0, ge=0)
+
+    # --- operations (README "Operations") ---
+    # A worker told to stop (SIGTERM: `docker stop`, a redeploy) gives its running stage this
+    # long to finish; past it the stage stops its FFmpeg and goes back to the queue at once for
+    # another worker. compose.yaml's stop_grace_period must be longer.
+    shutdown_grace: float = Field(60.0, gt=0)
+    # Flower: `user:password` pairs, comma-separated (Flower reads the same variables).
+    flower_basic_auth: str = "admin:" + DEFAULT_TOKEN
+    flower_address: str = "127.0.0.1"
+    flower_port: int = Field(5555, ge=1, le=65535)
+    # Webhooks (tasks/webhooks.py): the key of every delivery's HMAC-SHA256 signature; empty
+    # refuses `callbackUrl` (an unsigned callback could be forged by anyone).
+    webhook_secret: str = ""
+    # Callbacks to loopback, link-local and private addresses are refused (server-side request
+    # forgery) unless this is true (a receiver on the same private network).
+    webhook_allow_private: bool = False
+    webhook_timeout: float = Field(10.0, gt=0)
+    # Attempts of one delivery; the first retry after WEBHOOK_BACKOFF s, then twice as long
+    # each time, and none starts later than WEBHOOK_MAX_SECONDS after the first.
+    webhook_max_attempts: int = Field(6, ge=1, le=30)
+    webhook_backoff: float = Field(2.0, gt=0)
+    webhook_max_seconds: float = Field(900.0, gt=0)
+    # Where every process writes its Prometheus counters (multiprocess mode); unset means
+    # RENDER_STORAGE/metrics. Each process exports it as PROMETHEUS_MULTIPROC_DIR, the name
+    # prometheus-client reads (tasks/metrics.py): set this one, not that.
+    metrics_dir: Path | None = None
+    # GET /v1/jobs/{id}/events: a comment this often keeps proxies from closing a quiet
+    # stream; a browser's `?token=` (POST /v1/jobs/{id}/events-token) is valid this long.
+    events_keepalive: float = Field(15.0, gt=0)
+    # FFmpeg runs this much nicer than its worker (0..19), so the API and the workers'
+    # bookkeeping answer at once while x264 fills every core; 0 runs it at the same priority.
+    ffmpeg_nice: int = Field(10, ge=0, le=19)
+    # Below this much free space in RENDER_STORAGE new renders and uploads get 507; 0: no check.
+    min_free_mb: int = Field(256, ge=0)
+    # Failed and cancelled jobs' work folders, and ended jobs' logs, are removed this many
+    # days after the job ended (tasks/retention.py, hourly in the API); 0 keeps them.
+    retention_days: float = Field(14, ge=0)
+    events_token_ttl: int = Field(3600, ge=10)
 
     @field_validator("render_storage")
     @classmethod
@@ -91,6 +134,10 @@ class Settings(BaseSettings):
             raise ValueError("VISIBILITY_TIMEOUT must be longer than TASK_TIME_LIMIT")
         if self.stage_lost_after < 3 * self.heartbeat_interval:
             raise ValueError("STAGE_LOST_AFTER must be at least 3 × HEARTBEAT_INTERVAL")
+        if not self.auth_tokens:
+            raise ValueError("AUTH_TOKEN must hold at least one token")
+        if self.flower_basic_auth and any(":" not in p for p in self.flower_basic_auth.split(",")):
+            raise ValueError("FLOWER_BASIC_AUTH must be user:password pairs, comma-separated")
         if not self.db_url:
             self.db_url = f"sqlite:///{self.render_storage / 'db.sqlite3'}"
         try:
@@ -100,12 +147,31 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def auth_tokens(self) -> list[str]:
+        """AUTH_TOKEN's tokens: several, comma-separated, while a new one is rolled out."""
+        return [t.strip() for t in self.auth_token.split(",") if t.strip()]
+
+    @property
     def origins(self) -> list[str]:
         return [o.strip() for o in self.allow_origins.split(",") if o.strip()]
 
     @property
     def concurrency(self) -> int:
         return self.worker_concurrency or os.cpu_count() or 1
+
+    @property
+    def cache_dir(self) -> Path:
+        """The render cache's folder of scene clips, shared by every job and worker."""
+        return self.render_storage / "cache" / "clips"
+
+    @property
+    def cache_max_bytes(self) -> int:
+        return int(self.cache_max_gb * 1e9)
+
+    @property
+    def metrics_path(self) -> Path:
+        """METRICS_DIR, or its default under RENDER_STORAGE."""
+        return self.metrics_dir or self.render_storage / "metrics"
 
     @property
     def max_upload_bytes(self) -> int:
@@ -159,7 +225,7 @@ def load_settings() -> Settings:
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from None
-    if settings.auth_token == DEFAULT_TOKEN:
+    if DEFAULT_TOKEN in settings.auth_tokens:
         log.warning(
             "AUTH_TOKEN is the default %r: anyone who can reach this service can use it. "
             "Set AUTH_TOKEN to a long random secret.",

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,14 +20,17 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from pipeline import registry
+from pipeline.cache import ClipCache, ClipReport
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
+from pipeline.plan import read_plan
 from pipeline.registry import Stage, StageRun
-from tasks import jobs
+from tasks import jobs, logs, metrics, shutdown
 from tasks.app import app
 from tasks.db import session_scope
-from tasks.models import Job, JobStatus
+from tasks.jobs import as_utc
+from tasks.models import Job, JobStatus, utcnow
 from tasks.progress import StageTracker
 from tasks.settings import Settings, get_settings
 from tasks.storage import Storage
@@ -75,11 +79,11 @@ class StageTask(Task):
         tracker = StageTracker(settings, job_id, label, claim.attempt, publish=self._publish)
         tracker.log(f"started on {worker} (attempt {claim.attempt})")
         started = time.monotonic()
+        clips: list[ClipReport] = []
         try:
             with tracker.beating():
-                plan = registry.run_stage(
-                    self.stage, _stage_run(settings, claim.job, tracker, scene)
-                )
+                run = _stage_run(settings, claim.job, tracker, scene, on_clip=clips.append)
+                plan = registry.run_stage(self.stage, run)
             tracker.flush()
         except Exception as exc:
             self._ended(settings, tracker, exc)
@@ -87,13 +91,23 @@ class StageTask(Task):
             if plan is not None:  # the timeline is laid out: scenes weigh by their frames
                 frames = [s.frames for s in plan.scenes]
                 jobs.reweigh(session, job_id, registry.weights(len(frames), frames))
-            finished = jobs.finish_stage(session, job_id, label, claim.attempt)
+            finished = jobs.finish_stage(
+                session,
+                job_id,
+                label,
+                claim.attempt,
+                clip=clips[-1].outcome if clips else None,
+                clip_bytes=clips[-1].size if clips else 0,
+            )
             succeeded = finished and self.stage is registry.LAST
         if not finished:
             tracker.log("finished, but another worker had taken the stage over")
             raise Ignore()
-        tracker.log(f"done in {time.monotonic() - started:.2f} s")
+        elapsed = time.monotonic() - started
+        tracker.log(f"done in {elapsed:.2f} s")
+        metrics.stage_finished(self.stage.name, elapsed)
         if succeeded:
+            _job_metrics(settings, claim.job)
             # Work files are kept for debugging a failure; a success has nothing left to debug.
             shutil.rmtree(_project(settings, claim.job).work, ignore_errors=True)
 
@@ -108,6 +122,8 @@ class StageTask(Task):
         if tracker.superseded:
             tracker.log("stopped: another worker took the stage over")
             raise Ignore() from None
+        if tracker.handing_back and isinstance(exc, Cancelled):
+            self._hand_back(settings, tracker)
         if isinstance(exc, Cancelled):
             status, message = JobStatus.CANCELLED, "cancelled by request"
             tracker.log("stopped: the job was cancelled or failed elsewhere")
@@ -128,17 +144,53 @@ class StageTask(Task):
             raise Ignore() from None
         raise StageFailed(message) from None
 
+    def _hand_back(self, settings: Settings, tracker: StageTracker) -> None:
+        """The worker is shutting down and the stage outlasted SHUTDOWN_GRACE: give the stage
+        back and its message to the head of the queue, for another worker to take at once."""
+        with session_scope(settings.db_url) as session:
+            released = jobs.release_stage(session, tracker.job_id, tracker.label, tracker.attempt)
+        if not released:  # taken over meanwhile: nothing of ours to give back
+            raise Ignore() from None
+        # Ignore, not Reject: a rejected chord member would fail the chord; an ignored one
+        # stores no result, and the requeued message's run counts for it.
+        if shutdown.requeue_first(settings, tracker.job_id, tracker.label):
+            tracker.log("handed back: first in the queue for another worker")
+            raise Ignore() from None
+        # Not in the unacked set (a broker hiccup): a new message, at the end of the queue.
+        tracker.log("handed back: queued again for another worker")
+        raise self.retry(countdown=0) from None
+
+
+def _job_metrics(settings: Settings, job: Job) -> None:
+    """A succeeded job's render time per second of video and the bytes it wrote."""
+    try:
+        project = _project(settings, job)
+        video = read_plan(project).duration_seconds
+        size = (project.output / job.output_name).stat().st_size
+    except (OSError, ValueError) as exc:
+        log.warning("job=%s: no render metrics: %s", job.id, exc)
+        return
+    began = as_utc(job.started_at) or as_utc(job.created_at) or utcnow()
+    metrics.job_succeeded((utcnow() - began).total_seconds(), video, size)
+
 
 def _project(settings: Settings, job: Job) -> Any:
     return Storage(settings.render_storage).project(job.project_id).for_run(job.id)
 
 
-def _stage_run(settings: Settings, job: Job, tracker: StageTracker, scene: int | None) -> StageRun:
+def _stage_run(
+    settings: Settings,
+    job: Job,
+    tracker: StageTracker,
+    scene: int | None,
+    on_clip: Callable[[ClipReport], None] | None = None,
+) -> StageRun:
     runner = Runner(
         ffmpeg=find_ffmpeg(settings.ffmpeg_binary or None),
         on_progress=tracker.progress,
         should_cancel=tracker.should_cancel,
         log=tracker.log,
+        nice=settings.ffmpeg_nice,
     )
     return StageRun(
         project=_project(settings, job),
@@ -148,7 +200,16 @@ def _stage_run(settings: Settings, job: Job, tracker: StageTracker, scene: int |
         scene=scene,
         threads=settings.x264_threads,
         lookahead=settings.x264_lookahead,
+        cache=_clip_cache(settings),
+        on_clip=on_clip,
     )
+
+
+def _clip_cache(settings: Settings) -> ClipCache | None:
+    """The render cache every job and worker shares; None when CACHE_MAX_GB is 0."""
+    if settings.cache_max_gb <= 0:
+        return None
+    return ClipCache(settings.cache_dir, settings.cache_max_bytes)
 
 
 def _expected_failure(label: str, exc: Exception, settings: Settings) -> str | None:
@@ -167,7 +228,9 @@ def _expected_failure(label: str, exc: Exception, settings: Settings) -> str | N
 def _register(stage: Stage) -> Any:
     @app.task(bind=True, base=StageTask, name=task_name(stage), stage=stage)
     def stage_task(self: StageTask, job_id: str, scene: int | None = None) -> None:
-        self.run_stage(job_id, scene)
+        worker = str(self.request.hostname or "worker")
+        with logs.stage_context(job_id, self.stage.label(scene), worker):
+            self.run_stage(job_id, scene)
 
     return stage_task
 

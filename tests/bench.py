@@ -11,19 +11,33 @@ every 20 ms.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pipeline.encoder import video_codec_args
 from pipeline.ffmpeg import Runner, find_ffmpeg
-from pipeline.fixtures import make_bench_project
+from pipeline.fixtures import (
+    ImageFixture,
+    MusicFixture,
+    VoiceFixture,
+    bench_scenes,
+    make_bench_project,
+    make_image,
+    make_music,
+    make_tone,
+)
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.motion import ZOOM
 from pipeline.options import RenderOptions
@@ -33,6 +47,8 @@ from pipeline.project import ProjectDir
 from pipeline.render import render
 from pipeline.scene import scene_source_args
 from pipeline.stages import prepare_stills
+from tasks.settings import Settings
+from tests import bench_sound
 
 ROOT = Path(".bench")
 
@@ -219,6 +235,165 @@ def monolithic_args(project: ProjectDir, plan: Plan, out: Path) -> list[str]:
     ]
 
 
+# --- the render cache: what a change costs against a full render, through the API ---------
+
+CACHE_PROJECT = "bench"
+
+
+@dataclass
+class CacheCase:
+    name: str
+    wall: float  # POST to the job's own finish time
+    encoded: int  # scene clips the job encoded
+    scenes: int
+    encoding: float  # seconds its SCENE_BUILD stages that encoded took, summed
+    target: str
+    met: Callable[[CacheCase, float], bool]
+
+
+def _post_to_done(api: Any, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """POST a render and wait for it; seconds from the POST to the job's finish time."""
+    posted = time.time()
+    response = api.http.post(f"/v1/projects/{CACHE_PROJECT}/render", json=body)
+    assert response.status_code == 202, response.text
+    job = api.wait(response.json()["jobId"], timeout=3600, poll=0.02)
+    assert job["status"] == "SUCCEEDED", job
+    finished = datetime.fromisoformat(job["finishedAt"]).timestamp()
+    return finished - posted, job
+
+
+def _upload(api: Any, subdir: str, *files: Path) -> None:
+    with ExitStack() as stack:
+        parts = [("files", (f.name, stack.enter_context(f.open("rb")))) for f in files]
+        response = api.http.post(
+            f"/v1/projects/{CACHE_PROJECT}/assets", files=parts, data={"subdir": subdir}
+        )
+    assert response.status_code == 201, response.text
+
+
+def cache_bench(preset: str, resolution: str) -> list[CacheCase]:
+    """The bench fixture through the API and a worker (one process per core, the service's
+    defaults), first with a cold cache (the full render every ratio is against), then after
+    each change a user makes while iterating on a video."""
+    from tests.e2e import Api, running_stack  # the stack is only needed here
+
+    root = Path(tempfile.mkdtemp(prefix="render-bench-cache-"))
+    options = {"preset": preset, "resolution": resolution}
+    ffmpeg = find_ffmpeg()
+    cases: list[CacheCase] = []
+    try:
+        with running_stack(
+            root / "storage",
+            workers=1,
+            DEFAULT_RESOLUTION=resolution,
+            DEFAULT_FPS="30",
+            DEFAULT_PRESET=preset,
+            WORKER_CONCURRENCY=str(os.cpu_count() or 1),
+            PROGRESS_INTERVAL=str(Settings.model_fields["progress_interval"].default),
+        ) as stack:
+            api = Api(stack.base_url)
+            api.upload_project(CACHE_PROJECT, bench_scenes(), root / "staging")
+            made = root / "made"
+
+            def run(
+                name: str, target: str, met: Callable[[CacheCase, float], bool], **extra: Any
+            ) -> CacheCase:
+                wall, job = _post_to_done(api, {"renderOptions": {**options, **extra}})
+                encoding = sum(
+                    datetime.fromisoformat(s["finishedAt"]).timestamp()
+                    - datetime.fromisoformat(s["startedAt"]).timestamp()
+                    for s in job["stages"]
+                    if s["clip"] == "encoded"
+                )
+                counts = job["cache"]["encoded"], len(job["scenes"])
+                return CacheCase(name, wall, *counts, encoding, target, met)
+
+            cases.append(
+                run("full render (cold cache)", "baseline", lambda c, full: c.encoded == c.scenes)
+            )
+            # Three times: the median (the first may find the images' sizes unknown to the
+            # worker process that validates it).
+            again = [run("identical resubmission", "< 1 s", lambda c, f: c.wall < 1.0)]
+            again += [run("identical resubmission", "< 1 s", lambda c, f: c.wall < 1.0)]
+            again += [run("identical resubmission", "< 1 s", lambda c, f: c.wall < 1.0)]
+            median = sorted(again, key=lambda c: c.wall)[1]
+            cases.append(dataclasses.replace(median, name="identical resubmission (median/3)"))
+            # One image replaced (same name, other picture): in a scene of typical length,
+            # then in the longest one (12 of 40.5 s: its encode alone is a third of the render).
+            for scene, name, size in ((1, "b1a.jpg", (1920, 1080)), (2, "b2a.jpg", (4000, 3000))):
+                image = made / name
+                make_image(image, ImageFixture(name, *size, "smptehdbars"), ffmpeg)
+                _upload(api, "images", image)
+                length = bench_scenes()[scene].voiceover.seconds  # type: ignore[union-attr]
+                cases.append(
+                    run(
+                        f"image replaced, scene {scene} ({length:g} s)",
+                        "≤ 0.25×" if scene == 1 else "1 encoded",
+                        (lambda c, full: c.wall <= 0.25 * full)
+                        if scene == 1
+                        else (lambda c, full: c.encoded == 1),
+                    )
+                )
+            # A seventh scene inserted in the middle.
+            spec = api.http.get(f"/v1/projects/{CACHE_PROJECT}").json()["spec"]
+            new_image, new_voice = made / "inserted.jpg", made / "inserted.wav"
+            make_image(new_image, ImageFixture(new_image.name, 1600, 1200, "testsrc2"), ffmpeg)
+            make_tone(new_voice, VoiceFixture(new_voice.name, 4.0, 500), ffmpeg)
+            _upload(api, "images", new_image)
+            _upload(api, "voiceovers", new_voice)
+            spec["scenes"].insert(
+                3, {"id": "inserted", "images": [new_image.name], "voiceover": new_voice.name}
+            )
+            response = api.http.put(f"/v1/projects/{CACHE_PROJECT}/scenes", json=spec)
+            assert response.status_code == 200, response.text
+            cases.append(
+                run("scene inserted (4 s) mid-way", "1 encoded", lambda c, f: c.encoded == 1)
+            )
+            # A music bed under the voice: the mix changes, no picture does.
+            bed = made / "bed.mp3"
+            make_music(bed, MusicFixture(bed.name, 30.0), ffmpeg)
+            _upload(api, "music", bed)
+            cases.append(
+                run(
+                    "music bed changed",
+                    "0 encoded, ≤ 0.1×",
+                    lambda c, full: c.encoded == 0 and c.wall <= 0.1 * full,
+                    music=bed.name,
+                )
+            )
+            cases.append(
+                run(
+                    "preview, whole video",
+                    "≤ 0.15×",
+                    lambda c, full: c.wall <= 0.15 * full,
+                    preview=True,
+                )
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return cases
+
+
+def _print_cache_table(cases: list[CacheCase], preset: str, resolution: str) -> None:
+    full = cases[0].wall
+    print(
+        f"\nrender cache: bench fixture through the API, {resolution} preset {preset}, "
+        f"{os.cpu_count()} cores; ratios against the full render above them, same run\n"
+    )
+    header = (
+        f"{'case':<34} {'wall s':>7} {'/ full':>7} {'encoded':>8} {'encoding s':>10}  "
+        f"{'target':<18} met"
+    )
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        encoded = f"{case.encoded}/{case.scenes}"
+        print(
+            f"{case.name:<34} {case.wall:7.2f} {case.wall / full:7.3f} {encoded:>8} "
+            f"{case.encoding:10.2f}  {case.target:<18} {'yes' if case.met(case, full) else 'NO'}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
     parser.add_argument("--presets", default="veryfast,medium")
@@ -229,7 +404,26 @@ def main() -> None:
         "--lookahead", type=int, default=0, help="x264 rc-lookahead, pipeline and floor alike"
     )
     parser.add_argument("--skip-monolithic", action="store_true")
+    parser.add_argument(
+        "--cache-preset", default="medium", help="preset of the render-cache section's renders"
+    )
+    parser.add_argument("--skip-cache", action="store_true", help="no render-cache section")
+    parser.add_argument("--cache-only", action="store_true", help="only the render-cache section")
+    bench_sound.add_arguments(parser)
     args = parser.parse_args()
+    if args.sound_only:
+        bench_sound.main(args)
+        return
+    if not args.cache_only:
+        pipeline_bench(args)
+    if not args.skip_cache:
+        cases = cache_bench(args.cache_preset, args.resolution)
+        _print_cache_table(cases, args.cache_preset, args.resolution)
+    if not args.skip_sound and not args.cache_only:
+        bench_sound.main(args)
+
+
+def pipeline_bench(args: argparse.Namespace) -> None:
     ffmpeg = find_ffmpeg()
     ROOT.mkdir(exist_ok=True)
     project_root = ROOT / "project"

@@ -36,6 +36,7 @@ def _ts(value: str) -> float:
 @dataclass
 class ApiRun:
     processes: int
+    nice: int
     wall: float
     first_task: float
     gaps: list[float]
@@ -53,8 +54,10 @@ def run_cli(root: Path) -> float:
     return time.monotonic() - started
 
 
-def run_api(root: Path, processes: int) -> ApiRun:
-    storage = root / f"storage-{processes}"
+def run_api(root: Path, processes: int, nice: int | None = None) -> ApiRun:
+    """`nice`: FFMPEG_NICE for the run; None keeps the service's default."""
+    nice = Settings.model_fields["ffmpeg_nice"].default if nice is None else nice
+    storage = root / f"storage-{processes}-{nice}"
     with running_stack(
         storage,
         workers=1,
@@ -64,9 +67,10 @@ def run_api(root: Path, processes: int) -> ApiRun:
         # The service's own default, not the tests' faster one: each progress write costs the
         # worker a few ms of CPU that the render would otherwise have.
         PROGRESS_INTERVAL=str(Settings.model_fields["progress_interval"].default),
+        FFMPEG_NICE=str(nice),
     ) as stack:
         api = Api(stack.base_url)
-        api.upload_project("bench", bench_scenes(), root / f"staging-{processes}")
+        api.upload_project("bench", bench_scenes(), root / f"staging-{processes}-{nice}")
         latencies: list[float] = []
         done = threading.Event()
 
@@ -80,7 +84,7 @@ def run_api(root: Path, processes: int) -> ApiRun:
                 time.sleep(0.1)
 
         posted = time.time()
-        job_id = api.render("bench", preset=PRESET)
+        job_id = api.render("bench", preset=PRESET, cache=False)
         poller = threading.Thread(target=poll, args=(job_id,), daemon=True)
         poller.start()
         job = api.wait(job_id, timeout=1800, poll=0.5)
@@ -96,20 +100,23 @@ def run_api(root: Path, processes: int) -> ApiRun:
         _ts(after["startedAt"]) - _ts(before["finishedAt"])
         for before, after in itertools.pairwise(ordered)
     ]
-    return ApiRun(processes, wall, _ts(ordered[0]["startedAt"]) - posted, gaps, latencies)
+    return ApiRun(processes, nice, wall, _ts(ordered[0]["startedAt"]) - posted, gaps, latencies)
 
 
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="render-bench-queue-"))
     cli_wall = run_cli(root)
-    runs = [run_api(root, 1), run_api(root, os.cpu_count() or 1)]
+    cores = os.cpu_count() or 1
+    # The last two differ only in FFMPEG_NICE: the API's latency while x264 fills every core,
+    # with FFmpeg below the service's processes (the default) and beside them (0).
+    runs = [run_api(root, 1), run_api(root, cores), run_api(root, cores, nice=0)]
     print(f"\nqueue overhead: bench fixture, 1080p30, preset {PRESET}, {os.cpu_count()} cores")
     print(f"  CLI render (jobs 1)                  {cli_wall:7.2f} s")
     for run in runs:
         lat = sorted(run.latencies)
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         print(
-            f"  API + worker, {run.processes} process(es)          {run.wall:7.2f} s  "
+            f"  API + worker, {run.processes} process(es), nice {run.nice:<2}  {run.wall:7.2f} s  "
             f"{run.wall / cli_wall:.3f}× CLI ({run.wall - cli_wall:+.2f} s)"
         )
         print(f"    POST → first task started          {run.first_task:7.3f} s")

@@ -66,9 +66,10 @@ def test_render_queues_a_job_and_enqueues_it(ready: TestClient, calls: Calls) ->
     assert job["options"]["minShot"] == 2.5
     assert job["options"]["voiceDir"] == "voiceovers"
     assert job["scenes"] == [
-        {"index": 0, "status": "PENDING", "progress": 0.0},
-        {"index": 1, "status": "PENDING", "progress": 0.0},
+        {"index": 0, "status": "PENDING", "progress": 0.0, "cached": False, "clip": None},
+        {"index": 1, "status": "PENDING", "progress": 0.0, "cached": False, "clip": None},
     ]
+    assert job["cache"] == {"hits": 0, "encoded": 0, "bytesSaved": 0}
     assert [s["name"] for s in job["stages"]] == registry.labels(2)
     assert job["logs"] == []
     assert job["cancelRequested"] is False
@@ -214,7 +215,13 @@ def test_job_view_shows_progress_stages_and_the_log_tail(ready: TestClient, stor
     job = ready.get(f"/v1/jobs/{job_id}").json()
     assert (job["status"], job["stage"], job["progress"]) == ("RUNNING", "SCENE_BUILD[1]", 0.4)
     assert job["startedAt"] is not None
-    assert job["scenes"][1] == {"index": 1, "status": "RUNNING", "progress": 0.5}
+    assert job["scenes"][1] == {
+        "index": 1,
+        "status": "RUNNING",
+        "progress": 0.5,
+        "cached": False,
+        "clip": None,
+    }
     assert len(job["logs"]) == 50
     assert job["logs"][0] == "line 10"
     assert job["logs"][-1] == "line 59"

@@ -23,6 +23,8 @@ ROUTES = [
     ("GET", "/v1/projects/p1/outputs"),
     ("GET", "/v1/projects/p1/outputs/video"),
     ("HEAD", "/v1/projects/p1/outputs/video"),
+    ("GET", "/v1/projects/p1/outputs/poster"),
+    ("HEAD", "/v1/projects/p1/outputs/poster"),
 ]
 
 
@@ -125,6 +127,10 @@ def test_openapi_documents_routes_security_and_errors(client: TestClient) -> Non
         "/v1/jobs/{jobId}/cancel": {"post"},
         "/v1/projects/{id}/outputs": {"get"},
         "/v1/projects/{id}/outputs/video": {"get", "head"},
+        "/v1/projects/{id}/outputs/poster": {"get", "head"},
+        "/metrics": {"get"},
+        "/v1/jobs/{jobId}/events": {"get"},
+        "/v1/jobs/{jobId}/events-token": {"post"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     for path, ops in paths.items():
@@ -138,7 +144,7 @@ def test_openapi_documents_routes_security_and_errors(client: TestClient) -> Non
     body_schema = render["requestBody"]["content"]["application/json"]["schema"]
     body_ref = body_schema["anyOf"][0]["$ref"]  # the body is optional
     request = doc["components"]["schemas"][body_ref.rsplit("/", 1)[1]]
-    assert set(request["properties"]) == {"outputName", "renderOptions"}
+    assert set(request["properties"]) == {"outputName", "renderOptions", "callbackUrl"}
     job = doc["components"]["schemas"]["JobView"]["properties"]
     assert {"createdAt", "outputName", "logs", "scenes", "cancelRequested"} <= set(job)
     id_param = paths["/v1/projects/{id}"]["get"]["parameters"][0]

@@ -12,7 +12,8 @@ from pipeline import audio, mux, scene
 from pipeline.capabilities import NEEDS, UnfitFFmpeg, inspect_ffmpeg, require_ffmpeg
 from pipeline.errors import PipelineError
 from pipeline.fixtures import FixtureError, ImageFixture, VoiceFixture, make_image, make_tone
-from pipeline.plan import ImageInfo, build_plan, check_ffmpeg
+from pipeline.options import RenderOptions
+from pipeline.plan import ImageInfo, MusicPlan, SceneVoice, build_plan, check_ffmpeg
 from pipeline.spec import ProjectSpec
 from tests import pipeline_fixtures as fx
 
@@ -127,7 +128,7 @@ def _needed(args: list[str]) -> dict[str, set[str]]:
         value = args[i + 1]
         if arg in {"-filter_complex", "-af", "-vf"}:
             used["filter"] |= _graph_filters(value)
-        elif arg in {"-c:v", "-c:a", "-codec:v", "-codec:a"} and value != "copy":
+        elif arg in {"-c:v", "-c:a", "-c:s", "-codec:v", "-codec:a"} and value != "copy":
             used["encoder"].add(value)
         elif arg == "-f":
             # An input's format comes before its -i; an output's after the -map choosing it.
@@ -144,7 +145,12 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
     spec = ProjectSpec.model_validate(
         {
             "scenes": [
-                {"images": ["a.jpg", "b.png"], "voiceover": "v.wav", "motion": "kenburns"},
+                {
+                    "images": ["a.jpg", "b.png"],
+                    "voiceover": "v.wav",
+                    "motion": "kenburns",
+                    "narration": "Words to caption and burn in.",
+                },
                 {"images": ["c.jpg", "d.jpg"], "duration": 4, "fit": "contain", "motion": "none"},
                 {"images": ["e.jpg"], "duration": 2},
             ]
@@ -163,17 +169,34 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
         (images[1], None, None, 4.0),
         (images[2], None, None, 2.0),
     ]
-    plan = build_plan(spec, fx.SMALL, inputs)
+    # Every sound feature: a looped bed, ducking, loudness (both passes), captions burnt in.
+    options = RenderOptions.model_validate(
+        {
+            **fx.SMALL.model_dump(by_alias=True),
+            "music": "bed.mp3",
+            "ducking": True,
+            "captions": {"burnIn": True},
+        }
+    )
+    voices = [SceneVoice("input/voiceovers/v.wav", 5.0, ((0.0, 2.0), (3.5, 5.0))), None, None]
+    bed = MusicPlan("input/music/bed.mp3", 2.0, -18.0, 1.0, 2.0, True)
+    plan = build_plan(spec, options, inputs, voices=voices, music=bed)
     root, work = Path("/p"), Path("/p/work")
-    commands = [audio.master_track_args(root, plan, work / "audio.wav")]
+    commands = [
+        audio.master_track_args(root, plan, work / "mix.wav", work / "stats.txt"),
+        audio.gain_args(work / "mix.wav", work / "audio.wav", audio.Gain(3.0, limit=True)),
+    ]
     for s in plan.scenes:
         stills = [work / f"{s.index}-{n}.yuv" for n in range(len(s.images))]
         commands.append(scene.stills_args(root, plan, s, stills))
-        commands.append(scene.scene_args(plan, s, stills, work / f"{s.index}.mp4"))
+        burn = work / "c.ass" if s.burn_in and s.captions else None
+        commands.append(scene.scene_args(plan, s, stills, work / f"{s.index}.mp4", burn))
         commands.append(
             mux.scene_output_args(plan, s.index, work / "c.mp4", work / "a.wav", work / "o.mp4")
         )
-    commands.append(mux.concat_args(work / "concat.txt", work / "audio.wav", work / "j.mp4"))
+    commands.append(
+        mux.concat_args(work / "concat.txt", work / "audio.wav", work / "j.mp4", work / "c.srt")
+    )
     used: dict[str, set[str]] = {kind: set() for kind in NEEDS}
     for args in commands:
         for kind, names in _needed(args).items():

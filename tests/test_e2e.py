@@ -73,8 +73,11 @@ def test_render_through_the_api_produces_a_probed_mp4(
     assert abs(info.audio.duration - info.video.duration) <= 1 / FPS
     assert b" rc_lookahead=7 " in out.read_bytes() and b" threads=2 " in out.read_bytes()
     assert sorted(p.name for p in out.parent.iterdir()) == [
+        "out.jpg",
         "out.mp4",
+        "scene_00.jpg",
         "scene_00.mp4",
+        "scene_01.jpg",
         "scene_01.mp4",
     ]
 

@@ -39,9 +39,11 @@ LATENCIES: dict[str, float] = {}
 
 
 def scenes(tag: str, count: int = 3, seconds: float = 1.0) -> list[SceneFixture]:
+    # Pictures of different sizes: no scene may be a cached clip of another, or the stage
+    # would not run the FFmpeg a test waits for.
     return [
         SceneFixture(
-            (ImageFixture(f"{tag}{i}.jpg", 480, 360, "testsrc2"),),
+            (ImageFixture(f"{tag}{i}.jpg", 480 + 16 * i, 360, "testsrc2"),),
             VoiceFixture(f"{tag}{i}.wav", seconds, 300 + 50 * i),
         )
         for i in range(count)

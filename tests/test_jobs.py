@@ -55,6 +55,9 @@ def test_create_job_makes_one_row_per_stage_in_order(db_url: str) -> None:
     with session_scope(db_url) as session:
         names = [row.name for row in jobs.job_tasks(session, job_id)]
     assert names == [
+        "SPEECH[0]",
+        "SPEECH[1]",
+        "SPEECH[2]",
         "VALIDATE",
         "AUDIO_PREP",
         "SCENE_BUILD[0]",

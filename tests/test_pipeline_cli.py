@@ -71,7 +71,7 @@ def test_option_flags_build_render_options_from_the_given_ones_only() -> None:
         ["p", "-o", "v.mp4", "--min-shot", "1.5", "--crf", "23", "--fit", "contain", "--ducking"]
     )
     options = options_from_args(args)
-    assert (options.min_shot, options.crf, options.fit, options.ducking) == (
+    assert (options.min_shot, options.crf, options.fit, options.ducking.on) == (
         1.5,
         23,
         "contain",
@@ -80,7 +80,7 @@ def test_option_flags_build_render_options_from_the_given_ones_only() -> None:
     assert options.fps == RenderOptions().fps and options.preset == RenderOptions().preset
     assert options_from_args(_parser().parse_args(["p", "-o", "v.mp4"])) == RenderOptions()
     no_ducking = _parser().parse_args(["p", "-o", "v.mp4", "--no-ducking", "--voice-dir", "vo"])
-    assert (options_from_args(no_ducking).ducking, options_from_args(no_ducking).voice_dir) == (
+    assert (options_from_args(no_ducking).ducking.on, options_from_args(no_ducking).voice_dir) == (
         False,
         "vo",
     )

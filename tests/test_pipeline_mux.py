@@ -7,7 +7,7 @@ from pipeline.motion import STILL
 from pipeline.mux import concat_args, scene_output_args
 from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
 
-AAC = ["-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
+AAC = ["-c:a", "aac", "-aac_coder", "fast", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
 WORK = Path("/p/work")
 
 
@@ -41,4 +41,17 @@ def test_a_scene_output_cuts_its_own_samples_from_the_master_track() -> None:
         *("-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"),
         *("-af", "atrim=start_sample=48000:end_sample=120000,asetpts=PTS-STARTPTS", *AAC),
         *("-movflags", "+faststart", "-f", "mp4", str(out)),
+    ]
+
+
+def test_concat_with_captions_adds_a_soft_subtitle_track_tagged_and_off() -> None:
+    args = concat_args(
+        WORK / "concat.txt", WORK / "audio.wav", WORK / "joined.mp4", WORK / "c.srt", "eng"
+    )
+    assert args == [
+        *("-f", "concat", "-safe", "0", "-i", "/p/work/concat.txt", "-i", "/p/work/audio.wav"),
+        *("-f", "srt", "-i", "/p/work/c.srt"),
+        *("-map", "0:v:0", "-map", "1:a:0", "-map", "2:s:0", "-c:s", "mov_text"),
+        *("-metadata:s:s:0", "language=eng", "-disposition:s:0", "0"),
+        *("-c:v", "copy", *AAC, "-movflags", "+faststart", "-f", "mp4", "/p/work/joined.mp4"),
     ]

@@ -120,7 +120,7 @@ def test_bad_inputs_name_stage_scene_and_file(
 ) -> None:
     project = _broken(tmp_path, ffmpeg_bin)
     damage(project)  # type: ignore[operator]
-    validate = registry.STAGES[0]
+    validate = registry.BY_NAME["VALIDATE"]
     with pytest.raises(PipelineError) as info:
         registry.run_stage(validate, StageRun(project, SMALL, "v.mp4", Runner(ffmpeg_bin)))
     assert str(info.value).startswith(expected)

@@ -17,6 +17,8 @@ from pipeline.registry import Stage, StageRun
 
 def test_labels_run_in_order_with_one_per_scene_for_per_scene_stages() -> None:
     assert registry.labels(2) == [
+        "SPEECH[0]",
+        "SPEECH[1]",
         "VALIDATE",
         "AUDIO_PREP",
         "SCENE_BUILD[0]",
@@ -52,8 +54,9 @@ def test_weights_split_a_per_scene_stage_by_frames_and_keep_the_total() -> None:
 
 def test_steps_group_the_runs_of_a_per_scene_stage() -> None:
     steps = registry.steps(3)
-    assert [len(step) for step in steps] == [1, 1, 3, 1, 1]
-    assert [scene for _, scene in steps[2]] == [0, 1, 2]
+    assert [len(step) for step in steps] == [3, 1, 1, 3, 1, 1]
+    assert [scene for _, scene in steps[0]] == [0, 1, 2]  # SPEECH, before VALIDATE
+    assert [scene for _, scene in steps[3]] == [0, 1, 2]
     assert registry.LAST is registry.STAGES[-1]
 
 

@@ -27,7 +27,7 @@ def _plan(motion: str, orientation: int = 1, fit: str = "cover") -> Plan:
         ImageInfo("input/images/a.jpg", 4000, 3000, orientation),
         ImageInfo("input/images/b.png", 600, 800),
     )
-    moves = [kenburns(0, i, i) if motion == "kenburns" else STILL for i in range(3)]
+    moves = [kenburns("a|b", i) if motion == "kenburns" else STILL for i in range(3)]
     shots = (
         ShotPlan(images[0].path, 40, 9, moves[0]),
         ShotPlan(images[1].path, 40, 9, moves[1]),
@@ -232,10 +232,20 @@ def test_codec_arguments_come_from_the_encoder_alone() -> None:
 
 
 def test_kenburns_alternates_and_is_deterministic() -> None:
-    first, second = kenburns(0, 0, 0), kenburns(0, 1, 1)
-    assert first.zoom_end > first.zoom_start and second.zoom_end < second.zoom_start
-    assert kenburns(3, 1, 7) == kenburns(3, 1, 7)
-    assert not first.still and STILL.still
+    moves = [kenburns("some digest", shot) for shot in range(4)]
+    # In and out alternately; a scene opens on its first picture whole (its poster frame).
+    assert [m.zoom_end > m.zoom_start for m in moves] == [True, False] * 2
+    assert moves[0].zoom_start == 1.0
+    assert kenburns("d", 1) == kenburns("d", 1)
+    assert not moves[0].still and STILL.still
+
+
+def test_kenburns_follows_the_content_not_the_position() -> None:
+    # The move of a shot is named by the scene's content (its images' digests) and the shot
+    # number only: different content, different moves; same content, same move.
+    seeds = [f"digest{n}" for n in range(12)]
+    assert len({kenburns(seed, 0) for seed in seeds}) > 2
+    assert {kenburns(seed, 2) for seed in seeds[:1] * 3} == {kenburns(seeds[0], 2)}
 
 
 def test_zoompan_interpolates_over_the_shot() -> None:

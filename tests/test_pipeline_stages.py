@@ -213,7 +213,11 @@ def test_failed_finalize_keeps_earlier_outputs(small_project: ProjectDir, ffmpeg
     runner = Runner(ffmpeg_bin)
     render(small_project, SMALL, "video.mp4", runner)
     before = {p.name: p.read_bytes() for p in small_project.output.iterdir()}
-    assert set(before) == {"video.mp4", "scene_00.mp4", "scene_01.mp4"}
+    assert set(before) == {"video.mp4", "scene_00.mp4", "scene_01.mp4"} | {
+        "video.jpg",
+        "scene_00.jpg",
+        "scene_01.jpg",
+    }
     write_plan(small_project, make_plan(small_project, SMALL, ffmpeg_bin))
     # The second scene's clip is gone: its per-scene output fails after the first one was made.
     stages.scene_clip(small_project, 1).unlink()

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ProjectId, SettingsDep, StorageDep
 from api.errors import responses
 from api.schemas import StoredAsset, Subdir
-from api.uploads import Upload, check_subdir, clean_name, store_uploads
+from api.uploads import Upload, check_subdir, clean_name, require_free_space, store_uploads
 
 log = logging.getLogger("render.api.assets")
 
@@ -40,6 +40,7 @@ async def upload_assets(
     Images must decode; audio must be a container with an audio stream FFmpeg can decode.
     Each file is at most MAX_UPLOAD_MB. All or nothing: if any file is refused, none is kept.
     """
+    require_free_space(storage.root, settings.min_free_mb, "an upload")
     uploads = [Upload(clean_name(f.filename), f.file) for f in files]
     try:
         stored = await run_in_threadpool(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Path, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Response
 from sqlmodel import Session
 
 from api import service
@@ -19,10 +19,17 @@ from api.deps import (
     StorageDep,
 )
 from api.errors import ApiError, responses
-from api.schemas import JobView, RenderAccepted, RenderRequest, SceneProgress, StageView
+from api.schemas import (
+    CacheSummary,
+    JobView,
+    RenderAccepted,
+    RenderRequest,
+    SceneProgress,
+    StageView,
+)
 from pipeline import registry
 from tasks import jobs, watchdog
-from tasks.models import Job, JobStatus
+from tasks.models import Job, JobStatus, Webhook
 from tasks.settings import Settings
 from tasks.storage import JOB_ID, Storage
 
@@ -36,7 +43,7 @@ router = APIRouter(tags=["jobs"])
     status_code=202,
     response_model=RenderAccepted,
     responses={
-        **responses(401, 409, 422, 503),
+        **responses(401, 409, 422, 503, 507),
         202: {
             "description": "queued; `Location` points at the job",
             "headers": {"Location": {"schema": {"type": "string"}}},
@@ -52,13 +59,21 @@ def render(
     storage: StorageDep,
     enqueue: EnqueuerDep,
     body: RenderRequest | None = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=255,
+            description="the same key and body return the same job (another body: 409)",
+        ),
+    ] = None,
 ) -> RenderAccepted:
     """Render the stored spec with these options (omitted ones take the DEFAULT_* settings)."""
     job = service.submit_render(
-        session, settings, storage, enqueue, project_id, body or RenderRequest()
+        session, settings, storage, enqueue, project_id, body or RenderRequest(), idempotency_key
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return RenderAccepted(job_id=job.id, status=JobStatus.QUEUED)
+    return RenderAccepted(job_id=job.id, status=job.status)
 
 
 JobId = Annotated[
@@ -76,11 +91,26 @@ def _load(session: Session, job_id: str) -> Job:
 def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -> JobView:
     rows = jobs.job_tasks(session, job.id)
     scenes = [
-        SceneProgress(index=scene, status=row.status, progress=row.progress)
+        SceneProgress(
+            index=scene,
+            status=row.status,
+            progress=row.progress,
+            cached=row.clip == "cached",
+            clip=row.clip,
+        )
         for row in rows
-        if (scene := registry.scene_of(row.name)) is not None
+        if (scene := registry.clip_scene_of(row.name)) is not None
     ]
-    stages = [StageView.model_validate(row, from_attributes=True) for row in rows]
+    stages = [
+        StageView.model_validate({**row.model_dump(), "cached": row.clip == "cached"})
+        for row in rows
+    ]
+    hits = [row for row in rows if row.clip == "cached"]
+    cache = CacheSummary(
+        hits=len(hits),
+        encoded=sum(row.clip == "encoded" for row in rows),
+        bytes_saved=sum(row.clip_bytes for row in hits),
+    )
     return JobView.model_validate(
         {
             **job.model_dump(),
@@ -88,8 +118,16 @@ def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -
             "stages": stages,
             "logs": storage.tail_log(job.id, 50),
             "waiting": watchdog.waiting_reason(session, settings, job),
+            "cache": cache,
+            "webhook": webhook.model_dump() if (webhook := session.get(Webhook, job.id)) else None,
         }
     )
+
+
+def job_document(session: Session, settings: Settings, job: Job) -> dict[str, Any]:
+    """The job as GET /v1/jobs/{id} shows it, as JSON: what webhooks and the event stream send."""
+    view = job_view(session, settings, Storage(settings.render_storage), job)
+    return view.model_dump(mode="json", by_alias=True)
 
 
 @router.get(

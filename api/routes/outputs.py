@@ -1,4 +1,5 @@
-"""Rendered files: the listing of `output/` and the video itself (Range and HEAD supported)."""
+"""Rendered files: the listing of `output/`, the video itself (Range and HEAD supported) and
+its poster frame."""
 
 from __future__ import annotations
 
@@ -76,4 +77,42 @@ def get_video(
             ) from None
     return FileResponse(
         path, media_type="video/mp4", filename=path.name, content_disposition_type="inline"
+    )
+
+
+_POSTER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **responses(401, 404, 422),
+    200: {"content": {"image/jpeg": {}}, "description": "the poster frame"},
+}
+
+
+@router.get(
+    "/{id}/outputs/poster",
+    response_class=FileResponse,
+    responses=_POSTER_RESPONSES,
+    summary="A rendered video's poster frame (JPEG)",
+)
+@router.head(
+    "/{id}/outputs/poster",
+    response_class=FileResponse,
+    responses=_POSTER_RESPONSES,
+    summary="A poster's headers (size, type)",
+    operation_id="head_poster",
+)
+def get_poster(
+    project_id: ProjectId,
+    session: SessionDep,
+    storage: StorageDep,
+    name: Annotated[
+        str | None,
+        Query(
+            description="a video in output/ (its poster: demo.mp4 → demo.jpg) or a JPEG there "
+            "(scene_02.jpg); default: the last succeeded job's video"
+        ),
+    ] = None,
+) -> FileResponse:
+    """`<name>.jpg`, the frame FINALIZE took from the video (renderOptions.posterTime)."""
+    path = service.output_poster(session, storage, project_id, name)
+    return FileResponse(
+        path, media_type="image/jpeg", filename=path.name, content_disposition_type="inline"
     )
