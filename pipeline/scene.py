@@ -133,9 +133,16 @@ def pieces(plan: Plan, scene: ScenePlan) -> list[Piece]:
 
 
 def still_size(plan: Plan, scene: ScenePlan) -> tuple[int, int]:
-    """Motion is per scene: either every shot zooms (from oversampled stills) or none does."""
+    """Motion is per scene: either every shot zooms (from oversampled stills) or none does.
+
+    A preview takes the lighter path: zoompan from an output-size still (about 2.3 ms a frame
+    at 1080p against 5.5 ms oversampled), with slightly less even steps, which a draft can
+    afford.
+    """
     moving = any(not shot.move.still for shot in scene.shots)
-    return oversampled(plan.width, plan.height) if moving else (plan.width, plan.height)
+    if moving and not plan.preview:
+        return oversampled(plan.width, plan.height)
+    return plan.width, plan.height
 
 
 def stills_graph(plan: Plan, scene: ScenePlan) -> Graph:

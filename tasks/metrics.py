@@ -92,6 +92,17 @@ def _metrics() -> dict[str, Any]:
             "Bytes of finished videos written to output/",
             registry=None,
         ),
+        "clips": Counter(
+            "render_scene_clips",
+            "Scene clips by how they came to be (encoded, cached, skipped)",
+            ["outcome"],
+            registry=None,
+        ),
+        "saved": Counter(
+            "render_cache_bytes_saved",
+            "Bytes of scene clips served from the render cache instead of encoded",
+            registry=None,
+        ),
         "webhooks": Counter(
             "render_webhook_deliveries",
             "Webhook delivery attempts, by outcome (delivered, retry, failed)",
@@ -109,6 +120,12 @@ def job_succeeded(wall_seconds: float, video_seconds: float, output_bytes: int) 
     if video_seconds > 0:
         _metrics()["ratio"].observe(wall_seconds / video_seconds)
     _metrics()["bytes"].inc(output_bytes)
+
+
+def clip_made(outcome: str, size: int) -> None:
+    _metrics()["clips"].labels(outcome=outcome).inc()
+    if outcome == "cached":
+        _metrics()["saved"].inc(size)
 
 
 def webhook_delivery(outcome: str) -> None:

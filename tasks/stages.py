@@ -106,6 +106,8 @@ class StageTask(Task):
         elapsed = time.monotonic() - started
         tracker.log(f"done in {elapsed:.2f} s")
         metrics.stage_finished(self.stage.name, elapsed)
+        for clip in clips[-1:]:
+            metrics.clip_made(clip.outcome, clip.size)
         if succeeded:
             _job_metrics(settings, claim.job)
             # Work files are kept for debugging a failure; a success has nothing left to debug.

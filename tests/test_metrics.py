@@ -36,6 +36,8 @@ def test_counters_from_forked_processes_add_up(tmp_path: Path) -> None:
             metrics.stage_finished("SCENE_BUILD", 3.0)
             metrics.job_succeeded(wall_seconds=10.0, video_seconds=20.0, output_bytes=1000)
             metrics.webhook_delivery("retry")
+            metrics.clip_made("cached", 500)
+            metrics.clip_made("encoded", 700)
             os._exit(0)
         children.append(pid)
     for pid in children:
@@ -51,6 +53,9 @@ def test_counters_from_forked_processes_add_up(tmp_path: Path) -> None:
     assert found[("render_output_bytes_total", ())] == 2000
     assert found[("render_webhook_deliveries_total", (("outcome", "retry"),))] == 2
     assert found[("render_webhook_deliveries_total", (("outcome", "delivered"),))] == 1
+    assert found[("render_scene_clips_total", (("outcome", "cached"),))] == 2
+    assert found[("render_scene_clips_total", (("outcome", "encoded"),))] == 2
+    assert found[("render_cache_bytes_saved_total", ())] == 1000  # cached clips only
     # Files are named by host and pid: containers sharing the folder cannot collide.
     assert all("_" in p.stem.split("_", 1)[1] for p in settings.metrics_path.glob("*.db"))
 

@@ -10,9 +10,11 @@ import pytest
 from pipeline.cache import ClipCache, clip_key
 from pipeline.errors import PipelineError
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, write_project
+from pipeline.motion import oversampled
 from pipeline.options import RenderOptions, TimeRange
 from pipeline.plan import ImageInfo, Plan, build_plan, make_plan, preview_size
 from pipeline.probe import probe
+from pipeline.scene import still_size
 from pipeline.spec import ProjectSpec
 from tests import pipeline_fixtures as fx
 from tests.pipeline_fixtures import SMALL
@@ -64,6 +66,10 @@ def test_a_preview_keeps_the_timeline_with_a_smaller_faster_picture() -> None:
         timeline
     )
     assert [s.shots[0].move for s in draft.scenes] == [s.shots[0].move for s in full.scenes]
+    # The lighter motion path: zoompan from output-size stills, not oversampled ones.
+    moving = next(s for s in full.scenes if not s.shots[0].move.still)
+    assert still_size(full, moving) == oversampled(full.width, full.height)
+    assert still_size(draft, draft.scenes[moving.index]) == (640, 360)
     # Other clips than the full render's: cached apart.
     keys = {clip_key(full, s, "v") for s in full.scenes}
     assert not keys & {clip_key(draft, s, "v") for s in draft.scenes}
