@@ -43,6 +43,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m tests.bench
 	$(PY) -m tests.bench_queue
+	$(PY) -m tests.bench_scale
 
 clean:
 	rm -rf $(VENV) dist .bench .pytest_cache .mypy_cache .ruff_cache
