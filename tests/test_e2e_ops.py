@@ -220,9 +220,14 @@ def test_metrics_during_and_after_a_render(tmp_path: Path) -> None:
     """GET /metrics parsed with prometheus-client's parser: the workers' pool processes wrote
     the histograms and counters, the API reads the gauges now."""
     with held_at_scene_1(tmp_path, "prom") as (stack, api, job_id):
+        # Each worker beats from its main process once it is ready, which the stack's start
+        # (the API answering) does not wait for.
+        def live_workers() -> float:
+            return samples(api.http.get("/metrics").text).get(("render_workers_live", ()), 0)
+
+        wait_for(lambda: live_workers() == 2, 30, "both workers beating")
         during = samples(api.http.get("/metrics").text)
         assert during[("render_jobs", (("status", "RUNNING"),))] == 1
-        assert during[("render_workers_live", ())] == 2
         assert during[("render_broker_up", ())] == 1
         assert ("render_queue_depth", ()) in during
         assert during[("render_stage_duration_seconds_count", (("stage", "VALIDATE"),))] == 1
