@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 
 from tasks import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -51,9 +52,25 @@ def get_engine(url: str) -> Engine:
             if path and path != ":memory:":
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         engine = make_engine(url)
-        SQLModel.metadata.create_all(engine)
+        create_tables(engine)
         _engines[url] = engine
     return engine
+
+
+CREATE_ATTEMPTS = 5
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the missing tables. The API and the workers start at once on a new database, and
+    `create_all` checks then creates: another process can create a table in between. Its
+    "already exists" is that race, and the next pass finds the table and skips it."""
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except DBAPIError as exc:
+            if "already exists" not in str(exc) or attempt == CREATE_ATTEMPTS - 1:
+                raise
 
 
 @contextmanager

@@ -308,3 +308,33 @@ def test_last_succeeded_output(db_url: str) -> None:
     with session_scope(db_url) as session:
         assert jobs.last_succeeded_output(session, "p1") == "a.mp4"
         assert session.get(JobTask, (first, "VALIDATE")) is not None
+
+
+def test_a_table_another_process_creates_meanwhile_does_not_stop_start_up(
+    tmp_path: Path,
+) -> None:
+    # The API and the workers create the tables of a new database at once: between
+    # create_all's check and its CREATE, another process may have made the table.
+    from sqlalchemy import event
+
+    from tasks.db import create_tables, make_engine
+
+    url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
+    engine, other = make_engine(url), make_engine(url)
+    table = Project.__table__  # type: ignore[attr-defined]
+    raced: list[bool] = []
+
+    def meanwhile(target: Any, connection: Any, **_: Any) -> None:
+        if not raced:
+            raced.append(True)
+            with other.begin() as conn:
+                table.create(conn)
+
+    event.listen(table, "before_create", meanwhile)
+    try:
+        create_tables(engine)
+    finally:
+        event.remove(table, "before_create", meanwhile)
+    assert raced
+    with Session(engine) as session:
+        assert session.get(Project, "nope") is None  # the tables are there and usable
