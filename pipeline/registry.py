@@ -123,6 +123,8 @@ def _scene_build(run: StageRun) -> None:
     stages.build_scene(
         run.project, plan, run.scene_index, run.runner, cache=_cache(run), report=run.on_clip
     )
+    if not plan.draft:  # a draft publishes the whole video only
+        stages.build_scene_outputs(run.project, plan, run.scene_index, run.runner, _cache(run))
 
 
 def _cache(run: StageRun) -> ClipCache | None:

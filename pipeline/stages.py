@@ -334,6 +334,52 @@ def _scaled(runner: Runner, done: int, total: int, share: int = 1) -> Runner:
     return dataclasses.replace(runner, on_progress=lambda f: report((done + f * share) / total))
 
 
+def scene_output_files(project: ProjectDir, index: int) -> tuple[Path, Path]:
+    """Where a scene's build leaves its output/scene_NN.mp4 and scene_NN.jpg for FINALIZE."""
+    folder = project.work / "outputs"
+    return folder / scene_output_name(index), folder / scene_poster_name(index)
+
+
+def build_scene_outputs(
+    project: ProjectDir,
+    plan: Plan,
+    index: int,
+    runner: Runner,
+    cache: ClipCache | None = None,
+    keys: Sequence[str] | None = None,
+    sound: Mapping[Path, str] | None = None,
+) -> tuple[Path, Path]:
+    """A scene's published files, made where its clip is made (the master audio exists by
+    then), so that they are muxed in parallel rather than one after another in FINALIZE: the
+    clip with its cut of the master audio (stream copy, AAC) and its poster frame.
+
+    With a cache, what the same clip and sound made before is linked in (`keys`, `sound`:
+    the clip keys and the sound's digests, computed here when not given).
+    """
+    video, poster = scene_output_files(project, index)
+    if cache is not None:
+        keys = keys if keys else _clip_keys(plan, runner)
+        sound = sound if sound is not None else _digests(project)
+    clip = scene_clip(project, index)
+    quiet = dataclasses.replace(runner, on_progress=None)
+    with atomic_path(video) as tmp:
+        _run_cached(
+            cache,
+            quiet,
+            project,
+            "scene output",
+            mux.scene_output_args(plan, index, clip, master_audio(project), tmp),
+            tmp,
+            {clip: keys[index], **(sound or {})} if cache is not None and keys else {},
+            plan.scene_seconds(index),
+            scene=index,
+        )
+    with atomic_path(poster) as tmp:
+        frame = scene_poster_frame(plan.scenes[index])
+        _poster(project, index, frame, tmp, cache, keys or (), quiet)
+    return video, poster
+
+
 def finalize(
     project: ProjectDir,
     plan: Plan,
@@ -356,33 +402,26 @@ def finalize(
     check_output(source, plan)
     project.output.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
-    steps = len(plan.scenes) + 1
     per_scene = () if plan.draft else plan.scenes
-    # With a cache, each scene's output and poster made before from the same clip and sound
-    # is linked in: keyed by the clip's key and the master audio's digest.
+    # With a cache, a scene output or poster made before from the same clip and sound is
+    # linked in: keyed by the clip's key and the master audio's digest.
     keys = _clip_keys(plan, runner) if cache is not None else []
     sound = _digests(project) if cache is not None and per_scene else {}
     try:
         for scene in per_scene:
-            target = project.output / scene_output_name(scene.index)
-            tmp = project.output / f".{target.stem}.tmp{os.getpid()}.mp4"
-            staged.append((tmp, target))
-            clip = scene_clip(project, scene.index)
-            _run_cached(
-                cache,
-                _scaled(runner, scene.index, steps),
-                project,
-                "scene output",
-                mux.scene_output_args(plan, scene.index, clip, master_audio(project), tmp),
-                tmp,
-                {clip: keys[scene.index], **sound} if cache is not None else {},
-                plan.scene_seconds(scene.index),
-                scene=scene.index,
-            )
-            poster = project.output / scene_poster_name(scene.index)
-            staged.append((_staging(poster), poster))
-            frame = scene_poster_frame(scene)
-            _poster(project, scene.index, frame, staged[-1][0], cache, keys, runner)
+            # Made by the scene's own build, in parallel with the others (a build from before
+            # that change has left none: made here then).
+            made = scene_output_files(project, scene.index)
+            if not all(path.is_file() for path in made):
+                build_scene_outputs(project, plan, scene.index, runner, cache, keys, sound)
+            for path, name in zip(
+                made,
+                (scene_output_name(scene.index), scene_poster_name(scene.index)),
+                strict=True,
+            ):
+                target = project.output / name
+                staged.append((_staging(target), target))
+                link_or_copy(path, staged[-1][0])
         final = project.output / output_name
         poster = project.output / poster_name(output_name)
         staged.append((_staging(poster), poster))

@@ -366,9 +366,13 @@ def test_a_full_cache_removes_old_clips_after_a_store(tmp_path: Path, ffmpeg_bin
     project = write_project(tmp_path / "p", _scenes(), ffmpeg_bin)
     built = render_stages(project, ffmpeg_bin, cache)
     assert built.outcomes == ["encoded", "encoded"]
-    # Each store made room: only what was stored last (the last scene's poster) is left.
+    # Each store made room: only what was stored last (the join, made after every scene's
+    # clip, output and poster) is left.
     (left,) = cache.entries()
-    assert cache.clip(left.key, ".jpg").is_file()
+    kept = probe(cache.clip(left.key, ".mp4"), count_frames=True)
+    whole = probe(project.output / "video.mp4", count_frames=True)
+    assert kept.audio is not None and kept.video is not None and whole.video is not None
+    assert kept.video.frames == whole.video.frames  # the whole video: the join
     assert any("cache full: removed" in line for line in built.log)
     shutil.rmtree(project.work)
     # The clips the job linked stay whole whatever the cache removes.

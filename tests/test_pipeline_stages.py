@@ -209,6 +209,24 @@ def test_build_scene_rerun_is_idempotent(small_project: ProjectDir, ffmpeg_bin: 
     assert [p.name for p in again.parent.iterdir()] == [again.name]
 
 
+def test_scene_outputs_are_made_by_the_scene_build_and_published_by_finalize(
+    small_project: ProjectDir, ffmpeg_bin: str
+) -> None:
+    # Muxed where each clip is made, so they run in parallel; FINALIZE only links them.
+    logged: list[str] = []
+    render(small_project, SMALL, "video.mp4", Runner(ffmpeg_bin, log=logged.append))
+    finalize_at = next(i for i, line in enumerate(logged) if line.startswith("stage FINALIZE"))
+    assert not any("scene_0" in line and "-af" in line for line in logged[finalize_at:])
+    for index in (0, 1):
+        video, poster = stages.scene_output_files(small_project, index)
+        published = small_project.output / stages.scene_output_name(index)
+        assert published.read_bytes() == video.read_bytes()
+        assert (small_project.output / poster.name).read_bytes() == poster.read_bytes()
+        info = probe(published, count_frames=True)
+        assert info.video is not None and info.audio is not None
+        assert info.video.frames == make_plan(small_project, SMALL, ffmpeg_bin).scenes[index].frames
+
+
 def test_failed_finalize_keeps_earlier_outputs(small_project: ProjectDir, ffmpeg_bin: str) -> None:
     runner = Runner(ffmpeg_bin)
     render(small_project, SMALL, "video.mp4", runner)
@@ -219,8 +237,11 @@ def test_failed_finalize_keeps_earlier_outputs(small_project: ProjectDir, ffmpeg
         "scene_01.jpg",
     }
     write_plan(small_project, make_plan(small_project, SMALL, ffmpeg_bin))
-    # The second scene's clip is gone: its per-scene output fails after the first one was made.
+    # The second scene's clip and the outputs its build left are gone: FINALIZE makes them
+    # again, and that fails after the first scene's were staged.
     stages.scene_clip(small_project, 1).unlink()
+    for made in stages.scene_output_files(small_project, 1):
+        made.unlink()
     with pytest.raises(PipelineError) as info:
         run_stage("FINALIZE", small_project, runner)
     assert info.value.stage == "FINALIZE" and info.value.scene == 1
