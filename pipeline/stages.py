@@ -37,6 +37,7 @@ from pipeline.project import ProjectDir
 from pipeline.scene import scene_args, stills_args
 
 JOINED_FILE = "joined.mp4"
+MASTER_DIGEST = "audio.wav.sha256"
 CONCAT_LIST = "concat.txt"
 CAPTIONS_SRT = "captions.srt"
 _SCENE_OUTPUT = re.compile(r"^scene_(\d+)\.(?:mp4|jpg)$")
@@ -68,12 +69,15 @@ def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
     """AUDIO_PREP: the master track, work/audio.wav: the whole mix in one graph, then (for a
     loudness target) its measured gain in a second, light pass."""
     target = master_audio(project)
+    # A rerun writes a new master: the old digest must not outlive it.
+    (project.work / MASTER_DIGEST).unlink(missing_ok=True)
     if plan.loudness is None:
         with atomic_path(target) as tmp:
             runner.run(
                 audio.master_track_args(project.root, plan, tmp),
                 expected_seconds=plan.duration_seconds,
             )
+        _write_master_digest(project)
         return target
     mix, stats = project.work / audio.MIX_FILE, project.work / audio.STATS_FILE
     stats.unlink(missing_ok=True)
@@ -98,6 +102,7 @@ def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
         )
     mix.unlink(missing_ok=True)
     stats.unlink(missing_ok=True)
+    _write_master_digest(project)
     return target
 
 
@@ -236,14 +241,35 @@ def _clip_keys(plan: Plan, runner: Runner) -> list[str]:
     return [clip_key(plan, scene, version) for scene in plan.scenes]
 
 
+def _clip_key_of(plan: Plan, index: int, runner: Runner) -> str:
+    return clip_key(plan, plan.scenes[index], _ffmpeg_version(runner.ffmpeg))
+
+
 def _digest_of(keys: Sequence[str]) -> str:
     return hashlib.sha256(",".join(keys).encode()).hexdigest()
 
 
 def _digests(project: ProjectDir, *extra: Path | None) -> dict[Path, str]:
     """The content digests of the master audio and `extra` files, as output keys name them."""
-    files = [master_audio(project), *(path for path in extra if path is not None)]
-    return {path: file_sha256(path) for path in files}
+    found = {master_audio(project): master_digest(project)}
+    return found | {path: file_sha256(path) for path in extra if path is not None}
+
+
+def master_digest(project: ProjectDir) -> str:
+    """The master audio's sha256. Every scene's build keys its output on it, so it is read
+    from the digest AUDIO_PREP wrote beside the track rather than hashed once per scene (a
+    long video's master is hundreds of MB)."""
+    sidecar = project.work / MASTER_DIGEST
+    try:
+        return sidecar.read_text("utf-8").strip()
+    except FileNotFoundError:
+        return _write_master_digest(project)
+
+
+def _write_master_digest(project: ProjectDir) -> str:
+    digest = file_sha256(master_audio(project))
+    write_text_atomic(project.work / MASTER_DIGEST, digest + "\n")
+    return digest
 
 
 def _run_cached(
@@ -346,20 +372,15 @@ def build_scene_outputs(
     index: int,
     runner: Runner,
     cache: ClipCache | None = None,
-    keys: Sequence[str] | None = None,
-    sound: Mapping[Path, str] | None = None,
 ) -> tuple[Path, Path]:
     """A scene's published files, made where its clip is made (the master audio exists by
     then), so that they are muxed in parallel rather than one after another in FINALIZE: the
     clip with its cut of the master audio (stream copy, AAC) and its poster frame.
 
-    With a cache, what the same clip and sound made before is linked in (`keys`, `sound`:
-    the clip keys and the sound's digests, computed here when not given).
+    With a cache, what the same clip and sound made before is linked in.
     """
     video, poster = scene_output_files(project, index)
-    if cache is not None:
-        keys = keys if keys else _clip_keys(plan, runner)
-        sound = sound if sound is not None else _digests(project)
+    key = _clip_key_of(plan, index, runner) if cache is not None else None
     clip = scene_clip(project, index)
     quiet = dataclasses.replace(runner, on_progress=None)
     with atomic_path(video) as tmp:
@@ -370,13 +391,13 @@ def build_scene_outputs(
             "scene output",
             mux.scene_output_args(plan, index, clip, master_audio(project), tmp),
             tmp,
-            {clip: keys[index], **(sound or {})} if cache is not None and keys else {},
+            {clip: key, **_digests(project)} if key is not None else {},
             plan.scene_seconds(index),
             scene=index,
         )
     with atomic_path(poster) as tmp:
         frame = scene_poster_frame(plan.scenes[index])
-        _poster(project, index, frame, tmp, cache, keys or (), quiet)
+        _poster(project, index, frame, tmp, cache, key, quiet)
     return video, poster
 
 
@@ -403,17 +424,13 @@ def finalize(
     project.output.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
     per_scene = () if plan.draft else plan.scenes
-    # With a cache, a scene output or poster made before from the same clip and sound is
-    # linked in: keyed by the clip's key and the master audio's digest.
-    keys = _clip_keys(plan, runner) if cache is not None else []
-    sound = _digests(project) if cache is not None and per_scene else {}
     try:
         for scene in per_scene:
             # Made by the scene's own build, in parallel with the others (a build from before
             # that change has left none: made here then).
             made = scene_output_files(project, scene.index)
             if not all(path.is_file() for path in made):
-                build_scene_outputs(project, plan, scene.index, runner, cache, keys, sound)
+                build_scene_outputs(project, plan, scene.index, runner, cache)
             for path, name in zip(
                 made,
                 (scene_output_name(scene.index), scene_poster_name(scene.index)),
@@ -429,7 +446,8 @@ def finalize(
         if not plan.draft and (index, frame) == (0, scene_poster_frame(plan.scenes[0])):
             link_or_copy(_staging(project.output / scene_poster_name(0)), staged[-1][0])
         else:
-            _poster(project, index, frame, staged[-1][0], cache, keys, runner)
+            key = _clip_key_of(plan, index, runner) if cache is not None else None
+            _poster(project, index, frame, staged[-1][0], cache, key, runner)
         final_tmp = project.output / f".{final.stem}.tmp{os.getpid()}.mp4"
         staged.append((final_tmp, final))
         link_or_copy(source, final_tmp)
@@ -478,13 +496,13 @@ def _poster(
     frame: int,
     target: Path,
     cache: ClipCache | None = None,
-    keys: Sequence[str] = (),
+    clip_key: str | None = None,
     runner: Runner | None = None,
 ) -> None:
-    """Frame `frame` of scene `index`'s clip as a JPEG at `target`; with a cache, the same
-    frame of the same clip decoded before is linked in."""
+    """Frame `frame` of scene `index`'s clip (whose cache key is `clip_key`) as a JPEG at
+    `target`; with a cache, the same frame of the same clip decoded before is linked in."""
     clip = scene_clip(project, index)
-    key = poster_key(keys[index], frame) if cache is not None and keys else None
+    key = poster_key(clip_key, frame) if cache is not None and clip_key else None
     if cache is None or key is None:
         _decode_poster(clip, frame, target)
         return
