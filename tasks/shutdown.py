@@ -14,19 +14,16 @@ page and reads it with no system call.
 
 from __future__ import annotations
 
-import json
 import logging
 import mmap
 import struct
 import time
-import uuid
-from typing import Any
 
 import redis
 
 from tasks.broker import redis_client_url
 from tasks.settings import Settings
-from tasks.watchdog import QUEUE_KEY, UNACKED_INDEX_KEY, UNACKED_KEY, held_messages
+from tasks.watchdog import held_messages, restore
 
 log = logging.getLogger("render.shutdown")
 
@@ -60,11 +57,8 @@ def requeue_first(
 ) -> bool:
     """Move the stage's message from the broker's unacked set to the head of its queue.
 
-    As the watchdog's restore does, in one Redis transaction, with one difference: the
-    message gets a delivery tag of its own. This worker still acknowledges the old one when
-    its task returns, and by then another worker may hold the message; under the same tag
-    that acknowledgement would delete the new holder's unacked entry (no redelivery if it
-    then died).
+    The watchdog's restore, which gives the message a delivery tag of its own: this worker
+    still acknowledges the old one when its task returns.
     """
     own = client is None
     if client is None:
@@ -74,7 +68,7 @@ def requeue_first(
     try:
         for held in held_messages(client):
             if held.job_id == job_id and held.label == label:
-                return _restore_retagged(client, held.tag)
+                return restore(client, held.tag)
         return False
     except (redis.RedisError, OSError, ValueError) as exc:
         log.warning("job=%s stage=%s: could not requeue its message: %s", job_id, label, exc)
@@ -82,26 +76,3 @@ def requeue_first(
     finally:
         if own:
             client.close()
-
-
-def _restore_retagged(client: redis.Redis, tag: str) -> bool:
-    restored = False
-
-    def move(pipe: Any) -> None:
-        nonlocal restored
-        raw = pipe.hget(UNACKED_KEY, tag)
-        pipe.multi()
-        pipe.zrem(UNACKED_INDEX_KEY, tag)
-        pipe.hdel(UNACKED_KEY, tag)
-        if raw:
-            payload, _exchange, routing_key = json.loads(raw)
-            properties = payload.setdefault("properties", {})
-            properties["delivery_tag"] = str(uuid.uuid4())
-            properties.setdefault("delivery_info", {})["redelivered"] = True
-            payload.setdefault("headers", {})["redelivered"] = True
-            # kombu publishes with LPUSH and consumes with BRPOP: RPUSH is the head.
-            pipe.rpush(routing_key or QUEUE_KEY, json.dumps(payload))
-            restored = True
-
-    client.transaction(move, UNACKED_KEY)
-    return restored

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -107,6 +108,10 @@ def restore(client: redis.Redis, tag: str) -> bool:
     visibility timeout; in one transaction, so of several watchdogs only one restores it.
 
     kombu publishes with LPUSH and consumes with BRPOP, so RPUSH is the head of the queue.
+    The message gets a delivery tag of its own: its old holder, if it was only paused (or is
+    a worker handing the stage back), still acknowledges the old tag when its task returns,
+    and under the same tag that would delete the new holder's unacked entry (no redelivery
+    if the new holder then died).
     """
     restored = False
 
@@ -119,9 +124,9 @@ def restore(client: redis.Redis, tag: str) -> bool:
         if raw:
             payload, _exchange, routing_key = json.loads(raw)
             payload.setdefault("headers", {})["redelivered"] = True
-            payload.setdefault("properties", {}).setdefault("delivery_info", {})["redelivered"] = (
-                True
-            )
+            properties = payload.setdefault("properties", {})
+            properties["delivery_tag"] = str(uuid.uuid4())
+            properties.setdefault("delivery_info", {})["redelivered"] = True
             pipe.rpush(routing_key or QUEUE_KEY, json.dumps(payload))
             restored = True
 

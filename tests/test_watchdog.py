@@ -129,6 +129,8 @@ def test_a_silent_started_stage_goes_back_to_the_head_of_the_queue(
     head = json.loads(broker.rpop(QUEUE_KEY))  # what the next worker takes
     assert head["headers"]["id"] == f"{lost}.SCENE_BUILD[0]"
     assert head["headers"]["redelivered"] is True
+    # A tag of its own: the old holder, if it comes back, acknowledges only the old one.
+    assert head["properties"]["delivery_tag"] not in {"tag-lost", "tag-alive"}
     assert _get(settings, lost).status == "RUNNING"
 
 
