@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import ApiError, error_body
 from pipeline.names import check_safe_name
 from pipeline.project import INPUT_SUBDIRS, ProjectDir
+from tasks.processes import pid_alive
 
 log = logging.getLogger("render.api.uploads")
 
@@ -73,16 +74,6 @@ def upload_prefix() -> str:
     return f".upload-{socket.gethostname()}-{os.getpid()}-"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale_uploads(storage_root: Path, now: float | None = None) -> list[Path]:
     """Remove temp files of uploads whose API process is gone (SIGKILLed mid-copy, say).
 
@@ -98,7 +89,7 @@ def sweep_stale_uploads(storage_root: Path, now: float | None = None) -> list[Pa
         try:
             if match and match["host"] == host:
                 pid = int(match["pid"])
-                stale = pid == me or not _pid_alive(pid)
+                stale = pid == me or not pid_alive(pid)
             else:
                 stale = now - path.stat().st_mtime > FOREIGN_UPLOAD_AGE
             if stale:

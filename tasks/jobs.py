@@ -9,7 +9,6 @@ or kept alive by the holder it was taken from.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sqlmodel import Session, col, select
 from pipeline import registry
 from tasks import events
 from tasks.models import FINISHED, Job, JobStatus, JobTask, StageStatus, Worker, utcnow
+from tasks.processes import pid_alive
 
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
@@ -182,22 +182,12 @@ class Held(Exception):
     """Another live worker holds the stage: try again later rather than run it twice."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _holder_gone(row: JobTask, worker: str, lost_after: timedelta) -> bool:
     beat = as_utc(row.heartbeat_at)
     if beat is None or beat < utcnow() - lost_after:
         return True
     # A pool process of this very worker that died (its redelivery comes back at once).
-    return row.worker == worker and row.pid is not None and not _pid_alive(row.pid)
+    return row.worker == worker and row.pid is not None and not pid_alive(row.pid)
 
 
 def claim_stage(
