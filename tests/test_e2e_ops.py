@@ -31,6 +31,7 @@ from tests.test_e2e_recovery import (
     scenes,
     wait_for,
 )
+from tests.test_events import parse_lines
 from tests.test_metrics import samples
 
 pytestmark = pytest.mark.e2e
@@ -162,23 +163,7 @@ def test_sigterm_to_the_api_mid_upload_leaves_no_partial_file(tmp_path: Path) ->
 
 def read_events(response: httpx.Response, until: Any = None) -> list[dict[str, str]]:
     """SSE frames off a live stream, until `until(frame)` holds or the server closes it."""
-    frames: list[dict[str, str]] = []
-    fields: dict[str, str] = {}
-    for line in response.iter_lines():
-        if line == "":
-            if fields:
-                frames.append(fields)
-                if until is not None and until(fields):
-                    return frames
-            fields = {}
-        elif line.startswith(":"):
-            fields["comment"] = line[1:].strip()
-        else:
-            name, _, value = line.partition(": ")
-            fields[name] = value
-    if fields:
-        frames.append(fields)
-    return frames
+    return parse_lines(response.iter_lines(), until)
 
 
 def test_the_event_stream_follows_a_render_to_its_end_across_a_reconnect(

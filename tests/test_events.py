@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -20,20 +21,31 @@ from tasks.models import JobStatus, Project
 from tests.conftest import AUTH, AppFactory
 
 
+def parse_lines(lines: Iterable[str], until: Any = None) -> list[dict[str, str]]:
+    """SSE frames, each a dict of its fields ('comment' for comments), until `until(frame)`
+    holds or the lines end (a live stream's `iter_lines()` ends when the server closes it)."""
+    frames: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if fields:
+                frames.append(fields)
+                if until is not None and until(fields):
+                    return frames
+            fields = {}
+        elif line.startswith(":"):
+            fields["comment"] = line[1:].strip()
+        else:
+            name, _, value = line.partition(": ")
+            fields[name] = value
+    if fields:
+        frames.append(fields)
+    return frames
+
+
 def parse(text: str) -> list[dict[str, str]]:
-    """The events of an SSE body: each a dict of its fields ('comment' for comments)."""
-    out = []
-    for block in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            if line.startswith(":"):
-                fields["comment"] = line[1:].strip()
-            else:
-                name, _, value = line.partition(": ")
-                fields[name] = value
-        if fields:
-            out.append(fields)
-    return out
+    """The events of a whole SSE body."""
+    return parse_lines(text.splitlines())
 
 
 def make_job(client: TestClient, status: JobStatus | None = None) -> str:
