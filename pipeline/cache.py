@@ -76,9 +76,12 @@ class Entry:
     used: float  # when it was stored or last used (the .json's mtime)
 
 
-def clip_key(plan: Plan, scene: ScenePlan, ffmpeg_version: str) -> str:
-    """The hex sha256 naming `scene`'s clip: the same for every request that would encode the
-    same bytes, wherever the scene sits in the video and whatever its sound."""
+def clip_key(
+    plan: Plan, scene: ScenePlan, ffmpeg_version: str, span: tuple[int, int] | None = None
+) -> str:
+    """The hex sha256 naming `scene`'s clip (with `span`, its chunk of those frames): the same
+    for every request that would encode the same bytes, wherever the scene sits in the video
+    and whatever its sound."""
     data = {k: v for k, v in asdict(scene).items() if k not in _NOT_PICTURE}
     if not (data.get("burn_in") and data.get("captions")):
         # Captions not burned in are a subtitle track: the picture is the same without them.
@@ -100,6 +103,8 @@ def clip_key(plan: Plan, scene: ScenePlan, ffmpeg_version: str) -> str:
         "encoder": asdict(plan.encoder),
         "scene": data,
     }
+    if span is not None:
+        document["chunk"] = list(span)
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

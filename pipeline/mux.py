@@ -56,8 +56,10 @@ def concat_args(
 def scene_output_args(
     plan: Plan, index: int, clip: Path, master_audio: Path, out: Path
 ) -> list[str]:
-    """One scene's clip with its own samples cut from the master track (output/scene_NN.mp4)."""
+    """One scene's clip (a file, or an .ffconcat listing of its chunks) with its own samples
+    cut from the master track (output/scene_NN.mp4)."""
+    listed = ("-f", "concat", "-safe", "0") if clip.suffix == ".ffconcat" else ()
     return [
-        *("-i", str(clip), "-i", str(master_audio)),
+        *(*listed, "-i", str(clip), "-i", str(master_audio)),
         *_video_with_aac(out, scene_audio_filter(plan, index)),
     ]

@@ -265,6 +265,14 @@ class RenderOptions(BaseModel):
         description="captions from the narration (.srt, .vtt, a subtitle track): true, false, or "
         '{"burnIn": bool, "language": "en"}',
     )
+    # Scale-out (pipeline/chunks.py, README "Scaling out").
+    chunk_seconds: float = Field(
+        2.5,
+        ge=0,
+        le=600,
+        description="a scene longer than this is encoded in chunks of about this length, each "
+        "its own task on any worker (0: one task per scene)",
+    )
     # The render cache and drafts (pipeline/cache.py, README "Render cache and previews").
     cache: bool = Field(
         True, description="reuse scene clips rendered before (false: encode every scene afresh)"

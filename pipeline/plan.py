@@ -129,6 +129,9 @@ class Plan:
     loudness: float | None = None
     # Captions' language (options.captions.language); None: no captions.
     caption_language: str | None = None
+    # A scene's clip is encoded in chunks of about this many frames (pipeline/chunks.py);
+    # 0: in one piece.
+    chunk_frames: int = 0
 
     @property
     def has_captions(self) -> bool:
@@ -450,7 +453,14 @@ def build_plan(
                 burn_in=options.captions.enabled and options.captions.burn_in,
             )
         )
-    encoder = Encoder(preset=options.preset, crf=options.crf, threads=threads, lookahead=lookahead)
+    encoder = Encoder(
+        preset=options.preset,
+        crf=options.crf,
+        threads=threads,
+        lookahead=lookahead,
+        # crf 0 is lossless, which x264 encodes only in the High 4:4:4 Predictive profile.
+        profile="high444" if options.crf == 0 else "high",
+    )
     part = _chosen_scenes(options, scenes)
     return Plan(
         fps=fps,
@@ -466,6 +476,7 @@ def build_plan(
         ducking_db=options.ducking.amount if music is not None else 0.0,
         loudness=options.loudness.target,
         caption_language=options.captions.language if options.captions.enabled else None,
+        chunk_frames=timeline.round_half_up(timeline.exact(options.chunk_seconds) * fps),
     )
 
 
@@ -508,7 +519,9 @@ PREVIEW_CRF = 23
 
 
 def _preview_encoder(encoder: Encoder) -> Encoder:
-    return replace(encoder, preset=PREVIEW_PRESET, crf=max(encoder.crf, PREVIEW_CRF))
+    return replace(
+        encoder, preset=PREVIEW_PRESET, crf=max(encoder.crf, PREVIEW_CRF), profile="high"
+    )
 
 
 def _chosen_scenes(options: RenderOptions, scenes: list[ScenePlan]) -> tuple[int, ...] | None:

@@ -4,19 +4,23 @@ The command line's orchestrator (`pipeline.render`), the Celery canvas and task 
 (`tasks/`), the job's stage names and progress weights, and the API's per-scene view are all read
 from `STAGES`. Adding a stage is one entry here, its body, and its tests.
 
-A stage's *label* is its name, or `NAME[i]` for the run of a per-scene stage on scene i: the
-names the job row, the logs and the API show.
+A stage's *label* is its name, or `NAME[i]` for the run of a per-scene stage on scene i, or
+`NAME[i/c]` for chunk c of scene i of a chunked stage (`pipeline.chunks`: a long scene's clip
+is built in several units, each run on any worker): the names the job row, the logs and the
+API show. A chunked stage's units follow from the plan, so they are known once the stage that
+lays out the timeline (VALIDATE) has run; until then the job has one `NAME[i]` per scene.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline import stages
 from pipeline.cache import ClipCache, ClipReport
+from pipeline.chunks import chunk_count, chunk_spans
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.options import RenderOptions
@@ -34,6 +38,7 @@ class StageRun:
     output_name: str
     runner: Runner
     scene: int | None = None
+    chunk: int | None = None  # of a chunked stage's scene built in chunks
     # libx264 threads and rc-lookahead, fixed into the plan by the stage that makes it.
     threads: int = 0
     lookahead: int = 0
@@ -53,29 +58,48 @@ class StageRun:
 
 
 Body = Callable[[StageRun], Plan | None]
+Unit = tuple[int | None, int | None]  # (scene, chunk) of one run of a stage
 
 
 @dataclass(frozen=True)
 class Stage:
     """One stage: its name, its share of the progress bar, its body, once per scene or not.
 
-    A body that returns a Plan has laid out the timeline: per-scene weights follow it.
+    A body that returns a Plan has laid out the timeline (`lays_out`): per-scene weights and
+    a chunked stage's units follow it.
     """
 
     name: str
     weight: float
     body: Body
     per_scene: bool = False
+    chunked: bool = False  # a long scene's run is split into chunks (implies per_scene)
+    lays_out: bool = False
 
-    def label(self, scene: int | None = None) -> str:
+    def label(self, scene: int | None = None, chunk: int | None = None) -> str:
         if self.per_scene != (scene is not None):
             raise ValueError(f"{self.name} runs {'per scene' if self.per_scene else 'once'}")
-        return f"{self.name}[{scene}]" if scene is not None else self.name
+        if chunk is not None and not self.chunked:
+            raise ValueError(f"{self.name} does not run in chunks")
+        if scene is None:
+            return self.name
+        return f"{self.name}[{scene}/{chunk}]" if chunk is not None else f"{self.name}[{scene}]"
 
-    def labels(self, scene_count: int) -> list[str]:
-        if self.per_scene:
-            return [self.label(i) for i in range(scene_count)]
-        return [self.label()]
+    def units(self, scene_count: int, plan: Plan | None = None) -> list[Unit]:
+        """The stage's runs: once, once per scene, or (chunked, with a plan) once per chunk of
+        each scene the plan builds in chunks."""
+        if not self.per_scene:
+            return [(None, None)]
+        found: list[Unit] = []
+        for scene in range(scene_count):
+            chunks = 1
+            if self.chunked and plan is not None and scene < len(plan.scenes):
+                chunks = chunk_count(plan, plan.scenes[scene])
+            found += [(scene, c) for c in range(chunks)] if chunks > 1 else [(scene, None)]
+        return found
+
+    def labels(self, scene_count: int, plan: Plan | None = None) -> list[str]:
+        return [self.label(*unit) for unit in self.units(scene_count, plan)]
 
 
 def _speech(run: StageRun) -> None:
@@ -121,9 +145,17 @@ def _scene_build(run: StageRun) -> None:
             run.on_clip(ClipReport("skipped"))
         return
     stages.build_scene(
-        run.project, plan, run.scene_index, run.runner, cache=_cache(run), report=run.on_clip
+        run.project,
+        plan,
+        run.scene_index,
+        run.runner,
+        chunk=run.chunk,
+        cache=_cache(run),
+        report=run.on_clip,
     )
-    if not plan.draft:  # a draft publishes the whole video only
+    # A scene's files are made where its clip is finished: by its one build, or by whichever
+    # of its chunks' builds (on whichever worker) finds the others already there.
+    if not plan.draft and stages.scene_complete(run.project, plan, run.scene_index):
         stages.build_scene_outputs(run.project, plan, run.scene_index, run.runner, _cache(run))
 
 
@@ -150,29 +182,43 @@ def _finalize(run: StageRun) -> None:
 # Weights are rough shares of a render's wall time: libx264 in the scene builds is nearly all.
 STAGES: tuple[Stage, ...] = (
     Stage("SPEECH", 1.0, _speech, per_scene=True),
-    Stage("VALIDATE", 2.0, _validate),
+    Stage("VALIDATE", 2.0, _validate, lays_out=True),
     Stage("AUDIO_PREP", 4.0, _audio_prep),
-    Stage("SCENE_BUILD", 85.0, _scene_build, per_scene=True),
+    Stage("SCENE_BUILD", 85.0, _scene_build, per_scene=True, chunked=True),
     Stage("CONCAT", 3.0, _concat),
     Stage("FINALIZE", 6.0, _finalize),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 LAST = STAGES[-1]
-_LABEL = re.compile(r"^([A-Z_]+)(?:\[(\d+)\])?$")
+_LABEL = re.compile(r"^([A-Z_]+)(?:\[(\d+)(?:/(\d+))?\])?$")
 
 
-def labels(scene_count: int) -> list[str]:
-    """Every stage label of a job with `scene_count` scenes, in running order."""
-    return [label for stage in STAGES for label in stage.labels(scene_count)]
+def labels(scene_count: int, plan: Plan | None = None) -> list[str]:
+    """Every stage label of a job with `scene_count` scenes (and, once it is laid out, its
+    `plan`'s chunks), in running order."""
+    return [label for stage in STAGES for label in stage.labels(scene_count, plan)]
+
+
+def parse_unit(label: str) -> tuple[Stage, int | None, int | None]:
+    """'NAME[3/1]' → (the chunked stage NAME, 3, 1); 'NAME[3]' → (NAME, 3, None); 'NAME' →
+    (NAME, None, None)."""
+    match = _LABEL.match(label)
+    stage = BY_NAME.get(match[1]) if match else None
+    if (
+        match is None
+        or stage is None
+        or stage.per_scene != (match[2] is not None)
+        or (match[3] is not None and not stage.chunked)
+    ):
+        raise ValueError(f"{label!r} is not a stage label")
+    scene = int(match[2]) if match[2] is not None else None
+    return stage, scene, int(match[3]) if match[3] is not None else None
 
 
 def parse_label(label: str) -> tuple[Stage, int | None]:
-    """'NAME[3]' → (the per-scene stage NAME, 3); 'NAME' → (the stage NAME, None)."""
-    match = _LABEL.match(label)
-    stage = BY_NAME.get(match[1]) if match else None
-    if match is None or stage is None or stage.per_scene != (match[2] is not None):
-        raise ValueError(f"{label!r} is not a stage label")
-    return stage, int(match[2]) if match[2] is not None else None
+    """'NAME[3]' or 'NAME[3/1]' → (the per-scene stage NAME, 3); 'NAME' → (NAME, None)."""
+    stage, scene, _ = parse_unit(label)
+    return stage, scene
 
 
 def scene_of(label: str) -> int | None:
@@ -181,32 +227,52 @@ def scene_of(label: str) -> int | None:
 
 
 def clip_scene_of(label: str) -> int | None:
-    """The scene a SCENE_BUILD label builds the clip of (the API's per-scene view); None for
-    any other label, per-scene (SPEECH) or not."""
+    """The scene a SCENE_BUILD label builds (part of) the clip of (the API's per-scene view);
+    None for any other label, per-scene (SPEECH) or not."""
     stage, scene = parse_label(label)
     return scene if stage is BY_NAME["SCENE_BUILD"] else None
 
 
-def weights(scene_count: int, scene_frames: Sequence[int] | None = None) -> dict[str, float]:
-    """Each label's share of the progress bar; a per-scene stage splits its weight by frames."""
-    frames = list(scene_frames) if scene_frames is not None else [1] * scene_count
-    total = sum(frames) or 1
+def order_key(label: str) -> tuple[int, int, int]:
+    """Where a label comes in running order: stage, then scene, then chunk."""
+    stage, scene, chunk = parse_unit(label)
+    return STAGES.index(stage), scene if scene is not None else -1, chunk or 0
+
+
+def weights(scene_count: int, plan: Plan | None = None) -> dict[str, float]:
+    """Each label's share of the progress bar; a per-scene stage splits its weight by frames
+    (once there is a plan; evenly before), a chunked one by its chunks' frames."""
+    frames: dict[Unit, int] = {}
+    for index in range(scene_count):
+        if plan is None:
+            frames[(index, None)] = 1
+        elif index < len(plan.scenes):
+            frames[(index, None)] = plan.scenes[index].frames
+            spans = chunk_spans(plan, plan.scenes[index])
+            if len(spans) > 1:
+                frames.update({(index, c): b - a for c, (a, b) in enumerate(spans)})
+        else:
+            frames[(index, None)] = 0  # not in this part of the timeline
+    total = sum(count for (_, chunk), count in frames.items() if chunk is None) or 1
     shares: dict[str, float] = {}
     for stage in STAGES:
-        if stage.per_scene:
-            for index, count in enumerate(frames):
-                shares[stage.label(index)] = stage.weight * count / total
-        else:
-            shares[stage.label()] = stage.weight
+        for unit in stage.units(scene_count, plan):
+            share = frames[unit] / total if unit[0] is not None else 1.0
+            shares[stage.label(*unit)] = stage.weight * share
     return shares
 
 
-def steps(scene_count: int) -> list[list[tuple[Stage, int | None]]]:
-    """The stages as the canvas runs them: one step at a time, a per-scene step in parallel."""
-    return [
-        [(stage, i) for i in range(scene_count)] if stage.per_scene else [(stage, None)]
-        for stage in STAGES
-    ]
+Step = list[tuple[Stage, int | None, int | None]]
+# The stage that lays out the timeline: the units after it follow from its plan.
+LAYOUT = next(index for index, stage in enumerate(STAGES) if stage.lays_out)
+
+
+def steps(scene_count: int, plan: Plan | None = None) -> list[Step]:
+    """The stages as the canvas runs them: one step at a time, a per-scene step's runs in
+    parallel. Without a plan, the steps up to the one that lays out the timeline; with one,
+    the steps after it."""
+    chosen = STAGES[: LAYOUT + 1] if plan is None else STAGES[LAYOUT + 1 :]
+    return [[(stage, s, c) for s, c in stage.units(scene_count, plan)] for stage in chosen]
 
 
 def run_stage(stage: Stage, run: StageRun) -> Plan | None:

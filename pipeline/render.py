@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ class _Progress:
 
     def replan(self, plan: Plan) -> None:
         with self._lock:
-            self._weights = registry.weights(len(plan.scenes), [s.frames for s in plan.scenes])
+            self._weights = registry.weights(len(plan.scenes), plan)
 
     def reporter(self, label: str) -> Callable[[float], None] | None:
         if self._report is None:
@@ -72,22 +73,25 @@ def render(
         project, options, output_name, runner, threads=threads or share, lookahead=lookahead
     )
     scene_count = _spec_scenes(project)  # stages before VALIDATE run once per spec scene
+    plan: Plan | None = None
+    _clear_clips(project)
     for stage in registry.STAGES:
         if on_stage is not None:
             on_stage(stage.name)
         if runner.log is not None:
             runner.log(f"stage {stage.name} at {time.strftime('%H:%M:%S')}")
         if stage.per_scene:
-            _run_scenes(stage, base, scene_count, jobs, progress)
+            _run_units(stage, base, stage.units(scene_count, plan), jobs, progress)
             continue
         run = dataclasses.replace(
             base, runner=dataclasses.replace(runner, on_progress=progress.reporter(stage.label()))
         )
-        plan = registry.run_stage(stage, run)
+        laid_out = registry.run_stage(stage, run)
         report = progress.reporter(stage.label())
         if report is not None:  # a stage that ran no FFmpeg (VALIDATE) still counts as done
             report(1.0)
-        if plan is not None:
+        if laid_out is not None:
+            plan = laid_out
             scene_count = len(plan.scenes)
             progress.replan(plan)
     return project.output / output_name
@@ -100,21 +104,29 @@ def _spec_scenes(project: ProjectDir) -> int:
         return 0  # VALIDATE says what is wrong with the spec
 
 
-def _run_scenes(
-    stage: Stage, base: StageRun, scene_count: int, jobs: int, progress: _Progress
-) -> None:
-    def run_one(index: int) -> None:
-        label = stage.label(index)
-        runner = dataclasses.replace(base.runner, on_progress=progress.reporter(label))
-        registry.run_stage(stage, dataclasses.replace(base, scene=index, runner=runner))
+def _clear_clips(project: ProjectDir) -> None:
+    """The clips and stills an earlier run of this folder left: a scene's outputs are made
+    once all its clip files are there, so none may be left over from another plan."""
+    for folder in ("scenes", "stills"):
+        shutil.rmtree(project.work / folder, ignore_errors=True)
 
-    jobs = max(1, min(jobs, scene_count))
+
+def _run_units(
+    stage: Stage, base: StageRun, units: list[registry.Unit], jobs: int, progress: _Progress
+) -> None:
+    def run_one(unit: registry.Unit) -> None:
+        scene, chunk = unit
+        runner = dataclasses.replace(base.runner, on_progress=progress.reporter(stage.label(*unit)))
+        run = dataclasses.replace(base, scene=scene, chunk=chunk, runner=runner)
+        registry.run_stage(stage, run)
+
+    jobs = max(1, min(jobs, len(units)))
     if jobs == 1:
-        for index in range(scene_count):
-            run_one(index)
+        for unit in units:
+            run_one(unit)
         return
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_one, index) for index in range(scene_count)]
+        futures = [pool.submit(run_one, unit) for unit in units]
         try:
             for future in futures:
                 future.result()

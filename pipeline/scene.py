@@ -112,14 +112,16 @@ class Piece:
     end: int
 
 
-def pieces(plan: Plan, scene: ScenePlan) -> list[Piece]:
-    """The frame ranges each shot is drawn in, in timeline order.
+def pieces(plan: Plan, scene: ScenePlan, span: tuple[int, int] | None = None) -> list[Piece]:
+    """The frame ranges each shot is drawn in, in timeline order; with `span` (frames [first,
+    end) of the scene, a chunk's) only what falls in it, a body cut to fit.
 
     Shot n renders [0, frames + overlap): its first `fade` frames (after the first shot) fade in
     over the previous shot's tail, its last `overlap` frames fade out under the next one's head.
     """
     fade = plan.xfade_frames
     found = []
+    start = 0  # the shot's first frame in the scene
     for n, shot in enumerate(scene.shots):
         head = fade if n > 0 else 0
         for piece in (
@@ -128,8 +130,19 @@ def pieces(plan: Plan, scene: ScenePlan) -> list[Piece]:
             Piece("tail", n, shot.frames, shot.frames + shot.overlap),
         ):
             if piece.end > piece.first:
-                found.append(piece)
-    return found
+                found.append(_within(piece, start, span) if span is not None else piece)
+        start += shot.frames
+    return [piece for piece in found if piece is not None]
+
+
+def _within(piece: Piece, start: int, span: tuple[int, int]) -> Piece | None:
+    """The part of `piece` (of a shot starting at scene frame `start`) inside `span`."""
+    first, end = max(piece.first, span[0] - start), min(piece.end, span[1] - start)
+    if end <= first:
+        return None
+    if (first, end) != (piece.first, piece.end) and piece.kind != "body":
+        raise ValueError(f"frames {span} cut the cross-fade of shot {piece.shot}")
+    return Piece(piece.kind, piece.shot, first, end)
 
 
 def still_size(plan: Plan, scene: ScenePlan) -> tuple[int, int]:
@@ -184,9 +197,15 @@ def _piece_filters(shot: ShotPlan, piece: Piece, plan: Plan) -> tuple[Filter, ..
     )
 
 
-def scene_graph(plan: Plan, scene: ScenePlan, subtitles: Path | None = None) -> Graph:
+def scene_graph(
+    plan: Plan,
+    scene: ScenePlan,
+    subtitles: Path | None = None,
+    span: tuple[int, int] | None = None,
+) -> Graph:
     """The graph of a scene clip, fed by its prepared stills (input n: scene image n); its one
-    output has exactly `scene.frames` frames.
+    output has exactly `scene.frames` frames, or with `span` (a chunk's frames [first, end) of
+    the scene) exactly those frames, the same pixels as the whole scene's graph draws there.
 
     Every piece of a shot (the head that fades in, the body, the tail that fades out) is drawn
     from the prepared still by its own zoompan or loop: only single stills are split, never a
@@ -194,7 +213,7 @@ def scene_graph(plan: Plan, scene: ScenePlan, subtitles: Path | None = None) -> 
     frames one branch had not asked for yet: about 25 MB more at 1080p for half-second fades.
     """
     graph = Graph()
-    drawn = pieces(plan, scene)
+    drawn = pieces(plan, scene, span)
     users: dict[str, list[Piece]] = {}
     for piece in drawn:
         users.setdefault(scene.shots[piece.shot].image, []).append(piece)
@@ -211,7 +230,14 @@ def scene_graph(plan: Plan, scene: ScenePlan, subtitles: Path | None = None) -> 
         streams.append((piece, graph.chain(stills[piece], filters)))
     # Burnt-in captions (the scene's plan holds them; `subtitles` is their ASS file): libass
     # draws them onto the finished frames, fades and all.
-    burn = (Filter.of("subtitles", filename=str(subtitles)),) if subtitles is not None else ()
+    burn: tuple[Filter, ...] = ()
+    if subtitles is not None:
+        burn = (Filter.of("subtitles", filename=str(subtitles)),)
+    if burn and span is not None and span[0] > 0:
+        # libass times cues by each frame's timestamp: a chunk's frames are shown it at their
+        # place in the scene, then start from 0 again like every clip.
+        shift = Filter.of("setpts", f"PTS+{span[0]}/({plan.fps}*TB)")
+        burn = (shift, *burn, Filter.of("setpts", "PTS-STARTPTS"))
     graph.output(graph.chain(_join(graph, plan, streams), (*burn, *_tags(plan.encoder))))
     return graph
 
@@ -241,15 +267,20 @@ def _join(graph: Graph, plan: Plan, streams: list[tuple[Piece, Stream]]) -> Stre
 
 
 def scene_source_args(
-    plan: Plan, scene: ScenePlan, stills: Sequence[Path], subtitles: Path | None = None
+    plan: Plan,
+    scene: ScenePlan,
+    stills: Sequence[Path],
+    subtitles: Path | None = None,
+    span: tuple[int, int] | None = None,
 ) -> list[str]:
-    """The inputs and graph of a scene clip, up to its mapped output: what feeds the encoder."""
+    """The inputs and graph of a scene clip (or of its chunk `span`), up to its mapped output:
+    what feeds the encoder."""
     width, height = still_size(plan, scene)
     args: list[str] = []
     for still in stills:
         args += ["-f", "rawvideo", *_RAW, "-video_size", f"{width}x{height}"]
         args += ["-framerate", str(plan.fps), "-i", str(still)]
-    compiled = scene_graph(plan, scene, subtitles).compile()
+    compiled = scene_graph(plan, scene, subtitles, span).compile()
     (video,) = compiled.maps
     return [*args, "-filter_complex", compiled.text, "-map", video]
 
@@ -260,15 +291,18 @@ def scene_args(
     stills: Sequence[Path],
     out: Path,
     subtitles: Path | None = None,
+    span: tuple[int, int] | None = None,
 ) -> list[str]:
     """The whole scene-clip command: its graph encoded with the plan's encoder, video only;
-    `subtitles` is the ASS file of its burnt-in captions, if it has any."""
+    `subtitles` is the ASS file of its burnt-in captions, if it has any. With `span`, the
+    chunk of the clip that is frames [first, end) of the scene."""
+    first, end = span if span is not None else (0, scene.frames)
     return [
-        *scene_source_args(plan, scene, stills, subtitles),
+        *scene_source_args(plan, scene, stills, subtitles, span),
         "-an",
         *video_codec_args(plan.encoder),
         "-frames:v",
-        str(scene.frames),
+        str(end - first),
         "-f",
         "mp4",
         str(out),

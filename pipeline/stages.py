@@ -21,6 +21,7 @@ from pipeline import audio, captions, mux
 from pipeline.atomic import atomic_path, link_or_copy, write_text_atomic
 from pipeline.cache import ClipCache, ClipReport, clip_key, output_key
 from pipeline.capabilities import UnfitFFmpeg, inspect_ffmpeg
+from pipeline.chunks import Span, chunk_spans
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.names import check_safe_name
@@ -34,7 +35,7 @@ from pipeline.poster import (
 )
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
-from pipeline.scene import scene_args, stills_args
+from pipeline.scene import scene_args, still_size, stills_args
 
 JOINED_FILE = "joined.mp4"
 MASTER_DIGEST = "audio.wav.sha256"
@@ -44,13 +45,52 @@ _SCENE_OUTPUT = re.compile(r"^scene_(\d+)\.(?:mp4|jpg)$")
 
 
 def scene_clip(project: ProjectDir, index: int) -> Path:
+    """The clip of a scene built in one piece."""
     return project.work / "scenes" / f"scene_{index:03d}.mp4"
 
 
+def chunk_clip(project: ProjectDir, index: int, chunk: int) -> Path:
+    """Chunk `chunk` of the clip of a scene built in chunks (`pipeline.chunks`)."""
+    return project.work / "scenes" / f"scene_{index:03d}_part{chunk:03d}.mp4"
+
+
+def scene_clips(project: ProjectDir, plan: Plan, index: int) -> list[Path]:
+    """A scene's clip files in order: one, or its chunks. Joined, they are its clip."""
+    spans = chunk_spans(plan, plan.scenes[index])
+    if len(spans) == 1:
+        return [scene_clip(project, index)]
+    return [chunk_clip(project, index, chunk) for chunk in range(len(spans))]
+
+
+def clip_at(project: ProjectDir, plan: Plan, index: int, frame: int) -> tuple[Path, int]:
+    """The clip file holding frame `frame` of scene `index`, and the frame's number in it."""
+    spans = chunk_spans(plan, plan.scenes[index])
+    for path, (first, end) in zip(scene_clips(project, plan, index), spans, strict=True):
+        if first <= frame < end:
+            return path, frame - first
+    raise ValueError(f"scene {index} has no frame {frame}")
+
+
+def scene_complete(project: ProjectDir, plan: Plan, index: int) -> bool:
+    """Whether every clip file of the scene has been built (by whichever workers)."""
+    return all(path.is_file() for path in scene_clips(project, plan, index))
+
+
 def scene_stills(project: ProjectDir, plan: Plan, index: int) -> list[Path]:
-    """The prepared frames of a scene's images, one raw file each."""
+    """The prepared frames of a scene's images, one raw file each, shared by its chunks.
+
+    Named for what they are made from (the image's bytes, its rotation, the fit, the size,
+    the colours), so a file left by an earlier run of the folder is never taken for this one's.
+    """
+    scene = plan.scenes[index]
+    size = still_size(plan, scene)
     folder = project.work / "stills"
-    return [folder / f"scene_{index:03d}_{n}.yuv" for n in range(len(plan.scenes[index].images))]
+    paths = []
+    for n, image in enumerate(scene.images):
+        made_of = (image.sha256 or image.path, image.orientation, scene.fit, size, plan.encoder)
+        tag = hashlib.sha256(repr(made_of).encode()).hexdigest()[:12]
+        paths.append(folder / f"scene_{index:03d}_{n}_{tag}.yuv")
+    return paths
 
 
 def master_audio(project: ProjectDir) -> Path:
@@ -107,8 +147,11 @@ def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
 
 
 def prepare_stills(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> list[Path]:
-    """The first half of a scene's build: its images, fitted and scaled, as raw frames."""
+    """The first half of a scene's build: its images, fitted and scaled, as raw frames; the
+    frames another chunk of the scene prepared already are used as they are."""
     stills = scene_stills(project, plan, index)
+    if all(still.is_file() for still in stills):
+        return stills
     with ExitStack() as renames:
         # Renamed into place only when every still is written, like any other work file.
         temps = [renames.enter_context(atomic_path(still)) for still in stills]
@@ -125,21 +168,33 @@ def build_scene(
     index: int,
     runner: Runner,
     *,
+    chunk: int | None = None,
     cache: ClipCache | None = None,
     report: Callable[[ClipReport], None] | None = None,
 ) -> Path:
-    """A scene's clip: work/scenes/scene_NNN.mp4, video only, exactly the scene's frames.
+    """A scene's clip, work/scenes/scene_NNN.mp4, or (for a scene built in chunks) its chunk
+    `chunk`, work/scenes/scene_NNN_partCCC.mp4: video only, exactly its frames. A chunked
+    scene without a `chunk` has all its chunks built here, one after another.
 
-    With a `cache`, a clip stored under the scene's key is linked in instead (no FFmpeg), and
+    With a `cache`, a clip stored under the unit's key is linked in instead (no FFmpeg), and
     a clip encoded here is stored. `report` is told which it was.
     """
+    spans = chunk_spans(plan, plan.scenes[index])
+    if chunk is None and len(spans) > 1:
+        built = [
+            build_scene(project, plan, index, runner, chunk=n, cache=cache, report=report)
+            for n in range(len(spans))
+        ]
+        return built[-1]
+    span = spans[chunk or 0]
+    target = scene_clips(project, plan, index)[chunk or 0]
+    whole = None if len(spans) == 1 else span
     if cache is None:
-        target = encode_scene(project, plan, index, runner)
+        encode_scene(project, plan, index, runner, whole, target)
         if report is not None:
             report(ClipReport("encoded", target.stat().st_size))
         return target
-    target = scene_clip(project, index)
-    key = clip_key(plan, plan.scenes[index], _ffmpeg_version(runner.ffmpeg))
+    key = clip_key(plan, plan.scenes[index], _ffmpeg_version(runner.ffmpeg), whole)
     log = runner.log or (lambda _line: None)
     with cache.holding(key, runner.should_cancel):
         size = cache.fetch(key, target, log)
@@ -149,8 +204,8 @@ def build_scene(
             outcome = ClipReport("cached", size, key)
         else:
             log(f"cache miss {key[:16]}: encoding {target.name}")
-            encode_scene(project, plan, index, runner)
-            outcome = ClipReport("encoded", _store(cache, key, target, plan, index, log), key)
+            encode_scene(project, plan, index, runner, whole, target)
+            outcome = ClipReport("encoded", _store(cache, key, target, span, log), key)
     if outcome.outcome == "encoded":
         for evicted in cache.evict(keep={key}):
             log(f"cache full: removed {evicted[:16]}")
@@ -161,13 +216,11 @@ def build_scene(
     return target
 
 
-def _store(
-    cache: ClipCache, key: str, clip: Path, plan: Plan, index: int, log: Callable[[str], None]
-) -> int:
+def _store(cache: ClipCache, key: str, clip: Path, span: Span, log: Callable[[str], None]) -> int:
     """Store a fresh clip; a cache that cannot take it (full disk) costs the next job an
     encode, not this job its render."""
     try:
-        return cache.store(key, clip, frames=plan.scenes[index].frames)
+        return cache.store(key, clip, frames=span[1] - span[0])
     except OSError as exc:
         log(f"cache: could not store {key[:16]}: {exc}")
         return clip.stat().st_size
@@ -180,17 +233,26 @@ def _ffmpeg_version(ffmpeg: str) -> str:
         raise PipelineError(str(exc)) from None
 
 
-def encode_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> Path:
-    """Encode a scene's clip with FFmpeg: its stills prepared first (work/stills/, removed once
-    the clip is built), then drawn and encoded."""
+def encode_scene(
+    project: ProjectDir,
+    plan: Plan,
+    index: int,
+    runner: Runner,
+    span: Span | None = None,
+    target: Path | None = None,
+) -> Path:
+    """Encode a scene's clip (or with `span`, the chunk of it that is those frames, into
+    `target`) with FFmpeg: its stills prepared first (work/stills/, removed once every clip
+    file of the scene is built), then drawn and encoded."""
     scene = plan.scenes[index]
-    target = scene_clip(project, index)
+    target = target or scene_clip(project, index)
+    seconds = (span[1] - span[0]) / plan.fps if span is not None else plan.scene_seconds(index)
     try:
         stills = prepare_stills(project, plan, index, runner)
         with atomic_path(target) as tmp:
             runner.run(
-                scene_args(plan, scene, stills, tmp, scene_subtitles(project, plan, index)),
-                expected_seconds=plan.scene_seconds(index),
+                scene_args(plan, scene, stills, tmp, scene_subtitles(project, plan, index), span),
+                expected_seconds=seconds,
             )
     except PipelineError as exc:
         if isinstance(exc, Cancelled):
@@ -199,8 +261,9 @@ def encode_scene(project: ProjectDir, plan: Plan, index: int, runner: Runner) ->
         raise exc.with_context(
             message=f"rendering image(s) {names} failed ({exc.message})", scene_id=scene.id
         ) from exc
-    for still in stills:
-        still.unlink(missing_ok=True)
+    if scene_complete(project, plan, index):
+        for still in stills:
+            still.unlink(missing_ok=True)
     return target
 
 
@@ -213,12 +276,12 @@ def concat(
     """
     lines = ["ffconcat version 1.0"]
     for scene in plan.scenes:
-        clip = scene_clip(project, scene.index)
-        if not clip.is_file():
-            raise PipelineError(
-                f"clip {clip.name} is missing", scene=scene.index, scene_id=scene.id
-            )
-        lines.append(f"file '{clip.relative_to(project.work)}'")
+        for clip in scene_clips(project, plan, scene.index):
+            if not clip.is_file():
+                raise PipelineError(
+                    f"clip {clip.name} is missing", scene=scene.index, scene_id=scene.id
+                )
+            lines.append(f"file '{clip.relative_to(project.work)}'")
     listing = project.work / CONCAT_LIST
     write_text_atomic(listing, "\n".join(lines) + "\n")
     subtitles = None
@@ -236,13 +299,20 @@ def concat(
     return target
 
 
-def _clip_keys(plan: Plan, runner: Runner) -> list[str]:
+def _clip_keys(plan: Plan, runner: Runner, index: int | None = None) -> list[str]:
+    """The cache keys of every clip file of the video (or of scene `index`), in order."""
     version = _ffmpeg_version(runner.ffmpeg)
-    return [clip_key(plan, scene, version) for scene in plan.scenes]
+    keys = []
+    for scene in plan.scenes if index is None else plan.scenes[index : index + 1]:
+        spans = chunk_spans(plan, scene)
+        keys += [clip_key(plan, scene, version, span if len(spans) > 1 else None) for span in spans]
+    return keys
 
 
 def _clip_key_of(plan: Plan, index: int, runner: Runner) -> str:
-    return clip_key(plan, plan.scenes[index], _ffmpeg_version(runner.ffmpeg))
+    """The key of scene `index`'s clip: its one file's, or its chunks' together."""
+    keys = _clip_keys(plan, runner, index)
+    return keys[0] if len(keys) == 1 else _digest_of(keys)
 
 
 def _digest_of(keys: Sequence[str]) -> str:
@@ -360,6 +430,17 @@ def _scaled(runner: Runner, done: int, total: int, share: int = 1) -> Runner:
     return dataclasses.replace(runner, on_progress=lambda f: report((done + f * share) / total))
 
 
+def _scene_video(project: ProjectDir, plan: Plan, index: int) -> Path:
+    """What FFmpeg reads as the scene's video: its clip, or a listing of its chunks."""
+    clips = scene_clips(project, plan, index)
+    if len(clips) == 1:
+        return clips[0]
+    listing = project.work / "scenes" / f"scene_{index:03d}.ffconcat"
+    lines = ["ffconcat version 1.0", *(f"file '{clip.name}'" for clip in clips)]
+    write_text_atomic(listing, "\n".join(lines) + "\n")
+    return listing
+
+
 def scene_output_files(project: ProjectDir, index: int) -> tuple[Path, Path]:
     """Where a scene's build leaves its output/scene_NN.mp4 and scene_NN.jpg for FINALIZE."""
     folder = project.work / "outputs"
@@ -381,7 +462,7 @@ def build_scene_outputs(
     """
     video, poster = scene_output_files(project, index)
     key = _clip_key_of(plan, index, runner) if cache is not None else None
-    clip = scene_clip(project, index)
+    clip = _scene_video(project, plan, index)
     quiet = dataclasses.replace(runner, on_progress=None)
     with atomic_path(video) as tmp:
         _run_cached(
@@ -397,7 +478,7 @@ def build_scene_outputs(
         )
     with atomic_path(poster) as tmp:
         frame = scene_poster_frame(plan.scenes[index])
-        _poster(project, index, frame, tmp, cache, key, quiet)
+        _poster(project, plan, index, frame, tmp, cache, key, quiet)
     return video, poster
 
 
@@ -447,7 +528,7 @@ def finalize(
             link_or_copy(_staging(project.output / scene_poster_name(0)), staged[-1][0])
         else:
             key = _clip_key_of(plan, index, runner) if cache is not None else None
-            _poster(project, index, frame, staged[-1][0], cache, key, runner)
+            _poster(project, plan, index, frame, staged[-1][0], cache, key, runner)
         final_tmp = project.output / f".{final.stem}.tmp{os.getpid()}.mp4"
         staged.append((final_tmp, final))
         link_or_copy(source, final_tmp)
@@ -492,6 +573,7 @@ def _staging(target: Path) -> Path:
 
 def _poster(
     project: ProjectDir,
+    plan: Plan,
     index: int,
     frame: int,
     target: Path,
@@ -501,16 +583,16 @@ def _poster(
 ) -> None:
     """Frame `frame` of scene `index`'s clip (whose cache key is `clip_key`) as a JPEG at
     `target`; with a cache, the same frame of the same clip decoded before is linked in."""
-    clip = scene_clip(project, index)
+    clip, at = clip_at(project, plan, index, frame)
     key = poster_key(clip_key, frame) if cache is not None and clip_key else None
     if cache is None or key is None:
-        _decode_poster(clip, frame, target)
+        _decode_poster(clip, at, target)
         return
     log = (runner.log if runner is not None else None) or (lambda _line: None)
     with cache.holding(key):
         if cache.fetch(key, target, log, suffix=".jpg") is not None:
             return
-        _decode_poster(clip, frame, target)
+        _decode_poster(clip, at, target)
         try:
             cache.store(key, target, suffix=".jpg")
         except OSError as exc:
