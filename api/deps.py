@@ -16,7 +16,7 @@ from tasks.settings import Settings
 from tasks.storage import PROJECT_ID, InvalidId, Storage, check_project_id
 
 Enqueuer = Callable[[str, int], None]
-Revoker = Callable[[str, int], None]
+Revoker = Callable[[str, list[str]], None]  # (job id, its stage labels)
 
 
 def get_settings(request: Request) -> Settings:

@@ -140,11 +140,15 @@ _CLIP = (
 
 
 class SceneProgress(CamelModel):
+    """A scene's build: its one SCENE_BUILD[i] stage, or its chunks' SCENE_BUILD[i/c] taken
+    together."""
+
     index: int
     status: str
     progress: float
     cached: bool = Field(False, description="the clip came from the render cache")
     clip: str | None = Field(None, description=_CLIP)
+    chunks: int = Field(1, description="the units its clip is built in, each a task of its own")
 
 
 class StageView(CamelModel):

@@ -1,19 +1,24 @@
 """One job's Celery canvas, read off the stage registry: a chain of its steps, where a step of
 per-scene runs is a chord whose body is the next step.
 
-Today that is validate → audio_prep → chord(scene_build × n → concat) → finalize. Task ids are
-derived from the job id and the stage label, so the API can revoke every task of a job without
-having stored them, and a log line or Flower row names its job at a glance.
+A job is sent in two parts. At submission: chord(speech × n → validate). VALIDATE lays out the
+timeline, which decides how many units each scene's build is (a long scene is built in chunks,
+`pipeline.chunks`), so its task sends the rest once the plan exists: audio_prep →
+chord(scene_build × units → concat) → finalize. Task ids are derived from the job id and the
+stage label, so a log line or Flower row names its job at a glance and the API can revoke a
+job's tasks from its stage rows.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from celery import chain, chord, group
 from celery.canvas import Signature
 
 from pipeline import registry
+from pipeline.plan import Plan
 from tasks.app import app
-from tasks.stages import TASKS
 
 
 def task_id(job_id: str, label: str) -> str:
@@ -26,15 +31,30 @@ def parse_task_id(value: str) -> tuple[str, str] | None:
     return (job_id, label) if job_id and label else None
 
 
-def build_canvas(job_id: str, scene_count: int) -> Signature:
-    def sig(stage: registry.Stage, scene: int | None) -> Signature:
-        args = (job_id,) if scene is None else (job_id, scene)
-        return TASKS[stage.name].si(*args).set(task_id=task_id(job_id, stage.label(scene)))
+def task_name(stage: registry.Stage) -> str:
+    return f"render.{stage.name.lower()}"
 
+
+def _signature(
+    job_id: str, stage: registry.Stage, scene: int | None, chunk: int | None
+) -> Signature:
+    args: tuple[object, ...] = (job_id,) if scene is None else (job_id, scene)
+    if chunk is not None:
+        args = (*args, chunk)
+    return app.signature(
+        task_name(stage),
+        args=args,
+        immutable=True,
+        task_id=task_id(job_id, stage.label(scene, chunk)),
+    )
+
+
+def build_canvas(job_id: str, scene_count: int, plan: Plan | None = None) -> Signature:
+    """The job's steps up to the one that lays out the timeline; with its `plan`, the rest."""
     links: list[Signature] = []
     pending: list[Signature] | None = None  # a group waiting for its chord body
-    for step in registry.steps(scene_count):
-        signatures = [sig(stage, scene) for stage, scene in step]
+    for step in registry.steps(scene_count, plan):
+        signatures = [_signature(job_id, *unit) for unit in step]
         if len(step) == 1 and not step[0][0].per_scene:
             if pending is not None:
                 links.append(chord(group(pending), signatures[0]))
@@ -51,14 +71,20 @@ def build_canvas(job_id: str, scene_count: int) -> Signature:
 
 
 def enqueue_render(job_id: str, scene_count: int) -> None:
-    """Send the job's chain to the broker. Raises if the broker cannot be reached."""
+    """Send the job's first part to the broker. Raises if the broker cannot be reached."""
     build_canvas(job_id, scene_count).apply_async()
 
 
-def revoke_job(job_id: str, scene_count: int) -> None:
-    """Revoke every not-yet-started task of the job; running ones stop on their own.
+def enqueue_rest(job_id: str, scene_count: int, plan: Plan) -> None:
+    """Send the steps after the timeline's layout, with the units its `plan` decides."""
+    build_canvas(job_id, scene_count, plan).apply_async()
+
+
+def revoke_job(job_id: str, labels: Iterable[str]) -> None:
+    """Revoke every not-yet-started task of the job (its stage rows' `labels`); running ones
+    stop on their own.
 
     Running stages poll the job row and kill their FFmpeg within a second of a cancel, so no
     `terminate=True` (which would signal only the pool child and could orphan FFmpeg).
     """
-    app.control.revoke([task_id(job_id, label) for label in registry.labels(scene_count)])
+    app.control.revoke([task_id(job_id, label) for label in labels])

@@ -333,14 +333,23 @@ def record_progress(
     return overall
 
 
-def reweigh(session: Session, job_id: str, weights: dict[str, float]) -> None:
-    """New progress weights, once the plan knows each scene's length."""
+def lay_out(session: Session, job_id: str, weights: dict[str, float]) -> None:
+    """The job's stages as its plan has them (`weights`: every label's progress weight): new
+    weights once each scene's length is known, and a scene built in chunks has a row per
+    chunk instead of one for the whole scene. Only rows of stages yet to start are replaced;
+    a rerun (a redelivered VALIDATE) changes nothing more.
+    """
+    rows = {row.name: row for row in session.exec(select(JobTask).where(JobTask.job_id == job_id))}
+    for name, row in rows.items():
+        if name not in weights and row.status == StageStatus.PENDING and row.attempts == 0:
+            session.delete(row)
     for name, weight in weights.items():
-        session.execute(
-            update(JobTask)
-            .where(col(JobTask.job_id) == job_id, col(JobTask.name) == name)
-            .values(weight=weight)
-        )
+        if name in rows:
+            rows[name].weight = weight
+        else:
+            session.add(JobTask(job_id=job_id, name=name, weight=weight))
+    session.flush()
+    events.changed(session, job_id)
 
 
 def finish_stage(
@@ -432,13 +441,9 @@ def last_worker_beat(session: Session) -> datetime | None:
 
 
 def job_tasks(session: Session, job_id: str) -> list[JobTask]:
+    """The job's stage rows in running order (stage, scene, chunk)."""
     rows = session.exec(select(JobTask).where(JobTask.job_id == job_id)).all()
-    order = {name: i for i, name in enumerate(registry.labels(_scene_count(rows)))}
-    return sorted(rows, key=lambda row: order.get(row.name, len(order)))
-
-
-def _scene_count(rows: Iterable[JobTask]) -> int:
-    return len({scene for row in rows if (scene := registry.scene_of(row.name)) is not None})
+    return sorted(rows, key=lambda row: registry.order_key(row.name))
 
 
 def latest_jobs(session: Session, project_id: str, limit: int = 10) -> list[Job]:

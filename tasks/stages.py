@@ -8,6 +8,7 @@ progress, failure and cancellation are `StageTask`'s; the bodies are the pipelin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -24,9 +25,9 @@ from pipeline.cache import ClipCache, ClipReport
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
-from pipeline.plan import read_plan
+from pipeline.plan import Plan, read_plan
 from pipeline.registry import Stage, StageRun
-from tasks import jobs, logs, metrics, shutdown
+from tasks import canvas, jobs, logs, metrics, shutdown
 from tasks.app import app
 from tasks.db import session_scope
 from tasks.jobs import as_utc
@@ -42,10 +43,6 @@ class StageFailed(Exception):
     """What a failed task raises to Celery: one plain message, so it survives JSON results."""
 
 
-def task_name(stage: Stage) -> str:
-    return f"render.{stage.name.lower()}"
-
-
 class StageTask(Task):
     """Claim the stage, run its body with heartbeats and progress, record how it ended."""
 
@@ -54,9 +51,9 @@ class StageTask(Task):
     # the holder's heartbeat bounds the wait, not a count.
     max_retries = None
 
-    def run_stage(self, job_id: str, scene: int | None) -> None:
+    def run_stage(self, job_id: str, scene: int | None, chunk: int | None = None) -> None:
         settings = get_settings()
-        label = self.stage.label(scene)
+        label = self.stage.label(scene, chunk)
         worker = str(self.request.hostname or "worker")
         try:
             with session_scope(settings.db_url) as session:
@@ -83,14 +80,13 @@ class StageTask(Task):
         try:
             with tracker.beating():
                 run = _stage_run(settings, claim.job, tracker, scene, on_clip=clips.append)
-                plan = registry.run_stage(self.stage, run)
+                plan = registry.run_stage(self.stage, dataclasses.replace(run, chunk=chunk))
+                if plan is not None:
+                    _send_rest(settings, claim.job, plan)
             tracker.flush()
         except Exception as exc:
             self._ended(settings, tracker, exc)
         with session_scope(settings.db_url) as session:
-            if plan is not None:  # the timeline is laid out: scenes weigh by their frames
-                frames = [s.frames for s in plan.scenes]
-                jobs.reweigh(session, job_id, registry.weights(len(frames), frames))
             finished = jobs.finish_stage(
                 session,
                 job_id,
@@ -163,6 +159,17 @@ class StageTask(Task):
         raise self.retry(countdown=0) from None
 
 
+def _send_rest(settings: Settings, job: Job, plan: Plan) -> None:
+    """The timeline is laid out: the job's rows become the plan's units (weighed by their
+    frames, a long scene's build one row per chunk), then the steps after the layout go to
+    the broker. Before this stage is marked done, so a worker lost in between reruns it and
+    sends them again: a second copy of a step finds its stages done or held, and does nothing.
+    """
+    with session_scope(settings.db_url) as session:
+        jobs.lay_out(session, job.id, registry.weights(job.scene_count, plan))
+    canvas.enqueue_rest(job.id, job.scene_count, plan)
+
+
 def _job_metrics(settings: Settings, job: Job) -> None:
     """A succeeded job's render time per second of video and the bytes it wrote."""
     try:
@@ -228,11 +235,13 @@ def _expected_failure(label: str, exc: Exception, settings: Settings) -> str | N
 
 
 def _register(stage: Stage) -> Any:
-    @app.task(bind=True, base=StageTask, name=task_name(stage), stage=stage)
-    def stage_task(self: StageTask, job_id: str, scene: int | None = None) -> None:
+    @app.task(bind=True, base=StageTask, name=canvas.task_name(stage), stage=stage)
+    def stage_task(
+        self: StageTask, job_id: str, scene: int | None = None, chunk: int | None = None
+    ) -> None:
         worker = str(self.request.hostname or "worker")
-        with logs.stage_context(job_id, self.stage.label(scene), worker):
-            self.run_stage(job_id, scene)
+        with logs.stage_context(job_id, self.stage.label(scene, chunk), worker):
+            self.run_stage(job_id, scene, chunk)
 
     return stage_task
 

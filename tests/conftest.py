@@ -29,10 +29,11 @@ DEAD_BROKER = "redis://127.0.0.1:1"
 
 @dataclass
 class Calls:
-    """What the API handed to the queue: (job_id, scene_count) and revoked job ids."""
+    """What the API handed to the queue: (job_id, scene_count), and what it revoked: (job_id,
+    the job's stage labels)."""
 
     enqueued: list[tuple[str, int]] = field(default_factory=list)
-    revoked: list[tuple[str, int]] = field(default_factory=list)
+    revoked: list[tuple[str, list[str]]] = field(default_factory=list)
     fail_with: Exception | None = None
 
     def enqueue(self, job_id: str, scene_count: int) -> None:
@@ -40,8 +41,8 @@ class Calls:
             raise self.fail_with
         self.enqueued.append((job_id, scene_count))
 
-    def revoke(self, job_id: str, scene_count: int) -> None:
-        self.revoked.append((job_id, scene_count))
+    def revoke(self, job_id: str, labels: list[str]) -> None:
+        self.revoked.append((job_id, labels))
 
 
 def make_settings(storage: Path, **overrides: Any) -> Settings:

@@ -15,6 +15,7 @@ from tasks.db import session_scope
 from tasks.models import Job, JobStatus, JobTask
 from tasks.storage import Storage
 from tests.conftest import Calls, make_settings, put_spec, tree, upload_all
+from tests.plans import still_plan
 
 RENDER = "/v1/projects/p1/render"
 SEED_BODY = {
@@ -65,10 +66,8 @@ def test_render_queues_a_job_and_enqueues_it(ready: TestClient, calls: Calls) ->
     assert job["outputName"] == "demo.mp4"
     assert job["options"]["minShot"] == 2.5
     assert job["options"]["voiceDir"] == "voiceovers"
-    assert job["scenes"] == [
-        {"index": 0, "status": "PENDING", "progress": 0.0, "cached": False, "clip": None},
-        {"index": 1, "status": "PENDING", "progress": 0.0, "cached": False, "clip": None},
-    ]
+    pending = {"status": "PENDING", "progress": 0.0, "cached": False, "clip": None, "chunks": 1}
+    assert job["scenes"] == [{"index": 0, **pending}, {"index": 1, **pending}]
     assert job["cache"] == {"hits": 0, "encoded": 0, "bytesSaved": 0}
     assert [s["name"] for s in job["stages"]] == registry.labels(2)
     assert job["logs"] == []
@@ -187,6 +186,41 @@ def test_broker_down_fails_the_job_and_is_503(
         assert job.error.startswith("could not reach the broker: ")
 
 
+def _set_stage(db: str, job_id: str, label: str, status: str, progress: float, clip: Any) -> None:
+    with session_scope(db) as session:
+        row = session.get(JobTask, (job_id, label))
+        assert row is not None
+        row.status, row.progress, row.clip = status, progress, clip
+        session.add(row)
+
+
+def test_a_scene_built_in_chunks_shows_as_one_scene(ready: TestClient, storage: Path) -> None:
+    job_id = ready.post(RENDER, json={}).json()["jobId"]
+    plan = still_plan(30, 225)  # scene 1: three chunks of 75 frames
+    with session_scope(_db(storage)) as session:
+        jobs.lay_out(session, job_id, registry.weights(2, plan))
+    db = _db(storage)
+    _set_stage(db, job_id, "SCENE_BUILD[1/0]", "DONE", 1.0, "cached")
+    _set_stage(db, job_id, "SCENE_BUILD[1/1]", "RUNNING", 0.5, None)
+    job = ready.get(f"/v1/jobs/{job_id}").json()
+    assert [s["name"] for s in job["stages"]] == registry.labels(2, plan)
+    assert [s["index"] for s in job["scenes"]] == [0, 1]
+    assert job["scenes"][1] == {
+        "index": 1,
+        "status": "RUNNING",
+        "progress": pytest.approx(0.5),  # (1 + 0.5 + 0) / 3, the chunks being alike
+        "cached": False,
+        "clip": None,  # until every chunk is built
+        "chunks": 3,
+    }
+    _set_stage(db, job_id, "SCENE_BUILD[1/1]", "DONE", 1.0, "cached")
+    _set_stage(db, job_id, "SCENE_BUILD[1/2]", "DONE", 1.0, "encoded")
+    scene = ready.get(f"/v1/jobs/{job_id}").json()["scenes"][1]
+    assert (scene["status"], scene["progress"], scene["clip"]) == ("DONE", 1.0, "encoded")
+    _set_stage(db, job_id, "SCENE_BUILD[1/2]", "FAILED", 0.2, None)
+    assert ready.get(f"/v1/jobs/{job_id}").json()["scenes"][1]["status"] == "FAILED"
+
+
 def test_render_bad_project_id(client: TestClient) -> None:
     response = client.post("/v1/projects/a.b/render", json={})
     assert response.status_code == 422
@@ -221,6 +255,7 @@ def test_job_view_shows_progress_stages_and_the_log_tail(ready: TestClient, stor
         "progress": 0.5,
         "cached": False,
         "clip": None,
+        "chunks": 1,
     }
     assert len(job["logs"]) == 50
     assert job["logs"][0] == "line 10"
@@ -235,7 +270,7 @@ def test_cancel_a_queued_job(ready: TestClient, calls: Calls) -> None:
     assert body["status"] == "CANCELLED"
     assert body["cancelRequested"] is True
     assert body["finishedAt"] is not None
-    assert calls.revoked == [(job_id, 2)]
+    assert calls.revoked == [(job_id, registry.labels(2))]
     # Now finished: a second cancel is a conflict.
     response = ready.post(f"/v1/jobs/{job_id}/cancel")
     assert response.status_code == 409

@@ -16,6 +16,7 @@ from pipeline import registry
 from tasks import jobs
 from tasks.db import get_engine, session_scope
 from tasks.models import Job, JobStatus, JobTask, Project, StageStatus, utcnow
+from tests.plans import still_plan
 
 # SQLite always; PostgreSQL too when TEST_DB_URL names one (e.g. postgresql://127.0.0.1/test).
 BACKENDS = ["sqlite"] + (["server"] if os.environ.get("TEST_DB_URL") else [])
@@ -338,3 +339,47 @@ def test_a_table_another_process_creates_meanwhile_does_not_stop_start_up(
     assert raced
     with Session(engine) as session:
         assert session.get(Project, "nope") is None  # the tables are there and usable
+
+
+def test_lay_out_gives_a_chunked_scene_a_row_per_chunk_weighed_by_frames(db_url: str) -> None:
+    job_id = _new_job(db_url, scenes=2)
+    plan = still_plan(30, 150)  # scene 1: two chunks
+    with session_scope(db_url) as session:
+        jobs.lay_out(session, job_id, registry.weights(2, plan))
+    with session_scope(db_url) as session:
+        rows = jobs.job_tasks(session, job_id)
+    names = [row.name for row in rows]
+    assert names == registry.labels(2, plan)
+    assert "SCENE_BUILD[1]" not in names
+    assert names[names.index("SCENE_BUILD[0]") :][:3] == [
+        "SCENE_BUILD[0]",
+        "SCENE_BUILD[1/0]",
+        "SCENE_BUILD[1/1]",
+    ]
+    weight = {row.name: row.weight for row in rows}
+    assert weight["SCENE_BUILD[1/0]"] == pytest.approx(weight["SCENE_BUILD[0]"] * 75 / 30)
+    assert sum(weight.values()) == pytest.approx(sum(registry.weights(2).values()))
+
+
+def test_lay_out_again_keeps_rows_that_have_started(db_url: str) -> None:
+    # A redelivered VALIDATE lays the job out again while a chunk already runs: that row stays.
+    job_id = _new_job(db_url, scenes=1)
+    plan = still_plan(150)
+    with session_scope(db_url) as session:
+        jobs.lay_out(session, job_id, registry.weights(1, plan))
+    with session_scope(db_url) as session:
+        claim = jobs.claim_stage(
+            session,
+            job_id,
+            "SCENE_BUILD[0/0]",
+            worker="w1",
+            pid=os.getpid(),
+            max_attempts=3,
+            lost_after=timedelta(seconds=30),
+        )
+        assert claim is not None
+    with session_scope(db_url) as session:
+        jobs.lay_out(session, job_id, registry.weights(1, plan))
+        row = session.get(JobTask, (job_id, "SCENE_BUILD[0/0]"))
+        assert row is not None and (row.status, row.attempts) == ("RUNNING", 1)
+        assert [r.name for r in jobs.job_tasks(session, job_id)] == registry.labels(1, plan)

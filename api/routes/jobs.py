@@ -29,7 +29,7 @@ from api.schemas import (
 )
 from pipeline import registry
 from tasks import jobs, watchdog
-from tasks.models import Job, JobStatus, Webhook
+from tasks.models import Job, JobStatus, JobTask, StageStatus, Webhook
 from tasks.settings import Settings
 from tasks.storage import JOB_ID, Storage
 
@@ -88,19 +88,43 @@ def _load(session: Session, job_id: str) -> Job:
     return job
 
 
+def _scene_progress(index: int, parts: list[JobTask]) -> SceneProgress:
+    """A scene's build from its one stage row or its chunks' rows."""
+    statuses = {StageStatus(row.status) for row in parts}
+    status = next(
+        (s for s in (StageStatus.FAILED, StageStatus.CANCELLED) if s in statuses),
+        StageStatus.DONE if statuses == {StageStatus.DONE} else None,
+    )
+    if status is None:
+        started = statuses & {StageStatus.RUNNING, StageStatus.DONE}
+        status = StageStatus.RUNNING if started else StageStatus.PENDING
+    clips = {row.clip for row in parts}
+    # Null until every chunk is built; chunks that came about differently (some cached, some
+    # encoded) make an encoded clip.
+    clip = None if None in clips else clips.pop() if len(clips) == 1 else "encoded"
+    weight = sum(row.weight for row in parts)
+    progress = (
+        sum(row.weight * row.progress for row in parts) / weight
+        if weight > 0
+        else sum(row.progress for row in parts) / len(parts)
+    )
+    return SceneProgress(
+        index=index,
+        status=status,
+        progress=progress,
+        cached=clip == "cached",
+        clip=clip,
+        chunks=len(parts),
+    )
+
+
 def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -> JobView:
     rows = jobs.job_tasks(session, job.id)
-    scenes = [
-        SceneProgress(
-            index=scene,
-            status=row.status,
-            progress=row.progress,
-            cached=row.clip == "cached",
-            clip=row.clip,
-        )
-        for row in rows
-        if (scene := registry.clip_scene_of(row.name)) is not None
-    ]
+    builds: dict[int, list[JobTask]] = {}
+    for row in rows:
+        if (scene := registry.clip_scene_of(row.name)) is not None:
+            builds.setdefault(scene, []).append(row)
+    scenes = [_scene_progress(scene, parts) for scene, parts in builds.items()]
     stages = [
         StageView.model_validate({**row.model_dump(), "cached": row.clip == "cached"})
         for row in rows
@@ -164,13 +188,14 @@ def cancel_job(
     session.commit()
     # After the response: the flag in the database is what the workers honour; revoking the
     # queued tasks only saves them the start-up, and must not hold the client up.
-    background.add_task(_revoke_quietly, revoke, job_id, job.scene_count)
+    labels = [row.name for row in jobs.job_tasks(session, job_id)]
+    background.add_task(_revoke_quietly, revoke, job_id, labels)
     log.info("job %s: cancel requested (now %s)", job_id, job.status)
     return job_view(session, settings, storage, job)
 
 
-def _revoke_quietly(revoke: Revoker, job_id: str, scene_count: int) -> None:
+def _revoke_quietly(revoke: Revoker, job_id: str, labels: list[str]) -> None:
     try:
-        revoke(job_id, scene_count)
+        revoke(job_id, labels)
     except Exception as exc:
         log.warning("job %s: could not revoke its tasks: %s", job_id, exc)
