@@ -19,14 +19,23 @@ from celery.signals import task_prerun
 POLL = 0.02
 
 
+def _file(name: str) -> str:
+    """A label as a file name: a chunk's `SCENE_BUILD[1/2]` holds a slash."""
+    return name.replace("/", ",")
+
+
 def hold(gate_dir: Path, name: str) -> Path:
-    path = gate_dir / f"hold-{name}"
+    path = gate_dir / f"hold-{_file(name)}"
     path.touch()
     return path
 
 
 def reached(gate_dir: Path, name: str) -> bool:
-    return (gate_dir / f"at-{name}").exists()
+    return (gate_dir / f"at-{_file(name)}").exists()
+
+
+def reached_file(gate_dir: Path, name: str) -> Path:
+    return gate_dir / f"at-{_file(name)}"
 
 
 @task_prerun.connect
@@ -34,7 +43,7 @@ def _wait_at_the_gate(task_id: str | None = None, **_: Any) -> None:
     gate_dir = os.environ.get("GATE_DIR")
     if not gate_dir or not task_id:
         return
-    label = task_id.partition(".")[2]
+    label = _file(task_id.partition(".")[2])
     held = Path(gate_dir) / f"hold-{label}"
     if not held.exists():
         return

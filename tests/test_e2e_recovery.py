@@ -87,26 +87,30 @@ def api(stack: Stack) -> Api:
     return Api(stack.base_url)
 
 
-# (what the test calls the instant, the gate that holds the job there)
+# (what the test calls the instant, the gate that holds the job there). Each scene is 2.5 s
+# (minShot), one unit at the default chunk length; "between chunks" makes each three chunks.
 BOUNDARIES = [
     ("after VALIDATE", "AUDIO_PREP"),
     ("after AUDIO_PREP", "SCENE_BUILD[0]"),
     ("with some scenes done", "SCENE_BUILD[2]"),
+    ("between the chunks of a scene", "SCENE_BUILD[1/1]"),
     ("during CONCAT", "ffmpeg"),
     ("before FINALIZE", "FINALIZE"),
 ]
+CHUNKED = {"chunkSeconds": 1.0}
 
 
 @pytest.mark.parametrize(("instant", "gate"), BOUNDARIES, ids=[b[0] for b in BOUNDARIES])
 def test_cancel_is_final_within_five_seconds(
     stack: Stack, api: Api, gate_dir: Path, tmp_path: Path, instant: str, gate: str
 ) -> None:
-    project_id = "c" + gate.lower().replace("[", "").replace("]", "").replace("_", "")
+    project_id = "c" + "".join(c for c in gate.lower() if c.isalnum())
     api.upload_project(project_id, scenes(project_id), tmp_path)
     project = stack.settings.render_storage / "projects" / project_id
     held = gates.hold(gate_dir, gate)
+    options = CHUNKED if "/" in gate else {}
     try:
-        job_id = api.render(project_id, fps=FPS)
+        job_id = api.render(project_id, fps=FPS, **options)
         wait_for(lambda: gates.reached(gate_dir, gate), 60, f"the job reaching {gate}")
         started = time.monotonic()
         response = api.http.post(f"/v1/jobs/{job_id}/cancel")
@@ -117,9 +121,16 @@ def test_cancel_is_final_within_five_seconds(
         assert not ffmpeg_running_in(project)
     finally:
         held.unlink()
-        (gate_dir / f"at-{gate}").unlink(missing_ok=True)
+        gates.reached_file(gate_dir, gate).unlink(missing_ok=True)
     if instant == "with some scenes done":
         assert [s["status"] for s in job["scenes"]] == ["DONE", "DONE", "PENDING"]
+    if instant == "between the chunks of a scene":
+        assert [(s["status"], s["chunks"]) for s in job["scenes"]] == [
+            ("DONE", 3),
+            ("PENDING", 3),  # one of its three chunks built
+            ("PENDING", 3),
+        ]
+        assert 0.2 < job["scenes"][1]["progress"] < 0.5
     # The held task goes on and must still not publish: a job queued behind it on the only
     # worker (one process) ends only after the held task is done.
     api.upload_project(f"{project_id}n", scenes(f"{project_id}n", count=1, seconds=0.4), tmp_path)
@@ -138,29 +149,39 @@ def hook_env(gate_dir: Path, match: str) -> dict[str, str]:
     }
 
 
-# Scene 1's encode (its output is scenes/.scene_001.<temp>.mp4; its stills go elsewhere).
+# Scene 1's encode (its output is scenes/.scene_001.<temp>.mp4; its stills go elsewhere), or
+# that of chunk 1 of scene 1 when the scenes are built in chunks.
 SCENE_1_ENCODE = "scenes/.scene_001."
+CHUNK_1_ENCODE = "scenes/.scene_001_part001."
 
 
 @contextmanager
 def held_at_scene_1(
-    tmp_path: Path, project_id: str, workers: int, scene_count: int, **settings: str
+    tmp_path: Path,
+    project_id: str,
+    workers: int,
+    scene_count: int,
+    chunked: bool = False,
+    **settings: str,
 ) -> Iterator[tuple[Stack, Api, str]]:
-    """A stack rendering a project whose scene 1 encode is held at its start (the stage is
-    claimed and beating; its FFmpeg waits), until `release(stack)`."""
+    """A stack rendering a project whose scene 1 encode (with `chunked`, its chunk 1's) is
+    held at its start (the stage is claimed and beating; its FFmpeg waits), until
+    `release(stack)`."""
     gate_dir = tmp_path / "gates"
     gate_dir.mkdir()
     with running_stack(
         tmp_path / "storage",
         workers=workers,
-        env_extra=hook_env(gate_dir, SCENE_1_ENCODE),
+        env_extra=hook_env(gate_dir, CHUNK_1_ENCODE if chunked else SCENE_1_ENCODE),
         FFMPEG_BINARY=str(gates.gated_ffmpeg(gate_dir)),
         **{**RECOVERY, **settings},
     ) as stack:
         api = Api(stack.base_url)
         api.upload_project(project_id, scenes(project_id, count=scene_count), tmp_path)
         gates.hold(gate_dir, "ffmpeg")
-        job_id = api.render(project_id, fps=FPS, minShot=0.5, xfade=0.2)
+        # 1 s scenes: two chunks of half a second each when chunked, else one unit.
+        chunks = 0.5 if chunked else 0
+        job_id = api.render(project_id, fps=FPS, minShot=0.5, xfade=0.2, chunkSeconds=chunks)
         wait_for(lambda: gates.reached(gate_dir, "ffmpeg"), 60, "scene 1's encode")
         yield stack, api, job_id
 
@@ -173,12 +194,18 @@ def _worker_of(stack: Stack, name: str) -> subprocess.Popen[bytes]:
     return stack.workers[int(name.split("@")[0].removeprefix("worker")) - 1]
 
 
-def test_a_lost_worker_host_costs_seconds_not_an_hour(tmp_path: Path) -> None:
-    """Two workers; the main process of the one running a scene is SIGKILLed (its pool
-    children die with it); the other finishes the job, with the visibility timeout at its
-    default of hours."""
-    with held_at_scene_1(tmp_path, "host", workers=2, scene_count=3) as (stack, api, job_id):
-        running = next(s for s in api.job(job_id)["stages"] if s["name"] == "SCENE_BUILD[1]")
+@pytest.mark.parametrize("unit", ["SCENE_BUILD[1]", "SCENE_BUILD[1/1]"], ids=["scene", "chunk"])
+def test_a_lost_worker_host_costs_seconds_not_an_hour(tmp_path: Path, unit: str) -> None:
+    """Two workers; the main process of the one running a scene (or a chunk of one) is
+    SIGKILLed (its pool children die with it); the other finishes the job, with the
+    visibility timeout at its default of hours."""
+    chunked = "/" in unit
+    with held_at_scene_1(tmp_path, "host", workers=2, scene_count=3, chunked=chunked) as (
+        stack,
+        api,
+        job_id,
+    ):
+        running = next(s for s in api.job(job_id)["stages"] if s["name"] == unit)
         assert running["status"] == "RUNNING"
         victim = _worker_of(stack, running["worker"])
         killed_at = datetime.now().astimezone()
@@ -188,16 +215,19 @@ def test_a_lost_worker_host_costs_seconds_not_an_hour(tmp_path: Path) -> None:
         release(stack)
 
         job = api.wait(job_id, timeout=90)
-        LATENCIES["kill → SUCCEEDED, two workers"] = time.monotonic() - started
+        LATENCIES[f"kill mid-{unit} → SUCCEEDED, two workers"] = time.monotonic() - started
         assert job["status"] == "SUCCEEDED", job
-        again = next(s for s in job["stages"] if s["name"] == "SCENE_BUILD[1]")
+        again = next(s for s in job["stages"] if s["name"] == unit)
         assert again["attempts"] == 2, again
         assert again["worker"] != running["worker"]
         # Not encoded twice at once: the new attempt started after its old holder was killed.
         assert datetime.fromisoformat(again["startedAt"]) > killed_at
-        out = stack.settings.render_storage / "projects" / "host" / "output" / "video.mp4"
-        info = probe(out, count_frames=True)
+        assert [s["chunks"] for s in job["scenes"]] == [2 if chunked else 1] * 3
+        out = stack.settings.render_storage / "projects" / "host" / "output"
+        info = probe(out / "video.mp4", count_frames=True)
         assert info.video is not None and info.video.frames == 3 * FPS
+        scene = probe(out / "scene_01.mp4", count_frames=True)  # muxed from both chunks
+        assert scene.video is not None and scene.video.frames == FPS
         assert not ffmpeg_running_in(stack.settings.render_storage / "projects" / "host")
 
 

@@ -95,9 +95,8 @@ def _scene_progress(index: int, parts: list[JobTask]) -> SceneProgress:
         (s for s in (StageStatus.FAILED, StageStatus.CANCELLED) if s in statuses),
         StageStatus.DONE if statuses == {StageStatus.DONE} else None,
     )
-    if status is None:
-        started = statuses & {StageStatus.RUNNING, StageStatus.DONE}
-        status = StageStatus.RUNNING if started else StageStatus.PENDING
+    if status is None:  # some chunks may be done: waiting for the others is PENDING
+        status = StageStatus.RUNNING if StageStatus.RUNNING in statuses else StageStatus.PENDING
     clips = {row.clip for row in parts}
     # Null until every chunk is built; chunks that came about differently (some cached, some
     # encoded) make an encoded clip.
