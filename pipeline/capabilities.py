@@ -25,8 +25,8 @@ NEEDS: Mapping[str, tuple[str, ...]] = {
         *("scale", "crop", "split", "gblur", "eq", "overlay", "format"),
         *("transpose", "hflip", "vflip", "zoompan", "loop", "setpts", "setsar", "setparams"),
         *("xfade", "concat"),
-        # burnt-in captions, drawn by libass (scene.py)
-        "subtitles",
+        # burnt-in captions, drawn by libass on frames timed by their number (scene.py)
+        *("subtitles", "settb"),
         # sound: the master track and each scene's cut of it (audio.py)
         *("anullsrc", "aresample", "aformat", "apad", "atrim", "asetpts"),
         # the music bed, looped, faded and ducked; the mix; its loudness and gain (audio.py)

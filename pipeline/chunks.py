@@ -22,10 +22,9 @@ Span = tuple[int, int]  # frames [first, end) of a scene, from the scene's first
 
 
 def chunk_count(plan: Plan, scene: ScenePlan) -> int:
-    """The units the scene is built in: round(frames / chunk_frames), at least one."""
-    if plan.chunk_frames <= 0:
-        return 1
-    return max(1, round_half_up(Fraction(scene.frames, plan.chunk_frames)))
+    """The units the scene is built in: round(frames / chunk_frames), at least one, or fewer
+    where boundaries moved out of one cross-fade meet (chunks shorter than a fade)."""
+    return len(chunk_spans(plan, scene))
 
 
 def chunk_spans(plan: Plan, scene: ScenePlan) -> tuple[Span, ...]:
@@ -35,7 +34,7 @@ def chunk_spans(plan: Plan, scene: ScenePlan) -> tuple[Span, ...]:
     The scene is split evenly, and a boundary that would cut a cross-fade moves to the nearer
     end of it.
     """
-    count = chunk_count(plan, scene)
+    count = _even_count(plan, scene)
     if count == 1:
         return ((0, scene.frames),)
     fades = _fades(plan, scene)
@@ -43,6 +42,12 @@ def chunk_spans(plan: Plan, scene: ScenePlan) -> tuple[Span, ...]:
     for k in range(1, count):
         bounds.add(_outside(round_half_up(Fraction(k * scene.frames, count)), fades))
     return tuple(itertools.pairwise(sorted(bounds)))
+
+
+def _even_count(plan: Plan, scene: ScenePlan) -> int:
+    if plan.chunk_frames <= 0:
+        return 1
+    return max(1, round_half_up(Fraction(scene.frames, plan.chunk_frames)))
 
 
 def _fades(plan: Plan, scene: ScenePlan) -> list[Span]:

@@ -232,14 +232,24 @@ def scene_graph(
     # draws them onto the finished frames, fades and all.
     burn: tuple[Filter, ...] = ()
     if subtitles is not None:
-        burn = (Filter.of("subtitles", filename=str(subtitles)),)
-    if burn and span is not None and span[0] > 0:
-        # libass times cues by each frame's timestamp: a chunk's frames are shown it at their
-        # place in the scene, then start from 0 again like every clip.
-        shift = Filter.of("setpts", f"PTS+{span[0]}/({plan.fps}*TB)")
-        burn = (shift, *burn, Filter.of("setpts", "PTS-STARTPTS"))
+        subtitled = Filter.of("subtitles", filename=str(subtitles))
+        burn = (*_caption_clock(plan, span[0] if span else 0), subtitled)
+        burn += (Filter.of("setpts", "PTS-STARTPTS"),)  # every clip starts from 0
     graph.output(graph.chain(_join(graph, plan, streams), (*burn, *_tags(plan.encoder))))
     return graph
+
+
+def _caption_clock(plan: Plan, first: int) -> tuple[Filter, ...]:
+    """Filters timing each frame for libass by its number in the scene (a chunk's frames at
+    their place in it): the same times in a chunk as in the whole scene.
+
+    libass is given a frame's time in whole milliseconds, truncated from a double: a time
+    computed by filters (concat's sums, a shift by a chunk's start) can fall a microsecond
+    short of a cue starting on that frame and show the cue a frame late. Each frame is timed
+    half way through its exact millisecond instead.
+    """
+    frame_ms = f"floor((N+{first})*1000/{plan.fps})"
+    return (Filter.of("settb", "AVTB"), Filter.of("setpts", f"{frame_ms}*1000+500"))
 
 
 def _join(graph: Graph, plan: Plan, streams: list[tuple[Piece, Stream]]) -> Stream:

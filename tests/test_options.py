@@ -48,8 +48,9 @@ def test_every_option_is_a_command_line_flag() -> None:
     assert tuple(actions["preset"].choices or ()) == get_args(Preset)
 
 
-def test_defaulted_options_are_the_seven_with_default_settings() -> None:
+def test_defaulted_options_are_those_with_default_settings() -> None:
     expected = ("fps", "min_shot", "max_shot", "xfade", "crf", "preset", "resolution")
+    expected += ("chunk_seconds",)
     assert defaulted_options() == expected
     assert set(defaulted_options()) <= set(OPTIONS)
     for name in defaulted_options():

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import stages
 from pipeline.__main__ import _parser, main, options_from_args
 from pipeline.options import RenderOptions
 from pipeline.probe import probe
@@ -51,11 +52,13 @@ def test_cli_reports_pipeline_errors(
 def test_cli_reports_file_system_errors_without_a_traceback(
     small_project: ProjectDir, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A directory where the first scene's clip must go: the clip cannot be renamed into place.
-    (small_project.work / "scenes" / "scene_000.mp4" / "keep").mkdir(parents=True)
+    # A directory where the first scene's output must go (work/scenes/, where its clip goes,
+    # is cleared by every render): the output cannot be renamed into place.
+    video, _ = stages.scene_output_files(small_project, 0)
+    (video / "keep").mkdir(parents=True)
     assert main([str(small_project.root), "-o", "v.mp4", *FAST]) == 1
     err = capsys.readouterr().err
-    assert "error: [Errno 21] Is a directory" in err and "scene_000.mp4" in err
+    assert "error: [Errno 21] Is a directory" in err and "scene_00.mp4" in err
     assert "Traceback" not in err
 
 

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from pipeline import registry
+from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
+from pipeline.motion import STILL
 from pipeline.options import RenderOptions
+from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
 from pipeline.project import ProjectDir
 from pipeline.registry import Stage, StageRun
 
@@ -44,19 +47,111 @@ def test_labels_that_name_no_stage_are_refused(label: str) -> None:
         registry.parse_label(label)
 
 
+def _plan(*scenes: tuple[int, ...], chunk_frames: int = 0, fade: int = 0) -> Plan:
+    """Still scenes of the given shot frames, each shot fading into the next over `fade`."""
+    image = ImageInfo("input/images/a.jpg", 640, 480)
+    built, start = [], 0
+    for index, shot_frames in enumerate(scenes):
+        last = len(shot_frames) - 1
+        shots = tuple(
+            ShotPlan(image.path, frames, fade if n < last else 0, STILL)
+            for n, frames in enumerate(shot_frames)
+        )
+        frames = sum(shot_frames)
+        built.append(
+            ScenePlan(
+                index, None, start, frames, (image,), shots, None, None, "cover", "none", False
+            )
+        )
+        start += frames
+    return Plan(30, 320, 180, Encoder(), fade, 48000, tuple(built), chunk_frames=chunk_frames)
+
+
+# Scene 0 is one chunk; scene 1 (86 frames, a fade at [36, 46)) two of 46 and 40 frames.
+CHUNKED = _plan((30,), (36, 50), chunk_frames=43, fade=10)
+
+
+def test_a_plan_gives_a_chunked_stage_one_label_per_chunk() -> None:
+    assert registry.labels(2, CHUNKED) == [
+        "SPEECH[0]",
+        "SPEECH[1]",
+        "VALIDATE",
+        "AUDIO_PREP",
+        "SCENE_BUILD[0]",
+        "SCENE_BUILD[1/0]",
+        "SCENE_BUILD[1/1]",
+        "CONCAT",
+        "FINALIZE",
+    ]
+    # Chunking off: the labels without a plan.
+    assert registry.labels(2, dataclasses.replace(CHUNKED, chunk_frames=0)) == registry.labels(2)
+    stage = registry.BY_NAME["SCENE_BUILD"]
+    assert stage.units(2, CHUNKED) == [(0, None), (1, 0), (1, 1)]
+    with pytest.raises(ValueError, match="does not run in chunks"):
+        registry.BY_NAME["SPEECH"].label(1, 0)
+
+
+def test_every_unit_label_parses_back() -> None:
+    for label in registry.labels(2, CHUNKED):
+        stage, scene, chunk = registry.parse_unit(label)
+        assert stage.label(scene, chunk) == label
+        assert registry.parse_label(label) == (stage, scene)
+    assert registry.parse_unit("SCENE_BUILD[1/0]") == (registry.BY_NAME["SCENE_BUILD"], 1, 0)
+    assert registry.clip_scene_of("SCENE_BUILD[1/1]") == 1
+    assert registry.scene_of("SCENE_BUILD[1/1]") == 1
+    shuffled = registry.labels(2, CHUNKED)[::-1]
+    assert sorted(shuffled, key=registry.order_key) == registry.labels(2, CHUNKED)
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["VALIDATE[1/0]", "SPEECH[1/0]", "SCENE_BUILD[1/]", "SCENE_BUILD[/0]", "SCENE_BUILD[1/0/0]"],
+)
+def test_chunk_labels_of_stages_that_have_none_are_refused(label: str) -> None:
+    with pytest.raises(ValueError, match="is not a stage label"):
+        registry.parse_unit(label)
+
+
 def test_weights_split_a_per_scene_stage_by_frames_and_keep_the_total() -> None:
     total = sum(stage.weight for stage in registry.STAGES)
-    weights = registry.weights(2, [100, 300])
+    weights = registry.weights(2, _plan((100,), (300,)))
     assert weights["SCENE_BUILD[1]"] == pytest.approx(3 * weights["SCENE_BUILD[0]"])
+    assert weights["SPEECH[1]"] == pytest.approx(3 * weights["SPEECH[0]"])
     assert sum(weights.values()) == pytest.approx(total)
     assert sum(registry.weights(5).values()) == pytest.approx(total)
+    assert registry.weights(2)["SCENE_BUILD[1]"] == registry.weights(2)["SCENE_BUILD[0]"]
 
 
-def test_steps_group_the_runs_of_a_per_scene_stage() -> None:
-    steps = registry.steps(3)
-    assert [len(step) for step in steps] == [3, 1, 1, 3, 1, 1]
-    assert [scene for _, scene in steps[0]] == [0, 1, 2]  # SPEECH, before VALIDATE
-    assert [scene for _, scene in steps[3]] == [0, 1, 2]
+def test_weights_split_a_chunked_scene_by_its_chunks_frames() -> None:
+    total = sum(stage.weight for stage in registry.STAGES)
+    weights = registry.weights(2, CHUNKED)
+    assert set(weights) == set(registry.labels(2, CHUNKED))
+    assert sum(weights.values()) == pytest.approx(total)
+    build = registry.BY_NAME["SCENE_BUILD"].weight
+    # 116 frames: scene 0's 30, scene 1's chunks of 46 and 40; SPEECH still per scene.
+    assert weights["SCENE_BUILD[0]"] == pytest.approx(build * 30 / 116)
+    assert weights["SCENE_BUILD[1/0]"] == pytest.approx(build * 46 / 116)
+    assert weights["SCENE_BUILD[1/1]"] == pytest.approx(build * 40 / 116)
+    assert weights["SPEECH[1]"] == pytest.approx(registry.BY_NAME["SPEECH"].weight * 86 / 116)
+
+
+def test_steps_before_the_plan_stop_at_validate_and_the_plan_gives_the_rest() -> None:
+    before = registry.steps(2)
+    assert [[(stage.name, s, c) for stage, s, c in step] for step in before] == [
+        [("SPEECH", 0, None), ("SPEECH", 1, None)],
+        [("VALIDATE", None, None)],
+    ]
+    after = registry.steps(2, CHUNKED)
+    assert [[(stage.name, s, c) for stage, s, c in step] for step in after] == [
+        [("AUDIO_PREP", None, None)],
+        [("SCENE_BUILD", 0, None), ("SCENE_BUILD", 1, 0), ("SCENE_BUILD", 1, 1)],
+        [("CONCAT", None, None)],
+        [("FINALIZE", None, None)],
+    ]
+    # Together, every label once, in running order.
+    labels = [stage.label(s, c) for step in before + after for stage, s, c in step]
+    assert labels == registry.labels(2, CHUNKED)
+    assert registry.STAGES[registry.LAYOUT].name == "VALIDATE"
     assert registry.LAST is registry.STAGES[-1]
 
 

@@ -1,4 +1,5 @@
 import array
+import dataclasses
 import itertools
 import os
 import shutil
@@ -305,3 +306,45 @@ def test_moving_shots_without_cross_fades_are_cut_frame_exact(
     assert any(len(scene.shots) > 1 and scene.motion == "kenburns" for scene in plan.scenes)
     info = probe(output, count_frames=True)
     assert info.video is not None and info.video.frames == plan.total_frames
+
+
+def test_a_chunked_scenes_outputs_are_made_by_the_build_that_completes_its_clip(
+    small_project: ProjectDir, ffmpeg_bin: str
+) -> None:
+    # Two scenes of 30 frames (one image each), in chunks of 15.
+    options = SMALL.model_copy(update={"chunk_seconds": 0.5})
+    logged: list[str] = []
+    base = StageRun(small_project, options, "video.mp4", Runner(ffmpeg_bin, log=logged.append))
+    plan = registry.run_stage(registry.BY_NAME["VALIDATE"], base)
+    assert plan is not None
+    registry.run_stage(registry.BY_NAME["AUDIO_PREP"], base)
+    build = registry.BY_NAME["SCENE_BUILD"]
+    assert build.units(2, plan) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    video, poster = stages.scene_output_files(small_project, 0)
+    # The later chunk first, as another worker may finish it: the scene is not complete yet.
+    registry.run_stage(build, dataclasses.replace(base, scene=0, chunk=1))
+    assert not stages.scene_complete(small_project, plan, 0) and not video.exists()
+    registry.run_stage(build, dataclasses.replace(base, scene=0, chunk=0))
+    assert stages.scene_complete(small_project, plan, 0) and poster.is_file()
+    # The scene's image was prepared once, for both chunks.
+    assert sum("-noautorotate" in line for line in logged) == 1
+    info = probe(video, count_frames=True)
+    assert info.video is not None and info.audio is not None and info.video.frames == 30
+    assert stages.clip_at(small_project, plan, 0, 20) == (stages.chunk_clip(small_project, 0, 1), 5)
+    assert not stages.scene_clip(small_project, 0).exists()
+    # Without a chunk, a chunked scene's build builds every chunk of it.
+    last = stages.build_scene(small_project, plan, 1, Runner(ffmpeg_bin))
+    assert last == stages.chunk_clip(small_project, 1, 1)
+    assert stages.scene_clips(small_project, plan, 1) == [
+        stages.chunk_clip(small_project, 1, 0),
+        last,
+    ]
+    assert stages.scene_complete(small_project, plan, 1)
+    run_stage("CONCAT", small_project, Runner(ffmpeg_bin))
+    listed = (small_project.work / stages.CONCAT_LIST).read_text().split("\n")
+    assert [line for line in listed if line.startswith("file")] == [
+        f"file 'scenes/scene_00{i}_part00{c}.mp4'" for i in (0, 1) for c in (0, 1)
+    ]
+    joined = probe(stages.joined(small_project), count_frames=True)
+    assert joined.video is not None and joined.video.frames == plan.total_frames == 60
+    assert list((small_project.work / "stills").iterdir()) == []
