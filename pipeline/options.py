@@ -75,6 +75,7 @@ class TimeRange(BaseModel):
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 DUCKING_DB = 12.0
+MIN_CHUNK_SECONDS = 0.5
 LOUDNESS_LUFS = -16.0
 
 
@@ -298,6 +299,14 @@ class RenderOptions(BaseModel):
         description="second of the video the poster <name>.jpg shows (default: a frame of "
         "the first scene's first shot)",
     )
+
+    @field_validator("chunk_seconds")
+    @classmethod
+    def _chunk_seconds(cls, value: float) -> float:
+        # Every chunk is a task and an x264 start: shorter ones cost more than they spread.
+        if 0 < value < MIN_CHUNK_SECONDS:
+            raise ValueError(f"must be 0 (off) or at least {MIN_CHUNK_SECONDS} s, not {value}")
+        return value
 
     @field_validator("resolution")
     @classmethod

@@ -115,3 +115,15 @@ def test_a_patch_with_an_unknown_option_is_422_naming_it(client: TestClient) -> 
     error = response.json()["error"]
     assert error["field"] == "renderOptions.sharpen"
     assert "renderOptions.sharpen" in error["message"]
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.49, -1, 601])
+def test_a_chunk_length_too_short_or_too_long_is_refused(seconds: float) -> None:
+    with pytest.raises(ValidationError) as info:
+        RenderOptions(chunk_seconds=seconds)
+    assert info.value.errors()[0]["loc"] == ("chunk_seconds",)
+
+
+@pytest.mark.parametrize("seconds", [0, 0.5, 2.5, 600])
+def test_chunking_off_or_a_chunk_length_from_half_a_second_is_taken(seconds: float) -> None:
+    assert RenderOptions(chunk_seconds=seconds).chunk_seconds == seconds
