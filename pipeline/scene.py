@@ -234,7 +234,9 @@ def scene_graph(
     if subtitles is not None:
         subtitled = Filter.of("subtitles", filename=str(subtitles))
         burn = (*_caption_clock(plan, span[0] if span else 0), subtitled)
-        burn += (Filter.of("setpts", "PTS-STARTPTS"),)  # every clip starts from 0
+        # Then back to every clip's clock, frame n at n/fps from 0: the encoder must not see
+        # the millisecond times, or the frames would last 33 and 34 ms by turns.
+        burn += (Filter.of("settb", f"1/{plan.fps}"), Filter.of("setpts", "N"))
     graph.output(graph.chain(_join(graph, plan, streams), (*burn, *_tags(plan.encoder))))
     return graph
 

@@ -204,8 +204,8 @@ def test_a_chunks_command_encodes_its_frames_and_times_burnt_in_captions_by_scen
         return f"settb=AVTB,setpts=floor((N+{first})*1000/30)*1000+500"
 
     # libass sees a chunk's frames at their time in the scene (the whole scene's from 0),
-    # the encoder from 0.
-    burn = f"subtitles=filename={ass},setpts=PTS-STARTPTS"
+    # the encoder frame n at n/fps from 0, like every clip.
+    burn = f"subtitles=filename={ass},settb=1/30,setpts=N"
     assert f"{clock(40)},{burn}" in scene_graph(plan, scene, ass, (40, 80)).compile().text
     assert f"{clock(0)},{burn}" in scene_graph(plan, scene, ass, (0, 40)).compile().text
     assert f"{clock(0)},{burn}" in scene_graph(plan, scene, ass).compile().text
@@ -282,6 +282,17 @@ def _join(ffmpeg: str, clips: list[Path], out: Path) -> Path:
     return out
 
 
+def _frame_times(clip: Path) -> list[float]:
+    """Each decoded frame's presentation time, seconds, rounded to the microsecond."""
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        return [
+            round(float(frame.pts * stream.time_base), 6)
+            for frame in container.decode(stream)
+            if frame.pts is not None
+        ]
+
+
 def _opens_on_a_keyframe(clip: Path) -> bool:
     with av.open(str(clip)) as container:
         packet = next(container.demux(video=0))
@@ -338,6 +349,9 @@ def test_burnt_in_captions_across_a_chunk_boundary_are_timed_as_in_the_whole_cli
     joined = _join(ffmpeg_bin, chunks, tmp_path / "joined.mp4")
     expected = frame_hashes(ffmpeg_bin, whole)
     assert frame_hashes(ffmpeg_bin, joined) == expected
+    # Every frame lasts 1/fps, as in a clip without captions: no millisecond clock left.
+    for clip in (whole, joined):
+        assert _frame_times(clip) == [round(n / plan.fps, 6) for n in range(moving.frames)]
     # The captions are there: the frames under a cue differ from the same scene without any.
     plain = ProjectDir(tmp_path / "plain")
     shutil.copytree(source.input, plain.input)
