@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -347,6 +349,31 @@ def check_ffmpeg(ffmpeg: str) -> None:
         raise PipelineError(str(exc)) from None
 
 
+# What VALIDATE learns of one scene's files: its images, its voice's path and length, and the
+# scene's length in seconds.
+SceneInputs = tuple[tuple[ImageInfo, ...], str | None, float | None, float]
+# From this many scenes on, VALIDATE inspects scenes on several threads.
+PARALLEL_FROM = 8
+
+
+def _inspect_scene(
+    project: ProjectDir, options: RenderOptions, index: int, scene: SceneSpec
+) -> tuple[SceneInputs, SceneVoice | None]:
+    """Decode the scene's images, probe its voice, and settle its length."""
+    images = tuple(
+        _inspect_image(project, index, scene, name) for name in dict.fromkeys(scene.images)
+    )
+    voice = _scene_voice(project, options, index, scene)
+    voice_seconds = voice.seconds if voice is not None else None
+    seconds = timeline.scene_seconds(voice_seconds, scene.duration)
+    if seconds is None:
+        problem = "has neither a voiceover nor a duration"
+        if scene.narration and options.tts is None:
+            problem += " (renderOptions.tts would speak its narration)"
+        raise _scene_error(index, scene, problem)
+    return (images, voice.path if voice else None, voice_seconds, seconds), voice
+
+
 def make_plan(
     project: ProjectDir,
     options: RenderOptions,
@@ -361,22 +388,20 @@ def make_plan(
     """
     check_ffmpeg(ffmpeg)
     spec = load_spec(project)
-    inputs: list[tuple[tuple[ImageInfo, ...], str | None, float | None, float]] = []
-    voices: list[SceneVoice | None] = []
-    for index, scene in enumerate(spec.scenes):
-        images = tuple(
-            _inspect_image(project, index, scene, name) for name in dict.fromkeys(scene.images)
-        )
-        voice = _scene_voice(project, options, index, scene)
-        voice_seconds = voice.seconds if voice is not None else None
-        seconds = timeline.scene_seconds(voice_seconds, scene.duration)
-        if seconds is None:
-            problem = "has neither a voiceover nor a duration"
-            if scene.narration and options.tts is None:
-                problem += " (renderOptions.tts would speak its narration)"
-            raise _scene_error(index, scene, problem)
-        inputs.append((images, voice.path if voice else None, voice_seconds, seconds))
-        voices.append(voice)
+
+    def inspect(index: int) -> tuple[SceneInputs, SceneVoice | None]:
+        return _inspect_scene(project, options, index, spec.scenes[index])
+
+    count = len(spec.scenes)
+    if count >= PARALLEL_FROM:
+        # PyAV decodes with the GIL released: one scene's image decodes while another's
+        # voiceover is scanned. Results (and the first error) come in scene order.
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            inspected = list(pool.map(inspect, range(count)))
+    else:
+        inspected = [inspect(index) for index in range(count)]
+    inputs = [scene_inputs for scene_inputs, _ in inspected]
+    voices = [voice for _, voice in inspected]
     if options.captions.enabled and not any(
         scene.narration and scene.narration.strip() for scene in spec.scenes
     ):

@@ -1,8 +1,11 @@
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pipeline import plan as plan_module
 from pipeline import registry
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
@@ -158,3 +161,51 @@ def test_ffmpeg_without_libx264_is_refused(small_project: ProjectDir, tmp_path: 
     fake.chmod(0o755)
     with pytest.raises(PipelineError, match=r"lacks encoder\(s\) libx264"):
         make_plan(small_project, SMALL, str(fake))
+
+
+def _many(tmp_path: Path, ffmpeg_bin: str) -> ProjectDir:
+    """A project of PARALLEL_FROM + 2 scenes (so VALIDATE inspects them on threads), each with
+    its own picture and voiceover."""
+    scenes = [
+        SceneFixture(
+            (ImageFixture(f"m{i}.jpg", 64 + 2 * i, 48, "testsrc2"),),
+            VoiceFixture(f"m{i}.wav", 0.3 + 0.05 * i, 300 + 20 * i),
+        )
+        for i in range(plan_module.PARALLEL_FROM + 2)
+    ]
+    return write_project(tmp_path, scenes, ffmpeg_bin)
+
+
+def test_many_scenes_are_inspected_in_parallel_with_the_serial_result(
+    tmp_path: Path, ffmpeg_bin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _many(tmp_path, ffmpeg_bin)
+    count = plan_module.PARALLEL_FROM + 2
+    scanned_on: set[int] = set()
+    scan = plan_module.scan_audio
+
+    def watched(path: Path) -> Any:
+        scanned_on.add(threading.get_ident())
+        return scan(path)
+
+    monkeypatch.setattr(plan_module, "scan_audio", watched)
+    threads = make_plan(project, SMALL, ffmpeg_bin)
+    assert threading.get_ident() not in scanned_on  # not on the caller's thread
+    monkeypatch.setattr(plan_module, "PARALLEL_FROM", 10**6)
+    assert make_plan(project, SMALL, ffmpeg_bin) == threads
+    assert threading.get_ident() in scanned_on  # below PARALLEL_FROM: on the caller's
+    assert [s.voiceover for s in threads.scenes] == [
+        f"input/voiceovers/m{i}.wav" for i in range(count)
+    ]
+
+
+def test_with_many_scenes_the_first_bad_scene_is_the_one_reported(
+    tmp_path: Path, ffmpeg_bin: str
+) -> None:
+    project = _many(tmp_path, ffmpeg_bin)
+    last = plan_module.PARALLEL_FROM + 1
+    project.asset("voiceovers", f"m{last}.wav").unlink()  # the last scene: inspected first, maybe
+    project.asset("images", "m3.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(PipelineError) as info:
+        make_plan(project, SMALL, ffmpeg_bin)
+    assert info.value.scene == 3 and "image 'm3.jpg' could not be decoded" in str(info.value)
