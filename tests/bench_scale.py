@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import re
 import statistics
+import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import registry
+from pipeline.ffmpeg import find_ffmpeg
 from pipeline.fixtures import ImageFixture, SceneFixture
 from pipeline.probe import probe
 from tasks.storage import Storage
@@ -312,7 +315,22 @@ def main() -> None:
                     print(f"\n{run_heading(run)}\n{report(run.stages)}", flush=True)
                     if (problem := mismatch(runs[0], run)) is not None:
                         raise SystemExit(f"the videos differ: {problem}")
+            output = storage.project(PROJECT).output
+            apart = psnr(output / f"{CHUNKED}.mp4", output / f"{UNCHUNKED}.mp4")
     print(f"\n{summary(runs)}")
+    # Lossy encodes of the same frames differ by the encoder's noise: this says by how much
+    # (the drawing itself is the same; the tests compare lossless renders frame by frame).
+    print(f"chunked against unchunked video: PSNR {apart:.2f} dB (average over all frames)")
+
+
+def psnr(a: Path, b: Path) -> float:
+    """The average PSNR (all planes) of video `a` against video `b`, from FFmpeg's psnr filter."""
+    args = [find_ffmpeg(), "-v", "info", "-i", str(a), "-i", str(b), "-lavfi", "psnr"]
+    done = subprocess.run([*args, "-f", "null", "-"], capture_output=True, text=True, check=True)
+    match = re.search(r"PSNR .* average:([0-9.]+|inf)", done.stderr)
+    if match is None:
+        raise SystemExit(f"no PSNR in FFmpeg's output: {done.stderr[-500:]}")
+    return float(match[1])
 
 
 if __name__ == "__main__":
