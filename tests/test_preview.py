@@ -70,6 +70,8 @@ def test_a_preview_keeps_the_timeline_with_a_smaller_faster_picture() -> None:
     moving = next(s for s in full.scenes if not s.shots[0].move.still)
     assert still_size(full, moving) == oversampled(full.width, full.height)
     assert still_size(draft, draft.scenes[moving.index]) == (640, 360)
+    # Built a scene per unit, whatever the chunk length: a draft's frames are cheap.
+    assert full.chunk_frames == 75 and draft.chunk_frames == 0
     # Other clips than the full render's: cached apart.
     keys = {clip_key(full, s, "v") for s in full.scenes}
     assert not keys & {clip_key(draft, s, "v") for s in draft.scenes}
