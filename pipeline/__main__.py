@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lookahead", type=int, default=0, help="x264 rc-lookahead frames (0: the preset's)"
     )
-    parser.add_argument("--ffmpeg", help="FFmpeg binary (default: $FFMPEG_BINARY, PATH, wheel)")
+    parser.add_argument(
+        "--ffmpeg", help="FFmpeg binary (default: $FFMPEG_BINARY, else the wheel's)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log FFmpeg commands")
     return parser
 
