@@ -125,9 +125,10 @@ def _validate(run: StageRun) -> Plan:
     )
     write_plan(run.project, plan)
     if run.runner.log is not None:
+        units = sum(chunk_count(plan, scene) for scene in plan.scenes)
         run.runner.log(
-            f"plan: {len(plan.scenes)} scenes, {plan.total_frames} frames at {plan.fps} fps, "
-            f"{plan.width}x{plan.height}"
+            f"plan: {len(plan.scenes)} scenes built in {units} units, {plan.total_frames} "
+            f"frames at {plan.fps} fps, {plan.width}x{plan.height}"
         )
     return plan
 

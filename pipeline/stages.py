@@ -188,13 +188,13 @@ def build_scene(
         return built[-1]
     span = spans[chunk or 0]
     target = scene_clips(project, plan, index)[chunk or 0]
-    whole = None if len(spans) == 1 else span
+    part = span if len(spans) > 1 else None  # None: the scene in one piece, keyed as ever
     if cache is None:
-        encode_scene(project, plan, index, runner, whole, target)
+        encode_scene(project, plan, index, runner, part, target)
         if report is not None:
             report(ClipReport("encoded", target.stat().st_size))
         return target
-    key = clip_key(plan, plan.scenes[index], _ffmpeg_version(runner.ffmpeg), whole)
+    key = clip_key(plan, plan.scenes[index], _ffmpeg_version(runner.ffmpeg), part)
     log = runner.log or (lambda _line: None)
     with cache.holding(key, runner.should_cancel):
         size = cache.fetch(key, target, log)
@@ -206,7 +206,7 @@ def build_scene(
             _remove_stills(project, plan, index)
         else:
             log(f"cache miss {key[:16]}: encoding {target.name}")
-            encode_scene(project, plan, index, runner, whole, target)
+            encode_scene(project, plan, index, runner, part, target)
             outcome = ClipReport("encoded", _store(cache, key, target, span, log), key)
     if outcome.outcome == "encoded":
         for evicted in cache.evict(keep={key}):
