@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Column, event, inspect, literal, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlmodel import Session, SQLModel, create_engine
 
 from tasks import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -60,17 +61,70 @@ def get_engine(url: str) -> Engine:
 CREATE_ATTEMPTS = 5
 
 
+# What a database says when another process created the same table or column first.
+_RACED = ("already exists", "duplicate column")
+
+
 def create_tables(engine: Engine) -> None:
-    """Create the missing tables. The API and the workers start at once on a new database, and
-    `create_all` checks then creates: another process can create a table in between. Its
-    "already exists" is that race, and the next pass finds the table and skips it."""
+    """Create the missing tables, and add the columns a newer release gave an existing table.
+
+    The API and the workers start at once on a new database, and each check-then-create can
+    race another process's: its "already exists" is that race, and the next pass finds the
+    table (or column) and skips it."""
     for attempt in range(CREATE_ATTEMPTS):
         try:
             SQLModel.metadata.create_all(engine)
+            add_missing_columns(engine)
             return
         except DBAPIError as exc:
-            if "already exists" not in str(exc) or attempt == CREATE_ATTEMPTS - 1:
+            if not any(raced in str(exc) for raced in _RACED) or attempt == CREATE_ATTEMPTS - 1:
                 raise
+
+
+class SchemaError(RuntimeError):
+    """An existing table lacks a column that cannot be added in place."""
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """ALTER TABLE … ADD COLUMN for each model column an existing table lacks (a database
+    made by an earlier release), filled with the column's default in the rows already there.
+    Returns them as 'table.column'. Additive changes only: nothing is dropped or retyped."""
+    added: list[str] = []
+    inspector = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            with engine.begin() as connection:
+                connection.execute(text(_add_column(engine, table.name, column)))
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
+_LITERAL = {"literal_binds": True}
+
+
+def _add_column(engine: Engine, table: str, column: Column[Any]) -> str:
+    dialect = engine.dialect
+    quote = dialect.identifier_preparer.quote
+    parts = [quote(column.name), column.type.compile(dialect=dialect)]
+    default = column.default
+    if isinstance(default, ScalarElementColumnDefault):
+        filled = literal(default.arg).compile(
+            dialect=dialect, compile_kwargs={"literal_binds": True}
+        )
+        parts.append(f"DEFAULT {filled}")
+    elif not column.nullable:
+        raise SchemaError(
+            f"table {table} has no column {column.name}, which has no default to fill the rows "
+            "already there: migrate it by hand or start with a new database"
+        )
+    if not column.nullable:
+        parts.append("NOT NULL")
+    return f"ALTER TABLE {quote(table)} ADD COLUMN {' '.join(parts)}"
 
 
 @contextmanager
