@@ -43,6 +43,7 @@ from pipeline.plan import Plan, ScenePlan, file_sha256
 
 # Bumped whenever what a key covers or how an entry is stored changes: old entries then miss.
 VERSION = 1
+CAPTION_CLOCK = 2
 # ScenePlan fields that do not change a clip's pixels: its place in the video and its sound
 # (`speech`: where the voice sounds, which the music ducks under). Every other field,
 # including ones added later, is part of the key.
@@ -87,6 +88,10 @@ def clip_key(
         # Captions not burned in are a subtitle track: the picture is the same without them.
         data.pop("captions", None)
         data.pop("burn_in", None)
+    else:
+        # How libass is given each frame's time (pipeline/scene.py); clips burnt in before
+        # frames were timed by their number drew some cues a frame late.
+        data["caption_clock"] = CAPTION_CLOCK
     digests = {image.path: image.sha256 or image.path for image in scene.images}
     data["images"] = [{k: v for k, v in image.items() if k != "path"} for image in data["images"]]
     for shot in data["shots"]:

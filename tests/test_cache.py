@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from pipeline import cache as cache_module
 from pipeline import registry, stages
 from pipeline.cache import ClipCache, ClipReport, clip_key, output_key
 from pipeline.capabilities import inspect_ffmpeg
+from pipeline.captions import Cue
 from pipeline.chunks import chunk_spans
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner
@@ -151,6 +153,20 @@ def test_each_chunk_has_a_key_and_the_chunk_length_changes_only_chunked_scenes()
     assert not set(chunked[1]) & set(whole[1])
     longer = _chunk_keys(_plan(scenes, SMALL.model_copy(update={"chunk_seconds": 1.5})))
     assert longer[0] == whole[0] and not set(longer[1]) & set(chunked[1] + whole[1])
+
+
+def test_how_burnt_in_captions_are_timed_is_in_the_key_of_a_captioned_clip_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plan = _plan(THREE)
+    cue = Cue(0, 10, ("Hello",))
+    captioned = dataclasses.replace(plan.scenes[0], captions=(cue,), burn_in=True)
+    plan = dataclasses.replace(plan, scenes=(captioned, *plan.scenes[1:]))
+    before = _keys(plan)
+    monkeypatch.setattr(cache_module, "CAPTION_CLOCK", cache_module.CAPTION_CLOCK + 1)
+    after = _keys(plan)
+    # A clip drawn with the older clock is not served as one drawn with the new.
+    assert after[0] != before[0] and after[1:] == before[1:]
 
 
 # --- the store (files only) ---------------------------------------------------------------
