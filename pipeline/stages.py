@@ -281,16 +281,15 @@ def concat(
 
     With a `cache`, a join of the same clips with the same sound made before is linked in.
     """
-    lines = ["ffconcat version 1.0"]
+    clips: list[Path] = []
     for scene in plan.scenes:
         for clip in scene_clips(project, plan, scene.index):
             if not clip.is_file():
                 raise PipelineError(
                     f"clip {clip.name} is missing", scene=scene.index, scene_id=scene.id
                 )
-            lines.append(f"file '{clip.relative_to(project.work)}'")
-    listing = project.work / CONCAT_LIST
-    write_text_atomic(listing, "\n".join(lines) + "\n")
+            clips.append(clip)
+    listing = write_listing(project.work / CONCAT_LIST, clips)
     subtitles = None
     if plan.has_captions and plan.caption_language is not None:
         subtitles = project.work / CAPTIONS_SRT
@@ -442,8 +441,14 @@ def _scene_video(project: ProjectDir, plan: Plan, index: int) -> Path:
     clips = scene_clips(project, plan, index)
     if len(clips) == 1:
         return clips[0]
-    listing = project.work / "scenes" / f"scene_{index:03d}.ffconcat"
-    lines = ["ffconcat version 1.0", *(f"file '{clip.name}'" for clip in clips)]
+    return write_listing(project.work / "scenes" / f"scene_{index:03d}.ffconcat", clips)
+
+
+def write_listing(listing: Path, clips: Sequence[Path]) -> Path:
+    """An ffconcat file joining `clips` in order, each named relative to the listing (the
+    concat demuxer resolves them from the listing's folder)."""
+    lines = ["ffconcat version 1.0"]
+    lines += [f"file '{clip.relative_to(listing.parent)}'" for clip in clips]
     write_text_atomic(listing, "\n".join(lines) + "\n")
     return listing
 

@@ -367,17 +367,7 @@ def test_lay_out_again_keeps_rows_that_have_started(db_url: str) -> None:
     plan = still_plan(150)
     with session_scope(db_url) as session:
         jobs.lay_out(session, job_id, registry.weights(1, plan))
-    with session_scope(db_url) as session:
-        claim = jobs.claim_stage(
-            session,
-            job_id,
-            "SCENE_BUILD[0/0]",
-            worker="w1",
-            pid=os.getpid(),
-            max_attempts=3,
-            lost_after=timedelta(seconds=30),
-        )
-        assert claim is not None
+    assert _claim(db_url, job_id, "SCENE_BUILD[0/0]", pid=os.getpid()) is not None
     with session_scope(db_url) as session:
         jobs.lay_out(session, job_id, registry.weights(1, plan))
         row = session.get(JobTask, (job_id, "SCENE_BUILD[0/0]"))
