@@ -1,5 +1,6 @@
 """The README and docs/: every curl example in them runs against the API and gets the answer the
-page promises; every page says first what it covers; every relative link and anchor resolves.
+page promises; every page says first what it covers; every relative link and anchor resolves; every
+setting and render option has its row.
 
 The curl examples are read from the pages' ```bash blocks and run in order, one page at a time,
 against the app under TestClient (the queue recorded, as in the other API tests): `NAME=value`
@@ -25,9 +26,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline.options import RenderOptions
 from tasks import jobs
 from tasks.db import session_scope
 from tasks.models import JobStatus, Project
+from tasks.settings import Settings
 from tests.conftest import TOKEN, AppFactory, jpeg_bytes, png_bytes, wav_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -282,6 +285,19 @@ def test_the_api_pages_examples_cover_every_route() -> None:
 
 
 # --- the pages themselves -------------------------------------------------------------------
+
+
+def test_every_setting_has_a_row_in_the_settings_page() -> None:
+    text = (ROOT / "docs" / "settings.md").read_text()
+    missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in text]
+    assert not missing, f"docs/settings.md does not describe {missing}"
+
+
+def test_every_render_option_has_a_row_in_the_spec_page() -> None:
+    text = (ROOT / "docs" / "spec.md").read_text()
+    names = [info.alias or name for name, info in RenderOptions.model_fields.items()]
+    missing = [name for name in names if f"| `{name}`" not in text and f", `{name}`" not in text]
+    assert not missing, f"docs/spec.md's render options table does not describe {missing}"
 
 
 def test_the_readme_is_a_front_page() -> None:
