@@ -46,9 +46,19 @@ def bash_blocks(text: str) -> list[str]:
 
 
 def commands(block: str) -> list[list[str]]:
-    """The block's logical lines as argument lists, comments dropped, continuations joined."""
+    """The block's logical lines as argument lists, comments dropped, continuations joined.
+
+    A line whose comment opens with a status (`curl ... # 202 {...}`) ends with `#status=202`.
+    """
     lines = block.replace("\\\n", " ").splitlines()
-    return [words for line in lines if (words := shlex.split(line, comments=True))]
+    out = []
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        if words and (status := re.search(r"\s#\s*([1-5]\d\d)\b", line)):
+            words.append(f"#status={status.group(1)}")
+        if words:
+            out.append(words)
+    return out
 
 
 def curl_count(text: str) -> int:
@@ -113,6 +123,15 @@ class Run:
         elif words[0] == "curl":
             self.curl([self.expand(w) for w in words[1:]])
 
+    def responses(self, method: str, path: str) -> set[str]:
+        """The status codes /openapi.json lists for the route `path` matches."""
+        route = path.split("?", 1)[0]
+        paths = self.client.app.openapi()["paths"]  # type: ignore[attr-defined]
+        for template, item in paths.items():
+            if re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)), route):
+                return set(item[method.lower()]["responses"])
+        raise AssertionError(f"no route {method} {route} in /openapi.json")
+
     def curl(self, args: list[str]) -> None:
         method, url = "GET", ""
         headers: dict[str, str] = {}
@@ -120,8 +139,11 @@ class Run:
         files: list[tuple[str, tuple[str, bytes, str]]] = []
         data: dict[str, str] = {}
         words = iter(args)
+        promised: int | None = None
         for arg in words:
-            if arg.startswith("http"):
+            if arg.startswith("#status="):
+                promised = int(arg.removeprefix("#status="))
+            elif arg.startswith("http"):
                 url = arg
             elif arg in ("-X", "--request"):
                 method = next(words)
@@ -162,10 +184,14 @@ class Run:
             data=data or None,
         )
         self.ran.append((method, path, response.status_code))
-        allowed = {503} if path == "/readyz" else set()  # no broker in these tests: documented
-        assert response.status_code < 400 or response.status_code in allowed, (
-            f"curl -X {method} {path}: {response.status_code} {response.text[:500]}"
-        )
+        status = response.status_code
+        said = f"curl -X {method} {path}: {status} {response.text[:500]}"
+        assert str(status) in self.responses(method, path), f"undocumented status: {said}"
+        if path == "/readyz":  # these tests run without a broker: its documented 503
+            assert status == 503, said
+        else:
+            assert status < 400, said
+            assert promised is None or status == promised, f"the page says {promised}: {said}"
         if method == "POST" and path.endswith("/render"):
             self.variables["JOB"] = response.json()["jobId"]
 
