@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint serve worker flower bench clean
+.PHONY: install demo test lint serve worker flower bench docs clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ bench: $(STAMP)
 	$(PY) -m tests.bench
 	$(PY) -m tests.bench_queue
 	$(PY) -m tests.bench_scale
+
+# docs/api-reference.md from the app's /openapi.json (tests/test_apidoc.py checks it is current).
+docs: $(STAMP)
+	$(PY) -m api.apidoc
 
 clean:
 	rm -rf $(VENV) dist .bench .pytest_cache .mypy_cache .ruff_cache

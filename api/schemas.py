@@ -116,7 +116,7 @@ class RenderRequest(CamelModel):
         None,
         max_length=2048,
         description="http(s) URL POSTed the signed job document when the job ends "
-        '(README "Webhooks"); public addresses only unless WEBHOOK_ALLOW_PRIVATE',
+        '(docs/api.md "Webhooks"); public addresses only unless WEBHOOK_ALLOW_PRIVATE',
     )
 
     @field_validator("output_name")

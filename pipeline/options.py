@@ -239,8 +239,8 @@ class RenderOptions(BaseModel):
         "kenburns",
         description="unless a scene says: kenburns zooms and pans slowly, none holds still",
     )
-    # Sound and captions (pipeline/tts/, pipeline/audio.py, pipeline/captions.py; README
-    # "Sound and captions"). Each takes a shorthand (a name, a bool, a number) or an object.
+    # Sound and captions (pipeline/tts/, pipeline/audio.py, pipeline/captions.py;
+    # docs/sound-and-captions.md). Each takes a shorthand (a name, a bool, a number) or an object.
     tts: Tts | None = Field(
         None,
         description="speak each scene's narration that has no voiceover: an engine name "
@@ -266,7 +266,7 @@ class RenderOptions(BaseModel):
         description="captions from the narration (.srt, .vtt, a subtitle track): true, false, or "
         '{"burnIn": bool, "language": "en"}',
     )
-    # Scale-out (pipeline/chunks.py, README "Scaling out").
+    # Scale-out (pipeline/chunks.py, docs/scaling.md).
     chunk_seconds: float = Field(
         2.5,
         ge=0,
@@ -274,7 +274,7 @@ class RenderOptions(BaseModel):
         description="a scene longer than this is encoded in chunks of about this length, each "
         "its own task on any worker (0: one task per scene)",
     )
-    # The render cache and drafts (pipeline/cache.py, README "Render cache and previews").
+    # The render cache and drafts (pipeline/cache.py, docs/cache-and-previews.md).
     cache: bool = Field(
         True, description="reuse scene clips rendered before (false: encode every scene afresh)"
     )

@@ -1,4 +1,4 @@
-"""Prometheus metrics, in prometheus-client's multiprocess mode (README "Operations").
+"""Prometheus metrics, in prometheus-client's multiprocess mode (docs/operations.md).
 
 Counters and histograms are written where they happen (a worker's pool process finishing a
 stage, the API delivering a webhook) into files under METRICS_DIR (default

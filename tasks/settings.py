@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     # are removed past this many GB; 0 turns the cache off.
     cache_max_gb: float = Field(20.0, ge=0)
 
-    # --- operations (README "Operations") ---
+    # --- operations (docs/operations.md) ---
     # A worker told to stop (SIGTERM: `docker stop`, a redeploy) gives its running stage this
     # long to finish; past it the stage stops its FFmpeg and goes back to the queue at once for
     # another worker. compose.yaml's stop_grace_period must be longer.

@@ -129,7 +129,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def verify(secret: str, timestamp: str, body: bytes, signature: str, tolerance: float) -> bool:
-    """What a receiver does (README "Webhooks"): the signature matches and is recent."""
+    """What a receiver does (docs/api.md "Webhooks"): the signature matches and is recent."""
     try:
         age = abs(time.time() - int(timestamp))
     except ValueError:

@@ -1,5 +1,6 @@
 """A webhook receiver for the tests: a real HTTP server on 127.0.0.1 that checks each
-delivery's signature the way the README tells receivers to, and answers from a script."""
+delivery's signature the way docs/api.md ("Webhooks") tells receivers to, and answers from a
+script."""
 
 from __future__ import annotations
 
