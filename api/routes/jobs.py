@@ -82,7 +82,7 @@ JobId = Annotated[
 
 
 def _load(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id) if JOB_ID.match(job_id) else None
+    job = session.get(Job, job_id) if JOB_ID.fullmatch(job_id) else None
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id!r}", "jobId")
     return job
