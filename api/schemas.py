@@ -217,7 +217,9 @@ class OutputFile(CamelModel):
     size: int
     modified_at: datetime
     content_type: str = Field(
-        "application/octet-stream", description="video/mp4 for videos, image/jpeg for posters"
+        "application/octet-stream",
+        description="video/mp4 for videos, image/jpeg for posters, text/vtt and "
+        "application/x-subrip for captions",
     )
     poster: str | None = Field(
         None, description="for a video, its poster frame's file (GET .../outputs/poster)"

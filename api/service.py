@@ -301,7 +301,7 @@ def output_files(storage: Storage, project_id: str) -> list[OutputFile]:
                 name=path.name,
                 size=stat.st_size,
                 modified_at=datetime.fromtimestamp(stat.st_mtime, UTC),
-                content_type=_CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+                content_type=content_type(path.name),
                 poster=poster_name(path.name)
                 if video and poster_name(path.name) in names
                 else None,
@@ -310,7 +310,17 @@ def output_files(storage: Storage, project_id: str) -> list[OutputFile]:
     return files
 
 
-_CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
+_CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+    ".vtt": "text/vtt; charset=utf-8",
+    ".srt": "application/x-subrip; charset=utf-8",
+}
+
+
+def content_type(name: str) -> str:
+    """The media type an output file is served and listed with, by its suffix."""
+    return _CONTENT_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
 
 
 def output_video(session: Session, storage: Storage, project_id: str, name: str | None) -> Path:
