@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, BackgroundTasks, Header, Path, Response
 from sqlmodel import Session
@@ -142,9 +144,47 @@ def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -
             "logs": storage.tail_log(job.id, 50),
             "waiting": watchdog.waiting_reason(session, settings, job),
             "cache": cache,
-            "webhook": webhook.model_dump() if (webhook := session.get(Webhook, job.id)) else None,
+            "webhook": _webhook_view(webhook)
+            if (webhook := session.get(Webhook, job.id))
+            else None,
         }
     )
+
+
+# --- the callback's secrets ----------------------------------------------------------------
+# A callback URL often carries its receiver's secret (`?token=...`, `user:password@`). The job
+# document is read by more than the bearer-token holder (an events-token holder, a browser's
+# EventSource, the webhook receiver itself), so it never echoes one back: the delivery reads
+# the full URL from its row, the document shows the URL without them.
+
+REDACTED = "[redacted]"
+_USERINFO = re.compile(r"(?<=//)[^/?#\s@]*@")
+_QUERY = re.compile(r"\?[^\s#'\"]+")
+
+
+def redacted_url(url: str) -> str:
+    """`url` without credentials, query string or fragment: `https://h/p?[redacted]`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    host = parts.netloc.rpartition("@")[2]
+    query = REDACTED if parts.query else ""
+    fragment = REDACTED if parts.fragment else ""
+    return urlunsplit((parts.scheme, host, parts.path, query, fragment))
+
+
+def redacted_text(text: str) -> str:
+    """A delivery error without the credentials and query strings of the URLs it names."""
+    return _QUERY.sub("?" + REDACTED, _USERINFO.sub(REDACTED + "@", text))
+
+
+def _webhook_view(webhook: Webhook) -> dict[str, Any]:
+    view = webhook.model_dump()
+    view["url"] = redacted_url(webhook.url)
+    if webhook.last_error is not None:
+        view["last_error"] = redacted_text(webhook.last_error)
+    return view
 
 
 def job_document(session: Session, settings: Settings, job: Job) -> dict[str, Any]:
