@@ -23,16 +23,41 @@ bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <AUTH_
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def token_matches(given: str, tokens: list[str]) -> bool:
-    """Whether `given` is one of `tokens` (AUTH_TOKEN may hold several while one is rotated).
+def matching_token(given: str, tokens: list[str]) -> str | None:
+    """The one of `tokens` that `given` is (AUTH_TOKEN may hold several while one is
+    rotated), or None.
 
     Every token is compared, in constant time, so the answer's timing tells nothing about
     which one came close.
     """
-    matched = False
+    matched = None
     for token in tokens:
-        matched |= hmac.compare_digest(given.encode(), token.encode())
+        if hmac.compare_digest(given.encode(), token.encode()):
+            matched = token
     return matched
+
+
+def token_matches(given: str, tokens: list[str]) -> bool:
+    return matching_token(given, tokens) is not None
+
+
+def caller_of(token: str) -> str:
+    """Who sent a request, as far as what it stores is concerned (an `Idempotency-Key`): a
+    digest of its bearer token, never the token. Each token of AUTH_TOKEN is a caller of its
+    own, so a rotated-in token does not replay what the old one stored."""
+    return hashlib.sha256(b"render-api caller\0" + token.encode()).hexdigest()
+
+
+def request_caller(request: Request) -> str:
+    """The caller `require_token` found for this request (the app-level dependency runs
+    first); an events token is no caller: it opens one stream and stores nothing."""
+    caller: str | None = getattr(request.state, "caller", None)
+    if caller is None:
+        raise ApiError(401, "unauthorized", "this route needs the bearer token", None, _CHALLENGE)
+    return caller
+
+
+Caller = Annotated[str, Depends(request_caller)]
 
 
 def require_token(
@@ -55,7 +80,8 @@ def require_token(
         raise ApiError(
             401, "unauthorized", "missing 'Authorization: Bearer <token>' header", None, _CHALLENGE
         )
-    if not token_matches(credentials.credentials, tokens):
+    token = matching_token(credentials.credentials, tokens)
+    if token is None:
         log.warning("rejected a bad token from %s", request.client.host if request.client else "?")
         raise ApiError(
             401,
@@ -64,6 +90,7 @@ def require_token(
             None,
             {"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    request.state.caller = caller_of(token)
 
 
 # --- browser event streams ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Header, Path, Response
 from sqlmodel import Session
 
 from api import service
+from api.auth import Caller
 from api.deps import (
     EnqueuerDep,
     ProjectId,
@@ -60,19 +61,28 @@ def render(
     settings: SettingsDep,
     storage: StorageDep,
     enqueue: EnqueuerDep,
+    caller: Caller,
     body: RenderRequest | None = None,
     idempotency_key: Annotated[
         str | None,
         Header(
             alias="Idempotency-Key",
             max_length=255,
-            description="the same key and body return the same job (another body: 409)",
+            description="the same key and body from the same token return the same job "
+            "(another body: 409); each token of AUTH_TOKEN has keys of its own",
         ),
     ] = None,
 ) -> RenderAccepted:
     """Render the stored spec with these options (omitted ones take the DEFAULT_* settings)."""
     job = service.submit_render(
-        session, settings, storage, enqueue, project_id, body or RenderRequest(), idempotency_key
+        session,
+        settings,
+        storage,
+        enqueue,
+        project_id,
+        body or RenderRequest(),
+        idempotency_key,
+        caller=caller,
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return RenderAccepted(job_id=job.id, status=job.status)
