@@ -166,7 +166,10 @@ class StageView(CamelModel):
 class WebhookView(CamelModel):
     """How the job's `callbackUrl` delivery went."""
 
-    url: str
+    url: str = Field(
+        description="the callbackUrl with its credentials, query string and fragment shown as "
+        "[redacted]: the document never echoes a receiver's secret"
+    )
     status: str = Field(
         description="PENDING (until the job ends, or between attempts), DELIVERED or FAILED"
     )
