@@ -37,10 +37,6 @@ def matching_token(given: str, tokens: list[str]) -> str | None:
     return matched
 
 
-def token_matches(given: str, tokens: list[str]) -> bool:
-    return matching_token(given, tokens) is not None
-
-
 def caller_of(token: str) -> str:
     """Who sent a request, as far as what it stores is concerned (an `Idempotency-Key`): a
     digest of its bearer token, never the token. Each token of AUTH_TOKEN is a caller of its
