@@ -23,16 +23,37 @@ bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <AUTH_
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def token_matches(given: str, tokens: list[str]) -> bool:
-    """Whether `given` is one of `tokens` (AUTH_TOKEN may hold several while one is rotated).
+def matching_token(given: str, tokens: list[str]) -> str | None:
+    """The one of `tokens` that `given` is (AUTH_TOKEN may hold several while one is
+    rotated), or None.
 
     Every token is compared, in constant time, so the answer's timing tells nothing about
     which one came close.
     """
-    matched = False
+    matched = None
     for token in tokens:
-        matched |= hmac.compare_digest(given.encode(), token.encode())
+        if hmac.compare_digest(given.encode(), token.encode()):
+            matched = token
     return matched
+
+
+def caller_of(token: str) -> str:
+    """Who sent a request, as far as what it stores is concerned (an `Idempotency-Key`): a
+    digest of its bearer token, never the token. Each token of AUTH_TOKEN is a caller of its
+    own, so a rotated-in token does not replay what the old one stored."""
+    return hashlib.sha256(b"render-api caller\0" + token.encode()).hexdigest()
+
+
+def request_caller(request: Request) -> str:
+    """The caller `require_token` found for this request (the app-level dependency runs
+    first); an events token is no caller: it opens one stream and stores nothing."""
+    caller: str | None = getattr(request.state, "caller", None)
+    if caller is None:
+        raise ApiError(401, "unauthorized", "this route needs the bearer token", None, _CHALLENGE)
+    return caller
+
+
+Caller = Annotated[str, Depends(request_caller)]
 
 
 def require_token(
@@ -40,13 +61,23 @@ def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     tokens: list[str] = request.app.state.settings.auth_tokens
-    if credentials is None and _stream_token_ok(request):
-        return
+    stream_token = _stream_token(request) if credentials is None else None
+    if stream_token is not None:
+        if _stream_token_ok(request, stream_token):
+            return
+        raise ApiError(
+            401,
+            "unauthorized",
+            "invalid or expired events token: POST /v1/jobs/{jobId}/events-token for a new one",
+            "token",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     if credentials is None:
         raise ApiError(
             401, "unauthorized", "missing 'Authorization: Bearer <token>' header", None, _CHALLENGE
         )
-    if not token_matches(credentials.credentials, tokens):
+    token = matching_token(credentials.credentials, tokens)
+    if token is None:
         log.warning("rejected a bad token from %s", request.client.host if request.client else "?")
         raise ApiError(
             401,
@@ -55,6 +86,7 @@ def require_token(
             None,
             {"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    request.state.caller = caller_of(token)
 
 
 # --- browser event streams ----------------------------------------------------------------
@@ -80,23 +112,36 @@ def events_token(
     return f"{expires}.{_events_mac(tokens[0], job_id, expires)}", expires
 
 
+# What `events_token` makes: decimal expiry, '.', hex MAC. Anything else is refused before
+# any arithmetic or comparison (int() of a 5000-digit or '²' string raises, and
+# compare_digest raises on non-ASCII text): a malformed token is a 401, never a 500.
+_EVENTS_TOKEN = re.compile(r"([0-9]{1,12})\.([0-9a-f]{64})")
+
+
 def events_token_valid(
     tokens: list[str], job_id: str, token: str, now: float | None = None
 ) -> bool:
-    expires_text, _, mac = token.partition(".")
-    if not expires_text.isdigit() or int(expires_text) < (time.time() if now is None else now):
+    parsed = _EVENTS_TOKEN.fullmatch(token)
+    if parsed is None:
+        return False
+    expires = int(parsed[1])
+    if expires < (time.time() if now is None else now):
         return False
     matched = False
     for key in tokens:
-        matched |= hmac.compare_digest(mac, _events_mac(key, job_id, int(expires_text)))
+        matched |= hmac.compare_digest(parsed[2], _events_mac(key, job_id, expires))
     return matched
 
 
-def _stream_token_ok(request: Request) -> bool:
+def _stream_token(request: Request) -> str | None:
+    """The `?token=` of a request to the event stream; None on any other route."""
     route = request.scope.get("route")
-    token = request.query_params.get("token")
-    if token is None or getattr(route, "path", None) != EVENTS_PATH:
-        return False
+    if getattr(route, "path", None) != EVENTS_PATH:
+        return None
+    return request.query_params.get("token")
+
+
+def _stream_token_ok(request: Request, token: str) -> bool:
     job_id = str(request.path_params.get("jobId", ""))
     return events_token_valid(request.app.state.settings.auth_tokens, job_id, token)
 

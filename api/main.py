@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
 from api.auth import install_log_redaction, require_token
-from api.routes import assets, health, jobs, outputs, projects
+from api.routes import assets, docs, health, jobs, outputs, projects
 from api.routes import events as events_route
 from api.routes import metrics as metrics_route
 from api.uploads import BodyLimit, sweep_stale_uploads
@@ -68,6 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(require_token)],
+        # Their defaults load Swagger UI and ReDoc from a CDN: /docs is served from the
+        # package instead (api/routes/docs.py).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_log_redaction()  # event-stream tokens travel in the query string
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logs.configure(settings.log_format, logging.getLogger(name) if name else None)
     for module in (health, projects, assets, jobs, events_route, outputs, metrics_route):
         app.include_router(module.router)
+    docs.install(app)
     # Added last, so outermost: even a 413 or 401 carries the CORS headers.
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     app.add_middleware(

@@ -166,7 +166,10 @@ class StageView(CamelModel):
 class WebhookView(CamelModel):
     """How the job's `callbackUrl` delivery went."""
 
-    url: str
+    url: str = Field(
+        description="the callbackUrl with its credentials, query string and fragment shown as "
+        "[redacted]: the document never echoes a receiver's secret"
+    )
     status: str = Field(
         description="PENDING (until the job ends, or between attempts), DELIVERED or FAILED"
     )
@@ -217,7 +220,9 @@ class OutputFile(CamelModel):
     size: int
     modified_at: datetime
     content_type: str = Field(
-        "application/octet-stream", description="video/mp4 for videos, image/jpeg for posters"
+        "application/octet-stream",
+        description="video/mp4 for videos, image/jpeg for posters, text/vtt and "
+        "application/x-subrip for captions",
     )
     poster: str | None = Field(
         None, description="for a video, its poster frame's file (GET .../outputs/poster)"

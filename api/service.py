@@ -150,10 +150,19 @@ def request_digest(request: RenderRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def replayed_job(session: Session, project_id: str, key: str, digest: str) -> Job | None:
-    """The job an earlier request with this `Idempotency-Key` created, if any; 409 when that
-    request had another body."""
-    row = session.get(IdempotencyKey, (key, project_id))
+def scoped_key(caller: str, key: str) -> str:
+    """What an `Idempotency-Key` is stored as: a digest of it and of the bearer token that sent
+    it (`caller`, api/auth.py), so a key replays only for the token that made it; another
+    token, a rotated one included, using the same key starts a render of its own."""
+    return hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
+
+
+def replayed_job(
+    session: Session, project_id: str, key: str, caller: str, digest: str
+) -> Job | None:
+    """The job an earlier request of this caller with this `Idempotency-Key` created, if any;
+    409 when that request had another body."""
+    row = session.get(IdempotencyKey, (scoped_key(caller, key), project_id))
     if row is None:
         return None
     if row.body_sha256 != digest:
@@ -175,17 +184,20 @@ def submit_render(
     project_id: str,
     request: RenderRequest,
     idempotency_key: str | None = None,
+    *,
+    caller: str,
 ) -> Job:
     """Check the options, the spec and its files, create the job and queue it.
 
     The job is committed before it is queued (a worker must find it); when the broker cannot
     be reached it is failed and the client gets 503. With an `idempotency_key`, a request
-    repeated with the same body returns the job the first one created (nothing is queued
-    again); the key is stored in the job's own transaction, so of two at once one wins.
+    repeated with the same body by the same `caller` (a digest of its bearer token) returns
+    the job the first one created (nothing is queued again); the key is stored in the job's
+    own transaction, so of two at once one wins.
     """
     digest = request_digest(request)
     if idempotency_key is not None:
-        earlier = replayed_job(session, project_id, idempotency_key, digest)
+        earlier = replayed_job(session, project_id, idempotency_key, caller, digest)
         if earlier is not None:
             return earlier
     require_free_space(storage.root, settings.min_free_mb, "a new render")
@@ -255,7 +267,10 @@ def submit_render(
     if idempotency_key is not None:
         session.add(
             IdempotencyKey(
-                key=idempotency_key, project_id=project_id, body_sha256=digest, job_id=job.id
+                key=scoped_key(caller, idempotency_key),
+                project_id=project_id,
+                body_sha256=digest,
+                job_id=job.id,
             )
         )
     try:
@@ -265,7 +280,7 @@ def submit_render(
         session.rollback()
         if idempotency_key is None:
             raise
-        earlier = replayed_job(session, project_id, idempotency_key, digest)
+        earlier = replayed_job(session, project_id, idempotency_key, caller, digest)
         if earlier is None:
             raise
         return earlier
@@ -301,7 +316,7 @@ def output_files(storage: Storage, project_id: str) -> list[OutputFile]:
                 name=path.name,
                 size=stat.st_size,
                 modified_at=datetime.fromtimestamp(stat.st_mtime, UTC),
-                content_type=_CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+                content_type=content_type(path.name),
                 poster=poster_name(path.name)
                 if video and poster_name(path.name) in names
                 else None,
@@ -310,7 +325,17 @@ def output_files(storage: Storage, project_id: str) -> list[OutputFile]:
     return files
 
 
-_CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
+_CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+    ".vtt": "text/vtt; charset=utf-8",
+    ".srt": "application/x-subrip; charset=utf-8",
+}
+
+
+def content_type(name: str) -> str:
+    """The media type an output file is served and listed with, by its suffix."""
+    return _CONTENT_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
 
 
 def output_video(session: Session, storage: Storage, project_id: str, name: str | None) -> Path:

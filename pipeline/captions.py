@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pipeline.tts import Word
@@ -163,10 +163,45 @@ def _clock(frame: int, fps: int, separator: str) -> str:
 TimedCue = tuple[int, int, tuple[str, ...]]  # first frame, end frame (of the video), lines
 
 
+# A zero-width space: invisible, and it breaks a markup sequence without changing what is read.
+_ZWSP = "\u200b"
+
+
+def _one_line(line: str) -> str:
+    """The line with every run of whitespace (a line break, U+2028...) made one space: a line
+    break would start another line of the cue, and a blank line would end it."""
+    return " ".join(line.split())
+
+
+def _srt_text(line: str) -> str:
+    """A caption line as plain SRT text. SRT has no escapes, and players read it as markup:
+    `<b>` as HTML-like tags, `{\\an8}` and `\\N` as ASS (FFmpeg turns SRT into ASS for the
+    MP4's subtitle track), `&lt;` as an entity in some; FFmpeg even takes a line holding
+    `00:00:00,000 --> 99:00:00,000` anywhere for a new cue's times. A zero-width space after
+    `<` and `&` and before the `>` of `-->` defuses each; braces and backslashes go as in the
+    burnt-in captions."""
+    text = _ass_text(_one_line(line)).replace("<", "<" + _ZWSP).replace("&", "&" + _ZWSP)
+    return text.replace("-->", "--" + _ZWSP + ">")
+
+
+def _vtt_text(line: str) -> str:
+    """A caption line as WebVTT cue text: `&`, `<` and `>` as character references (WebVTT
+    decodes them), so no tag is read and no line holds `-->` (which would start a cue)."""
+    return _one_line(line).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _texts(cues: Sequence[TimedCue], escape: Callable[[str], str]) -> list[TimedCue]:
+    """The cues with their lines escaped, without empty lines, and without cues left empty."""
+    escaped = [
+        (a, b, tuple(text for line in lines if (text := escape(line)))) for a, b, lines in cues
+    ]
+    return [cue for cue in escaped if cue[2]]
+
+
 def srt(cues: Sequence[TimedCue], fps: int) -> str:
     blocks = [
         f"{n}\n{_clock(a, fps, ',')} --> {_clock(b, fps, ',')}\n" + "\n".join(lines) + "\n"
-        for n, (a, b, lines) in enumerate(cues, start=1)
+        for n, (a, b, lines) in enumerate(_texts(cues, _srt_text), start=1)
     ]
     return "\n".join(blocks)
 
@@ -174,7 +209,7 @@ def srt(cues: Sequence[TimedCue], fps: int) -> str:
 def vtt(cues: Sequence[TimedCue], fps: int) -> str:
     blocks = [
         f"{_clock(a, fps, '.')} --> {_clock(b, fps, '.')}\n" + "\n".join(lines) + "\n"
-        for a, b, lines in cues
+        for a, b, lines in _texts(cues, _vtt_text)
     ]
     return "WEBVTT\n\n" + "\n".join(blocks)
 

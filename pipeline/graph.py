@@ -62,10 +62,10 @@ class Filter:
     options: tuple[tuple[str, Value], ...] = ()
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not _NAME.fullmatch(self.name):
             raise ValueError(f"{self.name!r} is not a filter name")
         for key, _ in self.options:
-            if not _KEY.match(key):
+            if not _KEY.fullmatch(key):
                 raise ValueError(f"{key!r} is not an option name (filter {self.name})")
 
     @classmethod

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 # Letters, digits, dot, dash, underscore and space; no leading dot (hidden files) and no
-# separators, so a name can never climb out of the directory it is joined to.
+# separators, so a name can never climb out of the directory it is joined to. Matched with
+# fullmatch: `$` alone also matches before a trailing newline ("pic.jpg\n").
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. -]{0,254}$")
 
 
@@ -19,7 +20,7 @@ def check_safe_name(name: str) -> str:
         raise ValueError(f"{name!r} must not contain '..'")
     if name.startswith("."):
         raise ValueError(f"{name!r} must not be a hidden file")
-    if "\x00" in name or not _SAFE_NAME.match(name):
+    if "\x00" in name or not _SAFE_NAME.fullmatch(name):
         raise ValueError(
             f"{name!r} may only use letters, digits, '.', '-', '_' and spaces (at most 255)"
         )

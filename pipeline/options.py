@@ -45,7 +45,7 @@ MAX_WIDTH, MAX_HEIGHT = 3840, 2160
 
 def parse_resolution(value: str) -> tuple[int, int]:
     """'1920x1080' → (1920, 1080); even sides, at most 3840×2160 in either orientation."""
-    match = _RESOLUTION.match(value)
+    match = _RESOLUTION.fullmatch(value)
     if not match:
         raise ValueError(f"{value!r} must look like WIDTHxHEIGHT, e.g. 1920x1080")
     width, height = int(match[1]), int(match[2])
@@ -191,7 +191,7 @@ class Captions(_Nested):
     @field_validator("language")
     @classmethod
     def _language(cls, value: str) -> str:
-        if not _LANGUAGE.match(value):
+        if not _LANGUAGE.fullmatch(value):
             raise ValueError(f"{value!r} is not a language code such as en, de or pt-BR")
         return value
 

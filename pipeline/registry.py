@@ -203,7 +203,7 @@ def labels(scene_count: int, plan: Plan | None = None) -> list[str]:
 def parse_unit(label: str) -> tuple[Stage, int | None, int | None]:
     """'NAME[3/1]' → (the chunked stage NAME, 3, 1); 'NAME[3]' → (NAME, 3, None); 'NAME' →
     (NAME, None, None)."""
-    match = _LABEL.match(label)
+    match = _LABEL.fullmatch(label)
     stage = BY_NAME.get(match[1]) if match else None
     if (
         match is None

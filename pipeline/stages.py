@@ -621,6 +621,6 @@ def _decode_poster(clip: Path, frame: int, target: Path) -> None:
 
 def _remove_stale_scene_outputs(project: ProjectDir, count: int) -> None:
     for path in project.output.glob("scene_*.*"):
-        match = _SCENE_OUTPUT.match(path.name)
+        match = _SCENE_OUTPUT.fullmatch(path.name)
         if match and int(match[1]) >= count:
             path.unlink(missing_ok=True)

@@ -146,6 +146,7 @@ class IdempotencyKey(SQLModel, table=True):
 
     __tablename__ = "idempotency_keys"
 
+    # The key scoped to the token that sent it: a digest of both (api/service.py scoped_key).
     key: str = Field(primary_key=True, max_length=255)
     project_id: str = Field(primary_key=True, max_length=64)
     body_sha256: str = Field(max_length=64)

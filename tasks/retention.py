@@ -67,7 +67,7 @@ def clean(settings: Settings, now: datetime | None = None) -> list[Path]:
     if storage.logs.is_dir():
         cutoff = before.timestamp()
         for path in storage.logs.glob("*.log"):
-            if JOB_ID.match(path.stem) and path.stem not in known:
+            if JOB_ID.fullmatch(path.stem) and path.stem not in known:
                 try:
                     if path.stat().st_mtime < cutoff:
                         path.unlink()

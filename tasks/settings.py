@@ -21,6 +21,7 @@ from pipeline.options import RenderOptions
 log = logging.getLogger("render.settings")
 
 DEFAULT_TOKEN = "change-me"
+MAX_EVENTS_TOKEN_TTL = 900  # seconds
 
 
 class SettingsError(RuntimeError):
@@ -112,7 +113,7 @@ class Settings(BaseSettings):
     # prometheus-client reads (tasks/metrics.py): set this one, not that.
     metrics_dir: Path | None = None
     # GET /v1/jobs/{id}/events: a comment this often keeps proxies from closing a quiet
-    # stream; a browser's `?token=` (POST /v1/jobs/{id}/events-token) is valid this long.
+    # stream.
     events_keepalive: float = Field(15.0, gt=0)
     # FFmpeg runs this much nicer than its worker (0..19), so the API and the workers'
     # bookkeeping answer at once while x264 fills every core; 0 runs it at the same priority.
@@ -122,7 +123,10 @@ class Settings(BaseSettings):
     # Failed and cancelled jobs' work folders, and ended jobs' logs, are removed this many
     # days after the job ended (tasks/retention.py, hourly in the API); 0 keeps them.
     retention_days: float = Field(14, ge=0)
-    events_token_ttl: int = Field(3600, ge=10)
+    # A browser's `?token=` (POST /v1/jobs/{id}/events-token) opens the stream for this many
+    # seconds: it travels in a URL (history, proxy logs), so it lives minutes, never longer
+    # than MAX_EVENTS_TOKEN_TTL. A stream already open stays open past it.
+    events_token_ttl: int = Field(300, ge=10, le=MAX_EVENTS_TOKEN_TTL)
 
     @field_validator("render_storage")
     @classmethod

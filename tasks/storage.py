@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pipeline.project import ProjectDir
 
+# Checked with fullmatch, never match: `$` also matches before a trailing newline, and
+# "p1\n" would be a second folder beside "p1". The anchors stay for JSON Schema's `pattern`.
 PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -18,7 +20,7 @@ class InvalidId(ValueError):
 
 
 def check_project_id(project_id: str) -> str:
-    if not PROJECT_ID.match(project_id):
+    if not PROJECT_ID.fullmatch(project_id):
         raise InvalidId(
             f"project id {project_id!r} must match {PROJECT_ID.pattern} "
             "(letters, digits, '_' and '-', at most 64, starting with a letter or digit)"
@@ -42,7 +44,7 @@ class Storage:
         return ProjectDir(self.projects / check_project_id(project_id))
 
     def log_path(self, job_id: str) -> Path:
-        if not JOB_ID.match(job_id):
+        if not JOB_ID.fullmatch(job_id):
             raise InvalidId(f"job id {job_id!r} is not valid")
         return self.logs / f"{job_id}.log"
 

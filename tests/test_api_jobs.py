@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -9,13 +10,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.routes.jobs import job_document, redacted_url
 from pipeline import registry
-from tasks import jobs
+from tasks import jobs, webhooks
 from tasks.db import session_scope
-from tasks.models import Job, JobStatus, JobTask
+from tasks.models import Job, JobStatus, JobTask, Project, Webhook
 from tasks.storage import Storage
 from tests.conftest import Calls, make_settings, put_spec, tree, upload_all
 from tests.plans import still_plan
+from tests.webhook_receiver import receiving
 
 RENDER = "/v1/projects/p1/render"
 SEED_BODY = {
@@ -335,3 +338,90 @@ def test_job_routes_need_the_token(ready: TestClient) -> None:
     no = {"Authorization": "Bearer no"}
     assert ready.post(f"/v1/jobs/{job_id}/cancel", headers=no).status_code == 401
     assert ready.post(RENDER, json={}, headers=no).status_code == 401
+
+
+# --- the callback URL's secrets ----------------------------------------------------------
+
+
+def test_the_callback_urls_secrets_never_leave_in_the_job_document(
+    storage: Path, make_client: Any
+) -> None:
+    """Not in the webhook body, GET /v1/jobs/{id}, nor the event stream an events token
+    opens; the delivery itself still goes to the whole URL."""
+    settings = make_settings(storage, webhook_secret="hook-secret", webhook_allow_private=True)
+    Storage(storage).ensure()
+    with session_scope(settings.db_url) as session:
+        session.add(Project(id="p1"))
+    with receiving("hook-secret", [302], path="/hook?token=s3cret") as receiver:
+        receiver.redirect_to = "/moved?token=s3cret"
+        with session_scope(settings.db_url) as session:
+            job = jobs.create_job(
+                session, project_id="p1", output_name="v.mp4", options={}, scene_count=1
+            )
+            webhooks.register(session, job.id, receiver.url)
+            jobs.transition(session, job.id, JobStatus.RUNNING)
+            jobs.transition(session, job.id, JobStatus.SUCCEEDED)
+            job_id = job.id
+
+        def document(session: Any, job: Job) -> dict[str, Any]:
+            return job_document(session, settings, job)
+
+        assert webhooks.deliver_due(settings, document) == [(job_id, "failed")]
+    (delivery,) = receiver.deliveries
+    assert delivery.signed and "s3cret" not in delivery.body.decode()
+    bare = receiver.url.split("?")[0]
+    assert delivery.document["webhook"]["url"] == bare + "?[redacted]"
+    with session_scope(settings.db_url) as session:
+        row = session.get(Webhook, job_id)
+        assert row is not None and row.url == receiver.url  # what deliveries use
+        assert row.last_error == "redirect to /moved?token=s3cret not followed"
+
+    client = make_client(webhook_secret="hook-secret", webhook_allow_private=True)
+    shown = client.get(f"/v1/jobs/{job_id}").json()
+    assert "s3cret" not in json.dumps(shown)
+    assert shown["webhook"]["url"] == bare + "?[redacted]"
+    assert shown["webhook"]["lastError"] == "redirect to /moved?[redacted] not followed"
+    issued = client.post(f"/v1/jobs/{job_id}/events-token").json()
+    stream = TestClient(client.app).get(issued["url"])  # the events token alone
+    assert stream.status_code == 200
+    assert "s3cret" not in stream.text and bare + "?[redacted]" in stream.text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://93.184.215.14/hooks/render", "https://93.184.215.14/hooks/render"),
+        (
+            "https://user:pw@h.example:8443/a?k=s#f",
+            "https://h.example:8443/a?[redacted]#[redacted]",
+        ),
+        ("http://[2001:db8::1]/x?s", "http://[2001:db8::1]/x?[redacted]"),
+        ("https://h.example/?", "https://h.example/"),
+        ("http://[::1/x", "[redacted]"),  # urlsplit refuses it: nothing of it is shown
+    ],
+)
+def test_redacted_url(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
+
+
+def test_a_callback_with_credentials_stored_before_they_were_refused_is_shown_without(
+    client: TestClient, storage: Path
+) -> None:
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    with session_scope(settings.db_url) as session:
+        session.add(Project(id="p1"))
+        session.flush()
+        job = jobs.create_job(
+            session, project_id="p1", output_name="v.mp4", options={}, scene_count=1
+        )
+        session.add(
+            Webhook(
+                job_id=job.id,
+                url="https://user:pw@h.example/hook",
+                last_error="ConnectError: https://user:pw@h.example/hook?x=1",
+            )
+        )
+        job_id = job.id
+    webhook = client.get(f"/v1/jobs/{job_id}").json()["webhook"]
+    assert webhook["url"] == "https://h.example/hook"
+    assert webhook["lastError"] == "ConnectError: https://[redacted]@h.example/hook?[redacted]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,20 @@ def test_every_route_needs_the_token(
     if method != "HEAD":
         assert response.json()["error"]["code"] == "unauthorized"
     assert not (storage / "projects/p1").exists()
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [b"Bearer \xc3\xa9", b"Bearer \xff\xfe", b"Bearer " + b"9" * 5000, b"Bearer  a b", b"\xff"],
+)
+def test_a_malformed_bearer_token_is_401_without_a_traceback(
+    client: TestClient, caplog: pytest.LogCaptureFixture, auth: bytes
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        response = client.get("/healthz", headers={"Authorization": auth})  # type: ignore[dict-item]
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
 def test_the_scheme_is_case_insensitive(client: TestClient) -> None:

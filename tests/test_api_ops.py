@@ -3,10 +3,15 @@ once, and the MIN_FREE_MB refusal (a fake free-space reading: the real check is 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import select
 
 from api import uploads
+from tasks.db import session_scope
+from tasks.models import IdempotencyKey
 from tests.conftest import AppFactory, Calls, error_of, jpeg_bytes, put_spec, upload_all
 
 
@@ -52,6 +57,57 @@ def test_a_refused_request_does_not_use_up_its_key(ready: TestClient) -> None:
     bad = render(ready, {"renderOptions": {"crf": 99}}, "k-1")
     assert bad.status_code == 422
     assert render(ready, {"renderOptions": {"crf": 20}}, "k-1").status_code == 202
+
+
+def test_a_key_is_scoped_to_the_token_that_made_it(
+    make_client: AppFactory, storage: Path, calls: Calls
+) -> None:
+    client = make_client(auth_token="token-a,token-b")
+    client.headers["Authorization"] = "Bearer token-a"
+    put_spec(client)
+    upload_all(client)
+    body = {"renderOptions": {"crf": 20}}
+    a = {"Authorization": "Bearer token-a"}
+    b = {"Authorization": "Bearer token-b"}
+    headers = {"Idempotency-Key": "k-1"}
+    first_a = client.post("/v1/projects/p1/render", json=body, headers={**a, **headers})
+    first_b = client.post("/v1/projects/p1/render", json=body, headers={**b, **headers})
+    assert first_a.status_code == first_b.status_code == 202
+    assert first_a.json()["jobId"] != first_b.json()["jobId"]
+    # Each token replays its own; another body from b conflicts with b's job only.
+    again_a = client.post("/v1/projects/p1/render", json=body, headers={**a, **headers})
+    assert again_a.json()["jobId"] == first_a.json()["jobId"]
+    other = client.post("/v1/projects/p1/render", json={}, headers={**b, **headers})
+    assert other.status_code == 409
+    assert first_b.json()["jobId"] in error_of(other)["message"]
+    assert first_a.json()["jobId"] not in error_of(other)["message"]
+    assert len(calls.enqueued) == 2
+    # Neither the key nor a token is stored as such.
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    with session_scope(settings.db_url) as session:
+        stored = [row.key for row in session.exec(select(IdempotencyKey)).all()]
+    assert len(stored) == 2
+    assert not any(s in key for key in stored for s in ("k-1", "token-a", "token-b"))
+
+
+def test_a_rotated_token_does_not_replay_the_old_tokens_keys(
+    make_client: AppFactory, calls: Calls
+) -> None:
+    old = make_client(auth_token="old-token")
+    old.headers["Authorization"] = "Bearer old-token"
+    put_spec(old)
+    upload_all(old)
+    headers = {"Authorization": "Bearer old-token", "Idempotency-Key": "k-1"}
+    first = old.post("/v1/projects/p1/render", json={}, headers=headers).json()["jobId"]
+    # A restart with the same token still replays it: the scope is a digest, not per process.
+    same = make_client(auth_token="old-token")
+    assert same.post("/v1/projects/p1/render", json={}, headers=headers).json()["jobId"] == first
+    rotated = make_client(auth_token="new-token")
+    headers["Authorization"] = "Bearer new-token"
+    response = rotated.post("/v1/projects/p1/render", json={}, headers=headers)
+    assert response.status_code == 202
+    assert response.json()["jobId"] != first
+    assert len(calls.enqueued) == 2
 
 
 def test_several_auth_tokens_are_accepted_while_rotating(make_client: AppFactory) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline import captions
 from tasks import jobs
 from tasks.db import session_scope
 from tasks.models import JobStatus
-from tests.conftest import error_of, make_settings, put_spec, upload_all
+from tests.conftest import error_of, jpeg_bytes, make_settings, put_spec, upload_all
 
 VIDEO = "/v1/projects/p1/outputs/video"
 
@@ -138,3 +139,34 @@ def test_output_routes_need_the_token(client: TestClient, output: Path) -> None:
     assert client.get("/v1/projects/p1/outputs", headers={"Authorization": ""}).status_code == 401
     assert client.get(VIDEO, headers={"Authorization": "Bearer x"}).status_code == 401
     assert client.head(VIDEO, headers={"Authorization": "Bearer x"}).status_code == 401
+
+
+def test_captions_are_served_as_captions_never_sniffed(client: TestClient, output: Path) -> None:
+    cues = [(0, 30, ("<script>alert(1)</script>",))]
+    (output / "video.vtt").write_text(captions.vtt(cues, 30), encoding="utf-8")
+    (output / "video.srt").write_text(captions.srt(cues, 30), encoding="utf-8")
+    (output / "notes.html").write_text("<script>alert(1)</script>", encoding="utf-8")
+    expected = {
+        "video.vtt": "text/vtt; charset=utf-8",
+        "video.srt": "application/x-subrip; charset=utf-8",
+        "notes.html": "application/octet-stream",
+    }
+    for name, media_type in expected.items():
+        for method in ("GET", "HEAD"):
+            response = client.request(method, VIDEO, params={"name": name})
+            assert response.status_code == 200, (name, response.text)
+            assert response.headers["content-type"] == media_type, name
+            assert response.headers["x-content-type-options"] == "nosniff", name
+    vtt = client.get(VIDEO, params={"name": "video.vtt"}).text
+    assert vtt.startswith("WEBVTT\n") and "<script>" not in vtt
+    listed = {f["name"]: f["contentType"] for f in client.get("/v1/projects/p1/outputs").json()}
+    assert listed == expected
+
+
+def test_videos_and_posters_say_nosniff(client: TestClient, output: Path, mp4_bytes: bytes) -> None:
+    (output / "video.mp4").write_bytes(mp4_bytes)
+    (output / "video.jpg").write_bytes(jpeg_bytes())
+    for route in (VIDEO, "/v1/projects/p1/outputs/poster"):
+        response = client.get(route)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-content-type-options"] == "nosniff"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
 from pathlib import Path
 
 import av
@@ -98,6 +99,62 @@ def test_srt_and_vtt_texts() -> None:
         "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nWelcome to the harbour.\n\n"
         "00:00:01.500 --> 01:02:03.500\nTwo\nlines\n"
     )
+
+
+HOSTILE = "00:00:00.000 --> 99:00:00.000 <b>b</b> &amp; {\\an8}\\N x"
+Z = "\u200b"
+
+
+def test_srt_and_vtt_escape_markup_and_cue_separators() -> None:
+    cues = [
+        (0, 30, ("00:00:00,000 --> 99:00:00,000", "<b>b</b> R&D")),
+        (30, 60, ("{\\an8}up\\Nhere ---> a\u2028b",)),
+        (60, 90, ("\n \u3000",)),  # nothing to show: no cue at all, not a blank line
+        (90, 120, ("last",)),
+    ]
+    assert captions.srt(cues, FPS) == (
+        f"1\n00:00:00,000 --> 00:00:01,000\n00:00:00,000 --{Z}> 99:00:00,000\n"
+        f"<{Z}b>b<{Z}/b> R&{Z}D\n\n"
+        f"2\n00:00:01,000 --> 00:00:02,000\n(\\{Z}an8)up\\{Z}Nhere ---{Z}> a b\n\n"
+        "3\n00:00:03,000 --> 00:00:04,000\nlast\n"
+    )
+    assert captions.vtt(cues, FPS) == (
+        "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n00:00:00,000 --&gt; 99:00:00,000\n"
+        "&lt;b&gt;b&lt;/b&gt; R&amp;D\n\n"
+        "00:00:01.000 --> 00:00:02.000\n{\\an8}up\\Nhere ---&gt; a b\n\n"
+        "00:00:03.000 --> 00:00:04.000\nlast\n"
+    )
+
+
+def _ffmpeg_cues(path: Path, scratch: Path) -> list[tuple[str, str, str]]:
+    """How FFmpeg reads a subtitle file: (start, end, ASS text) of each event."""
+    out = scratch / f"{path.name}.ass"
+    subprocess.run(
+        [fx.find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", str(path), str(out)],
+        check=True,
+    )
+    return [
+        tuple(line.split(",", 9)[i] for i in (1, 2, 9))  # type: ignore[misc]
+        for line in out.read_text(encoding="utf-8").splitlines()
+        if line.startswith("Dialogue:")
+    ]
+
+
+def test_ffmpeg_reads_a_hostile_narration_as_one_plain_cue(tmp_path: Path) -> None:
+    cues = [(0, 45, (HOSTILE,)), (45, 60, ("next",))]
+    for name, text in (("c.srt", captions.srt(cues, FPS)), ("c.vtt", captions.vtt(cues, FPS))):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        read = _ffmpeg_cues(path, tmp_path)
+        assert [(a, b) for a, b, _ in read] == [
+            ("0:00:00.00", "0:00:01.50"),
+            ("0:00:01.50", "0:00:02.00"),
+        ], (name, read)
+        shown = read[0][2].replace(Z, "")
+        # No tag became ASS bold or alignment: the words are there as they were typed.
+        assert "{\\b1}" not in shown and "{\\an8}" not in shown, shown
+        assert "99:00:00.000" in shown and "b</b>" in shown, shown
+        assert read[1][2] == "next"
 
 
 def test_ass_is_sized_to_the_frame_and_keeps_braces_as_text() -> None:
@@ -243,6 +300,40 @@ def test_burnt_in_captions_are_drawn_and_belong_to_their_scenes_plan(
     assert plain == [0, 0, 0]  # navy, green and maroon pictures
     assert burnt[0] > 20 and burnt[1] > 20, burnt
     assert burnt[2] == 0
+
+
+def test_a_narration_with_cue_syntax_renders_as_plain_text(tmp_path: Path) -> None:
+    """Unescaped, FFmpeg read the narration's line `00:00:00,000 --> 99:00:00,000 <b>b</b>` as
+    the times of a 99-hour cue, `<b>` as bold and `{\\an8}` as a move to the top."""
+    project = write_project(
+        tmp_path / "project",
+        [
+            SceneFixture(
+                (ImageFixture("a.png", 320, 180, "color:navy"),),
+                narration="Look. 00:00:00,000 --> 99:00:00,000 <b>b</b>. {\\an8}Up",
+                motion="none",
+            )
+        ],
+    )
+    plan, output = _render(project, captions=True)
+    cues = {
+        name: _ffmpeg_cues(project.output / name, tmp_path) for name in ("movie.srt", "movie.vtt")
+    }
+    assert [c[:2] for c in cues["movie.srt"]] == [c[:2] for c in cues["movie.vtt"]]
+    texts = [text.replace(Z, "") for _, _, text in cues["movie.srt"]]
+    assert texts == ["Look.", "00:00:00,000 --> 99:00:00,000 <b>b</b>.", "(\\an8)Up"]
+    assert [text for _, _, text in cues["movie.vtt"]][1] == texts[1]
+    assert cues["movie.srt"][-1][1] <= f"0:00:{plan.duration_seconds:05.2f}"
+    with av.open(str(output)) as container:
+        (track,) = container.streams.subtitles
+        shown = [
+            sub.dialogue.decode().replace(Z, "")
+            for packet in container.demux(track)
+            for sub in (packet.decode() or [])
+            for sub in getattr(sub, "rects", [sub])
+        ]
+    assert any("99:00:00,000 <b>b</b>." in text for text in shown), shown
+    assert not any("{" in text for text in shown), shown
 
 
 def test_captions_off_remove_an_earlier_renders_files(soft: tuple[ProjectDir, Plan, Path]) -> None:

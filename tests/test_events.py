@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -106,6 +108,57 @@ def test_a_browser_authenticates_with_a_token_scoped_to_the_job(make_client: App
     assert browser.get(f"/v1/jobs/{job_id}?token={issued['token']}").status_code == 401
     forged = issued["token"].split(".")[0] + ".00"
     assert browser.get(f"/v1/jobs/{job_id}/events?token={forged}").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "9999999999.%C3%A9",  # non-ASCII MAC: compare_digest raises TypeError on it
+        "9" * 5000 + ".x",  # past int()'s digit limit: ValueError
+        "%C2%B2.x",  # '²' is str.isdigit() but not int()-able: ValueError
+        "%EF%BC%91%EF%BC%92.x",  # fullwidth digits
+        "",
+        ".",
+        "1.",
+        "-1." + "0" * 64,
+        "9999999999." + "0" * 63 + "%C3%A9",
+        "9999999999." + "A" * 64,
+        "9999999999." + "0" * 64 + "%0A",
+        "%00",
+    ],
+)
+def test_a_malformed_token_is_401_without_a_traceback(
+    make_client: AppFactory, caplog: pytest.LogCaptureFixture, token: str
+) -> None:
+    client = make_client()
+    job_id = make_job(client, JobStatus.SUCCEEDED)
+    browser = TestClient(client.app, raise_server_exceptions=False)
+    with caplog.at_level(logging.DEBUG):
+        response = browser.get(f"/v1/jobs/{job_id}/events?token={token}")
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert "events-token" in response.json()["error"]["message"]
+    assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_a_token_past_its_expiry_is_refused_at_once(make_client: AppFactory) -> None:
+    client = make_client(events_token_ttl=10)
+    job_id = make_job(client, JobStatus.SUCCEEDED)
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    expired, _ = events_token(settings.auth_tokens, job_id, ttl=10, now=time.time() - 11)
+    browser = TestClient(client.app)
+    assert browser.get(f"/v1/jobs/{job_id}/events?token={expired}").status_code == 401
+    issued = client.post(f"/v1/jobs/{job_id}/events-token").json()
+    left = datetime.fromisoformat(issued["expiresAt"]) - datetime.now(UTC)
+    assert timedelta(seconds=8) < left <= timedelta(seconds=10)
+
+
+def test_the_default_token_lives_five_minutes(client: TestClient) -> None:
+    job_id = make_job(client, JobStatus.SUCCEEDED)
+    issued = client.post(f"/v1/jobs/{job_id}/events-token").json()
+    left = datetime.fromisoformat(issued["expiresAt"]) - datetime.now(UTC)
+    assert timedelta(minutes=4, seconds=55) < left <= timedelta(minutes=5)
 
 
 def test_tokens_expire_and_follow_rotation() -> None:

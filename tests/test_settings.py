@@ -47,6 +47,8 @@ def test_db_url_follows_render_storage(monkeypatch: pytest.MonkeyPatch, tmp_path
         ("DEFAULT_XFADE", "-1"),
         ("DEFAULT_RESOLUTION", "1921x1080"),
         ("MAX_UPLOAD_MB", "0"),
+        ("EVENTS_TOKEN_TTL", "901"),
+        ("EVENTS_TOKEN_TTL", "3600"),
     ],
 )
 def test_invalid_setting_names_the_variable(
@@ -55,6 +57,13 @@ def test_invalid_setting_names_the_variable(
     monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError, match=f"invalid settings: {var}: "):
         load_settings()
+
+
+def test_the_events_token_lives_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVENTS_TOKEN_TTL", raising=False)
+    assert load_settings().events_token_ttl == 300
+    monkeypatch.setenv("EVENTS_TOKEN_TTL", "900")  # the cap itself is allowed
+    assert load_settings().events_token_ttl == 900
 
 
 def test_inconsistent_defaults_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -237,7 +237,7 @@ async def job_events(
     hub: EventHub = request.app.state.events_hub
 
     def read() -> Document | None:
-        return hub.read(job_id) if JOB_ID.match(job_id) else None
+        return hub.read(job_id) if JOB_ID.fullmatch(job_id) else None
 
     # Watching before the first read: a change between the two is not missed.
     queue = hub.watch(job_id)
@@ -274,7 +274,7 @@ class EventsToken(CamelModel):
 )
 def job_events_token(job_id: JobId, session: SessionDep, settings: SettingsDep) -> EventsToken:
     """Valid EVENTS_TOKEN_TTL seconds, for this job's event stream only."""
-    if not JOB_ID.match(job_id) or session.get(Job, job_id) is None:
+    if not JOB_ID.fullmatch(job_id) or session.get(Job, job_id) is None:
         raise ApiError(404, "not_found", f"no job {job_id!r}", "jobId")
     token, expires = events_token(settings.auth_tokens, job_id, settings.events_token_ttl)
     return EventsToken(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, BackgroundTasks, Header, Path, Response
 from sqlmodel import Session
 
 from api import service
+from api.auth import Caller
 from api.deps import (
     EnqueuerDep,
     ProjectId,
@@ -58,19 +61,28 @@ def render(
     settings: SettingsDep,
     storage: StorageDep,
     enqueue: EnqueuerDep,
+    caller: Caller,
     body: RenderRequest | None = None,
     idempotency_key: Annotated[
         str | None,
         Header(
             alias="Idempotency-Key",
             max_length=255,
-            description="the same key and body return the same job (another body: 409)",
+            description="the same key and body from the same token return the same job "
+            "(another body: 409); each token of AUTH_TOKEN has keys of its own",
         ),
     ] = None,
 ) -> RenderAccepted:
     """Render the stored spec with these options (omitted ones take the DEFAULT_* settings)."""
     job = service.submit_render(
-        session, settings, storage, enqueue, project_id, body or RenderRequest(), idempotency_key
+        session,
+        settings,
+        storage,
+        enqueue,
+        project_id,
+        body or RenderRequest(),
+        idempotency_key,
+        caller=caller,
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return RenderAccepted(job_id=job.id, status=job.status)
@@ -82,7 +94,7 @@ JobId = Annotated[
 
 
 def _load(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id) if JOB_ID.match(job_id) else None
+    job = session.get(Job, job_id) if JOB_ID.fullmatch(job_id) else None
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id!r}", "jobId")
     return job
@@ -142,9 +154,47 @@ def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -
             "logs": storage.tail_log(job.id, 50),
             "waiting": watchdog.waiting_reason(session, settings, job),
             "cache": cache,
-            "webhook": webhook.model_dump() if (webhook := session.get(Webhook, job.id)) else None,
+            "webhook": _webhook_view(webhook)
+            if (webhook := session.get(Webhook, job.id))
+            else None,
         }
     )
+
+
+# --- the callback's secrets ----------------------------------------------------------------
+# A callback URL often carries its receiver's secret (`?token=...`, `user:password@`). The job
+# document is read by more than the bearer-token holder (an events-token holder, a browser's
+# EventSource, the webhook receiver itself), so it never echoes one back: the delivery reads
+# the full URL from its row, the document shows the URL without them.
+
+REDACTED = "[redacted]"
+_USERINFO = re.compile(r"(?<=//)[^/?#\s@]*@")
+_QUERY = re.compile(r"\?[^\s#'\"]+")
+
+
+def redacted_url(url: str) -> str:
+    """`url` without credentials, query string or fragment: `https://h/p?[redacted]`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    host = parts.netloc.rpartition("@")[2]
+    query = REDACTED if parts.query else ""
+    fragment = REDACTED if parts.fragment else ""
+    return urlunsplit((parts.scheme, host, parts.path, query, fragment))
+
+
+def redacted_text(text: str) -> str:
+    """A delivery error without the credentials and query strings of the URLs it names."""
+    return _QUERY.sub("?" + REDACTED, _USERINFO.sub(REDACTED + "@", text))
+
+
+def _webhook_view(webhook: Webhook) -> dict[str, Any]:
+    view = webhook.model_dump()
+    view["url"] = redacted_url(webhook.url)
+    if webhook.last_error is not None:
+        view["last_error"] = redacted_text(webhook.last_error)
+    return view
 
 
 def job_document(session: Session, settings: Settings, job: Job) -> dict[str, Any]:

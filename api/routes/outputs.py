@@ -27,10 +27,19 @@ def list_outputs(project_id: ProjectId, storage: StorageDep) -> list[OutputFile]
     return service.output_files(storage, project_id)
 
 
+# Every file is sent with its own type and `nosniff`, so a browser never reads a caption
+# file (text from the narration) or an unknown file as HTML or script.
+_NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+_FILE_TYPES: dict[str, Any] = {
+    "video/mp4": {},
+    "text/vtt": {},
+    "application/x-subrip": {},
+    "image/jpeg": {},
+}
 _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
     **responses(400, 401, 404, 416, 422),
-    200: {"content": {"video/mp4": {}}, "description": "the whole file"},
-    206: {"content": {"video/mp4": {}}, "description": "the requested byte range"},
+    200: {"content": _FILE_TYPES, "description": "the whole file"},
+    206: {"content": _FILE_TYPES, "description": "the requested byte range"},
 }
 
 
@@ -38,7 +47,7 @@ _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
     "/{id}/outputs/video",
     response_class=FileResponse,
     responses=_VIDEO_RESPONSES,
-    summary="Stream a rendered video",
+    summary="Stream a rendered video, or its captions (name=video.vtt, video.srt)",
 )
 @router.head(
     "/{id}/outputs/video",
@@ -57,7 +66,10 @@ def get_video(
         Query(description="a file in output/; default: the last succeeded job's, else video.mp4"),
     ] = None,
 ) -> FileResponse:
-    """The video, streamed in chunks; `Range: bytes=a-b` gets 206, a range past the end 416."""
+    """The video, streamed in chunks; `Range: bytes=a-b` gets 206, a range past the end 416.
+
+    Any file of output/ by `name`, with its type: `.vtt` as text/vtt, `.srt` as
+    application/x-subrip, `.mp4` as video/mp4."""
     path = service.output_video(session, storage, project_id, name)
     size = path.stat().st_size
     # Checked here so a bad range gets the common error shape, not Starlette's plain text.
@@ -76,7 +88,11 @@ def get_video(
                 {"Content-Range": f"bytes */{size}"},
             ) from None
     return FileResponse(
-        path, media_type="video/mp4", filename=path.name, content_disposition_type="inline"
+        path,
+        media_type=service.content_type(path.name),
+        filename=path.name,
+        content_disposition_type="inline",
+        headers=_NOSNIFF,
     )
 
 
@@ -114,5 +130,9 @@ def get_poster(
     """`<name>.jpg`, the frame FINALIZE took from the video (renderOptions.posterTime)."""
     path = service.output_poster(session, storage, project_id, name)
     return FileResponse(
-        path, media_type="image/jpeg", filename=path.name, content_disposition_type="inline"
+        path,
+        media_type="image/jpeg",
+        filename=path.name,
+        content_disposition_type="inline",
+        headers=_NOSNIFF,
     )
