@@ -96,7 +96,9 @@ def _all_optional(model: type[BaseModel]) -> type[BaseModel]:
             Optional[info.annotation],  # noqa: UP045 (a value, and mypy lets it be None)
             Field(None, description=info.description, json_schema_extra=documented or None),
         )
-    config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
+    )
     return create_model(f"{model.__name__}Fields", __config__=config, **fields)
 
 

@@ -211,6 +211,7 @@ def _stage_run(
         lookahead=settings.x264_lookahead,
         cache=_clip_cache(settings),
         on_clip=on_clip,
+        limits=settings.limits(),
     )
 
 
