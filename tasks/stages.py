@@ -78,6 +78,7 @@ class StageTask(Task):
         started = time.monotonic()
         clips: list[ClipReport] = []
         try:
+            require_free_space(settings, label)
             with tracker.beating():
                 run = _stage_run(settings, claim.job, tracker, scene, on_clip=clips.append)
                 plan = registry.run_stage(self.stage, dataclasses.replace(run, chunk=chunk))
@@ -157,6 +158,23 @@ class StageTask(Task):
         # Not in the unacked set (a broker hiccup): a new message, at the end of the queue.
         tracker.log("handed back: queued again for another worker")
         raise self.retry(countdown=0) from None
+
+
+def require_free_space(settings: Settings, label: str) -> None:
+    """Before a stage writes anything: with less than MIN_FREE_MB free in RENDER_STORAGE the
+    job fails here, naming the stage and the setting, rather than part-way through a file
+    with a disk full; what the stages before it wrote (and the outputs published before) is
+    left as it is."""
+    if settings.min_free_mb <= 0:
+        return
+    free = shutil.disk_usage(settings.render_storage).free
+    if free < settings.min_free_mb * 2**20:
+        raise PipelineError(
+            f"not started: {free / 2**20:.0f} MiB free in RENDER_STORAGE, under MIN_FREE_MB "
+            f"({settings.min_free_mb} MiB); earlier stages' files and published outputs are "
+            "kept. Free some space and render again",
+            stage=label,
+        )
 
 
 def _send_rest(settings: Settings, job: Job, plan: Plan) -> None:
