@@ -34,7 +34,7 @@ from tasks.jobs import as_utc
 from tasks.models import Job, JobStatus, utcnow
 from tasks.progress import StageTracker
 from tasks.settings import Settings, get_settings
-from tasks.storage import Storage
+from tasks.storage import Storage, space_shortfall
 
 log = logging.getLogger("render.tasks")
 
@@ -123,7 +123,10 @@ class StageTask(Task):
             raise Ignore() from None
         if tracker.handing_back and isinstance(exc, Cancelled):
             self._hand_back(settings, tracker)
-        if isinstance(exc, Cancelled):
+        if tracker.short_of_space is not None and isinstance(exc, Cancelled):
+            status, message = JobStatus.FAILED, tracker.short_of_space
+            tracker.log(f"failed: {message}")
+        elif isinstance(exc, Cancelled):
             status, message = JobStatus.CANCELLED, "cancelled by request"
             tracker.log("stopped: the job was cancelled or failed elsewhere")
         else:
@@ -164,14 +167,11 @@ def require_free_space(settings: Settings, label: str) -> None:
     """Before a stage writes anything: with less than MIN_FREE_MB free in RENDER_STORAGE the
     job fails here, naming the stage and the setting, rather than part-way through a file
     with a disk full; what the stages before it wrote (and the outputs published before) is
-    left as it is."""
-    if settings.min_free_mb <= 0:
-        return
-    free = shutil.disk_usage(settings.render_storage).free
-    if free < settings.min_free_mb * 2**20:
+    left as it is. While the stage runs, its tracker watches the same (`StageTracker`)."""
+    shortfall = space_shortfall(settings.render_storage, settings.min_free_mb)
+    if shortfall is not None:
         raise PipelineError(
-            f"not started: {free / 2**20:.0f} MiB free in RENDER_STORAGE, under MIN_FREE_MB "
-            f"({settings.min_free_mb} MiB); earlier stages' files and published outputs are "
+            f"not started: {shortfall}; earlier stages' files and published outputs are "
             "kept. Free some space and render again",
             stage=label,
         )

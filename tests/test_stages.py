@@ -219,3 +219,28 @@ def test_a_min_free_mb_of_0_turns_the_check_off(settings: Settings, job_id: str)
     settings.min_free_mb = shutil.disk_usage(settings.render_storage).free // 2**20 + 1024
     with pytest.raises(PipelineError, match=r"^VALIDATE: not started: .* MIN_FREE_MB"):
         stages.require_free_space(settings, "VALIDATE")
+
+
+def test_a_disk_falling_under_min_free_mb_mid_stage_stops_it_and_fails_the_job(
+    settings: Settings, job_id: str
+) -> None:
+    # The stage starts with room to spare; while it writes, the free space falls under the
+    # threshold (here the threshold rises above it): its Runner is told to stop, and the job
+    # fails naming the stage and the setting, not as a cancel.
+    settings.min_free_mb = 1
+    seen: list[bool] = []
+
+    def body(run: StageRun) -> None:
+        assert run.runner.should_cancel is not None
+        seen.append(run.runner.should_cancel())
+        settings.min_free_mb = shutil.disk_usage(settings.render_storage).free // 2**20 + 1024
+        seen.append(run.runner.should_cancel())
+        raise Cancelled("FFmpeg stopped")  # what the Runner raises once told to stop
+
+    with pytest.raises(stages.StageFailed):
+        _run(job_id, body)
+    assert seen == [False, True]
+    job = _job(settings, job_id)
+    assert (job.status, job.stage) == (JobStatus.FAILED, "SCENE_BUILD[1]")
+    assert job.error is not None
+    assert job.error.startswith("SCENE_BUILD[1]: stopped: ") and "MIN_FREE_MB" in job.error
