@@ -224,7 +224,11 @@ class RenderOptions(BaseModel):
 
     fps: int = Field(30, ge=1, le=60, description="frames per second")
     min_shot: float = Field(
-        2.5, gt=0, le=600, description="shortest time one image is shown, seconds (≤ maxShot)"
+        2.5,
+        gt=0,
+        le=600,
+        description="shortest time one image is shown, seconds (≤ maxShot; at least a frame "
+        "and the service's MIN_SHOT_SECONDS)",
     )
     max_shot: float = Field(
         8.0, gt=0, le=600, description="longest time one image is shown, seconds"

@@ -106,6 +106,22 @@ def test_500_hours_of_4k60_in_half_second_chunks_is_refused(
     _refused(response, storage, "scenes", "MAX_JOB_FRAMES (432000)")
 
 
+@pytest.mark.parametrize(
+    ("resolution", "field", "setting"),
+    [
+        ("3840x2160", "renderOptions.resolution", "MAX_JOB_GIGAPIXELS (1000)"),
+        # Within the pixels, but 12,000 chunks: the issue's 12,014 stage rows.
+        ("1280x720", "renderOptions.chunkSeconds", "MAX_JOB_UNITS (5000)"),
+    ],
+)
+def test_ten_scenes_of_ten_minutes_at_60_fps_in_half_second_chunks_are_refused(
+    client: TestClient, storage: Path, resolution: str, field: str, setting: str
+) -> None:
+    _project(client, [_scene(600) for _ in range(10)])
+    response = _render(client, storage, fps=60, resolution=resolution, chunkSeconds=0.5)
+    _refused(response, storage, field, setting)
+
+
 def test_a_voiceover_of_two_hours_is_refused_by_its_header(
     client: TestClient, storage: Path, tmp_path: Path
 ) -> None:
@@ -143,6 +159,25 @@ def test_20000_characters_of_narration_are_refused_before_they_are_spoken(
     _project(client, [{"images": ["a.jpg"], "narration": "word " * 4000}])
     response = _render(client, storage, tts="espeak-ng")
     _refused(response, storage, "scenes[0].narration", "MAX_NARRATION_CHARS (5000)")
+
+
+@pytest.mark.parametrize(
+    ("scenes", "options"),
+    [
+        # An hour of 1080p30 in twelve scenes, with the options' own defaults.
+        ([_scene(300)] * 12, {"resolution": "1920x1080", "fps": 30}),
+        # Two hours of 1080p60 (MAX_JOB_FRAMES exactly), in chunks of 2.5 s.
+        ([_scene(3600)] * 2, {"resolution": "1920x1080", "fps": 60, "chunkSeconds": 2.5}),
+        # An hour of 4K30.
+        ([_scene(3600)], {"resolution": "3840x2160", "fps": 30}),
+    ],
+)
+def test_the_default_limits_allow_real_renders(
+    client: TestClient, scenes: list[dict[str, Any]], options: dict[str, Any]
+) -> None:
+    _project(client, scenes)
+    response = client.post(RENDER, json={"renderOptions": options})
+    assert response.status_code == 202, response.text
 
 
 # --- each limit, at it and one over --------------------------------------------------------
