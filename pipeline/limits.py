@@ -51,10 +51,22 @@ class Limits:
 
 class OverLimit(PipelineError):
     """A render asks for more than a limit allows; `field` is where, as the API names it
-    (`renderOptions.minShot`, `scenes[2].voiceover`)."""
+    (`renderOptions.minShot`, `scenes[2].voiceover`). The message names the field and the
+    setting, so a copy located at its stage (which keeps no `field`) still says both."""
 
-    def __init__(self, message: str, *, field: str | None = None, **context: object) -> None:
-        super().__init__(message, **context)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        stage: str = "",
+        scene: int | None = None,
+        scene_id: str | None = None,
+        stderr_tail: str = "",
+    ) -> None:
+        super().__init__(
+            message, stage=stage, scene=scene, scene_id=scene_id, stderr_tail=stderr_tail
+        )
         self.field = field
 
 
