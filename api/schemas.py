@@ -96,7 +96,9 @@ def _all_optional(model: type[BaseModel]) -> type[BaseModel]:
             Optional[info.annotation],  # noqa: UP045 (a value, and mypy lets it be None)
             Field(None, description=info.description, json_schema_extra=documented or None),
         )
-    config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
+    )
     return create_model(f"{model.__name__}Fields", __config__=config, **fields)
 
 
@@ -163,6 +165,27 @@ class StageView(CamelModel):
     clip: str | None = Field(None, description=_CLIP)
 
 
+class StageCount(CamelModel):
+    """How the runs of one stage stand: how many there are, and how many in each state."""
+
+    name: str
+    units: int = Field(description="its runs: one, one per scene, or one per chunk")
+    pending: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class StagePage(CamelModel):
+    """Some of a job's stage runs, in running order (GET /v1/jobs/{id}/stages)."""
+
+    total: int = Field(description="the job's stage runs in all")
+    offset: int
+    limit: int
+    stages: list[StageView]
+
+
 class WebhookView(CamelModel):
     """How the job's `callbackUrl` delivery went."""
 
@@ -202,7 +225,15 @@ class JobView(CamelModel):
     options: dict[str, Any]
     cancel_requested: bool
     scenes: list[SceneProgress]
-    stages: list[StageView]
+    stages: list[StageView] = Field(
+        description="every stage run, up to JOB_STAGES_INLINE of them; past that, only the "
+        "stages that run once and the runs running or failed (stageCounts counts them all; "
+        "GET /v1/jobs/{id}/stages pages through every one)"
+    )
+    stages_total: int = Field(0, description="the job's stage runs in all")
+    stage_counts: list[StageCount] = Field(
+        default_factory=list, description="each stage's runs, counted by state"
+    )
     logs: list[str] = Field(description="the last 50 lines of logs/<jobId>.log")
     waiting: str | None = Field(
         None, description="why an unfinished job is not running now (no worker, or queued)"

@@ -19,9 +19,11 @@ from api.deps import Enqueuer
 from api.errors import ApiError, validation_error
 from api.schemas import JobSummary, OutputFile, ProjectAssets, ProjectView, RenderRequest
 from api.uploads import require_free_space
-from pipeline import sound
+from pipeline import limits, sound, timeline
 from pipeline.atomic import write_text_atomic
 from pipeline.names import check_safe_name
+from pipeline.options import RenderOptions
+from pipeline.plan import picture_size
 from pipeline.poster import poster_name
 from pipeline.project import INPUT_SUBDIRS, ProjectDir
 from pipeline.spec import ProjectSpec
@@ -247,6 +249,7 @@ def submit_render(
             "numbered from 0)",
             "renderOptions.scenes",
         )
+    check_work(settings, project, spec, options)
     # A preview without a name of its own must not replace the full render's video.mp4.
     output_name = request.output_name
     if options.preview and "output_name" not in request.model_fields_set:
@@ -297,6 +300,29 @@ def submit_render(
         ) from None
     log.info("job %s: queued for project %s (%d scenes)", job.id, project_id, scene_count)
     return job
+
+
+def check_work(
+    settings: Settings, project: ProjectDir, spec: ProjectSpec, options: RenderOptions
+) -> None:
+    """422 naming the field and the setting when the render would order more work than the
+    limits allow (pipeline/limits.py): counted from the spec, the options, the voiceovers'
+    headers and the narration's estimated speech, before any job row exists."""
+    bounds = settings.limits()
+    seconds = []
+    try:
+        for index, scene in enumerate(spec.scenes):
+            voice = None
+            if scene.voiceover is not None:
+                path = project.asset(options.voice_dir, scene.voiceover)
+                voice = limits.voiceover_seconds(path)
+                limits.check_voiceover(index, voice, bounds)
+            elif (text := limits.spoken(scene.narration, None, options)) is not None:
+                voice = limits.speech_seconds(text, options.tts.rate if options.tts else None)
+            seconds.append(timeline.scene_seconds(voice, scene.duration))
+        limits.check(spec, options, seconds, picture_size(options), bounds)
+    except limits.OverLimit as exc:
+        raise ApiError(422, "over_limit", exc.message, exc.field) from None
 
 
 def output_files(storage: Storage, project_id: str) -> list[OutputFile]:

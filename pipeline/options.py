@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from pipeline import timeline
 from pipeline.names import check_safe_name
 
 Preset = Literal[
@@ -61,7 +62,9 @@ def parse_resolution(value: str) -> tuple[int, int]:
 class TimeRange(BaseModel):
     """Part of the timeline, in seconds: `{"from": 10, "to": 20}`."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        populate_by_name=True, extra="forbid", frozen=True, allow_inf_nan=False
+    )
 
     start: float = Field(alias="from", ge=0, description="seconds from the start of the video")
     end: float = Field(alias="to", gt=0, description="seconds from the start, after `from`")
@@ -79,10 +82,19 @@ MIN_CHUNK_SECONDS = 0.5
 LOUDNESS_LUFS = -16.0
 
 
+# Every model of the options (and the spec's) refuses NaN and ±Infinity, which Python's JSON
+# parser accepts: a number that is not finite is never a length, a level or a time.
+FINITE = ConfigDict(
+    alias_generator=to_camel,
+    populate_by_name=True,
+    extra="forbid",
+    frozen=True,
+    allow_inf_nan=False,
+)
+
+
 class _Nested(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = FINITE
 
 
 class Tts(_Nested):
@@ -208,13 +220,15 @@ class RenderOptions(BaseModel):
     Defaults are the seed's; the service fills omitted fields from its `DEFAULT_*` settings.
     """
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = FINITE
 
     fps: int = Field(30, ge=1, le=60, description="frames per second")
     min_shot: float = Field(
-        2.5, gt=0, le=600, description="shortest time one image is shown, seconds (≤ maxShot)"
+        2.5,
+        gt=0,
+        le=600,
+        description="shortest time one image is shown, seconds (≤ maxShot; at least a frame "
+        "and the service's MIN_SHOT_SECONDS)",
     )
     max_shot: float = Field(
         8.0, gt=0, le=600, description="longest time one image is shown, seconds"
@@ -344,6 +358,15 @@ class RenderOptions(BaseModel):
                 self.min_shot,
                 f"minShot ({self.min_shot}) must not exceed maxShot ({self.max_shot})",
             )
+        for alias, value in (("maxShot", self.max_shot), ("minShot", self.min_shot)):
+            # A shot shorter than a frame has no frame to show (and one of 0 s divides by 0).
+            if timeline.exact(value) * self.fps < 1:
+                raise _field_error(
+                    alias,
+                    value,
+                    f"{alias} ({value:g} s) must be at least one frame (1/{self.fps} s at "
+                    f"fps {self.fps})",
+                )
         if self.xfade >= self.min_shot:
             raise _field_error(
                 "xfade",

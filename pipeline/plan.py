@@ -20,12 +20,13 @@ from typing import Any
 from PIL import Image
 from pydantic import ValidationError
 
-from pipeline import captions, timeline
+from pipeline import captions, limits, timeline
 from pipeline.atomic import write_text_atomic
 from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
 from pipeline.captions import Cue
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
+from pipeline.limits import Limits
 from pipeline.motion import STILL, Move, kenburns
 from pipeline.options import Fit, Motion, RenderOptions
 from pipeline.probe import AudioScan, image_size, scan_audio
@@ -286,13 +287,16 @@ def _scanned(path: Path) -> AudioScan | str:
 
 
 def _scene_voice(
-    project: ProjectDir, options: RenderOptions, index: int, scene: SceneSpec
+    project: ProjectDir, options: RenderOptions, index: int, scene: SceneSpec, bounds: Limits
 ) -> SceneVoice | None:
-    """The scene's voiceover file, or the speech SPEECH made of its narration, or None."""
+    """The scene's voiceover file, or the speech SPEECH made of its narration, or None; either
+    no longer than MAX_SCENE_SECONDS."""
     if scene.voiceover is None:
         spoken = speech_cache.lookup(project, options, index, scene)
         if spoken is None:
             return None
+        if spoken.seconds > bounds.max_scene_seconds:
+            raise limits.scene_too_long(index, "narration", spoken.seconds, bounds)
         return SceneVoice(
             str(spoken.wav.relative_to(project.root)),
             spoken.seconds,
@@ -302,9 +306,12 @@ def _scene_voice(
     path = project.asset(options.voice_dir, scene.voiceover)
     if not path.is_file():
         raise _scene_error(index, scene, f"voiceover {scene.voiceover!r} does not exist")
+    # By its header first: a long file is refused before it is decoded, then by its samples.
+    limits.check_voiceover(index, limits.voiceover_seconds(path), bounds)
     scan = _scanned(path)
     if isinstance(scan, str):
         raise _scene_error(index, scene, f"voiceover {scene.voiceover!r} {scan}")
+    limits.check_voiceover(index, scan.seconds, bounds)
     return SceneVoice(
         str(path.relative_to(project.root)), scan.seconds, scan.speech or ((0.0, scan.seconds),)
     )
@@ -357,13 +364,13 @@ PARALLEL_FROM = 8
 
 
 def _inspect_scene(
-    project: ProjectDir, options: RenderOptions, index: int, scene: SceneSpec
+    project: ProjectDir, options: RenderOptions, index: int, scene: SceneSpec, bounds: Limits
 ) -> tuple[SceneInputs, SceneVoice | None]:
     """Decode the scene's images, probe its voice, and settle its length."""
     images = tuple(
         _inspect_image(project, index, scene, name) for name in dict.fromkeys(scene.images)
     )
-    voice = _scene_voice(project, options, index, scene)
+    voice = _scene_voice(project, options, index, scene, bounds)
     voice_seconds = voice.seconds if voice is not None else None
     seconds = timeline.scene_seconds(voice_seconds, scene.duration)
     if seconds is None:
@@ -381,16 +388,21 @@ def make_plan(
     *,
     threads: int = 0,
     lookahead: int = 0,
+    bounds: Limits | None = None,
 ) -> Plan:
     """Read and check the project's inputs, then lay out the whole timeline in frames.
 
     `threads` and `lookahead` are libx264's (0: its own choice, the preset's lookahead).
+    The work is checked against `bounds` (default: `Limits()`) before anything is laid out.
     """
     check_ffmpeg(ffmpeg)
     spec = load_spec(project)
+    bounds = bounds or Limits()
+    limits.check_options(options, bounds)
+    limits.check_spec(spec, options, bounds)
 
     def inspect(index: int) -> tuple[SceneInputs, SceneVoice | None]:
-        return _inspect_scene(project, options, index, spec.scenes[index])
+        return _inspect_scene(project, options, index, spec.scenes[index], bounds)
 
     count = len(spec.scenes)
     if count >= PARALLEL_FROM:
@@ -406,6 +418,7 @@ def make_plan(
         scene.narration and scene.narration.strip() for scene in spec.scenes
     ):
         raise PipelineError("renderOptions.captions: no scene has a narration to caption")
+    limits.check(spec, options, [seconds for *_, seconds in inputs], picture_size(options), bounds)
     return build_plan(
         spec,
         options,
@@ -443,7 +456,7 @@ def build_plan(
         max_shot=options.max_shot,
     )
     xfade = timeline.overlap_frames(options.xfade, fps)
-    width, height = preview_size(*options.size) if options.preview else options.size
+    width, height = picture_size(options)
     scenes: list[ScenePlan] = []
     for index, (scene, timing, (images, voice, voice_seconds, _)) in enumerate(
         zip(spec.scenes, timings, inputs, strict=True)
@@ -539,6 +552,11 @@ def whole_frames(seconds: float, fps: int) -> float:
 # A preview's picture fits in PREVIEW_SIDE × PREVIEW_SIDE: 640x360 for 1080p, 360x640 for
 # 1080x1920, never larger than the target.
 PREVIEW_SIDE = 640
+
+
+def picture_size(options: RenderOptions) -> tuple[int, int]:
+    """The rendered picture's width and height: the resolution's, or a preview's."""
+    return preview_size(*options.size) if options.preview else options.size
 
 
 def preview_size(width: int, height: int) -> tuple[int, int]:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline import stages
 from pipeline.cache import ClipCache, ClipReport
 from pipeline.chunks import chunk_count, chunk_spans
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
+from pipeline.limits import Limits, check_narration
 from pipeline.options import RenderOptions
 from pipeline.plan import Plan, load_spec, make_plan, read_plan, write_plan
 from pipeline.project import ProjectDir
@@ -46,6 +47,8 @@ class StageRun:
     # to be (encoded, cached, or skipped by a part-of-the-timeline render).
     cache: ClipCache | None = None
     on_clip: Callable[[ClipReport], None] | None = None
+    # How much work the render may order (SPEECH and VALIDATE check it).
+    limits: Limits = field(default_factory=Limits)
 
     def plan(self) -> Plan:
         return read_plan(self.project)
@@ -105,9 +108,10 @@ class Stage:
 def _speech(run: StageRun) -> None:
     # Before VALIDATE, once per scene of the spec: each scene's narration is spoken by its own
     # task, so a long narrated project is not synthesised on one process.
-    spoken = speech_cache.speak_scene(
-        run.project, run.options, load_spec(run.project), run.scene_index
-    )
+    spec = load_spec(run.project)
+    if run.scene_index < len(spec.scenes):  # not a narration longer than it may be
+        check_narration(spec, run.options, run.scene_index, run.limits)
+    spoken = speech_cache.speak_scene(run.project, run.options, spec, run.scene_index)
     if spoken is not None and run.runner.log is not None:
         run.runner.log(f"speech: {spoken.relative_to(run.project.root)}")
     if run.runner.on_progress is not None:  # no FFmpeg ran to say so
@@ -122,6 +126,7 @@ def _validate(run: StageRun) -> Plan:
         run.runner.ffmpeg,
         threads=run.threads,
         lookahead=run.lookahead,
+        bounds=run.limits,
     )
     write_plan(run.project, plan)
     if run.runner.log is not None:

@@ -9,15 +9,18 @@ from pipeline.options import Fit, Motion
 
 MAX_SCENES = 500
 MAX_IMAGES_PER_SCENE = 3
+# Characters of one scene's narration the spec can hold (MAX_NARRATION_CHARS may lower what
+# is spoken).
+MAX_NARRATION = 20_000
 
 
 class SceneSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str | None = Field(None, max_length=64)
     images: list[str] = Field(min_length=1, max_length=MAX_IMAGES_PER_SCENE)
     voiceover: str | None = None
-    narration: str | None = Field(None, max_length=20_000)
+    narration: str | None = Field(None, max_length=MAX_NARRATION)
     duration: float | None = Field(None, gt=0, le=3600)
     # Per-scene overrides of the render options' `fit` and `motion`.
     fit: Fit | None = None
@@ -35,7 +38,7 @@ class SceneSpec(BaseModel):
 
 
 class ProjectSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     title: str | None = Field(None, max_length=500)
     scenes: list[SceneSpec] = Field(min_length=1, max_length=MAX_SCENES)

@@ -18,7 +18,7 @@ from datetime import datetime
 from tasks import jobs, shutdown
 from tasks.db import session_scope
 from tasks.settings import Settings
-from tasks.storage import Storage
+from tasks.storage import Storage, space_shortfall
 
 log = logging.getLogger("render.tasks")
 
@@ -44,6 +44,8 @@ class StageTracker:
         self.superseded = False
         # Set when the worker's shutdown outlasted SHUTDOWN_GRACE: stop, and requeue the stage.
         self.handing_back = False
+        # Set when the disk fell under MIN_FREE_MB while the stage wrote: stop, fail the job.
+        self.short_of_space: str | None = None
         self._publish = publish
         self._clock = clock
         self._last_write = float("-inf")
@@ -69,9 +71,10 @@ class StageTracker:
 
     def should_cancel(self) -> bool:
         """True once the job was cancelled, has finished elsewhere (another scene failed), the
-        stage was taken over, or the worker has been shutting down for SHUTDOWN_GRACE (then
+        stage was taken over, the disk fell under MIN_FREE_MB (then `short_of_space` says so:
+        the job fails), or the worker has been shutting down for SHUTDOWN_GRACE (then
         `handing_back` is set: the stage goes back to the queue, the job goes on)."""
-        if self._cancel or self.superseded or self.handing_back:
+        if self._cancel or self.superseded or self.handing_back or self.short_of_space:
             return True
         if shutdown.past_grace(self.settings):
             self.handing_back = True
@@ -79,6 +82,17 @@ class StageTracker:
                 f"the worker is shutting down and the stage did not finish within "
                 f"{self.settings.shutdown_grace:g} s (SHUTDOWN_GRACE): handing it back"
             )
+            return True
+        # The disk, watched while the stage writes (one statvfs, no throttle needed): better
+        # stopped at MIN_FREE_MB, naming the stage and the setting, than failing on a full
+        # disk that other jobs share.
+        shortfall = space_shortfall(self.settings.render_storage, self.settings.min_free_mb)
+        if shortfall is not None:
+            self.short_of_space = (
+                f"{self.label}: stopped: {shortfall}; its unfinished file was removed, earlier "
+                "stages' files and published outputs are kept. Free some space and render again"
+            )
+            self.log(self.short_of_space)
             return True
         now = self._clock()
         if now - self._last_check < self.settings.progress_interval:

@@ -6,6 +6,7 @@ Nothing else reads `os.environ`; the API, the workers and the embedded launcher 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from functools import lru_cache
@@ -16,12 +17,15 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.limits import Limits
 from pipeline.options import RenderOptions
+from pipeline.spec import MAX_NARRATION, MAX_SCENES
 
 log = logging.getLogger("render.settings")
 
 DEFAULT_TOKEN = "change-me"
 MAX_EVENTS_TOKEN_TTL = 900  # seconds
+_LIMITS = Limits()
 
 
 class SettingsError(RuntimeError):
@@ -128,6 +132,25 @@ class Settings(BaseSettings):
     # than MAX_EVENTS_TOKEN_TTL. A stream already open stays open past it.
     events_token_ttl: int = Field(300, ge=10, le=MAX_EVENTS_TOKEN_TTL)
 
+    # --- how much one render may order (pipeline/limits.py; README "Limits") ---
+    # Checked before a job is queued (422 naming the field and the limit) and again in
+    # VALIDATE with the voiceovers' and the speech's real lengths.
+    max_scenes: int = Field(_LIMITS.max_scenes, ge=1, le=MAX_SCENES)
+    # A scene's length, whatever sets it: duration, voiceover or spoken narration.
+    max_scene_seconds: float = Field(_LIMITS.max_scene_seconds, gt=0)
+    max_narration_chars: int = Field(_LIMITS.max_narration_chars, ge=1, le=MAX_NARRATION)
+    # The shortest minShot and maxShot, seconds (a shot is also at least one frame).
+    min_shot_seconds: float = Field(_LIMITS.min_shot_seconds, ge=0)
+    max_job_frames: int = Field(_LIMITS.max_job_frames, ge=1)
+    # width × height × frames, in billions (1000: an hour of 4K30, two of 1080p60).
+    max_job_gigapixels: float = Field(_LIMITS.max_job_gigapixels, gt=0)
+    max_job_shots: int = Field(_LIMITS.max_job_shots, ge=1)
+    # Stage runs (tasks, rows) of one job: every scene's speech and build, every chunk.
+    max_job_units: int = Field(_LIMITS.max_job_units, ge=6)
+    # GET /v1/jobs/{id} lists a job's stage runs one by one up to this many; past it, by
+    # stage with counts (all of them paged at GET /v1/jobs/{id}/stages).
+    job_stages_inline: int = Field(200, ge=1)
+
     @field_validator("render_storage")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -181,6 +204,12 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    def limits(self) -> Limits:
+        """The bounds on one render's work, as the pipeline takes them."""
+        return Limits(
+            **{field.name: getattr(self, field.name) for field in dataclasses.fields(Limits)}
+        )
 
     def _option_defaults(self) -> dict[str, Any]:
         """The DEFAULT_* variables that are set, keyed like the API's JSON (`minShot`)."""

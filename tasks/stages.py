@@ -34,7 +34,7 @@ from tasks.jobs import as_utc
 from tasks.models import Job, JobStatus, utcnow
 from tasks.progress import StageTracker
 from tasks.settings import Settings, get_settings
-from tasks.storage import Storage
+from tasks.storage import Storage, space_shortfall
 
 log = logging.getLogger("render.tasks")
 
@@ -78,6 +78,7 @@ class StageTask(Task):
         started = time.monotonic()
         clips: list[ClipReport] = []
         try:
+            require_free_space(settings, label)
             with tracker.beating():
                 run = _stage_run(settings, claim.job, tracker, scene, on_clip=clips.append)
                 plan = registry.run_stage(self.stage, dataclasses.replace(run, chunk=chunk))
@@ -122,7 +123,10 @@ class StageTask(Task):
             raise Ignore() from None
         if tracker.handing_back and isinstance(exc, Cancelled):
             self._hand_back(settings, tracker)
-        if isinstance(exc, Cancelled):
+        if tracker.short_of_space is not None and isinstance(exc, Cancelled):
+            status, message = JobStatus.FAILED, tracker.short_of_space
+            tracker.log(f"failed: {message}")
+        elif isinstance(exc, Cancelled):
             status, message = JobStatus.CANCELLED, "cancelled by request"
             tracker.log("stopped: the job was cancelled or failed elsewhere")
         else:
@@ -157,6 +161,20 @@ class StageTask(Task):
         # Not in the unacked set (a broker hiccup): a new message, at the end of the queue.
         tracker.log("handed back: queued again for another worker")
         raise self.retry(countdown=0) from None
+
+
+def require_free_space(settings: Settings, label: str) -> None:
+    """Before a stage writes anything: with less than MIN_FREE_MB free in RENDER_STORAGE the
+    job fails here, naming the stage and the setting, rather than part-way through a file
+    with a disk full; what the stages before it wrote (and the outputs published before) is
+    left as it is. While the stage runs, its tracker watches the same (`StageTracker`)."""
+    shortfall = space_shortfall(settings.render_storage, settings.min_free_mb)
+    if shortfall is not None:
+        raise PipelineError(
+            f"not started: {shortfall}; earlier stages' files and published outputs are "
+            "kept. Free some space and render again",
+            stage=label,
+        )
 
 
 def _send_rest(settings: Settings, job: Job, plan: Plan) -> None:
@@ -211,6 +229,7 @@ def _stage_run(
         lookahead=settings.x264_lookahead,
         cache=_clip_cache(settings),
         on_clip=on_clip,
+        limits=settings.limits(),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,17 @@ def check_project_id(project_id: str) -> str:
             "(letters, digits, '_' and '-', at most 64, starting with a letter or digit)"
         )
     return project_id
+
+
+def space_shortfall(root: Path, min_free_mb: int) -> str | None:
+    """What is short when the file system holding `root` has less than `min_free_mb` MiB free
+    (MIN_FREE_MB); None when it has enough, or the check is off (0)."""
+    if min_free_mb <= 0:
+        return None
+    free = shutil.disk_usage(root).free
+    if free >= min_free_mb * 2**20:
+        return None
+    return f"{free / 2**20:.0f} MiB free in RENDER_STORAGE, under MIN_FREE_MB ({min_free_mb} MiB)"
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ def test_openapi_documents_routes_security_and_errors(client: TestClient) -> Non
         "/v1/projects/{id}/render": {"post"},
         "/v1/jobs/{jobId}": {"get"},
         "/v1/jobs/{jobId}/cancel": {"post"},
+        "/v1/jobs/{jobId}/stages": {"get"},
         "/v1/projects/{id}/outputs": {"get"},
         "/v1/projects/{id}/outputs/video": {"get", "head"},
         "/v1/projects/{id}/outputs/poster": {"get", "head"},

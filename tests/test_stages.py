@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,16 @@ import pytest
 from celery.exceptions import Ignore
 
 from pipeline import registry
-from pipeline.errors import Cancelled
+from pipeline.errors import Cancelled, PipelineError
+from pipeline.ffmpeg import Runner, find_ffmpeg
+from pipeline.fixtures import ImageFixture, SceneFixture, write_project
 from pipeline.registry import StageRun
 from tasks import jobs, stages
 from tasks.db import session_scope
 from tasks.models import Job, JobStatus, JobTask, Project, StageStatus
 from tasks.settings import Settings
+from tasks.storage import Storage
+from tests.pipeline_fixtures import SMALL
 
 SCENES = registry.BY_NAME["SCENE_BUILD"]
 
@@ -162,3 +167,80 @@ def test_a_body_that_returns_the_plan_reweighs_the_scenes(settings: Settings, jo
         row = session.get(JobTask, (job_id, "SCENE_BUILD[1]"))
         assert row is not None and row.status == StageStatus.DONE and row.progress == 1.0
     assert _job(settings, job_id).status == JobStatus.RUNNING
+
+
+def test_a_stage_on_a_disk_under_min_free_mb_fails_the_job_and_keeps_what_was_written(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # A real project and the real stage bodies, up to the master audio; then the worker's
+    # MIN_FREE_MB is set above the free space there really is, as for a disk filling up.
+    storage = Storage(settings.render_storage)
+    write_project(
+        storage.project("p1").root,
+        [
+            SceneFixture((ImageFixture("a.jpg", 160, 120, "testsrc2"),), duration=1.0),
+            SceneFixture((ImageFixture("b.jpg", 160, 120, "gradients"),), duration=1.0),
+        ],
+    )
+    with session_scope(settings.db_url) as session:
+        session.add(Project(id="p1"))
+        session.flush()
+        job = jobs.create_job(
+            session,
+            project_id="p1",
+            output_name="v.mp4",
+            options=SMALL.model_dump(by_alias=True),
+            scene_count=2,
+        )
+    project = storage.project("p1").for_run(job.id)
+    base = StageRun(project, SMALL, "v.mp4", Runner(find_ffmpeg()))
+    for label in ("SPEECH[0]", "SPEECH[1]", "VALIDATE", "AUDIO_PREP"):
+        stage, scene = registry.parse_label(label)
+        registry.run_stage(stage, dataclasses.replace(base, scene=scene))
+    master = project.work / "audio.wav"
+    before = (master.read_bytes(), master.stat().st_mtime_ns)
+
+    free_mb = shutil.disk_usage(settings.render_storage).free // 2**20
+    settings.min_free_mb = free_mb + 1024
+    with pytest.raises(stages.StageFailed):
+        _run(job.id, SCENES.body, scene=0)
+
+    failed = _job(settings, job.id)
+    assert failed.status == JobStatus.FAILED and failed.stage == "SCENE_BUILD[0]"
+    assert failed.error is not None
+    assert failed.error.startswith("SCENE_BUILD[0]: not started") and "MIN_FREE_MB" in failed.error
+    assert (master.read_bytes(), master.stat().st_mtime_ns) == before
+    assert not (project.work / "scenes").exists()  # the stage wrote nothing
+
+
+def test_a_min_free_mb_of_0_turns_the_check_off(settings: Settings, job_id: str) -> None:
+    settings.min_free_mb = 0
+    stages.require_free_space(settings, "VALIDATE")
+    settings.min_free_mb = shutil.disk_usage(settings.render_storage).free // 2**20 + 1024
+    with pytest.raises(PipelineError, match=r"^VALIDATE: not started: .* MIN_FREE_MB"):
+        stages.require_free_space(settings, "VALIDATE")
+
+
+def test_a_disk_falling_under_min_free_mb_mid_stage_stops_it_and_fails_the_job(
+    settings: Settings, job_id: str
+) -> None:
+    # The stage starts with room to spare; while it writes, the free space falls under the
+    # threshold (here the threshold rises above it): its Runner is told to stop, and the job
+    # fails naming the stage and the setting, not as a cancel.
+    settings.min_free_mb = 1
+    seen: list[bool] = []
+
+    def body(run: StageRun) -> None:
+        assert run.runner.should_cancel is not None
+        seen.append(run.runner.should_cancel())
+        settings.min_free_mb = shutil.disk_usage(settings.render_storage).free // 2**20 + 1024
+        seen.append(run.runner.should_cancel())
+        raise Cancelled("FFmpeg stopped")  # what the Runner raises once told to stop
+
+    with pytest.raises(stages.StageFailed):
+        _run(job_id, body)
+    assert seen == [False, True]
+    job = _job(settings, job_id)
+    assert (job.status, job.stage) == (JobStatus.FAILED, "SCENE_BUILD[1]")
+    assert job.error is not None
+    assert job.error.startswith("SCENE_BUILD[1]: stopped: ") and "MIN_FREE_MB" in job.error

@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from fastapi import APIRouter, BackgroundTasks, Header, Path, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Response
 from sqlmodel import Session
 
 from api import service
@@ -28,6 +28,8 @@ from api.schemas import (
     RenderAccepted,
     RenderRequest,
     SceneProgress,
+    StageCount,
+    StagePage,
     StageView,
 )
 from pipeline import registry
@@ -129,6 +131,33 @@ def _scene_progress(index: int, parts: list[JobTask]) -> SceneProgress:
     )
 
 
+def _stage_view(row: JobTask) -> StageView:
+    return StageView.model_validate({**row.model_dump(), "cached": row.clip == "cached"})
+
+
+def _notable(rows: list[JobTask], settings: Settings) -> list[JobTask]:
+    """A huge job's runs worth showing one by one: the stages that run once, and the runs
+    running or failed; at most JOB_STAGES_INLINE, so the document stays small to poll."""
+    picked = [
+        row
+        for row in rows
+        if registry.scene_of(row.name) is None
+        or row.status in (StageStatus.RUNNING, StageStatus.FAILED)
+    ]
+    return picked[: settings.job_stages_inline]
+
+
+def _stage_counts(rows: list[JobTask]) -> list[StageCount]:
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        name = registry.parse_label(row.name)[0].name
+        tally = counts.setdefault(name, {"units": 0})
+        tally["units"] += 1
+        status = str(row.status).lower()
+        tally[status] = tally.get(status, 0) + 1
+    return [StageCount(name=name, **tally) for name, tally in counts.items()]
+
+
 def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -> JobView:
     rows = jobs.job_tasks(session, job.id)
     builds: dict[int, list[JobTask]] = {}
@@ -136,10 +165,7 @@ def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -
         if (scene := registry.clip_scene_of(row.name)) is not None:
             builds.setdefault(scene, []).append(row)
     scenes = [_scene_progress(scene, parts) for scene, parts in builds.items()]
-    stages = [
-        StageView.model_validate({**row.model_dump(), "cached": row.clip == "cached"})
-        for row in rows
-    ]
+    shown = rows if len(rows) <= settings.job_stages_inline else _notable(rows, settings)
     hits = [row for row in rows if row.clip == "cached"]
     cache = CacheSummary(
         hits=len(hits),
@@ -150,7 +176,9 @@ def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -
         {
             **job.model_dump(),
             "scenes": scenes,
-            "stages": stages,
+            "stages": [_stage_view(row) for row in shown],
+            "stages_total": len(rows),
+            "stage_counts": _stage_counts(rows),
             "logs": storage.tail_log(job.id, 50),
             "waiting": watchdog.waiting_reason(session, settings, job),
             "cache": cache,
@@ -213,6 +241,28 @@ def get_job(
     job_id: JobId, session: SessionDep, settings: SettingsDep, storage: StorageDep
 ) -> JobView:
     return job_view(session, settings, storage, _load(session, job_id))
+
+
+@router.get(
+    "/v1/jobs/{jobId}/stages",
+    response_model=StagePage,
+    responses=responses(401, 404),
+    summary="A job's stage runs, a page at a time, in running order",
+)
+def get_job_stages(
+    job_id: JobId,
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0, description="runs to skip")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="runs to return")] = 200,
+) -> StagePage:
+    job = _load(session, job_id)
+    rows = jobs.job_tasks(session, job.id)
+    return StagePage(
+        total=len(rows),
+        offset=offset,
+        limit=limit,
+        stages=[_stage_view(row) for row in rows[offset : offset + limit]],
+    )
 
 
 @router.post(
