@@ -323,11 +323,6 @@ class ClipCache:
                 if path.stat().st_mtime < limit:
                     path.unlink()
 
-    def clear(self) -> None:
-        """Remove every entry (as `rm -r RENDER_STORAGE/cache` does while nothing renders)."""
-        for entry in self.entries():
-            self.discard(entry.key)
-
 
 def _size(path: Path) -> int | None:
     try:

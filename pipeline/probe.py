@@ -94,22 +94,6 @@ def probe(path: Path, *, count_frames: bool = False) -> MediaInfo:
         return MediaInfo(container.format.name, total, video, audio)
 
 
-def audio_seconds(path: Path) -> float:
-    """Exact length of the first audio stream, by decoding it (headers of MP3s can be wrong)."""
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            raise ValueError("has no audio stream")
-        stream = container.streams.audio[0]
-        samples = 0
-        rate = 0
-        for frame in container.decode(stream):
-            samples += frame.samples
-            rate = frame.sample_rate
-        if samples == 0 or rate == 0:
-            raise ValueError("has no decodable audio")
-        return samples / rate
-
-
 # The speech scan: 20 ms windows; a window is speech when louder than both the floor and the
 # loudest window less the range; pauses shorter than the bridge do not split an interval.
 _WINDOW_SECONDS = 0.02
