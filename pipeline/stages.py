@@ -196,36 +196,23 @@ def build_scene(
         return target
     key = clip_key(plan, plan.scenes[index], _ffmpeg_version(runner.ffmpeg), part)
     log = runner.log or (lambda _line: None)
-    with cache.holding(key, runner.should_cancel):
-        size = cache.fetch(key, target, log)
-        outcome: ClipReport
-        if size is not None:
-            log(f"cache hit {key[:16]}: linked {target.name} ({size} bytes), nothing encoded")
-            outcome = ClipReport("cached", size, key)
-            # The last chunk of a scene may come from the cache after others were encoded.
-            _remove_stills(project, plan, index)
-        else:
-            log(f"cache miss {key[:16]}: encoding {target.name}")
-            encode_scene(project, plan, index, runner, part, target)
-            outcome = ClipReport("encoded", _store(cache, key, target, span, log), key)
-    if outcome.outcome == "encoded":
-        for evicted in cache.evict(keep={key}):
-            log(f"cache full: removed {evicted[:16]}")
+
+    def encode() -> None:
+        log(f"cache miss {key[:16]}: encoding {target.name}")
+        encode_scene(project, plan, index, runner, part, target)
+
+    hit, size = cache.get_or_build(
+        key, target, encode, log, should_cancel=runner.should_cancel, frames=span[1] - span[0]
+    )
+    if hit:
+        log(f"cache hit {key[:16]}: linked {target.name} ({size} bytes), nothing encoded")
+        # The last chunk of a scene may come from the cache after others were encoded.
+        _remove_stills(project, plan, index)
     if runner.on_progress is not None:
         runner.on_progress(1.0)
     if report is not None:
-        report(outcome)
+        report(ClipReport("cached" if hit else "encoded", size, key))
     return target
-
-
-def _store(cache: ClipCache, key: str, clip: Path, span: Span, log: Callable[[str], None]) -> int:
-    """Store a fresh clip; a cache that cannot take it (full disk) costs the next job an
-    encode, not this job its render."""
-    try:
-        return cache.store(key, clip, frames=span[1] - span[0])
-    except OSError as exc:
-        log(f"cache: could not store {key[:16]}: {exc}")
-        return clip.stat().st_size
 
 
 def _ffmpeg_version(ffmpeg: str) -> str:
@@ -369,16 +356,15 @@ def _run_cached(
         runner.run(args, expected_seconds=expected_seconds, scene=scene)
         return
     log = runner.log or (lambda _line: None)
-    with cache.holding(key, runner.should_cancel):
-        if cache.fetch(key, out, log) is not None:
-            log(f"cache hit {key[:16]}: {kind} linked, FFmpeg not run")
-            return
-        runner.run(args, expected_seconds=expected_seconds, scene=scene)
-        try:
-            cache.store(key, out)
-        except OSError as exc:
-            log(f"cache: could not store {key[:16]}: {exc}")
-    cache.evict(keep={key})
+    hit, _ = cache.get_or_build(
+        key,
+        out,
+        lambda: runner.run(args, expected_seconds=expected_seconds, scene=scene),
+        log,
+        should_cancel=runner.should_cancel,
+    )
+    if hit:
+        log(f"cache hit {key[:16]}: {kind} linked, FFmpeg not run")
 
 
 def timed_cues(plan: Plan) -> list[captions.TimedCue]:
@@ -601,15 +587,7 @@ def _poster(
         _decode_poster(clip, at, target)
         return
     log = (runner.log if runner is not None else None) or (lambda _line: None)
-    with cache.holding(key):
-        if cache.fetch(key, target, log, suffix=".jpg") is not None:
-            return
-        _decode_poster(clip, at, target)
-        try:
-            cache.store(key, target, suffix=".jpg")
-        except OSError as exc:
-            log(f"cache: could not store {key[:16]}: {exc}")
-    cache.evict(keep={key})
+    cache.get_or_build(key, target, lambda: _decode_poster(clip, at, target), log, suffix=".jpg")
 
 
 def _decode_poster(clip: Path, frame: int, target: Path) -> None:
