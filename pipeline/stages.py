@@ -7,11 +7,12 @@ Every stage is idempotent (a rerun overwrites its own work file atomically), wri
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -236,22 +237,28 @@ def encode_scene(
     scene = plan.scenes[index]
     target = target or scene_clip(project, index)
     seconds = (span[1] - span[0]) / plan.fps if span is not None else plan.scene_seconds(index)
-    try:
+    names = ", ".join(repr(image.name) for image in scene.images)
+    # Blame what failed: decoding the images, or drawing and encoding the clip (the images
+    # are fine by then: subtitles, a filter or the encoder).
+    with _failing_as(scene.id, f"preparing image(s) {names}"):
         stills = prepare_stills(project, plan, index, runner)
-        with atomic_path(target) as tmp:
-            runner.run(
-                scene_args(plan, scene, stills, tmp, scene_subtitles(project, plan, index), span),
-                expected_seconds=seconds,
-            )
-    except PipelineError as exc:
-        if isinstance(exc, Cancelled):
-            raise exc.with_context(scene_id=scene.id) from exc
-        names = ", ".join(repr(image.name) for image in scene.images)
-        raise exc.with_context(
-            message=f"rendering image(s) {names} failed ({exc.message})", scene_id=scene.id
-        ) from exc
+    subtitles = scene_subtitles(project, plan, index)
+    with _failing_as(scene.id, "drawing and encoding the clip"), atomic_path(target) as tmp:
+        runner.run(scene_args(plan, scene, stills, tmp, subtitles, span), expected_seconds=seconds)
     _remove_stills(project, plan, index)
     return target
+
+
+@contextlib.contextmanager
+def _failing_as(scene_id: str | None, doing: str) -> Iterator[None]:
+    """A PipelineError inside names the scene and what was being done (a cancel, the scene)."""
+    try:
+        yield
+    except Cancelled as exc:
+        raise exc.with_context(scene_id=scene_id) from exc
+    except PipelineError as exc:
+        message = f"{doing} failed ({exc.message})"
+        raise exc.with_context(message=message, scene_id=scene_id) from exc
 
 
 def _remove_stills(project: ProjectDir, plan: Plan, index: int) -> None:
