@@ -19,8 +19,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Test files run in TEST_WORKERS processes (pytest-xdist), a file's tests in one of them, so its
+# module fixtures (a service stack, a shared render) are made once.
+TEST_WORKERS ?= 3
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # On a laptop the storage defaults to ./data (the service's own default, /data, is the
 # container volume); set RENDER_STORAGE to put it elsewhere.

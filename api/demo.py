@@ -24,6 +24,7 @@ from pipeline.fixtures import (
     sample_scenes,
     write_project,
 )
+from pipeline.options import DEFAULT_ENGINE
 from pipeline.probe import probe
 from tasks.models import FINISHED
 
@@ -150,7 +151,7 @@ def run_demo(base_url: str, token: str, out: Path) -> Path:
             "demo.mp4",
             preset="veryfast",
             crf=20,
-            tts="espeak-ng",
+            tts=DEFAULT_ENGINE,
             music={"file": "bed.mp3", "volume": -20},
             ducking=True,
             captions={"burnIn": True, "language": "en"},

@@ -145,19 +145,15 @@ def _bed(graph: Graph, plan: Plan, music: MusicPlan, inputs: _Inputs, root: Path
 
 def speech_spans(plan: Plan) -> list[tuple[float, float]]:
     """Where any voice sounds, seconds of the video; pauses under DUCK_BRIDGE are bridged."""
-    spans: list[list[float]] = []
+    voiced = []
     for scene in plan.scenes:
         offset = scene.start_frame / plan.fps
         limit = scene.frames / plan.fps
         for a, b in scene.speech:
             a, b = offset + min(a, limit), offset + min(b, limit)
-            if b <= a:
-                continue
-            if spans and a - spans[-1][1] < DUCK_BRIDGE:
-                spans[-1][1] = max(spans[-1][1], b)
-            else:
-                spans.append([a, b])
-    return [(a, b) for a, b in spans]
+            if b > a:
+                voiced.append((a, b))
+    return timeline.merge_spans(voiced, DUCK_BRIDGE)
 
 
 def ducking_expression(spans: list[tuple[float, float]], amount: float) -> str:

@@ -263,6 +263,35 @@ class ClipCache:
         write_text_atomic(self._meta(key), json.dumps({**record, "stored": time.time()}))
         return size
 
+    def get_or_build(
+        self,
+        key: str,
+        target: Path,
+        build: Callable[[], None],
+        log: Callable[[str], None],
+        *,
+        should_cancel: Callable[[], bool] | None = None,
+        frames: int = 0,
+        suffix: str = ".mp4",
+    ) -> tuple[bool, int]:
+        """`target` linked from the entry under `key`, else made by `build()` and stored:
+        (whether it was a hit, its size). The key is held throughout, so two jobs wanting one
+        entry build it once. A store that cannot take the result (full disk) costs the next
+        job a build, not this one its output."""
+        with self.holding(key, should_cancel):
+            size = self.fetch(key, target, log, suffix=suffix)
+            if size is not None:
+                return True, size
+            build()
+            try:
+                size = self.store(key, target, frames=frames, suffix=suffix)
+            except OSError as exc:
+                log(f"cache: could not store {key[:16]}: {exc}")
+                size = target.stat().st_size
+        for evicted in self.evict(keep={key}):
+            log(f"cache full: removed {evicted[:16]}")
+        return False, size
+
     def discard(self, key: str) -> None:
         self._meta(key).unlink(missing_ok=True)
         for suffix in SUFFIXES:
@@ -322,11 +351,6 @@ class ClipCache:
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_mtime < limit:
                     path.unlink()
-
-    def clear(self) -> None:
-        """Remove every entry (as `rm -r RENDER_STORAGE/cache` does while nothing renders)."""
-        for entry in self.entries():
-            self.discard(entry.key)
 
 
 def _size(path: Path) -> int | None:

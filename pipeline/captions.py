@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pipeline.tts import Word
 
 MAX_LINE = 42
-MAX_LINES = 2
 _TOKEN = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"[.!?…:;][\"”’)\]]*$")
 _PAUSE = 0.8  # seconds of silence between two words that end a cue

@@ -151,7 +151,6 @@ _PALETTES = {
         (15, 20, 40),
     ),
 }
-PHOTO_KINDS = tuple(_PALETTES)
 
 
 def _ridge(width: int, rng: np.random.Generator, base: float, amplitude: float) -> np.ndarray:
@@ -350,10 +349,6 @@ def sample_scenes(width: int = 1280, height: int = 720) -> list[SceneFixture]:
 def sample_music() -> list[MusicFixture]:
     """The demo's music bed: shorter than the video, so it loops."""
     return [MusicFixture("bed.mp3", 9.0)]
-
-
-def make_sample_project(root: Path, ffmpeg: str | None = None) -> ProjectDir:
-    return write_project(root, sample_scenes(), ffmpeg, music=sample_music())
 
 
 def bench_scenes() -> list[SceneFixture]:

@@ -1,4 +1,5 @@
-"""Muxing finished streams into MP4s without re-encoding the video (CONCAT and FINALIZE).
+"""Muxing finished streams into MP4s without re-encoding the video (CONCAT, and each scene's
+build for its `scene_NN.mp4`).
 
 Both commands read the video as input 0 and the master track as input 1, copy the video and
 encode the audio to AAC, with the index (moov) first so players can start before the download

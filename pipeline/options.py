@@ -97,11 +97,15 @@ class _Nested(BaseModel):
     model_config = FINITE
 
 
+# The engine a bare narration is spoken with: built in, no extra to install.
+DEFAULT_ENGINE = "espeak-ng"
+
+
 class Tts(_Nested):
     """Text to speech: `"espeak-ng"` or `{"engine": "espeak-ng", "voice": "en-us", "rate": 170}`."""
 
     engine: str = Field(
-        "espeak-ng",
+        DEFAULT_ENGINE,
         max_length=40,
         description="espeak-ng (built in) or hibari (pip install .[neural])",
     )

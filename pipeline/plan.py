@@ -319,13 +319,7 @@ def _scene_voice(
 
 def _spans(words: Sequence[Word], bridge: float = 0.3) -> tuple[tuple[float, float], ...]:
     """Word times merged into the stretches of speech they make."""
-    spans: list[list[float]] = []
-    for word in words:
-        if spans and word.start - spans[-1][1] <= bridge:
-            spans[-1][1] = max(spans[-1][1], word.end)
-        else:
-            spans.append([word.start, word.end])
-    return tuple((a, b) for a, b in spans)
+    return tuple(timeline.merge_spans(((w.start, w.end) for w in words), bridge))
 
 
 def _inspect_music(project: ProjectDir, options: RenderOptions) -> MusicPlan | None:

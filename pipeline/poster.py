@@ -1,6 +1,6 @@
 """Poster frames: a JPEG of one frame, decoded from a scene clip already encoded.
 
-FINALIZE makes `<name>.jpg` (the video's poster) and `scene_NN.jpg` (each scene's) this way:
+Each scene's build makes its `scene_NN.jpg`, and FINALIZE the video's `<name>.jpg`, this way:
 one frame decoded in this process (PyAV), converted from the clip's BT.709 limited range to
 full-range RGB and written by Pillow. Nothing is encoded a second time.
 """
@@ -57,7 +57,7 @@ def poster_key(clip_key: str, frame: int) -> str:
 
 def write_frame_jpeg(clip: Path, frame: int, target: Path) -> Path:
     """Decode frame `frame` (from 0) of `clip`'s video and write it to `target` as a JPEG
-    (FINALIZE gives a temp name, renamed into place with the other outputs)."""
+    (callers give a temp name and rename it into place)."""
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"

@@ -10,6 +10,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from pipeline.timeline import merge_spans
+
 _RANGES = {1: "tv", 2: "pc"}
 _BT709 = 1
 
@@ -92,22 +94,6 @@ def probe(path: Path, *, count_frames: bool = False) -> MediaInfo:
                 duration=_stream_seconds(aud, total),
             )
         return MediaInfo(container.format.name, total, video, audio)
-
-
-def audio_seconds(path: Path) -> float:
-    """Exact length of the first audio stream, by decoding it (headers of MP3s can be wrong)."""
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            raise ValueError("has no audio stream")
-        stream = container.streams.audio[0]
-        samples = 0
-        rate = 0
-        for frame in container.decode(stream):
-            samples += frame.samples
-            rate = frame.sample_rate
-        if samples == 0 or rate == 0:
-            raise ValueError("has no decodable audio")
-        return samples / rate
 
 
 # The speech scan: 20 ms windows; a window is speech when louder than both the floor and the
@@ -198,13 +184,8 @@ def _sound_intervals(powers: np.ndarray, window: float) -> tuple[tuple[float, fl
         return ()
     level = 10 * np.log10(np.maximum(powers, 1e-12))
     threshold = max(_FLOOR_DB, float(level.max()) - _RANGE_DB)
-    intervals: list[list[float]] = []
-    for index in np.flatnonzero(level > threshold):
-        start, end = index * window, (index + 1) * window
-        if intervals and start - intervals[-1][1] <= _BRIDGE_SECONDS:
-            intervals[-1][1] = end
-        else:
-            intervals.append([start, end])
+    loud = ((i * window, (i + 1) * window) for i in np.flatnonzero(level > threshold))
+    intervals = merge_spans(loud, _BRIDGE_SECONDS)
     return tuple(
         (round(float(a), 3), round(float(b), 3)) for a, b in intervals if b - a >= _SHORTEST_SECONDS
     )

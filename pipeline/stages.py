@@ -7,11 +7,12 @@ Every stage is idempotent (a rerun overwrites its own work file atomically), wri
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -196,36 +197,23 @@ def build_scene(
         return target
     key = clip_key(plan, plan.scenes[index], _ffmpeg_version(runner.ffmpeg), part)
     log = runner.log or (lambda _line: None)
-    with cache.holding(key, runner.should_cancel):
-        size = cache.fetch(key, target, log)
-        outcome: ClipReport
-        if size is not None:
-            log(f"cache hit {key[:16]}: linked {target.name} ({size} bytes), nothing encoded")
-            outcome = ClipReport("cached", size, key)
-            # The last chunk of a scene may come from the cache after others were encoded.
-            _remove_stills(project, plan, index)
-        else:
-            log(f"cache miss {key[:16]}: encoding {target.name}")
-            encode_scene(project, plan, index, runner, part, target)
-            outcome = ClipReport("encoded", _store(cache, key, target, span, log), key)
-    if outcome.outcome == "encoded":
-        for evicted in cache.evict(keep={key}):
-            log(f"cache full: removed {evicted[:16]}")
+
+    def encode() -> None:
+        log(f"cache miss {key[:16]}: encoding {target.name}")
+        encode_scene(project, plan, index, runner, part, target)
+
+    hit, size = cache.get_or_build(
+        key, target, encode, log, should_cancel=runner.should_cancel, frames=span[1] - span[0]
+    )
+    if hit:
+        log(f"cache hit {key[:16]}: linked {target.name} ({size} bytes), nothing encoded")
+        # The last chunk of a scene may come from the cache after others were encoded.
+        _remove_stills(project, plan, index)
     if runner.on_progress is not None:
         runner.on_progress(1.0)
     if report is not None:
-        report(outcome)
+        report(ClipReport("cached" if hit else "encoded", size, key))
     return target
-
-
-def _store(cache: ClipCache, key: str, clip: Path, span: Span, log: Callable[[str], None]) -> int:
-    """Store a fresh clip; a cache that cannot take it (full disk) costs the next job an
-    encode, not this job its render."""
-    try:
-        return cache.store(key, clip, frames=span[1] - span[0])
-    except OSError as exc:
-        log(f"cache: could not store {key[:16]}: {exc}")
-        return clip.stat().st_size
 
 
 def _ffmpeg_version(ffmpeg: str) -> str:
@@ -249,22 +237,28 @@ def encode_scene(
     scene = plan.scenes[index]
     target = target or scene_clip(project, index)
     seconds = (span[1] - span[0]) / plan.fps if span is not None else plan.scene_seconds(index)
-    try:
+    names = ", ".join(repr(image.name) for image in scene.images)
+    # Blame what failed: decoding the images, or drawing and encoding the clip (the images
+    # are fine by then: subtitles, a filter or the encoder).
+    with _failing_as(scene.id, f"preparing image(s) {names}"):
         stills = prepare_stills(project, plan, index, runner)
-        with atomic_path(target) as tmp:
-            runner.run(
-                scene_args(plan, scene, stills, tmp, scene_subtitles(project, plan, index), span),
-                expected_seconds=seconds,
-            )
-    except PipelineError as exc:
-        if isinstance(exc, Cancelled):
-            raise exc.with_context(scene_id=scene.id) from exc
-        names = ", ".join(repr(image.name) for image in scene.images)
-        raise exc.with_context(
-            message=f"rendering image(s) {names} failed ({exc.message})", scene_id=scene.id
-        ) from exc
+    subtitles = scene_subtitles(project, plan, index)
+    with _failing_as(scene.id, "drawing and encoding the clip"), atomic_path(target) as tmp:
+        runner.run(scene_args(plan, scene, stills, tmp, subtitles, span), expected_seconds=seconds)
     _remove_stills(project, plan, index)
     return target
+
+
+@contextlib.contextmanager
+def _failing_as(scene_id: str | None, doing: str) -> Iterator[None]:
+    """A PipelineError inside names the scene and what was being done (a cancel, the scene)."""
+    try:
+        yield
+    except Cancelled as exc:
+        raise exc.with_context(scene_id=scene_id) from exc
+    except PipelineError as exc:
+        message = f"{doing} failed ({exc.message})"
+        raise exc.with_context(message=message, scene_id=scene_id) from exc
 
 
 def _remove_stills(project: ProjectDir, plan: Plan, index: int) -> None:
@@ -369,16 +363,15 @@ def _run_cached(
         runner.run(args, expected_seconds=expected_seconds, scene=scene)
         return
     log = runner.log or (lambda _line: None)
-    with cache.holding(key, runner.should_cancel):
-        if cache.fetch(key, out, log) is not None:
-            log(f"cache hit {key[:16]}: {kind} linked, FFmpeg not run")
-            return
-        runner.run(args, expected_seconds=expected_seconds, scene=scene)
-        try:
-            cache.store(key, out)
-        except OSError as exc:
-            log(f"cache: could not store {key[:16]}: {exc}")
-    cache.evict(keep={key})
+    hit, _ = cache.get_or_build(
+        key,
+        out,
+        lambda: runner.run(args, expected_seconds=expected_seconds, scene=scene),
+        log,
+        should_cancel=runner.should_cancel,
+    )
+    if hit:
+        log(f"cache hit {key[:16]}: {kind} linked, FFmpeg not run")
 
 
 def timed_cues(plan: Plan) -> list[captions.TimedCue]:
@@ -601,15 +594,7 @@ def _poster(
         _decode_poster(clip, at, target)
         return
     log = (runner.log if runner is not None else None) or (lambda _line: None)
-    with cache.holding(key):
-        if cache.fetch(key, target, log, suffix=".jpg") is not None:
-            return
-        _decode_poster(clip, at, target)
-        try:
-            cache.store(key, target, suffix=".jpg")
-        except OSError as exc:
-            log(f"cache: could not store {key[:16]}: {exc}")
-    cache.evict(keep={key})
+    cache.get_or_build(key, target, lambda: _decode_poster(clip, at, target), log, suffix=".jpg")
 
 
 def _decode_poster(clip: Path, frame: int, target: Path) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -22,6 +22,17 @@ def exact(value: float) -> Fraction:
 
 def round_half_up(value: Fraction) -> int:
     return math.floor(value + Fraction(1, 2))
+
+
+def merge_spans(spans: Iterable[tuple[float, float]], bridge: float) -> list[tuple[float, float]]:
+    """Time spans in order of start, those overlapping or at most `bridge` apart made one."""
+    merged: list[list[float]] = []
+    for a, b in spans:
+        if merged and a - merged[-1][1] <= bridge:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [(a, b) for a, b in merged]
 
 
 def scene_seconds(voiceover: float | None, duration: float | None) -> float | None:

@@ -104,9 +104,6 @@ def add_missing_columns(engine: Engine) -> list[str]:
     return added
 
 
-_LITERAL = {"literal_binds": True}
-
-
 def _add_column(engine: Engine, table: str, column: Column[Any]) -> str:
     dialect = engine.dialect
     quote = dialect.identifier_preparer.quote

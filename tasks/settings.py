@@ -1,7 +1,9 @@
 """Every setting of the service, read once from the environment (pydantic-settings).
 
-Nothing else reads `os.environ`; the API, the workers and the embedded launcher all call
-`get_settings()`.
+The API, the workers and the embedded launcher all call `get_settings()` for their settings.
+Three modules touch `os.environ` for another reason: `pipeline.ffmpeg` honours `FFMPEG_BINARY`
+(the command line has no settings), `api.launch` hands the environment to the processes it
+starts, and `tasks.metrics` tells prometheus-client where its multiprocess files go.
 """
 
 from __future__ import annotations

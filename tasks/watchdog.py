@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 
 from tasks import jobs
 from tasks.broker import redis_client_url
+from tasks.canvas import parse_task_id
 from tasks.db import session_scope
 from tasks.models import Job, JobStatus, JobTask, StageStatus, utcnow
 from tasks.settings import Settings
@@ -75,10 +76,10 @@ def held_messages(client: redis.Redis) -> list[Held]:
     """Every stage message in the unacked hash, with the time it was delivered."""
     found = []
     for tag, raw in client.hgetall(UNACKED_KEY).items():
-        task_id = _task_id(raw)
-        job_id, _, label = (task_id or "").partition(".")
-        if not job_id or not label:
+        parsed = parse_task_id(_task_id(raw) or "")
+        if parsed is None:
             continue
+        job_id, label = parsed
         score = client.zscore(UNACKED_INDEX_KEY, tag)
         delivered = datetime.fromtimestamp(score, UTC) if score is not None else None
         name = tag.decode() if isinstance(tag, bytes) else str(tag)

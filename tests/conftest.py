@@ -5,6 +5,7 @@ media files made by code (pipeline.fixtures' generators, FFmpeg)."""
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,6 +22,25 @@ from api.main import create_app
 from pipeline.ffmpeg import find_ffmpeg
 from pipeline.fixtures import ImageFixture, VoiceFixture, make_image, make_tone
 from tasks.settings import Settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker process gets a PostgreSQL database of its own (the tests
+    that use one drop and create every table), made beside TEST_DB_URL's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    url = os.environ.get("TEST_DB_URL")
+    if not worker or not url:
+        return
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    mine = f"{name}_{worker}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (mine,))
+        if found.fetchone() is None:
+            connection.execute(f'CREATE DATABASE "{mine}"')
+    os.environ["TEST_DB_URL"] = f"{base}/{mine}"
+
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

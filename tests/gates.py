@@ -16,6 +16,8 @@ from typing import Any
 
 from celery.signals import task_prerun
 
+from tasks.canvas import parse_task_id
+
 POLL = 0.02
 
 
@@ -43,7 +45,10 @@ def _wait_at_the_gate(task_id: str | None = None, **_: Any) -> None:
     gate_dir = os.environ.get("GATE_DIR")
     if not gate_dir or not task_id:
         return
-    label = _file(task_id.partition(".")[2])
+    parsed = parse_task_id(task_id)
+    if parsed is None:
+        return
+    label = _file(parsed[1])
     held = Path(gate_dir) / f"hold-{label}"
     if not held.exists():
         return

@@ -40,7 +40,7 @@ def _words_of(text: str) -> list[str]:
 def _check_layout(cues: tuple[Cue, ...], text: str, frames: int) -> None:
     assert cues
     for cue in cues:
-        assert 1 <= len(cue.lines) <= captions.MAX_LINES
+        assert 1 <= len(cue.lines) <= 2
         assert all(len(line) <= captions.MAX_LINE for line in cue.lines), cue
         assert 0 <= cue.start < cue.end <= frames
     for before, after in itertools.pairwise(cues):

@@ -38,6 +38,14 @@ RECOVERY = {
 LATENCIES: dict[str, float] = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def report_latencies() -> Iterator[None]:
+    """Figures for the notes once the module's tests ran (pytest -s shows them); the bounds
+    are asserted in each test."""
+    yield
+    print("\nlatencies (s):", {k: round(v, 2) for k, v in LATENCIES.items()})
+
+
 def scenes(tag: str, count: int = 3, seconds: float = 1.0) -> list[SceneFixture]:
     # Pictures of different sizes: no scene may be a cached clip of another, or the stage
     # would not run the FFmpeg a test waits for.
@@ -270,8 +278,3 @@ def test_a_stage_over_the_time_limit_fails_naming_the_stage_and_the_limit(
         assert job["stage"] == "SCENE_BUILD[1]"
         assert job["error"] == ("SCENE_BUILD[1]: exceeded the time limit of 10 s (TASK_TIME_LIMIT)")
         assert not ffmpeg_running_in(stack.settings.render_storage / "projects" / "slow")
-
-
-def test_report_latencies() -> None:
-    # Figures for the notes (pytest -s shows them); the bounds are asserted in each test.
-    print("\nlatencies (s):", {k: round(v, 2) for k, v in LATENCIES.items()})

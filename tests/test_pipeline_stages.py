@@ -210,6 +210,25 @@ def test_build_scene_rerun_is_idempotent(small_project: ProjectDir, ffmpeg_bin: 
     assert [p.name for p in again.parent.iterdir()] == [again.name]
 
 
+def test_a_scene_failure_blames_its_images_only_when_they_failed(
+    small_project: ProjectDir, ffmpeg_bin: str
+) -> None:
+    plan = make_plan(small_project, SMALL, ffmpeg_bin)
+    runner = Runner(ffmpeg_bin)
+    # The images are fine, the encoder is not: the clip's encoding is blamed.
+    broken = dataclasses.replace(plan, encoder=dataclasses.replace(plan.encoder, preset="nope"))
+    with pytest.raises(PipelineError, match=r"^drawing and encoding the clip failed") as info:
+        stages.build_scene(small_project, broken, 0, runner)
+    assert info.value.scene_id == plan.scenes[0].id
+    # An image that no longer decodes: the images are blamed, by name.
+    image = small_project.input / "images" / plan.scenes[0].images[0].name
+    image.write_bytes(b"not an image any more")
+    shutil.rmtree(small_project.work / "stills", ignore_errors=True)
+    with pytest.raises(PipelineError, match=r"^preparing image\(s\) '") as info:
+        stages.build_scene(small_project, plan, 0, runner)
+    assert info.value.scene_id == plan.scenes[0].id
+
+
 def test_scene_outputs_are_made_by_the_scene_build_and_published_by_finalize(
     small_project: ProjectDir, ffmpeg_bin: str
 ) -> None:

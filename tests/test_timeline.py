@@ -105,3 +105,10 @@ def test_layout_properties(
         start = scene.end_frame
     # Frames add up to round(total × fps) over the (possibly lengthened) scene lengths.
     assert scenes[-1].end_frame == timeline.round_half_up(total_seconds * fps)
+
+
+def test_merge_spans_bridges_short_gaps_only() -> None:
+    spans = [(0.0, 1.0), (0.5, 0.8), (1.25, 2.0), (2.31, 3.0)]
+    assert timeline.merge_spans(spans, 0.3) == [(0.0, 2.0), (2.31, 3.0)]
+    assert timeline.merge_spans(spans, 0.0) == [(0.0, 1.0), (1.25, 2.0), (2.31, 3.0)]
+    assert timeline.merge_spans([], 1.0) == []

@@ -81,7 +81,6 @@ class _Known:
     install: str
 
 
-DEFAULT_ENGINE = "espeak-ng"
 KNOWN: dict[str, _Known] = {
     "espeak-ng": _Known("pipeline.tts.espeak", "espeakng_loader", "pip install espeakng-loader"),
     "hibari": _Known("pipeline.tts.hibari", "hibari", 'pip install "render-api[neural]"'),
