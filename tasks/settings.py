@@ -101,7 +101,13 @@ class Settings(BaseSettings):
     # Callbacks to loopback, link-local and private addresses are refused (server-side request
     # forgery) unless this is true (a receiver on the same private network).
     webhook_allow_private: bool = False
+    # One attempt's whole time, connecting, sending and reading the answer together: a
+    # receiver that trickles its answer is cut off at this deadline, not per read.
     webhook_timeout: float = Field(10.0, gt=0)
+    # Attempts in flight at once, in all and to one receiver host: a slow receiver holds only
+    # its own host's slots, never another job's delivery.
+    webhook_concurrency: int = Field(16, ge=1, le=256)
+    webhook_per_host: int = Field(2, ge=1, le=256)
     # Attempts of one delivery; the first retry after WEBHOOK_BACKOFF s, then twice as long
     # each time, and none starts later than WEBHOOK_MAX_SECONDS after the first.
     webhook_max_attempts: int = Field(6, ge=1, le=30)
