@@ -22,7 +22,7 @@ from api.routes import metrics as metrics_route
 from api.uploads import BodyLimit, sweep_stale_uploads
 from tasks import events, logs, metrics, retention, watchdog, webhooks
 from tasks.db import get_engine
-from tasks.settings import Settings, get_settings
+from tasks.settings import Settings, SettingsError, get_settings, require_auth_token
 from tasks.storage import Storage
 
 log = logging.getLogger("render.api")
@@ -35,7 +35,13 @@ Every route needs `Authorization: Bearer <AUTH_TOKEN>`. Errors always have the s
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    if settings is None:  # a real start (uvicorn's factory), not a test's own settings
+        try:
+            settings = get_settings()
+            require_auth_token(settings)  # fail closed: no service behind a known token
+        except SettingsError as exc:
+            # One line and a non-zero exit, not a traceback from inside uvicorn.
+            raise SystemExit(f"error: {exc}") from None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

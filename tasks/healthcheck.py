@@ -12,7 +12,6 @@ FLOWER_PORT without being told.
 from __future__ import annotations
 
 import argparse
-import logging
 import socket
 import sys
 from datetime import timedelta
@@ -76,9 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="api or flower base URL (default: this host's)")
     parser.add_argument("--host", default=socket.gethostname(), help="worker: the host name")
     args = parser.parse_args(argv)
-    # Run every few seconds: the start-up warnings (a default token) belong to the service's
-    # own log, not to each check's output.
-    logging.getLogger("render.settings").setLevel(logging.ERROR)
     try:
         settings = load_settings()
         if args.role == "api":
