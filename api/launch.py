@@ -1,6 +1,6 @@
-"""One command on a laptop: an embedded Redis (unless REDIS_URL is set), a Celery worker and
-the API, started together and stopped together on Ctrl-C. Without AUTH_TOKEN in the
-environment, the launch makes a random one for the session and prints it.
+"""One command on a laptop: an embedded Redis (unless REDIS_URL is set), a Celery worker, the
+webhook deliverer and the API, started together and stopped together on Ctrl-C. Without
+AUTH_TOKEN in the environment, the launch makes a random one for the session and prints it.
 
     python -m api.launch serve [--port 8080]     # what `make serve` runs
     python -m api.launch demo                    # what `make demo` runs: renders the sample
@@ -45,7 +45,8 @@ def _stop(proc: subprocess.Popen[bytes], name: str) -> None:
 
 
 class Stack:
-    """Redis (embedded unless REDIS_URL is set), Celery workers and the API, as child processes.
+    """Redis (embedded unless REDIS_URL is set), Celery workers, the webhook deliverer and the
+    API, as child processes.
 
     The children get `env` (by default this process's environment) and so read the same
     settings as `settings`, which must have been loaded from it.
@@ -66,6 +67,7 @@ class Stack:
         self.redis: EmbeddedRedis | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self.api: subprocess.Popen[bytes] | None = None
+        self.deliverer: subprocess.Popen[bytes] | None = None
         # Where the children's output goes; None means this terminal.
         self.log_dir = log_dir
 
@@ -93,6 +95,10 @@ class Stack:
                 print(f"embedded Redis at {self.redis.url}", file=sys.stderr)
             for _ in range(workers):
                 self.start_worker(worker_args)
+            out = self._output("webhooks")
+            self.deliverer = subprocess.Popen(
+                [sys.executable, "-m", "api.deliverer"], env=self.env, stdout=out, stderr=out
+            )
             argv = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"]
             argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
             out = self._output("api")
@@ -117,7 +123,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         headers = {"Authorization": f"Bearer {self.settings.auth_tokens[0]}"}
         while True:
-            for proc in [*self.workers, self.api]:
+            for proc in [*self.workers, self.deliverer, self.api]:
                 if proc is not None and proc.poll() is not None:
                     raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} at start-up")
             try:
@@ -134,6 +140,8 @@ class Stack:
         # The API first (no new jobs), then the workers, then the broker they talk to.
         if self.api is not None:
             _stop(self.api, "api")
+        if self.deliverer is not None:
+            _stop(self.deliverer, "webhook deliverer")
         for proc in reversed(self.workers):
             _stop(proc, "worker")
         if self.redis is not None:

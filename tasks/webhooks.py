@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -360,6 +361,7 @@ class Deliverer:
         self.document = document
         self.client = client
         self.in_flight: dict[str, str] = {}  # job id → receiver host
+        self.tasks: set[asyncio.Task[Result]] = set()
 
     def _room_for(self, host: str) -> bool:
         same = sum(1 for h in self.in_flight.values() if h == host)
@@ -390,7 +392,10 @@ class Deliverer:
             if claimed is None:
                 continue
             self.in_flight[job_id] = host
-            tasks.append(asyncio.create_task(self._attempt(claimed, now, started)))
+            task = asyncio.create_task(self._attempt(claimed, now, started))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            tasks.append(task)
         return tasks
 
     def _due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
@@ -458,8 +463,17 @@ def deliver_due(
     return asyncio.run(one_pass())
 
 
+def beat_path(settings: Settings, host: str) -> Path:
+    """The file a deliverer on `host` touches at each pass (its health check reads it)."""
+    return settings.render_storage / "webhooks" / f"{host}.beat"
+
+
 async def _run(
-    settings: Settings, document: Document, stop: threading.Event, interval: float
+    settings: Settings,
+    document: Document,
+    stop: threading.Event,
+    interval: float,
+    beat: Path | None,
 ) -> None:
     async with _client(settings) as client:
         deliverer = Deliverer(settings, document, client)
@@ -467,15 +481,26 @@ async def _run(
             try:
                 # Attempts run on as tasks of this loop; the next pass does not wait for them.
                 await deliverer.start_due()
+                if beat is not None:
+                    beat.parent.mkdir(parents=True, exist_ok=True)
+                    beat.touch()
             except Exception:  # a database hiccup must not end deliveries
                 log.exception("webhook pass failed; retrying in %s s", interval)
             await asyncio.sleep(interval)
+        # Told to stop: the attempts in flight end within their deadline and are recorded,
+        # rather than left to their leases.
+        await asyncio.gather(*deliverer.tasks)
 
 
 def run_forever(
-    settings: Settings, document: Document, stop: threading.Event, interval: float
+    settings: Settings,
+    document: Document,
+    stop: threading.Event,
+    interval: float = POLL_INTERVAL,
+    beat: Path | None = None,
 ) -> None:
-    asyncio.run(_run(settings, document, stop, interval))
+    """Deliver until `stop` is set, then finish the attempts in flight."""
+    asyncio.run(_run(settings, document, stop, interval, beat))
 
 
 def start_thread(

@@ -4,8 +4,10 @@ The files are parsed (PyYAML; the Dockerfile line by line) and checked against t
 every command and health check is one the project provides, every variable is a setting with
 the service's default, volumes and ports agree with the settings and the commands. Then the
 very commands of the compose services are run here, outside containers (the executable
-resolved in this venv, the API on a free loopback port): the API, a worker and Flower against
-one Redis, a render through them, and each health check against the live processes.
+resolved in this venv, the API on a free loopback port): the API, a worker, the webhook
+deliverer and Flower against one Redis, a render through them, a webhook with the API
+stopped, and each health check against the live processes; and the API and Flower refusing
+to start without their own secrets.
 """
 
 from __future__ import annotations
@@ -31,15 +33,17 @@ from tasks.app import worker_argv
 from tasks.redis_server import EmbeddedRedis
 from tasks.settings import Settings
 from tests.e2e import Api, free_port
+from tests.webhook_receiver import receiving
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-OURS = ("api", "worker", "flower")  # the services that run this project's image
+OURS = ("api", "worker", "webhooks", "flower")  # the services that run this project's image
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 _VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*)|:\?(?P<required>[^}]*))?\}")
 # The secrets compose requires (`${NAME:?message}`: no default), as an operator's shell sets them.
 SECRETS = {"AUTH_TOKEN": "deploy-token", "FLOWER_BASIC_AUTH": "ops:deploy-secret"}
+WEBHOOK_SECRET = "deploy-webhook-secret"
 
 
 def compose() -> dict[str, Any]:
@@ -119,7 +123,7 @@ def healthcheck_command() -> list[str]:
 
 def test_the_services_are_there_and_ours_share_one_image_and_the_data_volume() -> None:
     services = compose()["services"]
-    assert set(services) == {"redis", "api", "worker", "flower", "postgres"}
+    assert set(services) == {"redis", "api", "worker", "webhooks", "flower", "postgres"}
     for name in OURS:
         svc = services[name]
         assert svc["build"] == {"context": ".", "dockerfile": "docker/Dockerfile"}
@@ -127,6 +131,7 @@ def test_the_services_are_there_and_ours_share_one_image_and_the_data_volume() -
         assert environment(name)["RENDER_STORAGE"] == "/data"  # the volume's mount point
         assert "container_name" not in svc  # `--scale worker=4` needs unnamed containers
     assert "ports" not in services["worker"]  # four of them cannot share a host port
+    assert "ports" not in services["webhooks"]  # it only calls out
     assert (ROOT / services["api"]["build"]["dockerfile"]).is_file()
 
 
@@ -221,6 +226,10 @@ def test_the_worker_has_time_for_a_warm_shutdown() -> None:
     api = service("api")
     graceful = api["command"][api["command"].index("--timeout-graceful-shutdown") + 1]
     assert int(api["stop_grace_period"].removesuffix("s")) > int(graceful)
+    # The deliverer records its attempts in flight, each within WEBHOOK_TIMEOUT, then exits.
+    deliverer = service("webhooks")
+    attempt = float(interpolate(deliverer["environment"]["WEBHOOK_TIMEOUT"]))
+    assert int(deliverer["stop_grace_period"].removesuffix("s")) >= attempt + 5
 
 
 def test_ports_match_the_commands_and_settings() -> None:
@@ -293,6 +302,7 @@ def test_the_commands_are_the_projects_own(tmp_path: Path) -> None:
     ours = [a for a in worker_argv(settings)[2:] if not a.startswith("--concurrency")]
     assert worker == ["celery", *ours]
     assert service("flower")["command"] == ["python", "-m", "tasks.flower"]
+    assert service("webhooks")["command"] == ["python", "-m", "api.deliverer"]
     (entrypoint,) = instruction("ENTRYPOINT")
     assert exec_form(entrypoint.args) == ["/usr/bin/tini", "--"]
 
@@ -470,6 +480,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "DEFAULT_RESOLUTION": "320x180",
             "DEFAULT_PRESET": "veryfast",
             "WORKER_CONCURRENCY": "1",
+            "WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "WEBHOOK_ALLOW_PRIVATE": "true",  # the test's receiver listens on 127.0.0.1
         }
         env.update(environment("flower", shell))
         env.update(RENDER_STORAGE=str(storage), REDIS_URL=redis.url, FLOWER_ADDRESS="127.0.0.1")
@@ -483,6 +495,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             ),
             "worker": local(service("worker")["command"]),
             "flower": local(service("flower")["command"]),
+            "webhooks": local(service("webhooks")["command"]),
         }
         processes: dict[str, subprocess.Popen[bytes]] = {}
         try:
@@ -540,6 +553,8 @@ def test_the_health_checks_pass_against_the_live_processes(deployment: Deploymen
     flower_check = service("flower")["healthcheck"]["test"][1:]
     done = health(flower_check, env)
     assert done.returncode == 0, done.stderr
+    webhooks_check = service("webhooks")["healthcheck"]["test"][1:]
+    wait_for(lambda: health(webhooks_check, env).returncode == 0, 30, "the deliverer passing")
 
 
 @pytest.mark.e2e
@@ -570,10 +585,43 @@ def test_health_checks_fail_when_the_process_is_gone(tmp_path: Path) -> None:
         [*service("api")["healthcheck"]["test"][1:], "--url", url],
         service("worker")["healthcheck"]["test"][1:],
         service("flower")["healthcheck"]["test"][1:],
+        service("webhooks")["healthcheck"]["test"][1:],
     ):
         done = health(argv, env)
         assert done.returncode == 1, (shlex.join(argv), done.stdout)
         assert done.stderr.startswith("unhealthy:"), done.stderr  # one line, no warnings
+
+
+@pytest.mark.e2e
+def test_webhooks_go_out_from_their_own_process_with_the_api_stopped(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The `webhooks` service delivers: with the API process frozen (SIGSTOP) right after
+    the job is queued, the worker renders it and the deliverer sends the signed document."""
+    api = Api(deployment.api_url)
+    api.http.headers["Authorization"] = f"Bearer {SECRETS['AUTH_TOKEN']}"
+    scenes = [
+        SceneFixture(
+            (ImageFixture("h.jpg", 320, 240, "testsrc2"),), VoiceFixture("h.wav", 0.6, 330)
+        )
+    ]
+    api.upload_project("hooked", scenes, tmp_path)
+    the_api = deployment.processes["api"]
+    with receiving(WEBHOOK_SECRET, [204]) as receiver:
+        body = {"renderOptions": {"minShot": 0.4, "xfade": 0.1}, "callbackUrl": receiver.url}
+        queued = api.http.post("/v1/projects/hooked/render", json=body)
+        assert queued.status_code == 202, queued.text
+        the_api.send_signal(signal.SIGSTOP)
+        try:
+            assert receiver.deliveries == []  # the render has only just been queued
+            assert receiver.wait_for(1, 120), "no webhook while the API was stopped"
+        finally:
+            the_api.send_signal(signal.SIGCONT)
+    delivery = receiver.deliveries[0]
+    assert delivery.signed and delivery.document["id"] == queued.json()["jobId"]
+    assert delivery.document["status"] == "SUCCEEDED"
+    job = api.wait(queued.json()["jobId"], lambda j: j["webhook"]["status"] != "PENDING", 30)
+    assert (job["webhook"]["status"], job["webhook"]["statusCodes"]) == ("DELIVERED", [204])
 
 
 UNSET = None
