@@ -3,8 +3,9 @@
 Delivery is a loop over the database, not a step of the render: a job ends wherever it ends
 (a stage's last finish, a failure, the watchdog, the API's cancel, all through
 `tasks.jobs.transition`) and its row in `job_webhooks` waits for the next pass of any
-deliverer (the API runs one, api/main.py). So a webhook never delays the render or the job's
-state, and survives the crash of any process: the row says what is left to do.
+deliverer (a process of its own, api/deliverer.py, never the API). So a webhook never delays
+the render or the job's state, and survives the crash of any process: the row says what is
+left to do.
 
 - **Signed**: `X-Render-Signature: v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<timestamp>." + body)>`
   with `X-Render-Timestamp: <unix seconds>`; `X-Render-Event: job.succeeded|failed|cancelled`,
@@ -412,7 +413,11 @@ class Deliverer:
 
     async def _attempt(self, claimed: Claimed, now: datetime | None, started: float) -> Result:
         try:
-            outcome = await send(self.settings, claimed, self.client)
+            try:
+                outcome = await send(self.settings, claimed, self.client)
+            except Exception as exc:  # unforeseen (httpx.InvalidURL, say): an attempt all the same
+                log.exception("job=%s webhook attempt %d", claimed.job_id, claimed.attempt)
+                outcome = Outcome(None, f"{type(exc).__name__}: {exc}")
             # A backoff counts from the answer.
             at = utcnow() if now is None else now + timedelta(seconds=time.monotonic() - started)
             result = await asyncio.to_thread(self._record, claimed, outcome, at)
@@ -506,6 +511,7 @@ def run_forever(
 def start_thread(
     settings: Settings, document: Document, interval: float = POLL_INTERVAL
 ) -> threading.Event:
+    """A deliverer in a thread of this process (tests); the service runs api/deliverer.py."""
     stop = threading.Event()
     threading.Thread(
         target=run_forever,
