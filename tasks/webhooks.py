@@ -17,10 +17,10 @@ left to do.
 - **Claimed**: an attempt is taken by a compare-and-set on the row with a lease of
   WEBHOOK_TIMEOUT + 5 s, so several deliverers never send the same attempt twice, and one
   that dies mid-request is retried when its lease runs out.
-- **Bounded by the receiver's answer in nothing**: each attempt has one deadline,
-  WEBHOOK_TIMEOUT, for the lookup, connecting, sending and the answer together (a receiver
-  trickling a byte at a time is cut off there); of the answer's body at most READ_LIMIT
-  bytes are read, then the connection is closed (an endless body costs nothing).
+- **Not held by its receiver**: each attempt has one deadline, WEBHOOK_TIMEOUT, for the
+  lookup, connecting, sending and the answer together (a receiver trickling a byte at a time
+  is cut off there); of the answer's body at most READ_LIMIT bytes are read, then the
+  connection is closed (an endless body costs nothing).
 - **Concurrent**: attempts run side by side, at most WEBHOOK_CONCURRENCY at once and
   WEBHOOK_PER_HOST to one receiver host, and a pass never waits for the attempts it started:
   a slow receiver holds its own slots, never another job's delivery (`Deliverer`).
