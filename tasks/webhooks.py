@@ -289,8 +289,7 @@ async def send(settings: Settings, claimed: Claimed, client: httpx.AsyncClient) 
 
 async def _read_some(response: httpx.Response, limit: int) -> int:
     """Read the answer's body until `limit` bytes or its end; how many bytes came. Nothing in
-    it matters (the status says it all), but a short body read to its end lets the
-    connection be reused; a longer or endless one is cut off."""
+    it matters (the status says it all); a longer or endless one is cut off."""
     read = 0
     async for chunk in response.aiter_raw():
         read += len(chunk)
@@ -447,8 +446,12 @@ def _client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=settings.webhook_timeout,
         follow_redirects=False,
-        # The deliverer's slots bound the connections: none ever waits for the pool.
-        limits=httpx.Limits(max_connections=settings.webhook_concurrency),
+        # The deliverer's slots bound the connections: none ever waits for the pool. None is
+        # kept alive: the pool knows a connection by the pinned address only, and one opened
+        # (TLS name included) for one host must not carry another host's document.
+        limits=httpx.Limits(
+            max_connections=settings.webhook_concurrency, max_keepalive_connections=0
+        ),
     )
 
 
