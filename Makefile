@@ -36,7 +36,7 @@ worker: $(STAMP)
 	$(VENV)/bin/celery -A tasks.app worker --loglevel=INFO
 
 # Flower on :5555 against REDIS_URL, or the embedded Redis of a running `make serve`; basic
-# auth from FLOWER_BASIC_AUTH (user:password).
+# auth from FLOWER_BASIC_AUTH (user:password), which it refuses to start without.
 flower: $(STAMP)
 	$(PY) -m tasks.flower
 

@@ -1,5 +1,6 @@
-"""One command on a laptop: an embedded Redis (unless REDIS_URL is set), a Celery worker and
-the API, started together and stopped together on Ctrl-C.
+"""One command on a laptop: an embedded Redis (unless REDIS_URL is set), a Celery worker, the
+webhook deliverer and the API, started together and stopped together on Ctrl-C. Without
+AUTH_TOKEN in the environment, the launch makes a random one for the session and prints it.
 
     python -m api.launch serve [--port 8080]     # what `make serve` runs
     python -m api.launch demo                    # what `make demo` runs: renders the sample
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,7 +25,7 @@ from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
 from pipeline.ffmpeg import find_ffmpeg
 from tasks.app import worker_argv
 from tasks.redis_server import EmbeddedRedis
-from tasks.settings import Settings, SettingsError, load_settings
+from tasks.settings import Settings, SettingsError, load_settings, require_auth_token
 
 STOP_TIMEOUT = 30.0
 
@@ -43,7 +45,8 @@ def _stop(proc: subprocess.Popen[bytes], name: str) -> None:
 
 
 class Stack:
-    """Redis (embedded unless REDIS_URL is set), Celery workers and the API, as child processes.
+    """Redis (embedded unless REDIS_URL is set), Celery workers, the webhook deliverer and the
+    API, as child processes.
 
     The children get `env` (by default this process's environment) and so read the same
     settings as `settings`, which must have been loaded from it.
@@ -64,6 +67,7 @@ class Stack:
         self.redis: EmbeddedRedis | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self.api: subprocess.Popen[bytes] | None = None
+        self.deliverer: subprocess.Popen[bytes] | None = None
         # Where the children's output goes; None means this terminal.
         self.log_dir = log_dir
 
@@ -91,6 +95,10 @@ class Stack:
                 print(f"embedded Redis at {self.redis.url}", file=sys.stderr)
             for _ in range(workers):
                 self.start_worker(worker_args)
+            out = self._output("webhooks")
+            self.deliverer = subprocess.Popen(
+                [sys.executable, "-m", "api.deliverer"], env=self.env, stdout=out, stderr=out
+            )
             argv = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"]
             argv += ["--host", self.host, "--port", str(self.port), "--log-level", "warning"]
             out = self._output("api")
@@ -115,7 +123,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         headers = {"Authorization": f"Bearer {self.settings.auth_tokens[0]}"}
         while True:
-            for proc in [*self.workers, self.api]:
+            for proc in [*self.workers, self.deliverer, self.api]:
                 if proc is not None and proc.poll() is not None:
                     raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} at start-up")
             try:
@@ -132,6 +140,8 @@ class Stack:
         # The API first (no new jobs), then the workers, then the broker they talk to.
         if self.api is not None:
             _stop(self.api, "api")
+        if self.deliverer is not None:
+            _stop(self.deliverer, "webhook deliverer")
         for proc in reversed(self.workers):
             _stop(proc, "worker")
         if self.redis is not None:
@@ -156,6 +166,17 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             print("stopping…", file=sys.stderr)
 
 
+def _session_token() -> str | None:
+    """A random AUTH_TOKEN for this launch when none is set (a laptop's `make serve` or
+    `make demo` on a fresh clone), exported to the children; None when one is set. The
+    service itself has no usable default: the API refuses to start without its own."""
+    if "AUTH_TOKEN" in os.environ:
+        return None
+    token = secrets.token_urlsafe(24)
+    os.environ["AUTH_TOKEN"] = token
+    return token
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -168,13 +189,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes to start")
     parser.add_argument("--out", type=Path, default=Path("dist/demo.mp4"))
     args = parser.parse_args(argv)
+    session_token = _session_token()
     try:
         settings = load_settings()
+        require_auth_token(settings)  # a token set to the default is refused, as by the API
         # Before any child starts: a worker would refuse this FFmpeg anyway, less visibly.
         ffmpeg = require_ffmpeg(find_ffmpeg(settings.ffmpeg_binary or None))
     except (SettingsError, FileNotFoundError, UnfitFFmpeg) as exc:
         raise SystemExit(f"error: {exc}") from None
     print(f"FFmpeg {ffmpeg.release} at {ffmpeg.binary}", file=sys.stderr)
+    if session_token:
+        url = f"http://{args.host}:{args.port}"
+        print(
+            f"AUTH_TOKEN is not set: this session's token is {session_token}\n"
+            f"  curl -H 'Authorization: Bearer {session_token}' {url}/readyz\n"
+            "  (export AUTH_TOKEN to choose your own)",
+            flush=True,
+        )
     # SIGTERM (docker stop, kill) ends us like Ctrl-C, so the finally-blocks stop the children.
     signal.signal(signal.SIGTERM, _interrupt)
     if args.command == "serve":

@@ -20,9 +20,9 @@ from api.routes import assets, docs, health, jobs, outputs, projects
 from api.routes import events as events_route
 from api.routes import metrics as metrics_route
 from api.uploads import BodyLimit, sweep_stale_uploads
-from tasks import events, logs, metrics, retention, watchdog, webhooks
+from tasks import events, logs, metrics, retention, watchdog
 from tasks.db import get_engine
-from tasks.settings import Settings, get_settings
+from tasks.settings import Settings, SettingsError, get_settings, require_auth_token
 from tasks.storage import Storage
 
 log = logging.getLogger("render.api")
@@ -35,7 +35,13 @@ Every route needs `Authorization: Bearer <AUTH_TOKEN>`. Errors always have the s
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    if settings is None:  # a real start (uvicorn's factory), not a test's own settings
+        try:
+            settings = get_settings()
+            require_auth_token(settings)  # fail closed: no service behind a known token
+        except SettingsError as exc:
+            # One line and a non-zero exit, not a traceback from inside uvicorn.
+            raise SystemExit(f"error: {exc}") from None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -47,10 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Workers run the watchdog too; the API's copy ends stale jobs even when every worker
         # is gone, so a job the status API shows is never RUNNING for ever.
         stop_watchdog = watchdog.start_thread(settings)
-        # Webhooks are delivered from here, where the job document is built (tasks/webhooks.py).
-        stop_webhooks = webhooks.start_thread(
-            settings, lambda session, job: jobs.job_document(session, settings, job)
-        )
         _app.state.events_hub = events_route.start_hub(settings)
         stop_retention = retention.start_thread(settings)
         log.info("render api ready: storage %s", settings.render_storage)
@@ -59,7 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             _app.state.events_hub.stop()
             stop_watchdog.set()
-            stop_webhooks.set()
             stop_retention.set()
 
     app = FastAPI(

@@ -5,7 +5,8 @@
 The broker is `REDIS_URL`; when it is empty (a laptop's `make serve`), the embedded Redis
 that `make serve` started under `RENDER_STORAGE/redis/` is found by its config file. The
 credentials are `FLOWER_BASIC_AUTH` (`user:password` pairs, comma-separated), handed to
-Flower in this process rather than on a command line that `ps` would show.
+Flower in this process rather than on a command line that `ps` would show; without them (or
+with the old default password) Flower does not start.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 from tasks.app import make_celery
-from tasks.settings import DEFAULT_TOKEN, Settings, SettingsError, load_settings
+from tasks.settings import Settings, SettingsError, load_settings, require_flower_credentials
 
 
 def embedded_redis_url(storage: Path) -> str | None:
@@ -32,10 +33,12 @@ def embedded_redis_url(storage: Path) -> str | None:
 
 
 def flower_argv(settings: Settings) -> list[str]:
-    argv = ["flower", f"--address={settings.flower_address}", f"--port={settings.flower_port}"]
-    if settings.flower_basic_auth:
-        argv.append(f"--basic-auth={settings.flower_basic_auth}")
-    return argv
+    return [
+        "flower",
+        f"--address={settings.flower_address}",
+        f"--port={settings.flower_port}",
+        f"--basic-auth={settings.flower_basic_auth}",
+    ]
 
 
 def broker_settings(settings: Settings) -> Settings:
@@ -52,16 +55,13 @@ def broker_settings(settings: Settings) -> Settings:
 
 def main() -> int:
     try:
-        settings = broker_settings(load_settings())
+        settings = load_settings()
+        # Fail closed: Flower can stop workers and revoke or apply tasks.
+        require_flower_credentials(settings)
+        settings = broker_settings(settings)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if DEFAULT_TOKEN in settings.flower_basic_auth:
-        print(
-            "warning: FLOWER_BASIC_AUTH holds the default password: anyone who reaches Flower "
-            "can revoke tasks and stop workers; set your own user:password",
-            file=sys.stderr,
-        )
     print(
         f"Flower on http://{settings.flower_address}:{settings.flower_port} "
         f"(broker {settings.redis_url})",

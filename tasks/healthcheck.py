@@ -1,8 +1,9 @@
-"""Health checks of the three containers of one image (docker/Dockerfile, compose.yaml).
+"""Health checks of the containers of one image (docker/Dockerfile, compose.yaml).
 
     python -m tasks.healthcheck api       # GET /healthz with the first AUTH_TOKEN
     python -m tasks.healthcheck worker    # this host's worker beat within a few sweeps
     python -m tasks.healthcheck flower    # Flower's own /healthcheck
+    python -m tasks.healthcheck webhooks  # this host's webhook deliverer passed lately
 
 Exit status 0 when healthy, 1 with one line on stderr saying what is wrong. Each reads the
 same settings as the process it checks, so the check follows AUTH_TOKEN, DB_URL and
@@ -12,14 +13,15 @@ FLOWER_PORT without being told.
 from __future__ import annotations
 
 import argparse
-import logging
 import socket
 import sys
+import time
 from datetime import timedelta
 
 import httpx
 from sqlmodel import col, select
 
+from tasks import webhooks
 from tasks.db import session_scope
 from tasks.models import Worker, utcnow
 from tasks.settings import Settings, SettingsError, load_settings
@@ -59,6 +61,22 @@ def check_worker(settings: Settings, host: str) -> str:
     return f"worker ok: {', '.join(sorted(beats))}"
 
 
+# A deliverer passes every second; a pass longer than this is stuck (a database that hangs).
+DELIVERER_SILENT_AFTER = 30.0
+
+
+def check_webhooks(settings: Settings, host: str) -> str:
+    """The deliverer (api/deliverer.py) touches its beat file at every pass."""
+    beat = webhooks.beat_path(settings, host)
+    try:
+        age = time.time() - beat.stat().st_mtime
+    except OSError:
+        raise Unhealthy(f"no webhook deliverer on {host} has passed yet ({beat})") from None
+    if age > DELIVERER_SILENT_AFTER:
+        raise Unhealthy(f"the webhook deliverer on {host} last passed {age:.0f} s ago")
+    return f"webhooks ok: passed {age:.1f} s ago"
+
+
 def check_flower(settings: Settings, url: str | None) -> str:
     url = url or f"http://127.0.0.1:{settings.flower_port}"
     try:
@@ -72,19 +90,20 @@ def check_flower(settings: Settings, url: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.healthcheck")
-    parser.add_argument("role", choices=["api", "worker", "flower"])
+    parser.add_argument("role", choices=["api", "worker", "flower", "webhooks"])
     parser.add_argument("--url", help="api or flower base URL (default: this host's)")
-    parser.add_argument("--host", default=socket.gethostname(), help="worker: the host name")
+    parser.add_argument(
+        "--host", default=socket.gethostname(), help="worker, webhooks: the host name"
+    )
     args = parser.parse_args(argv)
-    # Run every few seconds: the start-up warnings (a default token) belong to the service's
-    # own log, not to each check's output.
-    logging.getLogger("render.settings").setLevel(logging.ERROR)
     try:
         settings = load_settings()
         if args.role == "api":
             print(check_api(settings, args.url or "http://127.0.0.1:8080"))
         elif args.role == "worker":
             print(check_worker(settings, args.host))
+        elif args.role == "webhooks":
+            print(check_webhooks(settings, args.host))
         else:
             print(check_flower(settings, args.url))
     except (Unhealthy, SettingsError) as exc:

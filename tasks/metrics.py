@@ -1,7 +1,7 @@
 """Prometheus metrics, in prometheus-client's multiprocess mode (docs/operations.md).
 
 Counters and histograms are written where they happen (a worker's pool process finishing a
-stage, the API delivering a webhook) into files under METRICS_DIR (default
+stage, the deliverer sending a webhook) into files under METRICS_DIR (default
 `RENDER_STORAGE/metrics`, the volume every container shares), and `GET /metrics` adds them up
 across every process that ever wrote one. The gauges are read when scraped instead, from the
 database and the broker, so they are right whichever process is alive: jobs by status, the

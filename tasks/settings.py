@@ -9,7 +9,6 @@ starts, and `tasks.metrics` tells prometheus-client where its multiprocess files
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -22,8 +21,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pipeline.limits import Limits
 from pipeline.options import RenderOptions
 from pipeline.spec import MAX_NARRATION, MAX_SCENES
-
-log = logging.getLogger("render.settings")
 
 DEFAULT_TOKEN = "change-me"
 MAX_EVENTS_TOKEN_TTL = 900  # seconds
@@ -98,8 +95,9 @@ class Settings(BaseSettings):
     # long to finish; past it the stage stops its FFmpeg and goes back to the queue at once for
     # another worker. compose.yaml's stop_grace_period must be longer.
     shutdown_grace: float = Field(60.0, gt=0)
-    # Flower: `user:password` pairs, comma-separated (Flower reads the same variables).
-    flower_basic_auth: str = "admin:" + DEFAULT_TOKEN
+    # Flower: `user:password` pairs, comma-separated (Flower reads the same variables). No
+    # default: Flower can stop workers and revoke tasks, and refuses to start without its own.
+    flower_basic_auth: str = ""
     flower_address: str = "127.0.0.1"
     flower_port: int = Field(5555, ge=1, le=65535)
     # Webhooks (tasks/webhooks.py): the key of every delivery's HMAC-SHA256 signature; empty
@@ -108,7 +106,13 @@ class Settings(BaseSettings):
     # Callbacks to loopback, link-local and private addresses are refused (server-side request
     # forgery) unless this is true (a receiver on the same private network).
     webhook_allow_private: bool = False
+    # One attempt's whole time, connecting, sending and reading the answer together: a
+    # receiver that trickles its answer is cut off at this deadline, not per read.
     webhook_timeout: float = Field(10.0, gt=0)
+    # Attempts in flight at once, in all and to one receiver host: a slow receiver holds only
+    # its own host's slots, never another job's delivery.
+    webhook_concurrency: int = Field(16, ge=1, le=256)
+    webhook_per_host: int = Field(2, ge=1, le=256)
     # Attempts of one delivery; the first retry after WEBHOOK_BACKOFF s, then twice as long
     # each time, and none starts later than WEBHOOK_MAX_SECONDS after the first.
     webhook_max_attempts: int = Field(6, ge=1, le=30)
@@ -257,17 +261,37 @@ def load_settings() -> Settings:
         settings = Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'_'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}"
+            f"{'_'.join(str(p) for p in err['loc']).upper() or 'settings'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from None
-    if DEFAULT_TOKEN in settings.auth_tokens:
-        log.warning(
-            "AUTH_TOKEN is the default %r: anyone who can reach this service can use it. "
-            "Set AUTH_TOKEN to a long random secret.",
-            DEFAULT_TOKEN,
-        )
     return settings
+
+
+def require_auth_token(settings: Settings) -> None:
+    """The API fails closed: SettingsError, naming AUTH_TOKEN, when it is the default."""
+    if DEFAULT_TOKEN in settings.auth_tokens:
+        raise SettingsError(
+            f"AUTH_TOKEN is the default {DEFAULT_TOKEN!r}: refusing to start; set AUTH_TOKEN to "
+            "a long random secret (openssl rand -hex 32)"
+        )
+
+
+def require_flower_credentials(settings: Settings) -> None:
+    """Flower fails closed: SettingsError, naming FLOWER_BASIC_AUTH, when it is empty, has an
+    empty user or password, or the old default password."""
+    pairs = [p.strip().partition(":") for p in settings.flower_basic_auth.split(",") if p.strip()]
+    if not pairs or any(not user or not password for user, _, password in pairs):
+        problem = "not set" if not pairs else "missing a user or a password"
+    elif any(password == DEFAULT_TOKEN for _, _, password in pairs):
+        problem = f"the default password {DEFAULT_TOKEN!r}"
+    else:
+        return
+    raise SettingsError(
+        f"FLOWER_BASIC_AUTH is {problem}: refusing to start Flower (it can stop workers and "
+        "revoke tasks); set FLOWER_BASIC_AUTH=user:$(openssl rand -hex 16)"
+    )
 
 
 @lru_cache(maxsize=1)

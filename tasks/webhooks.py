@@ -3,8 +3,9 @@
 Delivery is a loop over the database, not a step of the render: a job ends wherever it ends
 (a stage's last finish, a failure, the watchdog, the API's cancel, all through
 `tasks.jobs.transition`) and its row in `job_webhooks` waits for the next pass of any
-deliverer (the API runs one, api/main.py). So a webhook never delays the render or the job's
-state, and survives the crash of any process: the row says what is left to do.
+deliverer (a process of its own, api/deliverer.py, never the API). So a webhook never delays
+the render or the job's state, and survives the crash of any process: the row says what is
+left to do.
 
 - **Signed**: `X-Render-Signature: v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<timestamp>." + body)>`
   with `X-Render-Timestamp: <unix seconds>`; `X-Render-Event: job.succeeded|failed|cancelled`,
@@ -16,6 +17,13 @@ state, and survives the crash of any process: the row says what is left to do.
 - **Claimed**: an attempt is taken by a compare-and-set on the row with a lease of
   WEBHOOK_TIMEOUT + 5 s, so several deliverers never send the same attempt twice, and one
   that dies mid-request is retried when its lease runs out.
+- **Not held by its receiver**: each attempt has one deadline, WEBHOOK_TIMEOUT, for the
+  lookup, connecting, sending and the answer together (a receiver trickling a byte at a time
+  is cut off there); of the answer's body at most READ_LIMIT bytes are read, then the
+  connection is closed (an endless body costs nothing).
+- **Concurrent**: attempts run side by side, at most WEBHOOK_CONCURRENCY at once and
+  WEBHOOK_PER_HOST to one receiver host, and a pass never waits for the attempts it started:
+  a slow receiver holds its own slots, never another job's delivery (`Deliverer`).
 - **No server-side request forgery**: the host must resolve to public addresses only
   (every address, checked at submit and again at each attempt, and the request goes to the
   address checked, not to a second lookup), unless WEBHOOK_ALLOW_PRIVATE=true.
@@ -23,6 +31,7 @@ state, and survives the crash of any process: the row says what is left to do.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -32,9 +41,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,9 +68,14 @@ USER_AGENT = "render-api-webhooks/1"
 RETRYABLE = frozenset({408, 425, 429})
 LEASE_MARGIN = 5.0
 POLL_INTERVAL = 1.0
-SENDERS = 4
+# Bytes of a receiver's answer read at most; the rest is never read (the connection closes).
+# One network read may bring up to httpcore's 64 KiB before the count stops it.
+READ_LIMIT = 4096
+# Due rows looked at beyond the free slots, so a host without room does not hide the others.
+DUE_MARGIN = 200
 
 Document = Callable[[Session, Job], dict[str, Any]]
+Result = tuple[str, str]
 
 
 class CallbackRefused(ValueError):
@@ -152,6 +166,8 @@ class Outcome:
     error: str | None
     # The URL was refused before any request (its host now resolves to a private address).
     refused: bool = False
+    # Bytes of the answer's body read (READ_LIMIT, give or take one network read, at most).
+    read: int = 0
 
     @property
     def delivered(self) -> bool:
@@ -175,17 +191,23 @@ class Claimed:
 
 def due(session: Session, now: datetime, limit: int = 20) -> list[str]:
     """Ids of ended jobs whose webhook is pending and due."""
+    return [job_id for job_id, _ in due_urls(session, now, limit)]
+
+
+def due_urls(session: Session, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """(job id, callback URL) of the pending, due deliveries, the longest waiting first."""
     rows = session.exec(
-        select(Webhook.job_id)
+        select(Webhook.job_id, Webhook.url)
         .join(Job, col(Job.id) == col(Webhook.job_id))
         .where(
             Webhook.status == WebhookStatus.PENDING,
             col(Job.status).in_([str(s) for s in FINISHED]),
             or_(col(Webhook.next_at).is_(None), col(Webhook.next_at) <= now),
         )
+        .order_by(col(Webhook.next_at).is_not(None), col(Webhook.next_at))
         .limit(limit)
     ).all()
-    return list(rows)
+    return [(job_id, url) for job_id, url in rows]
 
 
 def claim(
@@ -220,8 +242,10 @@ def claim(
     return Claimed(job_id, row.url, attempt, job.status, body)
 
 
-def send(settings: Settings, claimed: Claimed, client: httpx.Client) -> Outcome:
-    """One POST of the signed document; redirects are not followed."""
+async def send(settings: Settings, claimed: Claimed, client: httpx.AsyncClient) -> Outcome:
+    """One POST of the signed document, within WEBHOOK_TIMEOUT in all (the address check,
+    connecting, sending and the answer); redirects are not followed, and of the answer's body
+    at most READ_LIMIT bytes are read before the connection is closed."""
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
@@ -232,19 +256,46 @@ def send(settings: Settings, claimed: Claimed, client: httpx.Client) -> Outcome:
         DELIVERY_HEADER: claimed.job_id,
         ATTEMPT_HEADER: str(claimed.attempt),
     }
+    read = 0
     try:
-        url, extensions = _pinned(settings, claimed.url, headers)
-        response = client.post(url, content=claimed.body, headers=headers, extensions=extensions)
+        # httpx's own timeouts are per phase and per read: a byte every few seconds would
+        # keep an attempt alive for ever. This deadline covers the whole attempt.
+        async with asyncio.timeout(settings.webhook_timeout):
+            # The lookup blocks (getaddrinfo): in a thread, and inside the deadline.
+            url, extensions = await asyncio.to_thread(_pinned, settings, claimed.url, headers)
+            request = client.build_request(
+                "POST", url, content=claimed.body, headers=headers, extensions=extensions
+            )
+            response = await client.send(request, stream=True)
+            try:
+                read = await _read_some(response, READ_LIMIT)
+            finally:
+                await response.aclose()
     except CallbackRefused as exc:
         return Outcome(None, str(exc), refused=True)
+    except TimeoutError:
+        return Outcome(
+            None, f"Timeout: no answer within {settings.webhook_timeout:g} s (WEBHOOK_TIMEOUT)"
+        )
     except httpx.HTTPError as exc:
         return Outcome(None, f"{type(exc).__name__}: {exc}".rstrip(": "))
     if 300 <= response.status_code < 400:
         where = response.headers.get("location", "?")
-        return Outcome(response.status_code, f"redirect to {where} not followed")
+        return Outcome(response.status_code, f"redirect to {where} not followed", read=read)
     if response.status_code >= 300:
-        return Outcome(response.status_code, f"answered {response.status_code}")
-    return Outcome(response.status_code, None)
+        return Outcome(response.status_code, f"answered {response.status_code}", read=read)
+    return Outcome(response.status_code, None, read=read)
+
+
+async def _read_some(response: httpx.Response, limit: int) -> int:
+    """Read the answer's body until `limit` bytes or its end; how many bytes came. Nothing in
+    it matters (the status says it all); a longer or endless one is cut off."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read >= limit:
+            break
+    return read
 
 
 def _pinned(settings: Settings, url: str, headers: dict[str, str]) -> tuple[str, dict[str, Any]]:
@@ -295,46 +346,88 @@ def record(
     return result
 
 
-def deliver_due(
-    settings: Settings,
-    document: Document,
-    client: httpx.Client | None = None,
-    now: datetime | None = None,
-) -> list[tuple[str, str]]:
-    """One pass: claim what is due, send it (several at once), record each outcome.
+class Deliverer:
+    """Makes attempts concurrently, each on its own: at most WEBHOOK_CONCURRENCY in flight,
+    and WEBHOOK_PER_HOST to one receiver host, so a slow receiver holds only its own host's
+    slots. An attempt is claimed only when a slot is free for it, so it starts at once and
+    its lease (WEBHOOK_TIMEOUT + LEASE_MARGIN) covers it whole, the deadline included.
 
-    Returns (job id, "delivered" | "retry" | "failed") for each attempt made.
+    Runs in one event loop (`start_due` from a loop's task); the database work (claims,
+    records, the job document, the address lookup) goes to threads.
     """
-    now = now or utcnow()
-    started = time.monotonic()
-    claims: list[Claimed] = []
-    with session_scope(settings.db_url) as session:
-        ids = due(session, now)
-    for job_id in ids:
-        with session_scope(settings.db_url) as session:
-            found = claim(session, settings, job_id, document, now)
-        if found is not None:
-            claims.append(found)
-    if not claims:
-        return []
-    own = client is None
-    http = client or httpx.Client(timeout=settings.webhook_timeout, follow_redirects=False)
-    try:
-        with ThreadPoolExecutor(max_workers=min(SENDERS, len(claims))) as pool:
-            outcomes = list(pool.map(lambda c: send(settings, c, http), claims))
-    finally:
-        if own:
-            http.close()
-    results = []
-    for claimed, outcome in zip(claims, outcomes, strict=True):
-        with session_scope(settings.db_url) as session:
-            # `now` moved on by the time the requests took (a backoff counts from the answer).
-            at = now + timedelta(seconds=time.monotonic() - started)
-            result = record(session, settings, claimed, outcome, at)
+
+    def __init__(self, settings: Settings, document: Document, client: httpx.AsyncClient):
+        self.settings = settings
+        self.document = document
+        self.client = client
+        self.in_flight: dict[str, str] = {}  # job id → receiver host
+        self.tasks: set[asyncio.Task[Result]] = set()
+
+    def _room_for(self, host: str) -> bool:
+        same = sum(1 for h in self.in_flight.values() if h == host)
+        return same < self.settings.webhook_per_host
+
+    async def start_due(self, now: datetime | None = None) -> list[asyncio.Task[Result]]:
+        """Claim and start what is due and has a free slot; the started attempts' tasks.
+
+        `now` given (tests' simulated time): claims and records are at `now` plus the time
+        gone by since; None: the clock's time at each step.
+        """
+        free = self.settings.webhook_concurrency - len(self.in_flight)
+        if free <= 0:
+            return []
+        at = now or utcnow()
+        started = time.monotonic()
+        # More rows than free slots: those of a host with no room left are skipped, and the
+        # next host's must be among them.
+        rows = await asyncio.to_thread(self._due, at, free + DUE_MARGIN)
+        tasks = []
+        for job_id, url in rows:
+            if len(self.in_flight) >= self.settings.webhook_concurrency:
+                break
+            host = _host(url)
+            if job_id in self.in_flight or not self._room_for(host):
+                continue
+            claimed = await asyncio.to_thread(self._claim, job_id, at)
+            if claimed is None:
+                continue
+            self.in_flight[job_id] = host
+            task = asyncio.create_task(self._attempt(claimed, now, started))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            tasks.append(task)
+        return tasks
+
+    def _due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        with session_scope(self.settings.db_url) as session:
+            return due_urls(session, now, limit)
+
+    def _claim(self, job_id: str, now: datetime) -> Claimed | None:
+        with session_scope(self.settings.db_url) as session:
+            return claim(session, self.settings, job_id, self.document, now)
+
+    def _record(self, claimed: Claimed, outcome: Outcome, now: datetime) -> str:
+        with session_scope(self.settings.db_url) as session:
+            return record(session, self.settings, claimed, outcome, now)
+
+    async def _attempt(self, claimed: Claimed, now: datetime | None, started: float) -> Result:
+        try:
+            try:
+                outcome = await send(self.settings, claimed, self.client)
+            except Exception as exc:  # unforeseen (httpx.InvalidURL, say): an attempt all the same
+                log.exception("job=%s webhook attempt %d", claimed.job_id, claimed.attempt)
+                outcome = Outcome(None, f"{type(exc).__name__}: {exc}")
+            # A backoff counts from the answer.
+            at = utcnow() if now is None else now + timedelta(seconds=time.monotonic() - started)
+            result = await asyncio.to_thread(self._record, claimed, outcome, at)
+        except Exception:  # a database hiccup: the lease runs out and the attempt is retried
+            log.exception("job=%s webhook attempt %d not recorded", claimed.job_id, claimed.attempt)
+            return claimed.job_id, "error"
+        finally:
+            del self.in_flight[claimed.job_id]
         metrics.webhook_delivery(result)
-        log_at = logging.INFO if result == "delivered" else logging.WARNING
         log.log(
-            log_at,
+            logging.INFO if result == "delivered" else logging.WARNING,
             "job=%s webhook attempt %d to %s: %s (%s)",
             claimed.job_id,
             claimed.attempt,
@@ -342,24 +435,86 @@ def deliver_due(
             outcome.error or outcome.code,
             result,
         )
-        results.append((claimed.job_id, result))
-    return results
+        return claimed.job_id, result
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=settings.webhook_timeout,
+        follow_redirects=False,
+        # The deliverer's slots bound the connections: none ever waits for the pool. None is
+        # kept alive: the pool knows a connection by the pinned address only, and one opened
+        # (TLS name included) for one host must not carry another host's document.
+        limits=httpx.Limits(
+            max_connections=settings.webhook_concurrency, max_keepalive_connections=0
+        ),
+    )
+
+
+def deliver_due(
+    settings: Settings, document: Document, now: datetime | None = None
+) -> list[tuple[str, str]]:
+    """One pass, to its end: claim what is due, send it (concurrently), record each outcome.
+
+    Returns (job id, "delivered" | "retry" | "failed") for each attempt made.
+    """
+
+    async def one_pass() -> list[Result]:
+        async with _client(settings) as client:
+            tasks = await Deliverer(settings, document, client).start_due(now or utcnow())
+            return list(await asyncio.gather(*tasks))
+
+    return asyncio.run(one_pass())
+
+
+def beat_path(settings: Settings, host: str) -> Path:
+    """The file a deliverer on `host` touches at each pass (its health check reads it)."""
+    return settings.render_storage / "webhooks" / f"{host}.beat"
+
+
+async def _run(
+    settings: Settings,
+    document: Document,
+    stop: threading.Event,
+    interval: float,
+    beat: Path | None,
+) -> None:
+    async with _client(settings) as client:
+        deliverer = Deliverer(settings, document, client)
+        while not stop.is_set():
+            try:
+                # Attempts run on as tasks of this loop; the next pass does not wait for them.
+                await deliverer.start_due()
+                if beat is not None:
+                    beat.parent.mkdir(parents=True, exist_ok=True)
+                    beat.touch()
+            except Exception:  # a database hiccup must not end deliveries
+                log.exception("webhook pass failed; retrying in %s s", interval)
+            await asyncio.sleep(interval)
+        # Told to stop: the attempts in flight end within their deadline and are recorded,
+        # rather than left to their leases.
+        await asyncio.gather(*deliverer.tasks)
 
 
 def run_forever(
-    settings: Settings, document: Document, stop: threading.Event, interval: float
+    settings: Settings,
+    document: Document,
+    stop: threading.Event,
+    interval: float = POLL_INTERVAL,
+    beat: Path | None = None,
 ) -> None:
-    while not stop.is_set():
-        try:
-            deliver_due(settings, document)
-        except Exception:  # a database hiccup must not end deliveries
-            log.exception("webhook pass failed; retrying in %s s", interval)
-        stop.wait(interval)
+    """Deliver until `stop` is set, then finish the attempts in flight."""
+    asyncio.run(_run(settings, document, stop, interval, beat))
 
 
 def start_thread(
     settings: Settings, document: Document, interval: float = POLL_INTERVAL
 ) -> threading.Event:
+    """A deliverer in a thread of this process (tests); the service runs api/deliverer.py."""
     stop = threading.Event()
     threading.Thread(
         target=run_forever,

@@ -4,8 +4,10 @@ The files are parsed (PyYAML; the Dockerfile line by line) and checked against t
 every command and health check is one the project provides, every variable is a setting with
 the service's default, volumes and ports agree with the settings and the commands. Then the
 very commands of the compose services are run here, outside containers (the executable
-resolved in this venv, the API on a free loopback port): the API, a worker and Flower against
-one Redis, a render through them, and each health check against the live processes.
+resolved in this venv, the API on a free loopback port): the API, a worker, the webhook
+deliverer and Flower against one Redis, a render through them, a webhook with the API
+stopped, and each health check against the live processes; and the API and Flower refusing
+to start without their own secrets.
 """
 
 from __future__ import annotations
@@ -31,13 +33,17 @@ from tasks.app import worker_argv
 from tasks.redis_server import EmbeddedRedis
 from tasks.settings import Settings
 from tests.e2e import Api, free_port
+from tests.webhook_receiver import receiving
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-OURS = ("api", "worker", "flower")  # the services that run this project's image
+OURS = ("api", "worker", "webhooks", "flower")  # the services that run this project's image
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
-_VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
+_VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*)|:\?(?P<required>[^}]*))?\}")
+# The secrets compose requires (`${NAME:?message}`: no default), as an operator's shell sets them.
+SECRETS = {"AUTH_TOKEN": "deploy-token", "FLOWER_BASIC_AUTH": "ops:deploy-secret"}
+WEBHOOK_SECRET = "deploy-webhook-secret"
 
 
 def compose() -> dict[str, Any]:
@@ -50,10 +56,22 @@ def service(name: str) -> dict[str, Any]:
     return found
 
 
+class MissingVariable(ValueError):
+    """Compose's refusal of an unset or empty `${NAME:?message}`."""
+
+
 def interpolate(value: object, env: dict[str, str] | None = None) -> str:
-    """Compose's `${NAME:-default}`, with `env` standing for the shell."""
-    env = env or {}
-    return _VAR.sub(lambda m: env.get(m["name"]) or m["default"] or "", str(value))
+    """Compose's `${NAME:-default}` and `${NAME:?message}`, with `env` standing for the
+    shell (by default one that sets the required secrets)."""
+    env = SECRETS if env is None else env
+
+    def value_of(m: re.Match[str]) -> str:
+        given = env.get(m["name"])
+        if not given and m["required"] is not None:
+            raise MissingVariable(f"{m['name']}: {m['required']}")
+        return given or m["default"] or ""
+
+    return _VAR.sub(value_of, str(value))
 
 
 def environment(name: str, env: dict[str, str] | None = None) -> dict[str, str]:
@@ -105,7 +123,7 @@ def healthcheck_command() -> list[str]:
 
 def test_the_services_are_there_and_ours_share_one_image_and_the_data_volume() -> None:
     services = compose()["services"]
-    assert set(services) == {"redis", "api", "worker", "flower", "postgres"}
+    assert set(services) == {"redis", "api", "worker", "webhooks", "flower", "postgres"}
     for name in OURS:
         svc = services[name]
         assert svc["build"] == {"context": ".", "dockerfile": "docker/Dockerfile"}
@@ -113,6 +131,7 @@ def test_the_services_are_there_and_ours_share_one_image_and_the_data_volume() -
         assert environment(name)["RENDER_STORAGE"] == "/data"  # the volume's mount point
         assert "container_name" not in svc  # `--scale worker=4` needs unnamed containers
     assert "ports" not in services["worker"]  # four of them cannot share a host port
+    assert "ports" not in services["webhooks"]  # it only calls out
     assert (ROOT / services["api"]["build"]["dockerfile"]).is_file()
 
 
@@ -140,6 +159,9 @@ def test_every_variable_is_a_setting_with_the_service_default(
                 Settings(**{name.lower(): str(value)})  # still a valid one
                 continue
             assert match["name"] == name, f"{svc}: {name} takes ${{{match['name']}}}"
+            if match["required"] is not None:  # a secret: no default at all
+                assert name in SECRETS, f"{svc}: {name} is required, not a secret"
+                continue
             default = match["default"] or ""
             given = Settings(**{name.lower(): default})
             if name.startswith("DEFAULT_"):
@@ -204,16 +226,70 @@ def test_the_worker_has_time_for_a_warm_shutdown() -> None:
     api = service("api")
     graceful = api["command"][api["command"].index("--timeout-graceful-shutdown") + 1]
     assert int(api["stop_grace_period"].removesuffix("s")) > int(graceful)
+    # The deliverer records its attempts in flight, each within WEBHOOK_TIMEOUT, then exits.
+    deliverer = service("webhooks")
+    attempt = float(interpolate(deliverer["environment"]["WEBHOOK_TIMEOUT"]))
+    assert int(deliverer["stop_grace_period"].removesuffix("s")) >= attempt + 5
 
 
 def test_ports_match_the_commands_and_settings() -> None:
     api = service("api")
     port = api["command"][api["command"].index("--port") + 1]
-    assert api["ports"] == [f"{port}:{port}"]
+    assert api["ports"] == [f"127.0.0.1:{port}:{port}"]
     flower = service("flower")
-    assert flower["ports"] == [f"{flower['environment']['FLOWER_PORT']}:5555"]
+    assert flower["ports"] == [f"127.0.0.1:{flower['environment']['FLOWER_PORT']}:5555"]
     assert Settings(flower_port=flower["environment"]["FLOWER_PORT"]).flower_port == 5555
-    assert flower["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"  # reachable from the host
+    # Inside the container, so the published port reaches it (its host side is loopback).
+    assert flower["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"
+
+
+LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
+
+
+def published_on(spec: str | int | dict[str, Any]) -> str | None:
+    """The host address a `ports:` entry binds, in either syntax; None for every interface."""
+    if isinstance(spec, dict):
+        return str(spec["host_ip"]) if spec.get("host_ip") else None
+    text = str(spec)
+    if text.startswith("["):  # [::1]:8080:8080
+        return text[: text.index("]") + 1]
+    parts = text.split(":")
+    return parts[0] if len(parts) == 3 else None  # HOST:PUBLISHED:TARGET, or a bare publish
+
+
+def test_nothing_is_published_beyond_the_hosts_loopback() -> None:
+    """Fail closed: the API and Flower are reached from elsewhere only through a proxy the
+    operator puts in front, never by default."""
+    published = 0
+    for name, svc in compose()["services"].items():
+        assert svc.get("network_mode") != "host", name
+        for spec in svc.get("ports", []):
+            published += 1
+            assert "0.0.0.0" not in str(spec), (name, spec)
+            assert published_on(spec) in LOOPBACK, f"{name} publishes {spec!r} on every interface"
+    assert published == 2  # the API and Flower
+    assert published_on("8080:8080") is None and published_on(8080) is None
+    assert published_on({"target": 8080, "host_ip": "0.0.0.0"}) == "0.0.0.0"
+
+
+def test_the_secrets_are_required_with_no_default() -> None:
+    """`${AUTH_TOKEN:?…}` and `${FLOWER_BASIC_AUTH:?…}`: compose itself refuses to start
+    without them (unset or empty), naming them."""
+    text = COMPOSE.read_text()
+    assert "change-me" not in text
+    for name in SECRETS:
+        users = [svc for svc in OURS if name in (service(svc).get("environment") or {})]
+        assert users, name
+        for svc in users:
+            raw = str(service(svc)["environment"][name])
+            match = _VAR.fullmatch(raw)
+            assert match is not None and match["required"] is not None, (svc, raw)
+            assert name in match["required"], f"{svc}: the message should name {name}"
+            unset = {k: v for k, v in SECRETS.items() if k != name}
+            for shell in (unset, {**SECRETS, name: ""}):
+                with pytest.raises(MissingVariable, match=name):
+                    environment(svc, shell)
+    assert "AUTH_TOKEN" in environment("worker") and "FLOWER_BASIC_AUTH" in environment("flower")
 
 
 def test_the_commands_are_the_projects_own(tmp_path: Path) -> None:
@@ -226,6 +302,7 @@ def test_the_commands_are_the_projects_own(tmp_path: Path) -> None:
     ours = [a for a in worker_argv(settings)[2:] if not a.startswith("--concurrency")]
     assert worker == ["celery", *ours]
     assert service("flower")["command"] == ["python", "-m", "tasks.flower"]
+    assert service("webhooks")["command"] == ["python", "-m", "api.deliverer"]
     (entrypoint,) = instruction("ENTRYPOINT")
     assert exec_form(entrypoint.args) == ["/usr/bin/tini", "--"]
 
@@ -399,11 +476,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
         # The compose file's environment, with a test's own values where a host differs.
         shell = {
-            "AUTH_TOKEN": "deploy-token",
-            "FLOWER_BASIC_AUTH": "ops:deploy-secret",
+            **SECRETS,
             "DEFAULT_RESOLUTION": "320x180",
             "DEFAULT_PRESET": "veryfast",
             "WORKER_CONCURRENCY": "1",
+            "WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "WEBHOOK_ALLOW_PRIVATE": "true",  # the test's receiver listens on 127.0.0.1
         }
         env.update(environment("flower", shell))
         env.update(RENDER_STORAGE=str(storage), REDIS_URL=redis.url, FLOWER_ADDRESS="127.0.0.1")
@@ -417,6 +495,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             ),
             "worker": local(service("worker")["command"]),
             "flower": local(service("flower")["command"]),
+            "webhooks": local(service("webhooks")["command"]),
         }
         processes: dict[str, subprocess.Popen[bytes]] = {}
         try:
@@ -474,6 +553,8 @@ def test_the_health_checks_pass_against_the_live_processes(deployment: Deploymen
     flower_check = service("flower")["healthcheck"]["test"][1:]
     done = health(flower_check, env)
     assert done.returncode == 0, done.stderr
+    webhooks_check = service("webhooks")["healthcheck"]["test"][1:]
+    wait_for(lambda: health(webhooks_check, env).returncode == 0, 30, "the deliverer passing")
 
 
 @pytest.mark.e2e
@@ -504,7 +585,82 @@ def test_health_checks_fail_when_the_process_is_gone(tmp_path: Path) -> None:
         [*service("api")["healthcheck"]["test"][1:], "--url", url],
         service("worker")["healthcheck"]["test"][1:],
         service("flower")["healthcheck"]["test"][1:],
+        service("webhooks")["healthcheck"]["test"][1:],
     ):
         done = health(argv, env)
         assert done.returncode == 1, (shlex.join(argv), done.stdout)
         assert done.stderr.startswith("unhealthy:"), done.stderr  # one line, no warnings
+
+
+@pytest.mark.e2e
+def test_webhooks_go_out_from_their_own_process_with_the_api_stopped(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The `webhooks` service delivers: with the API process frozen (SIGSTOP) right after
+    the job is queued, the worker renders it and the deliverer sends the signed document."""
+    api = Api(deployment.api_url)
+    api.http.headers["Authorization"] = f"Bearer {SECRETS['AUTH_TOKEN']}"
+    scenes = [
+        SceneFixture(
+            (ImageFixture("h.jpg", 320, 240, "testsrc2"),), VoiceFixture("h.wav", 0.6, 330)
+        )
+    ]
+    api.upload_project("hooked", scenes, tmp_path)
+    the_api = deployment.processes["api"]
+    with receiving(WEBHOOK_SECRET, [204]) as receiver:
+        body = {"renderOptions": {"minShot": 0.4, "xfade": 0.1}, "callbackUrl": receiver.url}
+        queued = api.http.post("/v1/projects/hooked/render", json=body)
+        assert queued.status_code == 202, queued.text
+        the_api.send_signal(signal.SIGSTOP)
+        try:
+            assert receiver.deliveries == []  # the render has only just been queued
+            assert receiver.wait_for(1, 120), "no webhook while the API was stopped"
+        finally:
+            the_api.send_signal(signal.SIGCONT)
+    delivery = receiver.deliveries[0]
+    assert delivery.signed and delivery.document["id"] == queued.json()["jobId"]
+    assert delivery.document["status"] == "SUCCEEDED"
+    job = api.wait(queued.json()["jobId"], lambda j: j["webhook"]["status"] != "PENDING", 30)
+    assert (job["webhook"]["status"], job["webhook"]["statusCodes"]) == ("DELIVERED", [204])
+
+
+UNSET = None
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("svc", "name", "value", "says"),
+    [
+        ("api", "AUTH_TOKEN", UNSET, "AUTH_TOKEN is the default 'change-me': refusing to start"),
+        ("api", "AUTH_TOKEN", "change-me", "AUTH_TOKEN is the default 'change-me'"),
+        ("api", "AUTH_TOKEN", "new-secret,change-me", "AUTH_TOKEN is the default 'change-me'"),
+        ("api", "AUTH_TOKEN", "", "AUTH_TOKEN must hold at least one token"),
+        ("flower", "FLOWER_BASIC_AUTH", UNSET, "FLOWER_BASIC_AUTH is not set: refusing"),
+        ("flower", "FLOWER_BASIC_AUTH", "", "FLOWER_BASIC_AUTH is not set: refusing"),
+        ("flower", "FLOWER_BASIC_AUTH", "admin:", "FLOWER_BASIC_AUTH is missing a user or a"),
+        ("flower", "FLOWER_BASIC_AUTH", "admin:change-me", "is the default password 'change-me'"),
+    ],
+)
+def test_the_api_and_flower_refuse_to_start_without_their_own_secrets(
+    tmp_path: Path, svc: str, name: str, value: str | None, says: str
+) -> None:
+    """The compose command itself, with compose's environment but for one secret left at the
+    default or empty (as a host without compose's check would run it): it exits non-zero
+    with one line naming the variable, before serving anything."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update(environment(svc))
+    env.update(RENDER_STORAGE=str(tmp_path), REDIS_URL="redis://127.0.0.1:1/0")
+    env.update(FLOWER_ADDRESS="127.0.0.1", FLOWER_PORT=str(free_port()))
+    if value is UNSET:
+        del env[name]
+    else:
+        env[name] = value
+    argv = local(service(svc)["command"])
+    if svc == "api":
+        argv = with_option(with_option(argv, "--host", "127.0.0.1"), "--port", str(free_port()))
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: ") and says in lines[-1], done.stderr
+    assert name in lines[-1]
+    assert "Traceback" not in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -129,3 +130,61 @@ def test_a_worker_refuses_an_ffmpeg_lacking_a_filter(tmp_path: Path) -> None:
     assert f"error: FFmpeg {fake} (version 5.1.6-0+deb12u1) lacks filter(s) xfade;" in done.stderr
     assert "Traceback" not in done.stderr
     assert "ready." not in done.stderr
+
+
+def test_serve_without_a_token_makes_one_for_the_session_and_prints_it(tmp_path: Path) -> None:
+    """A fresh clone's `make serve`: no AUTH_TOKEN anywhere, yet no known default either."""
+    port = free_port()
+    ours = {"REDIS_URL", "DB_URL", "RENDER_STORAGE", "AUTH_TOKEN"}
+    env = {k: v for k, v in os.environ.items() if k not in ours}
+    env.update(RENDER_STORAGE=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.launch", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith(f"Render API on http://127.0.0.1:{port}"):
+                break
+        else:
+            raise AssertionError(f"serve ended before ready: {lines}")
+        said = "".join(lines)
+        match = re.search(r"AUTH_TOKEN is not set: this session's token is (\S+)", said)
+        assert match is not None, said
+        token = match[1]
+        assert len(token) >= 32 and token != "change-me"
+        assert f"curl -H 'Authorization: Bearer {token}'" in said
+        url = f"http://127.0.0.1:{port}/readyz"
+        assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        for wrong in ("change-me", "e2e-token"):
+            got = httpx.get(url, headers={"Authorization": f"Bearer {wrong}"})
+            assert got.status_code == 401
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.parametrize("value", ["change-me", ""])
+def test_a_default_or_empty_token_stops_the_launcher_naming_it(tmp_path: Path, value: str) -> None:
+    env = dict(os.environ, RENDER_STORAGE=str(tmp_path), AUTH_TOKEN=value)
+    done = subprocess.run(
+        [sys.executable, "-m", "api.launch", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stderr.startswith("error: ") and "AUTH_TOKEN" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing was started or written

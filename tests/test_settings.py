@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
 
-from tasks.settings import Settings, SettingsError, load_settings
+from tasks.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    require_auth_token,
+    require_flower_credentials,
+)
 
 
 def test_seed_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,18 +78,35 @@ def test_inconsistent_defaults_are_refused(monkeypatch: pytest.MonkeyPatch) -> N
         load_settings()
 
 
-def test_default_token_logs_a_warning(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_the_default_token_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("AUTH_TOKEN", raising=False)
-    with caplog.at_level(logging.WARNING, logger="render.settings"):
+    with pytest.raises(SettingsError, match="AUTH_TOKEN is the default 'change-me'"):
+        require_auth_token(load_settings())
+    monkeypatch.setenv("AUTH_TOKEN", "a-long-secret,change-me")  # not even beside another
+    with pytest.raises(SettingsError, match="AUTH_TOKEN"):
+        require_auth_token(load_settings())
+    monkeypatch.setenv("AUTH_TOKEN", "")
+    with pytest.raises(SettingsError, match="AUTH_TOKEN must hold at least one token"):
         load_settings()
-    assert "AUTH_TOKEN" in caplog.text
-    caplog.clear()
     monkeypatch.setenv("AUTH_TOKEN", "a-long-secret")
-    with caplog.at_level(logging.WARNING, logger="render.settings"):
-        load_settings()
-    assert caplog.text == ""
+    require_auth_token(load_settings())
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("", "FLOWER_BASIC_AUTH is not set"),
+        ("admin:", "FLOWER_BASIC_AUTH is missing a user or a password"),
+        (":secret", "FLOWER_BASIC_AUTH is missing a user or a password"),
+        ("ops:s3cret,admin:change-me", "FLOWER_BASIC_AUTH is the default password"),
+    ],
+)
+def test_flower_needs_its_own_credentials(value: str, says: str) -> None:
+    with pytest.raises(SettingsError, match=says):
+        require_flower_credentials(Settings(flower_basic_auth=value))
+    require_flower_credentials(Settings(flower_basic_auth="ops:s3cret"))
 
 
 def test_user_options_override_service_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,9 +5,13 @@ with a webhook in tests/test_e2e_ops.py."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import socket
+import time
+import tracemalloc
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from tasks.db import session_scope
 from tasks.models import Job, JobStatus, Project, Webhook, WebhookStatus, utcnow
 from tasks.settings import Settings
 from tests.conftest import AppFactory, error_of, put_spec, upload_all
-from tests.webhook_receiver import free_address, receiving
+from tests.webhook_receiver import ENDLESS_CAP, free_address, receiving
 
 SECRET = "webhook-test-secret"
 PUBLIC = "https://93.184.215.14/hooks/render"  # a public address, given literally: no lookup
@@ -319,3 +323,114 @@ def test_a_job_without_callback_has_no_webhook(client: TestClient) -> None:
     upload_all(client)
     response = client.post("/v1/projects/p1/render", json={})
     assert client.get(response.headers["Location"]).json()["webhook"] is None
+
+
+# --- a receiver cannot hold the sender -------------------------------------------------------
+
+
+def attempt(settings: Settings, job_id: str) -> webhooks.Outcome:
+    """Claim the job's next attempt and make it, as the deliverer does."""
+    with session_scope(settings.db_url) as session:
+        claimed = webhooks.claim(session, settings, job_id, document, utcnow())
+    assert claimed is not None
+
+    async def send() -> webhooks.Outcome:
+        async with webhooks._client(settings) as client:
+            return await webhooks.send(settings, claimed, client)
+
+    return asyncio.run(send())
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.05)
+
+
+def test_an_endless_answer_is_read_a_few_kilobytes_deep_then_closed(settings: Settings) -> None:
+    """200 and a chunked body that never ends: delivered, without reading the body."""
+    patient = settings.model_copy(update={"webhook_timeout": 30.0})
+    with receiving(SECRET, ["endless"]) as receiver:
+        job_id = ended_job(patient, receiver.url)
+        tracemalloc.start()
+        try:
+            outcome = attempt(patient, job_id)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        # The sender closed the connection: the receiver's next writes failed.
+        assert receiver.hung_up.wait(10)
+    assert (outcome.code, outcome.error) == (200, None)
+    # READ_LIMIT, overshot by one network read at most (httpcore reads 64 KiB at a time).
+    assert 0 < outcome.read <= webhooks.READ_LIMIT + 64 * 1024, outcome.read
+    assert peak < 4 * 1024 * 1024, f"{peak / 1e6:.1f} MB allocated while the body streamed"
+    assert receiver.sent < ENDLESS_CAP  # what reading it all would have taken
+
+
+def test_a_trickling_answer_is_cut_off_at_the_deadline(settings: Settings) -> None:
+    """A byte every 0.2 s keeps every read alive; the whole attempt still ends at
+    WEBHOOK_TIMEOUT, and is retried later."""
+    deadline = settings.model_copy(update={"webhook_timeout": 1.0})
+    with receiving(SECRET, ["trickle"]) as receiver:
+        job_id = ended_job(deadline, receiver.url)
+        started = time.monotonic()
+        outcome = attempt(deadline, job_id)
+        took = time.monotonic() - started
+        assert receiver.hung_up.wait(10)  # the sender let go of the connection
+    assert outcome.code is None and outcome.retryable
+    assert outcome.error == "Timeout: no answer within 1 s (WEBHOOK_TIMEOUT)"
+    assert took < 1.0 + 4, took  # the deadline, and a generous allowance for a busy machine
+
+
+def test_a_trickling_receiver_holds_no_other_jobs_delivery(settings: Settings) -> None:
+    """The filed case: while one receiver trickles its answer (and its attempt's deadline
+    is far off), another job's webhook goes out, from the background deliverer."""
+    patient = settings.model_copy(update={"webhook_timeout": 60.0})
+    with (
+        receiving(SECRET, ["trickle"]) as slow,
+        receiving(SECRET, [200], host="127.0.0.2") as fast,
+    ):
+        stop = webhooks.start_thread(patient, document, interval=0.1)
+        try:
+            held = ended_job(patient, slow.url)
+            assert slow.wait_for(1, 10)
+            other = ended_job(patient, fast.url)
+            assert fast.wait_for(1, 10), "the second job's webhook waited on the trickler"
+            assert not slow.hung_up.is_set()  # still connected, still trickling
+            wait_until(
+                lambda: row(patient, other).status == WebhookStatus.DELIVERED, 10, "recorded"
+            )
+            assert row(patient, held).status == WebhookStatus.PENDING
+        finally:
+            stop.set()
+    assert (
+        fast.deliveries[0].signed and fast.deliveries[0].headers[webhooks.DELIVERY_HEADER] == other
+    )
+
+
+def test_one_host_gets_at_most_webhook_per_host_attempts_at_once(settings: Settings) -> None:
+    """With one slot a host, a second job to the trickling host waits for the first's
+    deadline; a job to another host goes out meanwhile."""
+    bounded = settings.model_copy(
+        update={"webhook_timeout": 6.0, "webhook_per_host": 1, "webhook_backoff": 30.0}
+    )
+    with (
+        receiving(SECRET, ["trickle"]) as slow,
+        receiving(SECRET, [200], host="127.0.0.2") as fast,
+    ):
+        stop = webhooks.start_thread(bounded, document, interval=0.1)
+        try:
+            first = ended_job(bounded, slow.url)
+            assert slow.wait_for(1, 10)
+            second = ended_job(bounded, slow.url)
+            elsewhere = ended_job(bounded, fast.url)
+            assert fast.wait_for(1, 10)
+            assert len(slow.deliveries) == 1 and row(bounded, second).attempts == 0
+            # The first attempt's deadline frees the host's slot for the second job.
+            assert slow.wait_for(2, 30)
+        finally:
+            stop.set()
+    assert fast.deliveries[0].headers[webhooks.DELIVERY_HEADER] == elsewhere
+    assert [d.headers[webhooks.DELIVERY_HEADER] for d in slow.deliveries] == [first, second]
+    assert "Timeout" in (row(bounded, first).last_error or "")
