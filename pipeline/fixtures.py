@@ -351,6 +351,11 @@ def sample_music() -> list[MusicFixture]:
     return [MusicFixture("bed.mp3", 9.0)]
 
 
+def make_sample_project(root: Path, ffmpeg: str | None = None) -> ProjectDir:
+    """The demo's project, for a first render by hand (the README's curl walk-through)."""
+    return write_project(root, sample_scenes(), ffmpeg, music=sample_music())
+
+
 def bench_scenes() -> list[SceneFixture]:
     """The benchmark's project: 6 scenes, 3–12 s voiceovers, 800×600 up to 4000×3000 JPEG and
     a portrait PNG."""

@@ -81,7 +81,8 @@ def _flat(lines: list[list[str]]) -> Iterator[list[str]]:
 class Run:
     client: TestClient
     cwd: Path
-    variables: dict[str, str] = field(default_factory=dict)
+    # The pages tell the reader to export AUTH_TOKEN (or copy the one `make serve` printed).
+    variables: dict[str, str] = field(default_factory=lambda: {"AUTH_TOKEN": TOKEN})
     ran: list[tuple[str, str, int]] = field(default_factory=list)
 
     def expand(self, word: str) -> str:
