@@ -353,8 +353,9 @@ class _Receiver:
                 400, "malformed_body", "the request body is not valid multipart/form-data"
             ) from None
         except ClientDisconnect:
+            # Nobody reads this answer; it spares the log an "unhandled error".
             log.info("an upload to project %s ended by the client", self.project.root.name)
-            raise
+            raise ApiError(400, "incomplete_body", "the client went away mid-body") from None
         finally:
             if self.dest is not None:
                 self.dest.close()
@@ -419,9 +420,16 @@ class _Receiver:
             raise ApiError(400, "malformed_body", "a part has no Content-Disposition name")
         self.field_name = options[b"name"].decode("utf-8", "replace")
         self.field.clear()
-        if self.field_name != "files":
-            return
         raw = options.get(b"filename")
+        if self.field_name != "files":
+            if raw is not None:
+                raise ApiError(
+                    422,
+                    "validation_error",
+                    f"a file is sent as {self.field_name!r}: send files as 'files' parts",
+                    "files",
+                )
+            return
         name = clean_name(raw.decode("utf-8", "replace") if raw is not None else None)
         self._count_file(name)
         fd, tmp = tempfile.mkstemp(prefix=upload_prefix(), suffix=UPLOAD_SUFFIX, dir=self.root)
@@ -451,7 +459,10 @@ class _Receiver:
         if self.dest is None:
             if len(self.field) + len(data) > FIELD_MAX:
                 raise ApiError(
-                    422, "validation_error", f"form field {self.field_name!r} is too long", None
+                    422,
+                    "validation_error",
+                    f"form field {self.field_name!r} is longer than {FIELD_MAX} bytes",
+                    self.field_name,
                 )
             self.field += data
             return

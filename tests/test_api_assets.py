@@ -501,3 +501,15 @@ def test_an_image_past_pillows_own_bomb_limit_is_refused_the_same_way(
     response = client.post(URL, files={"files": ("huge.png", bomb, "image/png")})
     assert response.status_code == 422
     assert error_of(response)["message"].startswith("'huge.png' has 400000000 pixels")
+
+
+def test_a_file_under_another_field_name_is_refused_naming_it(
+    client: TestClient, storage: Path
+) -> None:
+    before = tree(storage)
+    response = client.post(URL, files={"file": ("a.jpg", jpeg_bytes(), "image/jpeg")})
+    assert response.status_code == 422
+    assert error_of(response)["message"] == (
+        "a file is sent as 'file': send files as 'files' parts"
+    )
+    assert tree(storage) == before

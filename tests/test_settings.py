@@ -47,6 +47,10 @@ def test_db_url_follows_render_storage(monkeypatch: pytest.MonkeyPatch, tmp_path
         ("DEFAULT_XFADE", "-1"),
         ("DEFAULT_RESOLUTION", "1921x1080"),
         ("MAX_UPLOAD_MB", "0"),
+        ("MAX_JSON_MB", "0"),
+        ("PROJECT_MAX_MB", "-1"),
+        # Pillow will not read the header of a bigger picture, so the cap could not be told.
+        ("MAX_IMAGE_PIXELS", "178956971"),
     ],
 )
 def test_invalid_setting_names_the_variable(
