@@ -308,7 +308,7 @@ class _Receiver:
         self.project = project
         self.limits = limits
         self.form = form
-        self.usage = Usage.of(project)
+        self.usage = Usage({})  # the project's assets, read as the body starts
         self.events: list[tuple[str, bytes]] = []
         self.header = [b"", b""]  # the current header's name and value
         self.disposition = b""
@@ -323,7 +323,6 @@ class _Receiver:
         self.credited: set[str] = set()
         self.new_files = 0  # files whose names no asset has
         self.unchecked = 0  # bytes written since free space was last looked at
-        self.closing: dict[str, str] = {}  # the headers of a refusal before the body's end
 
     async def run(self, request: Request) -> None:
         kind, params = parse_options_header(request.headers.get("content-type", ""))
@@ -342,16 +341,18 @@ class _Receiver:
         # slack: api/limits.py) is read to its end and dropped by uvicorn, so the client, still
         # sending, gets the answer (a closed socket would reset it). One without a length may
         # never end: its connection is closed.
-        if "content-length" not in request.headers:
-            self.closing = CLOSE
+        closing = {} if "content-length" in request.headers else CLOSE
+        self.usage = await run_in_threadpool(Usage.of, self.project)
         try:
             async for chunk in request.stream():
                 parser.write(chunk)
                 await self._act()
+        except ApiError as exc:
+            exc.headers.update(closing)
+            raise
         except MultipartParseError:
-            raise ApiError(
-                400, "malformed_body", "the request body is not valid multipart/form-data"
-            ) from None
+            message = "the request body is not valid multipart/form-data"
+            raise ApiError(400, "malformed_body", message, None, closing) from None
         except ClientDisconnect:
             # Nobody reads this answer; it spares the log an "unhandled error".
             log.info("an upload to project %s ended by the client", self.project.root.name)
@@ -451,8 +452,7 @@ class _Receiver:
         if allowed and self.usage.files + self.new_files > allowed:
             raise _quota(
                 f"{name!r}: project {self.project.root.name!r} would hold more than "
-                f"PROJECT_MAX_FILES ({allowed}) files (it holds {self.usage.files})",
-                self.closing,
+                f"PROJECT_MAX_FILES ({allowed}) files (it holds {self.usage.files})"
             )
 
     async def _data(self, data: bytes) -> None:
@@ -475,20 +475,18 @@ class _Receiver:
                 f"{name!r}: the files of one request are larger than MAX_UPLOAD_MB "
                 f"({self.limits.max_bytes // MIB} MiB)",
                 "files",
-                self.closing,
             )
         allowed = self.limits.project_bytes
         if allowed and self.usage.bytes - self.credit + self.total > allowed:
             raise _quota(
                 f"{name!r}: project {self.project.root.name!r} would hold more than "
                 f"PROJECT_MAX_MB ({allowed // MIB} MiB) of assets (it holds "
-                f"{self.usage.bytes / MIB:.1f} MiB)",
-                self.closing,
+                f"{self.usage.bytes / MIB:.1f} MiB)"
             )
         self.unchecked += len(data)
         if self.unchecked >= FREE_CHECK_BYTES:
             self.unchecked = 0
-            _require_free_while_writing(self.root, len(data), self.limits.min_free, self.closing)
+            _require_free_while_writing(self.root, len(data), self.limits.min_free)
         await run_in_threadpool(_write, self.dest, self.digest, data)
         self.form.files[-1].size += len(data)
 
@@ -504,15 +502,13 @@ def _close(dest: BinaryIO) -> None:
     dest.close()
 
 
-def _quota(message: str, headers: dict[str, str] | None = None) -> ApiError:
+def _quota(message: str) -> ApiError:
     # 413 like MAX_UPLOAD_MB: the client's own limit, which sending less (or removing assets)
     # meets; 507 is kept for the storage running out, which is the operator's to fix.
-    return ApiError(413, "quota_exceeded", f"{message}; remove some assets first", "files", headers)
+    return ApiError(413, "quota_exceeded", f"{message}; remove some assets first", "files")
 
 
-def _require_free_while_writing(
-    root: Path, coming: int, min_free: int, headers: dict[str, str]
-) -> None:
+def _require_free_while_writing(root: Path, coming: int, min_free: int) -> None:
     """507 unless MIN_FREE_MB stays free once `coming` more bytes are written."""
     if min_free <= 0:
         return
@@ -523,8 +519,6 @@ def _require_free_while_writing(
             "insufficient_storage",
             f"upload stopped: {free / MIB:.0f} MiB left free in the storage, under MIN_FREE_MB "
             f"({min_free // MIB} MiB); free some space (old outputs, failed jobs' work folders)",
-            None,
-            headers,
         )
 
 
