@@ -156,8 +156,6 @@ async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
         )
     elif status == 404 and detail == "Not Found":
         detail = "no such route"
-    elif status == 413:
-        detail = "the request body is larger than MAX_UPLOAD_MB allows"
     return error_response(status, code, detail, None, getattr(exc, "headers", None))
 
 

@@ -7,19 +7,22 @@ that want a module attribute.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from api import errors
 from api.auth import install_log_redaction, require_token
+from api.limits import BODY_SLACK, BodyLimit, Limit
 from api.routes import assets, docs, health, jobs, outputs, projects
 from api.routes import events as events_route
 from api.routes import metrics as metrics_route
-from api.uploads import BodyLimit, sweep_stale_uploads
+from api.uploads import sweep_stale_uploads
 from tasks import events, logs, metrics, retention, watchdog
 from tasks.db import get_engine
 from tasks.settings import Settings, SettingsError, get_settings, require_auth_token
@@ -83,7 +86,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     docs.install(app)
     # Added last, so outermost: even a 413 or 401 carries the CORS headers.
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimit,
+        default=Limit.of("MAX_JSON_MB", settings.max_json_mb),
+        routes=[
+            (
+                _path_of(assets.router, assets.upload_assets),
+                frozenset({"POST"}),
+                Limit.of("MAX_UPLOAD_MB", settings.max_upload_mb, BODY_SLACK),
+            )
+        ],
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.origins,
@@ -98,6 +111,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["Location", "Content-Range", "Content-Length", "Accept-Ranges"],
     )
     return app
+
+
+def _path_of(router: APIRouter, endpoint: Callable[..., Any]) -> re.Pattern[str]:
+    """The path pattern of the route `endpoint` serves: the route's own, never re-spelled
+    (the app includes each router without a prefix of its own)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.endpoint is endpoint:
+            return route.path_regex
+    raise LookupError(f"no route serves {endpoint.__name__}")
 
 
 def __getattr__(name: str) -> Any:

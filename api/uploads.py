@@ -1,19 +1,24 @@
-"""Asset uploads: copy each part to a temp file (hashing, counting, capping), check its bytes,
-and only when every part of the request has passed, rename them all into `input/<subdir>/`.
+"""Asset uploads, streamed: each file part of the multipart body goes straight to a temp file
+(hashed and counted as it arrives), then its bytes are checked, and only when every part of
+the request has passed are they all renamed into `input/<subdir>/`.
+
+The limits hold while the body arrives, not after it has been received: every file of a
+request together at most MAX_UPLOAD_MB (413), the project's assets at most PROJECT_MAX_MB and
+PROJECT_MAX_FILES (413), and MIN_FREE_MB left free in the storage (507). An image is refused
+by its header when it has more than MAX_IMAGE_PIXELS pixels (422), before anything decodes it.
 
 A rejected request leaves nothing behind: temp files live as hidden files in the storage root
 (the same file system as the projects, so the final rename is atomic) and are removed on any
-failure, and no project folder is created until the request has passed. A request cut off by
-a shutdown (SIGTERM: uvicorn ends the requests still running after its graceful timeout)
-leaves nothing either: until the whole body has arrived it is only in Starlette's spooled temp
-file, which is unlinked; a process killed while it copies into the storage leaves a temp file
-named by its host and pid, which the next API to start on that host removes.
+failure, a refusal mid-body included, and no project folder is created until the request has
+passed. A request cut off by a shutdown (SIGTERM: uvicorn ends the requests still running after
+its graceful timeout) has its temp files removed as it ends; a process killed while it writes
+leaves a temp file named by its host and pid, which the next API to start on that host removes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
-import json
 import logging
 import os
 import re
@@ -21,38 +26,71 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import av
-from fastapi import HTTPException
 from PIL import Image
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 
-from api.errors import ApiError, error_body
+from api.errors import ApiError
+from api.limits import CLOSE, MIB
 from pipeline.names import check_safe_name
+from pipeline.probe import TooManyPixels, check_pixels, decoder_pixel_cap
 from pipeline.project import INPUT_SUBDIRS, ProjectDir
 from tasks.processes import pid_alive
+from tasks.settings import Settings
+
+if TYPE_CHECKING:  # a type the module defines only for type checkers
+    from python_multipart.multipart import MultipartCallbacks
 
 log = logging.getLogger("render.api.uploads")
 
-CHUNK = 1024 * 1024
-# Room for multipart boundaries, part headers and the small form fields around the files.
-BODY_SLACK = 1024 * 1024
+# Free space is looked at again each time this much more has been written.
+FREE_CHECK_BYTES = MIB
+# A form field (subdir) is a word; anything longer is not one.
+FIELD_MAX = 1024
 
 Kind = Literal["image", "audio"]
 _KIND_OF_SUBDIR: dict[str, Kind] = {"images": "image", "voiceovers": "audio", "music": "audio"}
 _SUBDIR_OF_KIND: dict[Kind, str] = {"image": "images", "audio": "voiceovers"}
 
 
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one upload may do, from the settings (bytes; 0 for a project quota: none)."""
+
+    max_bytes: int  # MAX_UPLOAD_MB: every file of one request together
+    project_bytes: int  # PROJECT_MAX_MB
+    project_files: int  # PROJECT_MAX_FILES
+    min_free: int  # MIN_FREE_MB
+    max_pixels: int  # MAX_IMAGE_PIXELS
+
+    @classmethod
+    def of(cls, settings: Settings) -> UploadLimits:
+        return cls(
+            max_bytes=settings.max_upload_mb * MIB,
+            project_bytes=settings.project_max_mb * MIB,
+            project_files=settings.project_max_files,
+            min_free=settings.min_free_mb * MIB,
+            max_pixels=settings.max_image_pixels,
+        )
+
+
 @dataclass
-class Upload:
-    """One part of the request: where it came from and where it is going."""
+class Received:
+    """One file part of the request, written to its temp file as it arrived."""
 
     name: str
-    source: BinaryIO
+    tmp: Path
+    size: int = 0
+    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +99,41 @@ class Stored:
     subdir: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a project's assets are: the size of each, by (subdir, name)."""
+
+    sizes: dict[tuple[str, str], int]
+
+    @classmethod
+    def of(cls, project: ProjectDir) -> Usage:
+        sizes = {}
+        for subdir in INPUT_SUBDIRS:
+            folder = project.input / subdir
+            for path in folder.rglob("*") if folder.is_dir() else ():
+                try:
+                    if path.is_file():
+                        sizes[(subdir, str(path.relative_to(folder)))] = path.stat().st_size
+                except FileNotFoundError:  # replaced or removed meanwhile
+                    continue
+        return cls(sizes)
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.sizes.values())
+
+    @property
+    def files(self) -> int:
+        return len(self.sizes)
+
+    def replaced(self, name: str, subdir: str | None) -> int | None:
+        """The size of the asset a file of this name would replace (in `subdir`, or in
+        whichever folder holds the largest of that name while the subdir is not known), or
+        None if it would replace none."""
+        found = [size for (sd, n), size in self.sizes.items() if n == name and subdir in (None, sd)]
+        return max(found) if found else None
 
 
 # Temp files of uploads in progress: `.upload-<host>-<pid>-<random>.part` in the storage root.
@@ -159,11 +232,15 @@ def check_subdir(subdir: str | None) -> str | None:
     return subdir
 
 
-def sniff(path: Path) -> Kind | None:
-    """What the bytes are, whatever the name says: an image that decodes, or audio FFmpeg reads."""
+def sniff(path: Path, max_pixels: int) -> Kind | None:
+    """What the bytes are, whatever the name says: an image that decodes, or audio FFmpeg reads.
+
+    TooManyPixels for an image over `max_pixels`, found from its header before any decoding.
+    """
+    check_pixels(path, max_pixels)
     if _is_image(path):
         return "image"
-    if _is_audio(path):
+    if _is_audio(path, max_pixels):
         return "audio"
     return None
 
@@ -180,9 +257,12 @@ def _is_image(path: Path) -> bool:
         return False
 
 
-def _is_audio(path: Path) -> bool:
+def _is_audio(path: Path, max_pixels: int) -> bool:
+    # Opening a file decodes a frame of each stream, a picture's too (an image format Pillow
+    # does not know): the decoders' pixel cap keeps that from being a bomb.
+    options = {"max_pixels": str(decoder_pixel_cap(max_pixels))}
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=options) as container:
             if not container.streams.audio:
                 return False
             for _frame in container.decode(audio=0):
@@ -192,132 +272,332 @@ def _is_audio(path: Path) -> bool:
         return False
 
 
-def _copy_capped(upload: Upload, dest: BinaryIO, limit: int) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := upload.source.read(CHUNK):
-        size += len(chunk)
-        if size > limit:
+@dataclass
+class Form:
+    """The request's fields: its files (in temp files) and the subdir they go to, if given."""
+
+    files: list[Received] = field(default_factory=list)
+    subdir: str | None = None
+
+
+@asynccontextmanager
+async def receive_uploads(
+    request: Request, storage_root: Path, project: ProjectDir, limits: UploadLimits
+) -> AsyncIterator[Form]:
+    """Stream the request's multipart body: each `files` part to a temp file in the storage
+    root, the limits checked as the bytes arrive. The temp files are removed on leaving,
+    whatever happened (those moved into the project are gone by then)."""
+    form = Form()
+    try:
+        await _Receiver(storage_root, project, limits, form).run(request)
+        yield form
+    finally:
+        for part in form.files:
+            part.tmp.unlink(missing_ok=True)
+
+
+class _Receiver:
+    """python-multipart's streaming parser, fed the body chunk by chunk. Its callbacks only
+    record what they saw; the records are acted on (files written in a thread, limits checked)
+    after each chunk, since writing and checking may block or refuse."""
+
+    def __init__(
+        self, storage_root: Path, project: ProjectDir, limits: UploadLimits, form: Form
+    ) -> None:
+        self.root = storage_root
+        self.project = project
+        self.limits = limits
+        self.form = form
+        self.usage = Usage({})  # the project's assets, read as the body starts
+        self.events: list[tuple[str, bytes]] = []
+        self.header = [b"", b""]  # the current header's name and value
+        self.disposition = b""
+        self.ended = False
+        # The part being received: a file (its open temp file and digest) or a field's bytes.
+        self.dest: BinaryIO | None = None
+        self.digest: Any = None
+        self.field_name: str | None = None
+        self.field = bytearray()
+        self.total = 0  # file bytes of the whole request
+        self.credit = 0  # bytes of existing assets the files seen so far may replace
+        self.credited: set[str] = set()
+        self.new_files = 0  # files whose names no asset has
+        self.unchecked = 0  # bytes written since free space was last looked at
+
+    async def run(self, request: Request) -> None:
+        kind, params = parse_options_header(request.headers.get("content-type", ""))
+        if kind != b"multipart/form-data":
+            raise ApiError(
+                422,
+                "not_multipart",
+                "send the files as multipart/form-data, one or more 'files' parts",
+                "files",
+            )
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise ApiError(400, "malformed_body", "multipart/form-data without a boundary")
+        parser = MultipartParser(boundary, self._callbacks())
+        # Refused before its end, a body of announced length (at most MAX_UPLOAD_MB and the
+        # slack: api/limits.py) is read to its end and dropped by uvicorn, so the client, still
+        # sending, gets the answer (a closed socket would reset it). One without a length may
+        # never end: its connection is closed.
+        closing = {} if "content-length" in request.headers else CLOSE
+        self.usage = await run_in_threadpool(Usage.of, self.project)
+        try:
+            async for chunk in request.stream():
+                parser.write(chunk)
+                await self._act()
+        except ApiError as exc:
+            exc.headers.update(closing)
+            raise
+        except MultipartParseError:
+            message = "the request body is not valid multipart/form-data"
+            raise ApiError(400, "malformed_body", message, None, closing) from None
+        except ClientDisconnect:
+            # Nobody reads this answer; it spares the log an "unhandled error".
+            log.info("an upload to project %s ended by the client", self.project.root.name)
+            raise ApiError(400, "incomplete_body", "the client went away mid-body") from None
+        finally:
+            if self.dest is not None:
+                self.dest.close()
+        if not self.ended:
+            raise ApiError(
+                400, "malformed_body", "the multipart body ended before its closing boundary"
+            )
+        self.form.subdir = check_subdir(self.form.subdir)
+
+    def _callbacks(self) -> MultipartCallbacks:
+        def header_field(data: bytes, start: int, end: int) -> None:
+            self.header[0] += data[start:end]
+
+        def header_value(data: bytes, start: int, end: int) -> None:
+            self.header[1] += data[start:end]
+
+        def header_end() -> None:
+            if self.header[0].lower() == b"content-disposition":
+                self.disposition = self.header[1]
+            self.header[:] = [b"", b""]
+
+        def headers_finished() -> None:
+            self.events.append(("part", self.disposition))
+            self.disposition = b""
+
+        def part_data(data: bytes, start: int, end: int) -> None:
+            self.events.append(("data", data[start:end]))
+
+        def part_end() -> None:
+            self.events.append(("end", b""))
+
+        def end() -> None:
+            self.ended = True
+
+        return {
+            "on_header_field": header_field,
+            "on_header_value": header_value,
+            "on_header_end": header_end,
+            "on_headers_finished": headers_finished,
+            "on_part_data": part_data,
+            "on_part_end": part_end,
+            "on_end": end,
+        }
+
+    async def _act(self) -> None:
+        events, self.events = self.events, []
+        for kind, data in events:
+            if kind == "part":
+                self._begin(data)
+            elif kind == "data":
+                await self._data(data)
+            elif self.dest is not None:
+                dest, self.dest = self.dest, None
+                await run_in_threadpool(_close, dest)
+                self.form.files[-1].sha256 = self.digest.hexdigest()
+            elif self.field_name == "subdir":
+                self.form.subdir = self.field.decode("utf-8", "replace")
+
+    def _begin(self, disposition: bytes) -> None:
+        _, options = parse_options_header(disposition)
+        if b"name" not in options:
+            raise ApiError(400, "malformed_body", "a part has no Content-Disposition name")
+        self.field_name = options[b"name"].decode("utf-8", "replace")
+        self.field.clear()
+        raw = options.get(b"filename")
+        if self.field_name != "files":
+            if raw is not None:
+                raise ApiError(
+                    422,
+                    "validation_error",
+                    f"a file is sent as {self.field_name!r}: send files as 'files' parts",
+                    "files",
+                )
+            return
+        name = clean_name(raw.decode("utf-8", "replace") if raw is not None else None)
+        self._count_file(name)
+        fd, tmp = tempfile.mkstemp(prefix=upload_prefix(), suffix=UPLOAD_SUFFIX, dir=self.root)
+        # Registered at once, so whatever fails from here on removes it.
+        self.form.files.append(Received(name, Path(tmp)))
+        self.dest = os.fdopen(fd, "wb")
+        self.digest = hashlib.sha256()
+
+    def _count_file(self, name: str) -> None:
+        """PROJECT_MAX_FILES, counted as each file part begins."""
+        if name not in self.credited:
+            self.credited.add(name)
+            replaced = self.usage.replaced(name, self.form.subdir)
+            if replaced is None:
+                self.new_files += 1
+            else:
+                self.credit += replaced
+        allowed = self.limits.project_files
+        if allowed and self.usage.files + self.new_files > allowed:
+            raise _quota(
+                f"{name!r}: project {self.project.root.name!r} would hold more than "
+                f"PROJECT_MAX_FILES ({allowed}) files (it holds {self.usage.files})"
+            )
+
+    async def _data(self, data: bytes) -> None:
+        if self.dest is None:
+            if len(self.field) + len(data) > FIELD_MAX:
+                raise ApiError(
+                    422,
+                    "validation_error",
+                    f"form field {self.field_name!r} is longer than {FIELD_MAX} bytes",
+                    self.field_name,
+                )
+            self.field += data
+            return
+        name = self.form.files[-1].name
+        self.total += len(data)
+        if self.total > self.limits.max_bytes:
             raise ApiError(
                 413,
                 "too_large",
-                f"{upload.name!r} is larger than MAX_UPLOAD_MB ({limit // (1024 * 1024)} MB)",
+                f"{name!r}: the files of one request are larger than MAX_UPLOAD_MB "
+                f"({self.limits.max_bytes // MIB} MiB)",
                 "files",
             )
-        digest.update(chunk)
-        dest.write(chunk)
+        allowed = self.limits.project_bytes
+        if allowed and self.usage.bytes - self.credit + self.total > allowed:
+            raise _quota(
+                f"{name!r}: project {self.project.root.name!r} would hold more than "
+                f"PROJECT_MAX_MB ({allowed // MIB} MiB) of assets (it holds "
+                f"{self.usage.bytes / MIB:.1f} MiB)"
+            )
+        self.unchecked += len(data)
+        if self.unchecked >= FREE_CHECK_BYTES:
+            self.unchecked = 0
+            _require_free_while_writing(self.root, len(data), self.limits.min_free)
+        await run_in_threadpool(_write, self.dest, self.digest, data)
+        self.form.files[-1].size += len(data)
+
+
+def _write(dest: BinaryIO, digest: Any, data: bytes) -> None:
+    digest.update(data)
+    dest.write(data)
+
+
+def _close(dest: BinaryIO) -> None:
     dest.flush()
     os.fsync(dest.fileno())
-    return size, digest.hexdigest()
+    dest.close()
+
+
+def _quota(message: str) -> ApiError:
+    # 413 like MAX_UPLOAD_MB: the client's own limit, which sending less (or removing assets)
+    # meets; 507 is kept for the storage running out, which is the operator's to fix.
+    return ApiError(413, "quota_exceeded", f"{message}; remove some assets first", "files")
+
+
+def _require_free_while_writing(root: Path, coming: int, min_free: int) -> None:
+    """507 unless MIN_FREE_MB stays free once `coming` more bytes are written."""
+    if min_free <= 0:
+        return
+    free = free_space(root)
+    if free - coming < min_free:
+        raise ApiError(
+            507,
+            "insufficient_storage",
+            f"upload stopped: {free / MIB:.0f} MiB left free in the storage, under MIN_FREE_MB "
+            f"({min_free // MIB} MiB); free some space (old outputs, failed jobs' work folders)",
+        )
+
+
+@contextmanager
+def _project_lock(storage_root: Path) -> Iterator[None]:
+    """Requests of every API process on this host check the quota and move their files in one
+    at a time (flock on the storage root), so two uploads cannot both fit the last room."""
+    fd = os.open(storage_root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def store_uploads(
     storage_root: Path,
     project: ProjectDir,
-    uploads: list[Upload],
+    received: list[Received],
     subdir: str | None,
-    limit: int,
+    limits: UploadLimits,
 ) -> list[Stored]:
-    """Validate every part into a temp file, then move them all in; all or nothing."""
-    if not uploads:
+    """Check every received file's bytes, then move them all in; all or nothing."""
+    if not received:
         raise ApiError(422, "no_files", "send one or more 'files' parts", "files")
-    storage_root.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Stored]] = []
-    targets: set[tuple[str, str]] = set()
-    try:
-        for upload in uploads:
-            fd, tmp_name = tempfile.mkstemp(
-                prefix=upload_prefix(), suffix=UPLOAD_SUFFIX, dir=storage_root
+    stored: list[Stored] = []
+    for part in received:
+        if part.size == 0:
+            raise ApiError(415, "unsupported_media_type", f"{part.name!r} is empty", "files")
+        try:
+            kind = sniff(part.tmp, limits.max_pixels)
+        except TooManyPixels as exc:
+            raise ApiError(
+                422, "image_too_large", f"{part.name!r} {exc} (MAX_IMAGE_PIXELS)", "files"
+            ) from None
+        if kind is None:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"{part.name!r} is neither an image nor audio that FFmpeg can read",
+                "files",
             )
-            tmp = Path(tmp_name)
-            with os.fdopen(fd, "wb") as dest:
-                # Registered before the copy, so a failed copy is cleaned up too.
-                staged.append((tmp, Stored(upload.name, "", 0, "")))
-                size, sha = _copy_capped(upload, dest, limit)
-            if size == 0:
-                raise ApiError(415, "unsupported_media_type", f"{upload.name!r} is empty", "files")
-            kind = sniff(tmp)
-            if kind is None:
-                raise ApiError(
-                    415,
-                    "unsupported_media_type",
-                    f"{upload.name!r} is neither an image nor audio that FFmpeg can read",
-                    "files",
-                )
-            target_subdir = subdir or _SUBDIR_OF_KIND[kind]
-            if _KIND_OF_SUBDIR[target_subdir] != kind:
-                raise ApiError(
-                    415,
-                    "unsupported_media_type",
-                    f"{upload.name!r} is {'an image' if kind == 'image' else 'audio'}, "
-                    f"not what {target_subdir}/ holds",
-                    "files",
-                )
-            if (target_subdir, upload.name) in targets:
-                raise ApiError(
-                    422, "duplicate_name", f"{upload.name!r} is sent twice in one request", "files"
-                )
-            targets.add((target_subdir, upload.name))
-            staged[-1] = (tmp, Stored(upload.name, target_subdir, size, sha))
+        target_subdir = subdir or _SUBDIR_OF_KIND[kind]
+        if _KIND_OF_SUBDIR[target_subdir] != kind:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"{part.name!r} is {'an image' if kind == 'image' else 'audio'}, "
+                f"not what {target_subdir}/ holds",
+                "files",
+            )
+        if any((s.subdir, s.name) == (target_subdir, part.name) for s in stored):
+            raise ApiError(
+                422, "duplicate_name", f"{part.name!r} is sent twice in one request", "files"
+            )
+        stored.append(Stored(part.name, target_subdir, part.size, part.sha256))
+    with _project_lock(storage_root):
+        _check_quota(project, stored, limits)
         project.create()
-        for tmp, stored in staged:
-            os.replace(tmp, project.asset(stored.subdir, stored.name))
-        return [stored for _, stored in staged]
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+        for part, item in zip(received, stored, strict=True):
+            os.replace(part.tmp, project.asset(item.subdir, item.name))
+    return stored
 
 
-class BodyLimit:
-    """Refuse request bodies over MAX_UPLOAD_MB (plus multipart slack) before they are read.
-
-    A Content-Length over the limit is answered at once; a body without one is counted as it
-    arrives and cut off with 413 as soon as it goes over.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit + BODY_SLACK
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = Headers(scope=scope).get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await _send_413(send, self.limit - BODY_SLACK)
-            return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise HTTPException(413, "request body too large")
-            return message
-
-        await self.app(scope, counting_receive, send)
-
-
-async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps(
-        error_body(
-            "too_large",
-            f"the request body is larger than MAX_UPLOAD_MB ({limit // (1024 * 1024)} MB)",
+def _check_quota(project: ProjectDir, stored: list[Stored], limits: UploadLimits) -> None:
+    """The project's assets once these are in (each replacing its namesake), within quota."""
+    usage = Usage.of(project)
+    replaced = [usage.sizes.get((item.subdir, item.name)) for item in stored]
+    grown = sum(item.size - (old or 0) for item, old in zip(stored, replaced, strict=True))
+    after = usage.bytes + grown
+    files = usage.files + sum(old is None for old in replaced)
+    name = project.root.name
+    if limits.project_files and files > limits.project_files:
+        raise _quota(
+            f"project {name!r} would hold {files} files, more than PROJECT_MAX_FILES "
+            f"({limits.project_files})"
         )
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-    log.info("refused a body of more than %d bytes", limit)
+    if limits.project_bytes and after > limits.project_bytes:
+        raise _quota(
+            f"project {name!r} would hold {after / MIB:.1f} MiB of assets, more than "
+            f"PROJECT_MAX_MB ({limits.project_bytes // MIB} MiB)"
+        )

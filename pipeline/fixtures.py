@@ -242,6 +242,26 @@ _CODECS = {
 }
 
 
+def make_blank_png(path: Path, width: int, height: int) -> Path:
+    """A valid black 1-bit PNG of any size, written row by row: a 12000×12000 picture (what a
+    decompression bomb looks like) is about 40 KB and takes no more memory to make than a row.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter type 0, then the row's bits
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([1, 0, 0, 0, 0])
+    with open(path, "wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header))
+        out.write(chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
 def _encode_args(path: Path, pcm: str | None = None) -> list[str]:
     if path.suffix == ".wav":
         return ["-c:a", pcm or "pcm_s16le"]

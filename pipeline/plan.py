@@ -29,7 +29,15 @@ from pipeline.errors import PipelineError
 from pipeline.limits import Limits
 from pipeline.motion import STILL, Move, kenburns
 from pipeline.options import Fit, Motion, RenderOptions
-from pipeline.probe import AudioScan, image_size, scan_audio
+from pipeline.probe import (
+    MAX_PIXELS,
+    AudioScan,
+    TooManyPixels,
+    check_pixels,
+    decoder_pixel_cap,
+    image_size,
+    scan_audio,
+)
 from pipeline.project import ProjectDir
 from pipeline.spec import ProjectSpec, SceneSpec
 from pipeline.tts import Word
@@ -135,6 +143,10 @@ class Plan:
     # A scene's clip is encoded in chunks of about this many frames (pipeline/chunks.py);
     # 0: in one piece.
     chunk_frames: int = 0
+    # The image pixel cap VALIDATE checked every image against; FFmpeg's decoders get it too
+    # (pipeline/scene.py). 0: none (a plan written before there was one). Not part of any
+    # clip's key: it refuses images, it never changes a picture.
+    max_pixels: int = 0
 
     @property
     def has_captions(self) -> bool:
@@ -232,26 +244,45 @@ _DECODED: dict[str, tuple[int, int, int]] = {}
 _DECODED_MAX = 4096
 
 
-def _inspect_image(project: ProjectDir, index: int, scene: SceneSpec, name: str) -> ImageInfo:
+def _inspect_image(
+    project: ProjectDir, index: int, scene: SceneSpec, name: str, max_pixels: int
+) -> ImageInfo:
     path = project.asset("images", name)
     if not path.is_file():
         raise _scene_error(index, scene, f"image {name!r} does not exist")
     digest = file_sha256(path)
     known = _DECODED.get(digest)
     if known is None:
-        known = _decode_image(path, index, scene, name)
+        known = _decode_image(path, index, scene, name, max_pixels)
         if len(_DECODED) >= _DECODED_MAX:
             _DECODED.clear()
         _DECODED[digest] = known
     width, height, orientation = known
+    if width * height > max_pixels:  # decoded before under a larger cap
+        raise _pixel_error(index, scene, name, TooManyPixels(width * height, (width, height)))
     return ImageInfo(str(path.relative_to(project.root)), width, height, orientation, digest)
 
 
-def _decode_image(path: Path, index: int, scene: SceneSpec, name: str) -> tuple[int, int, int]:
+def _pixel_error(index: int, scene: SceneSpec, name: str, exc: TooManyPixels) -> PipelineError:
+    return _scene_error(index, scene, f"image {name!r} {exc} (MAX_IMAGE_PIXELS)")
+
+
+def _decode_image(
+    path: Path, index: int, scene: SceneSpec, name: str, max_pixels: int
+) -> tuple[int, int, int]:
+    # The header first: a small file can hold a picture whose decoding alone takes gigabytes.
     try:
-        width, height = image_size(path)
+        known = check_pixels(path, max_pixels)
+    except TooManyPixels as exc:
+        raise _pixel_error(index, scene, name, exc) from None
+    try:
+        width, height = image_size(path, decoder_pixel_cap(max_pixels))
     except Exception as exc:  # PyAV raises many kinds; the user needs the file name
-        raise _scene_error(index, scene, f"image {name!r} could not be decoded: {exc}") from None
+        # A format Pillow cannot read has no header size: over the decoder's cap, it fails here.
+        capped = "" if known else f" (or has more than {decoder_pixel_cap(max_pixels)} pixels)"
+        raise _scene_error(
+            index, scene, f"image {name!r} could not be decoded{capped}: {exc}"
+        ) from None
     orientation = 1
     try:
         with Image.open(path) as img:
@@ -358,11 +389,17 @@ PARALLEL_FROM = 8
 
 
 def _inspect_scene(
-    project: ProjectDir, options: RenderOptions, index: int, scene: SceneSpec, bounds: Limits
+    project: ProjectDir,
+    options: RenderOptions,
+    index: int,
+    scene: SceneSpec,
+    bounds: Limits,
+    max_pixels: int = MAX_PIXELS,
 ) -> tuple[SceneInputs, SceneVoice | None]:
     """Decode the scene's images, probe its voice, and settle its length."""
     images = tuple(
-        _inspect_image(project, index, scene, name) for name in dict.fromkeys(scene.images)
+        _inspect_image(project, index, scene, name, max_pixels)
+        for name in dict.fromkeys(scene.images)
     )
     voice = _scene_voice(project, options, index, scene, bounds)
     voice_seconds = voice.seconds if voice is not None else None
@@ -383,11 +420,13 @@ def make_plan(
     threads: int = 0,
     lookahead: int = 0,
     bounds: Limits | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> Plan:
     """Read and check the project's inputs, then lay out the whole timeline in frames.
 
     `threads` and `lookahead` are libx264's (0: its own choice, the preset's lookahead).
-    The work is checked against `bounds` (default: `Limits()`) before anything is laid out.
+    The work is checked against `bounds` (default: `Limits()`) before anything is laid out;
+    an image of more than `max_pixels` pixels is refused, by its header, before it is decoded.
     """
     check_ffmpeg(ffmpeg)
     spec = load_spec(project)
@@ -396,7 +435,7 @@ def make_plan(
     limits.check_spec(spec, options, bounds)
 
     def inspect(index: int) -> tuple[SceneInputs, SceneVoice | None]:
-        return _inspect_scene(project, options, index, spec.scenes[index], bounds)
+        return _inspect_scene(project, options, index, spec.scenes[index], bounds, max_pixels)
 
     count = len(spec.scenes)
     if count >= PARALLEL_FROM:
@@ -413,7 +452,7 @@ def make_plan(
     ):
         raise PipelineError("renderOptions.captions: no scene has a narration to caption")
     limits.check(spec, options, [seconds for *_, seconds in inputs], picture_size(options), bounds)
-    return build_plan(
+    plan = build_plan(
         spec,
         options,
         inputs,
@@ -422,6 +461,7 @@ def make_plan(
         voices=voices,
         music=_inspect_music(project, options),
     )
+    return replace(plan, max_pixels=max_pixels)
 
 
 def build_plan(

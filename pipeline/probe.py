@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 from pipeline.timeline import merge_spans
 
@@ -191,11 +194,73 @@ def _sound_intervals(powers: np.ndarray, window: float) -> tuple[tuple[float, fl
     )
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """Decode the picture once (as FFmpeg will) and return its stored width and height."""
-    with av.open(str(path)) as container:
+# The most pixels an image may have (width × height), unless the caller says otherwise: 40 MP
+# is more than a 7000×5000 photo, while decoding it takes about 160 MB (RGBA). The service's
+# MAX_IMAGE_PIXELS is passed in; nothing here reads settings.
+MAX_PIXELS = 40_000_000
+# Pillow refuses to open anything over twice its own MAX_IMAGE_PIXELS (DecompressionBombError)
+# before its header can be looked at: a cap above this could not be told from that refusal.
+PILLOW_PIXEL_LIMIT = 2 * (Image.MAX_IMAGE_PIXELS or 0) or 2**31
+# Below that, Pillow only warns (from 89 MP); the cap checked on the header replaces the warning.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """An image's width and height from its header alone (Pillow reads no pixel data until
+    asked), or None when Pillow does not know the format. A picture over Pillow's own bomb
+    limit raises TooManyPixels, since its header cannot be read past that check."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise TooManyPixels(int(found[1]) if found else PILLOW_PIXEL_LIMIT + 1, None) from None
+    except Exception:  # not an image Pillow knows: FFmpeg may still decode it
+        return None
+
+
+class TooManyPixels(ValueError):
+    """An image over the pixel cap; `size` is (width, height) when its header gave them."""
+
+    def __init__(self, pixels: int, size: tuple[int, int] | None, cap: int = 0) -> None:
+        self.pixels, self.size, self.cap = pixels, size, cap
+        shown = f"is {size[0]}×{size[1]} pixels" if size else f"has {pixels} pixels"
+        over = f", over the limit of {cap} pixels ({cap / 1e6:g} MP)" if cap else ""
+        super().__init__(f"{shown} ({pixels / 1e6:.1f} MP){over}")
+
+
+def check_pixels(path: Path, max_pixels: int) -> tuple[int, int] | None:
+    """The header's (width, height), or None for a format Pillow does not know; TooManyPixels
+    when the image has more than `max_pixels` pixels. Decodes nothing."""
+    try:
+        size = header_size(path)
+    except TooManyPixels as exc:
+        raise TooManyPixels(exc.pixels, None, max_pixels) from None
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise TooManyPixels(size[0] * size[1], size, max_pixels)
+    return size
+
+
+def decoder_pixel_cap(max_pixels: int) -> int:
+    """The decoder's `max_pixels` (FFmpeg's option) for images already checked against
+    `max_pixels` by their headers. FFmpeg counts its buffer with the rows padded to the
+    decoder's alignment (a 12000×12000 PNG is 12032×12000 to it), so an image exactly at the
+    cap would be refused; twice the cap still bounds a decode's memory (a file changed after
+    it was checked, or one whose header Pillow cannot read)."""
+    return 2 * max_pixels
+
+
+def image_size(path: Path, max_pixels: int | None = None) -> tuple[int, int]:
+    """Decode the picture once (as FFmpeg will) and return its stored width and height.
+
+    With `max_pixels`, the decoder refuses (ValueError from PyAV) a picture over that many
+    pixels before allocating it: without the option, opening the file alone decodes it."""
+    options = {"max_pixels": str(max_pixels)} if max_pixels else {}
+    with av.open(str(path), options=options) as container:
         if not container.streams.video:
             raise ValueError("is not an image")
-        for frame in container.decode(video=0):
+        stream = container.streams.video[0]
+        stream.codec_context.options = options
+        for frame in container.decode(stream):
             return frame.width, frame.height
     raise ValueError("has no decodable picture")

@@ -18,6 +18,7 @@ from pipeline.encoder import Encoder, video_codec_args
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.motion import oversampled, zoompan_filter
 from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
+from pipeline.probe import decoder_pixel_cap
 
 # EXIF orientation → filters that turn the stored picture upright.
 _ORIENT: dict[int, tuple[Filter, ...]] = {
@@ -173,9 +174,12 @@ def stills_args(
 ) -> list[str]:
     """One command writing each of `scene.images`, prepared, to its raw frame in `targets`."""
     args: list[str] = []
+    # VALIDATE refused images over the cap by their headers; the decoder's own cap keeps a
+    # file changed since (or a header that lies) from taking gigabytes to decode.
+    cap = ["-max_pixels", str(decoder_pixel_cap(plan.max_pixels))] if plan.max_pixels else []
     for image in scene.images:
         # We rotate by the EXIF tag: FFmpeg versions disagree on whether stills autorotate.
-        args += ["-noautorotate", "-i", str(project_root / image.path)]
+        args += ["-noautorotate", *cap, "-i", str(project_root / image.path)]
     compiled = stills_graph(plan, scene).compile()
     args += ["-filter_complex", compiled.text]
     for still, target in zip(compiled.maps, targets, strict=True):

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.limits import Limits
 from pipeline.options import RenderOptions
+from pipeline.probe import MAX_PIXELS, PILLOW_PIXEL_LIMIT
 from pipeline.spec import MAX_NARRATION, MAX_SCENES
 
 DEFAULT_TOKEN = "change-me"
@@ -54,6 +55,15 @@ class Settings(BaseSettings):
     redis_url: str = ""
     ffmpeg_binary: str = ""
     max_upload_mb: int = Field(512, ge=1)
+    # Request bodies of every route but the uploads (JSON), MiB: refused while they arrive.
+    max_json_mb: int = Field(2, ge=1)
+    # What one project's input/ may hold, uploads included (0: no limit); PROJECT_MAX_MB in MiB.
+    project_max_mb: int = Field(2048, ge=0)
+    project_max_files: int = Field(1000, ge=0)
+    # An image over this many pixels (width × height) is refused at upload and by VALIDATE,
+    # by its header, before anything decodes it; FFmpeg's decoders get a cap too. Pillow
+    # refuses to read the header of anything over 178956970 pixels, hence the upper bound.
+    max_image_pixels: int = Field(MAX_PIXELS, ge=1, le=PILLOW_PIXEL_LIMIT)
 
     # Orchestration. The visibility timeout must exceed the longest stage (task_time_limit), or
     # Redis hands a still-running task to a second worker. A stage longer than the limit fails
@@ -216,6 +226,10 @@ class Settings(BaseSettings):
         return Limits(
             **{field.name: getattr(self, field.name) for field in dataclasses.fields(Limits)}
         )
+
+    @property
+    def max_json_bytes(self) -> int:
+        return self.max_json_mb * 1024 * 1024
 
     def _option_defaults(self) -> dict[str, Any]:
         """The DEFAULT_* variables that are set, keyed like the API's JSON (`minShot`)."""

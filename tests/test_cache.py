@@ -106,6 +106,14 @@ def test_sound_and_names_are_not_in_the_key() -> None:
     assert clip_key(plan, other, VERSION) != clip_key(plan, scene, VERSION)
 
 
+def test_the_image_pixel_cap_is_not_in_the_key() -> None:
+    """The cap refuses images and gives FFmpeg's decoders a `-max_pixels`; it never changes a
+    picture, so clips cached before it existed (or under another cap) stay valid."""
+    plan = _plan(THREE)
+    capped = dataclasses.replace(plan, max_pixels=40_000_000)
+    assert _keys(capped) == _keys(dataclasses.replace(plan, max_pixels=1)) == _keys(plan)
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from api.launch import Stack
-from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture
+from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, make_blank_png
 from pipeline.probe import probe
 from tests.e2e import Api, running_stack
 
@@ -40,9 +40,15 @@ def small_scenes(seconds: tuple[float, ...] = (1.2, 1.6), tag: str = "") -> list
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     storage = tmp_path_factory.mktemp("storage")
-    # The x264 settings reach the worker's FFmpeg: checked in the output's x264 SEI below.
+    # The x264 settings reach the worker's FFmpeg: checked in the output's x264 SEI below;
+    # MAX_IMAGE_PIXELS its VALIDATE (under the default, so the default alone would not do).
     with running_stack(
-        storage, workers=1, WATCHDOG_INTERVAL="1", X264_LOOKAHEAD="7", X264_THREADS="2"
+        storage,
+        workers=1,
+        WATCHDOG_INTERVAL="1",
+        X264_LOOKAHEAD="7",
+        X264_THREADS="2",
+        MAX_IMAGE_PIXELS="20000000",
     ) as stack:
         yield stack
 
@@ -104,6 +110,22 @@ def test_a_failing_scene_fails_the_job_naming_stage_and_keeps_earlier_output(
     assert "scene 1" in job["error"] and "ib1.jpg" in job["error"]
     assert (project / "output" / "good.mp4").read_bytes() == good
     assert not (project / "output" / "bad.mp4").exists()
+
+
+def test_an_image_over_max_image_pixels_put_behind_the_apis_back_fails_validate(
+    stack: Stack, api: Api, tmp_path: Path
+) -> None:
+    api.upload_project("bomb", small_scenes(tag="x"), tmp_path)
+    project = stack.settings.render_storage / "projects" / "bomb"
+    # 25 MP: under the 40 MP default, over this stack's MAX_IMAGE_PIXELS.
+    make_blank_png(project / "input" / "images" / "ix1.jpg", 5000, 5000)
+    job = api.wait(api.render("bomb", "bomb.mp4", fps=FPS))
+    assert job["status"] == "FAILED"
+    assert job["stage"] == "VALIDATE"
+    assert job["error"] == (
+        "VALIDATE scene 1 (id 's1'): image 'ix1.jpg' is 5000×5000 pixels (25.0 MP), over the "
+        "limit of 20000000 pixels (20 MP) (MAX_IMAGE_PIXELS)"
+    )
 
 
 def test_a_scene_failing_inside_the_group_fails_the_job_at_that_scene(

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -6,11 +7,18 @@ from typing import Any
 import pytest
 
 from pipeline import plan as plan_module
-from pipeline import registry
+from pipeline import registry, stages
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
-from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, write_project
+from pipeline.fixtures import (
+    ImageFixture,
+    SceneFixture,
+    VoiceFixture,
+    make_blank_png,
+    make_image,
+    write_project,
+)
 from pipeline.options import RenderOptions
 from pipeline.plan import Plan, make_plan, read_plan, write_plan
 from pipeline.project import ProjectDir
@@ -209,3 +217,81 @@ def test_with_many_scenes_the_first_bad_scene_is_the_one_reported(
     with pytest.raises(PipelineError) as info:
         make_plan(project, SMALL, ffmpeg_bin)
     assert info.value.scene == 3 and "image 'm3.jpg' could not be decoded" in str(info.value)
+
+
+# --- the image pixel cap (decompression bombs) ---------------------------------------------
+
+
+def test_an_image_at_the_pixel_cap_passes_and_one_over_is_refused(
+    small_project: ProjectDir, ffmpeg_bin: str
+) -> None:
+    # Both of the project's images are 320×240 (76800 pixels).
+    plan = make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76800)
+    assert plan.max_pixels == 76800
+    assert Plan.from_json(plan.to_json()) == plan
+    plan_module._DECODED.clear()  # not even bytes decoded before escape the cap
+    with pytest.raises(PipelineError) as info:
+        make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76799)
+    assert str(info.value) == (
+        "scene 0 (id 'intro'): image 'a.jpg' is 320×240 pixels (0.1 MP), over the limit of "
+        "76799 pixels (0.076799 MP) (MAX_IMAGE_PIXELS)"
+    )
+    # Bytes decoded before (under a larger cap) are refused all the same.
+    make_plan(small_project, SMALL, ffmpeg_bin)
+    with pytest.raises(PipelineError, match=r"'a\.jpg' is 320×240 pixels"):
+        make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76799)
+
+
+def test_validate_refuses_a_bomb_put_straight_in_the_folder_without_decoding_it(
+    small_project: ProjectDir, ffmpeg_bin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 12000×12000 PNG of 17 KB, copied into input/images/ past the API's upload check:
+    VALIDATE reads its header, names the scene and the file, and never decodes it."""
+    make_blank_png(small_project.asset("images", "b.png"), 12000, 12000)
+    decoded: list[Path] = []
+    real_image_size = plan_module.image_size
+
+    def spy(path: Path, max_pixels: int | None = None) -> tuple[int, int]:
+        decoded.append(path)
+        return real_image_size(path, max_pixels)
+
+    monkeypatch.setattr(plan_module, "image_size", spy)
+    validate = registry.BY_NAME["VALIDATE"]
+    run = StageRun(small_project, SMALL, "v.mp4", Runner(ffmpeg_bin), max_pixels=40_000_000)
+    with pytest.raises(PipelineError) as info:
+        registry.run_stage(validate, run)
+    assert str(info.value) == (
+        "VALIDATE scene 1 (id 'end'): image 'b.png' is 12000×12000 pixels (144.0 MP), over the "
+        "limit of 40000000 pixels (40 MP) (MAX_IMAGE_PIXELS)"
+    )
+    assert small_project.asset("images", "b.png") not in decoded
+
+
+def test_a_header_pillow_will_not_read_is_still_a_refusal_naming_the_file(
+    small_project: ProjectDir, ffmpeg_bin: str
+) -> None:
+    # Over twice Pillow's own bomb limit, Pillow refuses before its header can be looked at.
+    make_blank_png(small_project.asset("images", "b.png"), 20000, 20000)
+    with pytest.raises(PipelineError) as info:
+        make_plan(small_project, SMALL, ffmpeg_bin)
+    assert str(info.value) == (
+        "scene 1 (id 'end'): image 'b.png' has 400000000 pixels (400.0 MP), over the limit of "
+        "40000000 pixels (40 MP) (MAX_IMAGE_PIXELS)"
+    )
+
+
+def test_ffmpeg_refuses_an_image_over_the_plans_cap_when_it_prepares_stills(
+    small_project: ProjectDir, ffmpeg_bin: str
+) -> None:
+    """The file changed after VALIDATE checked it: FFmpeg's decoder has a cap of its own."""
+    plan = make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76800)
+    # Over the decoder's cap (twice the plan's: FFmpeg pads rows when it counts).
+    make_image(small_project.asset("images", "a.jpg"), ImageFixture("a.jpg", 400, 400))
+    with pytest.raises(PipelineError, match="exceeds specified max pixel count 153600"):
+        stages.prepare_stills(small_project, plan, 0, Runner(ffmpeg_bin))
+    assert not any(stages.scene_stills(small_project, plan, 0)[0].parent.glob("*.yuv"))
+    # The same file under the default cap is prepared.
+    wide = dataclasses.replace(plan, max_pixels=40_000_000)
+    assert all(
+        p.is_file() for p in stages.prepare_stills(small_project, wide, 0, Runner(ffmpeg_bin))
+    )

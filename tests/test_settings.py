@@ -54,6 +54,10 @@ def test_db_url_follows_render_storage(monkeypatch: pytest.MonkeyPatch, tmp_path
         ("MAX_UPLOAD_MB", "0"),
         ("EVENTS_TOKEN_TTL", "901"),
         ("EVENTS_TOKEN_TTL", "3600"),
+        ("MAX_JSON_MB", "0"),
+        ("PROJECT_MAX_MB", "-1"),
+        # Pillow will not read the header of a bigger picture, so the cap could not be told.
+        ("MAX_IMAGE_PIXELS", "178956971"),
     ],
 )
 def test_invalid_setting_names_the_variable(

@@ -3,57 +3,77 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Any, get_args
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ProjectId, SettingsDep, StorageDep
 from api.errors import responses
 from api.schemas import StoredAsset, Subdir
-from api.uploads import Upload, check_subdir, clean_name, require_free_space, store_uploads
+from api.uploads import UploadLimits, receive_uploads, require_free_space, store_uploads
 
 log = logging.getLogger("render.api.assets")
 
 router = APIRouter(prefix="/v1/projects", tags=["assets"])
+
+# The body is read as a stream (api/uploads.py), not by FastAPI, so its form is described here.
+UPLOAD_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "title": "AssetUpload",
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "title": "Files",
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one or more files",
+                        },
+                        "subdir": {
+                            "title": "Subdir",
+                            "type": "string",
+                            "enum": list(get_args(Subdir)),
+                            "description": "images, voiceovers or music; inferred from the "
+                            "content when absent",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @router.post(
     "/{id}/assets",
     status_code=201,
     response_model=list[StoredAsset],
-    responses=responses(400, 401, 413, 415, 422),
+    responses=responses(400, 401, 413, 415, 422, 507),
     summary="Upload one or more asset files",
+    openapi_extra=UPLOAD_FORM,
 )
 async def upload_assets(
-    project_id: ProjectId,
-    settings: SettingsDep,
-    storage: StorageDep,
-    files: Annotated[list[UploadFile], File(description="one or more files")],
-    subdir: Annotated[
-        Subdir | None,
-        Form(description="images, voiceovers or music; inferred from the content when absent"),
-    ] = None,
+    project_id: ProjectId, settings: SettingsDep, storage: StorageDep, request: Request
 ) -> list[StoredAsset]:
     """Store files under `input/<subdir>/`, checked by their bytes.
 
-    Images must decode; audio must be a container with an audio stream FFmpeg can decode.
-    Each file is at most MAX_UPLOAD_MB. All or nothing: if any file is refused, none is kept.
+    Images must decode and have at most MAX_IMAGE_PIXELS pixels; audio must be a container
+    with an audio stream FFmpeg can decode. The files of one request are at most MAX_UPLOAD_MB
+    together, a project's assets at most PROJECT_MAX_MB and PROJECT_MAX_FILES: each is
+    checked while the body arrives. All or nothing: if any file is refused, none is kept.
     """
     require_free_space(storage.root, settings.min_free_mb, "an upload")
-    uploads = [Upload(clean_name(f.filename), f.file) for f in files]
-    try:
+    project = storage.project(project_id)
+    limits = UploadLimits.of(settings)
+    async with receive_uploads(request, storage.root, project, limits) as form:
         stored = await run_in_threadpool(
-            store_uploads,
-            storage.root,
-            storage.project(project_id),
-            uploads,
-            check_subdir(subdir),
-            settings.max_upload_bytes,
+            store_uploads, storage.root, project, form.files, form.subdir, limits
         )
-    finally:
-        for f in files:
-            await f.close()
     for item in stored:
         log.info(
             "project %s: stored %s/%s (%d bytes, sha256 %s)",
