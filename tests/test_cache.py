@@ -510,14 +510,15 @@ def _render_units(
     base = StageRun(
         project, options, "video.mp4", runner, cache=cache, on_clip=built.reports.append
     )
-    count, plan = len(load_spec(project).scenes), None
+    outline, plan = registry.outline(load_spec(project), options), None
     for stage in registry.STAGES:
-        for scene, chunk in stage.units(count, plan):
+        for scene, chunk in stage.units(outline, plan):
             laid_out = registry.run_stage(
                 stage, dataclasses.replace(base, scene=scene, chunk=chunk)
             )
             if laid_out is not None:
-                plan, count = laid_out, len(laid_out.scenes)
+                plan = laid_out
+                outline = dataclasses.replace(outline, scenes=len(laid_out.scenes))
     return built
 
 
