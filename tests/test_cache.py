@@ -169,6 +169,14 @@ def test_how_burnt_in_captions_are_timed_is_in_the_key_of_a_captioned_clip_only(
     assert after[0] != before[0] and after[1:] == before[1:]
 
 
+def test_how_a_clips_mp4_is_timed_is_in_every_clips_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _keys(_plan(THREE))
+    # A clip timed in milliseconds (could end short of its frames) is not served as one
+    # timed in frames.
+    monkeypatch.setattr(cache_module, "clip_timing_args", lambda fps: [])
+    assert not set(before) & set(_keys(_plan(THREE)))
+
+
 # --- the store (files only) ---------------------------------------------------------------
 
 
