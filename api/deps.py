@@ -10,12 +10,13 @@ from fastapi import Depends, Path, Request
 from sqlmodel import Session
 
 from api.errors import ApiError
+from pipeline.registry import Outline
 from tasks import canvas
 from tasks.db import session_scope
 from tasks.settings import Settings
 from tasks.storage import PROJECT_ID, InvalidId, Storage, check_project_id
 
-Enqueuer = Callable[[str, int], None]
+Enqueuer = Callable[[str, Outline], None]  # (job id, what its first units follow from)
 Revoker = Callable[[str, list[str]], None]  # (job id, its stage labels)
 
 

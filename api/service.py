@@ -19,7 +19,7 @@ from api.deps import Enqueuer
 from api.errors import ApiError, validation_error
 from api.schemas import JobSummary, OutputFile, ProjectAssets, ProjectView, RenderRequest
 from api.uploads import require_free_space
-from pipeline import limits, sound, timeline
+from pipeline import limits, registry, sound, timeline
 from pipeline.atomic import write_text_atomic
 from pipeline.names import check_safe_name
 from pipeline.options import RenderOptions
@@ -237,9 +237,10 @@ def submit_render(
     if problem := sound.check(spec, options):
         raise ApiError(422, problem.code, problem.message, problem.field)
 
-    # Every scene of the spec gets its per-scene stages (SPEECH speaks any of them); a render
-    # of some scenes (renderOptions.scenes, .range) skips the builds it has no scene for.
-    scene_count = len(spec.scenes)
+    # Every scene of the spec gets its per-scene stages (SPEECH: every scene TTS speaks); a
+    # render of some scenes (renderOptions.scenes, .range) skips the builds it has no scene for.
+    outline = registry.outline(spec, options)
+    scene_count = outline.scenes
     beyond = [index for index in options.scenes or () if index >= scene_count]
     if beyond:
         raise ApiError(
@@ -264,6 +265,7 @@ def submit_render(
         output_name=output_name,
         options=options.model_dump(by_alias=True),
         scene_count=scene_count,
+        spoken=outline.spoken,
     )
     if callback is not None:
         webhooks.register(session, job.id, callback)
@@ -288,7 +290,7 @@ def submit_render(
             raise
         return earlier
     try:
-        enqueue(job.id, scene_count)
+        enqueue(job.id, outline)
     except Exception as exc:
         log.error("job %s: could not enqueue: %s", job.id, exc)
         jobs.transition(

@@ -3,9 +3,9 @@
 A clip's key covers the scene's part of the plan (frames, shots, moves, fit, motion and any
 field added to `ScenePlan` later, such as burned-in captions), the digests of its images
 (their bytes, not their names), the picture settings of the whole video (size, fps, cross-fade
-frames), the encoder and the FFmpeg build. Nothing about sound is in it, nor the scene's place
-in the video, so a new music bed, a replaced voiceover of the same length, or a scene inserted
-before this one finds the clip again.
+frames), the encoder, how the clip's MP4 is timed, and the FFmpeg build. Nothing about sound
+is in it, nor the scene's place in the video, so a new music bed, a replaced voiceover of the
+same length, or a scene inserted before this one finds the clip again.
 
 The store is a folder shared by every job, project and worker (`RENDER_STORAGE/cache/clips/`):
 `<key>.mp4`, `<key>.json` (size and sha256 of the clip, checked before every use) and
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.atomic import atomic_path, link_or_copy, write_text_atomic
+from pipeline.encoder import clip_timing_args
 from pipeline.errors import Cancelled
 from pipeline.plan import Plan, ScenePlan, file_sha256
 
@@ -106,6 +107,8 @@ def clip_key(
         "height": plan.height,
         "xfade_frames": plan.xfade_frames,
         "encoder": asdict(plan.encoder),
+        # How the clip's MP4 is timed: a clip timed in milliseconds could end short.
+        "timing": clip_timing_args(plan.fps),
         "scene": data,
     }
     if span is not None:

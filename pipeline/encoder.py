@@ -45,3 +45,16 @@ def video_codec_args(encoder: Encoder) -> list[str]:
         *("-threads", str(encoder.threads)),
         *tuning,
     ]
+
+
+def clip_timing_args(fps: int) -> list[str]:
+    """The MP4 options of a clip: its video track and its movie timed in frames (1/fps).
+
+    Left to itself the muxer times the movie, and so the edit list that says where the
+    track ends, in milliseconds, and a clip of a length that is no whole number of them
+    (89 frames at 30 fps: 2966.67 ms) was cut at 2966 ms when its last frames were B-frames.
+    The concat demuxer starts each clip where the one before ends, so every frame after
+    such a clip came 0.65 ms early (502 ticks after its predecessor in 1/15360). In frames,
+    every length is exact, and the join's offsets (microseconds) round onto whole frames.
+    """
+    return ["-video_track_timescale", str(fps), "-movie_timescale", str(fps)]

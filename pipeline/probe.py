@@ -99,6 +99,26 @@ def probe(path: Path, *, count_frames: bool = False) -> MediaInfo:
         return MediaInfo(container.format.name, total, video, audio)
 
 
+def video_packet_times(path: Path) -> tuple[Fraction, list[int]]:
+    """The first video stream's time base and every packet's pts, in presentation order
+    (the packets only: nothing is decoded)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if stream.time_base is None:
+            raise ValueError(f"{path.name}: its video stream has no time base")
+        times = [packet.pts for packet in container.demux(stream) if packet.pts is not None]
+        return Fraction(stream.time_base), sorted(times)
+
+
+def off_grid(path: Path, fps: int) -> list[tuple[int, int, Fraction]]:
+    """The video packets whose pts is not their frame number times the frame duration, as
+    (frame, pts, the pts it should have) in the stream's ticks; [] when every frame n is
+    at n/fps exactly."""
+    time_base, times = video_packet_times(path)
+    step = 1 / (fps * time_base)  # a frame's duration in ticks
+    return [(n, pts, n * step) for n, pts in enumerate(times) if pts != n * step]
+
+
 # The speech scan: 20 ms windows; a window is speech when louder than both the floor and the
 # loudest window less the range; pauses shorter than the bridge do not split an interval.
 _WINDOW_SECONDS = 0.02

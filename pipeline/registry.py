@@ -9,6 +9,10 @@ A stage's *label* is its name, or `NAME[i]` for the run of a per-scene stage on 
 is built in several units, each run on any worker): the names the job row, the logs and the
 API show. A chunked stage's units follow from the plan, so they are known once the stage that
 lays out the timeline (VALIDATE) has run; until then the job has one `NAME[i]` per scene.
+
+Before the plan, the units follow from the job's `Outline`: how many scenes the spec has and
+which of them TTS speaks. A per-scene stage may run for some scenes only (SPEECH: the spoken
+ones), so a job with nothing to speak has no SPEECH unit at all and starts with VALIDATE.
 """
 
 from __future__ import annotations
@@ -28,7 +32,32 @@ from pipeline.options import RenderOptions
 from pipeline.plan import Plan, load_spec, make_plan, read_plan, write_plan
 from pipeline.probe import MAX_PIXELS
 from pipeline.project import ProjectDir
+from pipeline.spec import ProjectSpec
 from pipeline.tts import cache as speech_cache
+
+
+@dataclass(frozen=True)
+class Outline:
+    """What a job's units follow from before its timeline is laid out: the spec's scene
+    count, and the scenes whose narration TTS speaks (indices from 0, ascending)."""
+
+    scenes: int
+    spoken: tuple[int, ...] = ()
+
+
+def outline(spec: ProjectSpec, options: RenderOptions) -> Outline:
+    """The job's outline from its spec and options: a scene is spoken when TTS says its
+    narration (`speech_cache.spoken_text`, the one rule for it)."""
+    spoken = tuple(
+        index
+        for index, scene in enumerate(spec.scenes)
+        if speech_cache.spoken_text(scene, options) is not None
+    )
+    return Outline(len(spec.scenes), spoken)
+
+
+def _spoken(outline: Outline) -> tuple[int, ...]:
+    return outline.spoken
 
 
 @dataclass(frozen=True)
@@ -72,7 +101,8 @@ class Stage:
     """One stage: its name, its share of the progress bar, its body, once per scene or not.
 
     A body that returns a Plan has laid out the timeline (`lays_out`): per-scene weights and
-    a chunked stage's units follow it.
+    a chunked stage's units follow it. A per-scene stage runs for every scene of the outline,
+    or for those `only` picks.
     """
 
     name: str
@@ -81,6 +111,7 @@ class Stage:
     per_scene: bool = False
     chunked: bool = False  # a long scene's run is split into chunks (implies per_scene)
     lays_out: bool = False
+    only: Callable[[Outline], tuple[int, ...]] | None = None
 
     def label(self, scene: int | None = None, chunk: int | None = None) -> str:
         if self.per_scene != (scene is not None):
@@ -91,26 +122,30 @@ class Stage:
             return self.name
         return f"{self.name}[{scene}/{chunk}]" if chunk is not None else f"{self.name}[{scene}]"
 
-    def units(self, scene_count: int, plan: Plan | None = None) -> list[Unit]:
-        """The stage's runs: once, once per scene, or (chunked, with a plan) once per chunk of
-        each scene the plan builds in chunks."""
+    def scenes(self, outline: Outline) -> tuple[int, ...]:
+        """The scenes a per-scene stage runs for: every one of the outline's, or `only`'s."""
+        return self.only(outline) if self.only is not None else tuple(range(outline.scenes))
+
+    def units(self, outline: Outline, plan: Plan | None = None) -> list[Unit]:
+        """The stage's runs: once, once per scene it runs for, or (chunked, with a plan) once
+        per chunk of each scene the plan builds in chunks."""
         if not self.per_scene:
             return [(None, None)]
         found: list[Unit] = []
-        for scene in range(scene_count):
+        for scene in self.scenes(outline):
             chunks = 1
             if self.chunked and plan is not None and scene < len(plan.scenes):
                 chunks = chunk_count(plan, plan.scenes[scene])
             found += [(scene, c) for c in range(chunks)] if chunks > 1 else [(scene, None)]
         return found
 
-    def labels(self, scene_count: int, plan: Plan | None = None) -> list[str]:
-        return [self.label(*unit) for unit in self.units(scene_count, plan)]
+    def labels(self, outline: Outline, plan: Plan | None = None) -> list[str]:
+        return [self.label(*unit) for unit in self.units(outline, plan)]
 
 
 def _speech(run: StageRun) -> None:
-    # Before VALIDATE, once per scene of the spec: each scene's narration is spoken by its own
-    # task, so a long narrated project is not synthesised on one process.
+    # Before VALIDATE, once per spoken scene of the spec: each scene's narration is spoken by
+    # its own task, so a long narrated project is not synthesised on one process.
     spec = load_spec(run.project)
     if run.scene_index < len(spec.scenes):  # not a narration longer than it may be
         check_narration(spec, run.options, run.scene_index, run.limits)
@@ -191,7 +226,7 @@ def _finalize(run: StageRun) -> None:
 
 # Weights are rough shares of a render's wall time: libx264 in the scene builds is nearly all.
 STAGES: tuple[Stage, ...] = (
-    Stage("SPEECH", 1.0, _speech, per_scene=True),
+    Stage("SPEECH", 1.0, _speech, per_scene=True, only=_spoken),
     Stage("VALIDATE", 2.0, _validate, lays_out=True),
     Stage("AUDIO_PREP", 4.0, _audio_prep),
     Stage("SCENE_BUILD", 85.0, _scene_build, per_scene=True, chunked=True),
@@ -203,10 +238,10 @@ LAST = STAGES[-1]
 _LABEL = re.compile(r"^([A-Z_]+)(?:\[(\d+)(?:/(\d+))?\])?$")
 
 
-def labels(scene_count: int, plan: Plan | None = None) -> list[str]:
-    """Every stage label of a job with `scene_count` scenes (and, once it is laid out, its
-    `plan`'s chunks), in running order."""
-    return [label for stage in STAGES for label in stage.labels(scene_count, plan)]
+def labels(outline: Outline, plan: Plan | None = None) -> list[str]:
+    """Every stage label of a job of this `outline` (and, once it is laid out, its `plan`'s
+    chunks), in running order."""
+    return [label for stage in STAGES for label in stage.labels(outline, plan)]
 
 
 def parse_unit(label: str) -> tuple[Stage, int | None, int | None]:
@@ -249,11 +284,12 @@ def order_key(label: str) -> tuple[int, int, int]:
     return STAGES.index(stage), scene if scene is not None else -1, chunk or 0
 
 
-def weights(scene_count: int, plan: Plan | None = None) -> dict[str, float]:
-    """Each label's share of the progress bar; a per-scene stage splits its weight by frames
-    (once there is a plan; evenly before), a chunked one by its chunks' frames."""
+def weights(outline: Outline, plan: Plan | None = None) -> dict[str, float]:
+    """Each label's share of the progress bar. A stage that runs has its whole weight, a
+    per-scene one split over the scenes it runs for by their frames (once there is a plan;
+    evenly before), a chunked one by its chunks' frames; a stage with no runs has none."""
     frames: dict[Unit, int] = {}
-    for index in range(scene_count):
+    for index in range(outline.scenes):
         if plan is None:
             frames[(index, None)] = 1
         elif index < len(plan.scenes):
@@ -263,11 +299,12 @@ def weights(scene_count: int, plan: Plan | None = None) -> dict[str, float]:
                 frames.update({(index, c): b - a for c, (a, b) in enumerate(spans)})
         else:
             frames[(index, None)] = 0  # not in this part of the timeline
-    total = sum(count for (_, chunk), count in frames.items() if chunk is None) or 1
     shares: dict[str, float] = {}
     for stage in STAGES:
-        for unit in stage.units(scene_count, plan):
-            share = frames[unit] / total if unit[0] is not None else 1.0
+        units = stage.units(outline, plan)
+        total = sum(frames.get((scene, None), 0) for scene in {s for s, _ in units}) or 1
+        for unit in units:
+            share = frames.get(unit, 0) / total if unit[0] is not None else 1.0
             shares[stage.label(*unit)] = stage.weight * share
     return shares
 
@@ -277,12 +314,13 @@ Step = list[tuple[Stage, int | None, int | None]]
 LAYOUT = next(index for index, stage in enumerate(STAGES) if stage.lays_out)
 
 
-def steps(scene_count: int, plan: Plan | None = None) -> list[Step]:
+def steps(outline: Outline, plan: Plan | None = None) -> list[Step]:
     """The stages as the canvas runs them: one step at a time, a per-scene step's runs in
     parallel. Without a plan, the steps up to the one that lays out the timeline; with one,
-    the steps after it."""
+    the steps after it. A stage with no runs (SPEECH with nothing to speak) is no step."""
     chosen = STAGES[: LAYOUT + 1] if plan is None else STAGES[LAYOUT + 1 :]
-    return [[(stage, s, c) for s, c in stage.units(scene_count, plan)] for stage in chosen]
+    found = [[(stage, s, c) for s, c in stage.units(outline, plan)] for stage in chosen]
+    return [step for step in found if step]
 
 
 def run_stage(stage: Stage, run: StageRun) -> Plan | None:

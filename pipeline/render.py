@@ -29,12 +29,12 @@ class _Progress:
     def __init__(self, report: Callable[[float], None] | None) -> None:
         self._report = report
         self._lock = threading.Lock()
-        self._weights = registry.weights(1)
+        self._weights = registry.weights(registry.Outline(1))
         self._done: dict[str, float] = {}
 
-    def replan(self, plan: Plan) -> None:
+    def replan(self, outline: registry.Outline, plan: Plan | None = None) -> None:
         with self._lock:
-            self._weights = registry.weights(len(plan.scenes), plan)
+            self._weights = registry.weights(outline, plan)
 
     def reporter(self, label: str) -> Callable[[float], None] | None:
         if self._report is None:
@@ -72,16 +72,21 @@ def render(
     base = StageRun(
         project, options, output_name, runner, threads=threads or share, lookahead=lookahead
     )
-    scene_count = _spec_scenes(project)  # stages before VALIDATE run once per spec scene
+    # The stages before VALIDATE run for the spec's scenes (SPEECH: its spoken ones).
+    outline = _spec_outline(project, options)
+    progress.replan(outline)
     plan: Plan | None = None
     _clear_clips(project)
     for stage in registry.STAGES:
+        units = stage.units(outline, plan)
+        if not units:
+            continue  # nothing to run (SPEECH in a project with nothing spoken)
         if on_stage is not None:
             on_stage(stage.name)
         if runner.log is not None:
             runner.log(f"stage {stage.name} at {time.strftime('%H:%M:%S')}")
         if stage.per_scene:
-            _run_units(stage, base, stage.units(scene_count, plan), jobs, progress)
+            _run_units(stage, base, units, jobs, progress)
             continue
         run = dataclasses.replace(
             base, runner=dataclasses.replace(runner, on_progress=progress.reporter(stage.label()))
@@ -92,16 +97,17 @@ def render(
             report(1.0)
         if laid_out is not None:
             plan = laid_out
-            scene_count = len(plan.scenes)
-            progress.replan(plan)
+            # Built from here on: the plan's scenes (a part of the timeline has fewer).
+            outline = dataclasses.replace(outline, scenes=len(plan.scenes))
+            progress.replan(outline, plan)
     return project.output / output_name
 
 
-def _spec_scenes(project: ProjectDir) -> int:
+def _spec_outline(project: ProjectDir, options: RenderOptions) -> registry.Outline:
     try:
-        return len(load_spec(project).scenes)
+        return registry.outline(load_spec(project), options)
     except PipelineError:
-        return 0  # VALIDATE says what is wrong with the spec
+        return registry.Outline(0)  # VALIDATE says what is wrong with the spec
 
 
 def _clear_clips(project: ProjectDir) -> None:

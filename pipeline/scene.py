@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipeline.encoder import Encoder, video_codec_args
+from pipeline.encoder import Encoder, clip_timing_args, video_codec_args
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.motion import oversampled, zoompan_filter
 from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
@@ -319,6 +319,7 @@ def scene_args(
         *video_codec_args(plan.encoder),
         "-frames:v",
         str(end - first),
+        *clip_timing_args(plan.fps),
         "-f",
         "mp4",
         str(out),

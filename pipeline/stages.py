@@ -34,7 +34,7 @@ from pipeline.poster import (
     scene_poster_frame,
     write_frame_jpeg,
 )
-from pipeline.probe import probe
+from pipeline.probe import off_grid, probe
 from pipeline.project import ProjectDir
 from pipeline.scene import scene_args, still_size, stills_args
 
@@ -401,7 +401,8 @@ def scene_subtitles(project: ProjectDir, plan: Plan, index: int) -> Path | None:
 
 
 def check_output(path: Path, plan: Plan) -> None:
-    """The joined video has exactly the planned frames, both streams, and A/V in step."""
+    """The joined video has exactly the planned frames, each at its frame number times the
+    frame duration, both streams, and A/V in step."""
     try:
         info = probe(path)
     except Exception as exc:
@@ -417,6 +418,12 @@ def check_output(path: Path, plan: Plan) -> None:
         gap = abs(info.video.duration - info.audio.duration)
         if gap > 1 / plan.fps + 1e-3:
             problems.append(f"audio and video lengths differ by {gap:.3f}s")
+    if info.video is not None and (early := off_grid(path, plan.fps)):
+        frame, pts, grid = early[0]
+        problems.append(
+            f"{len(early)} frames off the 1/{plan.fps} s grid, from frame {frame} "
+            f"(pts {pts}, not {grid})"
+        )
     if problems:
         raise PipelineError(f"{path.name} failed its check: {'; '.join(problems)}")
 

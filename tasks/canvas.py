@@ -1,8 +1,9 @@
 """One job's Celery canvas, read off the stage registry: a chain of its steps, where a step of
 per-scene runs is a chord whose body is the next step.
 
-A job is sent in two parts. At submission: chord(speech × n → validate). VALIDATE lays out the
-timeline, which decides how many units each scene's build is (a long scene is built in chunks,
+A job is sent in two parts. At submission: chord(speech × spoken scenes → validate), or
+validate alone when no scene is spoken (a chord over no tasks is never made). VALIDATE lays out
+the timeline, which decides how many units each scene's build is (a long scene is built in chunks,
 `pipeline.chunks`), so its task sends the rest once the plan exists: audio_prep →
 chord(scene_build × units → concat) → finalize. Task ids are derived from the job id and the
 stage label, so a log line or Flower row names its job at a glance and the API can revoke a
@@ -49,11 +50,11 @@ def _signature(
     )
 
 
-def build_canvas(job_id: str, scene_count: int, plan: Plan | None = None) -> Signature:
+def build_canvas(job_id: str, outline: registry.Outline, plan: Plan | None = None) -> Signature:
     """The job's steps up to the one that lays out the timeline; with its `plan`, the rest."""
     links: list[Signature] = []
     pending: list[Signature] | None = None  # a group waiting for its chord body
-    for step in registry.steps(scene_count, plan):
+    for step in registry.steps(outline, plan):
         signatures = [_signature(job_id, *unit) for unit in step]
         if len(step) == 1 and not step[0][0].per_scene:
             if pending is not None:
@@ -67,17 +68,17 @@ def build_canvas(job_id: str, scene_count: int, plan: Plan | None = None) -> Sig
             pending = signatures
     if pending is not None:
         links.append(group(pending))
-    return chain(*links)
+    return links[0] if len(links) == 1 else chain(*links)
 
 
-def enqueue_render(job_id: str, scene_count: int) -> None:
+def enqueue_render(job_id: str, outline: registry.Outline) -> None:
     """Send the job's first part to the broker. Raises if the broker cannot be reached."""
-    build_canvas(job_id, scene_count).apply_async()
+    build_canvas(job_id, outline).apply_async()
 
 
-def enqueue_rest(job_id: str, scene_count: int, plan: Plan) -> None:
+def enqueue_rest(job_id: str, outline: registry.Outline, plan: Plan) -> None:
     """Send the steps after the timeline's layout, with the units its `plan` decides."""
-    build_canvas(job_id, scene_count, plan).apply_async()
+    build_canvas(job_id, outline, plan).apply_async()
 
 
 def revoke_job(job_id: str, labels: Iterable[str]) -> None:

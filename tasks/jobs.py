@@ -10,7 +10,7 @@ or kept alive by the holder it was taken from.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,22 +60,33 @@ def create_job(
     output_name: str,
     options: dict[str, Any],
     scene_count: int,
+    spoken: Sequence[int] = (),
     job_id: str | None = None,
 ) -> Job:
+    """A QUEUED job with a stage row per unit its outline gives it: `scene_count` scenes, of
+    which `spoken` are spoken by TTS (`registry.outline`)."""
     job = Job(
         id=job_id or new_job_id(),
         project_id=project_id,
         output_name=output_name,
         options=options,
         scene_count=scene_count,
+        spoken_scenes=sorted(spoken),
         status=JobStatus.QUEUED,
     )
     session.add(job)
-    for name, weight in registry.weights(scene_count).items():
+    for name, weight in registry.weights(outline(job)).items():
         session.add(JobTask(job_id=job.id, name=name, weight=weight))
     session.flush()
     events.changed(session, job.id)
     return job
+
+
+def outline(job: Job) -> registry.Outline:
+    """The job's outline, as it was queued with."""
+    if job.spoken_scenes is None:  # queued before SPEECH ran for spoken scenes only
+        return registry.Outline(job.scene_count, tuple(range(job.scene_count)))
+    return registry.Outline(job.scene_count, tuple(job.spoken_scenes))
 
 
 def transition(session: Session, job_id: str, target: JobStatus, **fields: Any) -> bool:

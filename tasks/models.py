@@ -65,6 +65,9 @@ class Job(SQLModel, table=True):
     output_name: str = Field(max_length=255)
     options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     scene_count: int = 0
+    # The scenes whose narration TTS speaks (registry.Outline.spoken): SPEECH runs for these
+    # alone. None in a job queued by a release before that, which spoke every scene.
+    spoken_scenes: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     cancel_requested: bool = False
     worker: str | None = Field(default=None, max_length=255)
     created_at: datetime = _ts(nullable=False, default=utcnow)

@@ -184,8 +184,8 @@ def _send_rest(settings: Settings, job: Job, plan: Plan) -> None:
     sends them again: a second copy of a step finds its stages done or held, and does nothing.
     """
     with session_scope(settings.db_url) as session:
-        jobs.lay_out(session, job.id, registry.weights(job.scene_count, plan))
-    canvas.enqueue_rest(job.id, job.scene_count, plan)
+        jobs.lay_out(session, job.id, registry.weights(jobs.outline(job), plan))
+    canvas.enqueue_rest(job.id, jobs.outline(job), plan)
 
 
 def _job_metrics(settings: Settings, job: Job) -> None:

@@ -21,6 +21,7 @@ from api.deps import get_enqueuer, get_revoker
 from api.main import create_app
 from pipeline.ffmpeg import find_ffmpeg
 from pipeline.fixtures import ImageFixture, VoiceFixture, make_image, make_tone
+from pipeline.registry import Outline
 from tasks.settings import Settings
 
 
@@ -49,17 +50,17 @@ DEAD_BROKER = "redis://127.0.0.1:1"
 
 @dataclass
 class Calls:
-    """What the API handed to the queue: (job_id, scene_count), and what it revoked: (job_id,
+    """What the API handed to the queue: (job_id, its outline), and what it revoked: (job_id,
     the job's stage labels)."""
 
-    enqueued: list[tuple[str, int]] = field(default_factory=list)
+    enqueued: list[tuple[str, Outline]] = field(default_factory=list)
     revoked: list[tuple[str, list[str]]] = field(default_factory=list)
     fail_with: Exception | None = None
 
-    def enqueue(self, job_id: str, scene_count: int) -> None:
+    def enqueue(self, job_id: str, outline: Outline) -> None:
         if self.fail_with is not None:
             raise self.fail_with
-        self.enqueued.append((job_id, scene_count))
+        self.enqueued.append((job_id, outline))
 
     def revoke(self, job_id: str, labels: list[str]) -> None:
         self.revoked.append((job_id, labels))

@@ -43,12 +43,12 @@ def render_stages(
     built = Built([], [])
     runner = Runner(ffmpeg, log=built.log.append)
     base = StageRun(project, options, output, runner, cache=cache, on_clip=built.reports.append)
-    count = len(load_spec(project).scenes)  # until VALIDATE's plan says
+    outline = registry.outline(load_spec(project), options)  # until VALIDATE's plan says
     for stage in registry.STAGES:
-        for scene in range(count) if stage.per_scene else [None]:
+        for scene in stage.scenes(outline) if stage.per_scene else [None]:
             plan = registry.run_stage(stage, dataclasses.replace(base, scene=scene))
             if plan is not None:
-                count = len(plan.scenes)
+                outline = dataclasses.replace(outline, scenes=len(plan.scenes))
     return built
 
 

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.routes.jobs import job_document, redacted_url
 from pipeline import registry
+from pipeline.registry import Outline
 from tasks import jobs, webhooks
 from tasks.db import session_scope
 from tasks.models import Job, JobStatus, JobTask, Project, Webhook
@@ -61,7 +62,7 @@ def test_render_queues_a_job_and_enqueues_it(ready: TestClient, calls: Calls) ->
     body = response.json()
     assert body["status"] == "QUEUED"
     assert response.headers["location"] == f"/v1/jobs/{body['jobId']}"
-    assert calls.enqueued == [(body["jobId"], 2)]
+    assert calls.enqueued == [(body["jobId"], Outline(2))]
 
     job = ready.get(response.headers["location"]).json()
     assert job["status"] == "QUEUED"
@@ -72,7 +73,9 @@ def test_render_queues_a_job_and_enqueues_it(ready: TestClient, calls: Calls) ->
     pending = {"status": "PENDING", "progress": 0.0, "cached": False, "clip": None, "chunks": 1}
     assert job["scenes"] == [{"index": 0, **pending}, {"index": 1, **pending}]
     assert job["cache"] == {"hits": 0, "encoded": 0, "bytesSaved": 0}
-    assert [s["name"] for s in job["stages"]] == registry.labels(2)
+    # Nothing spoken: the seed's stages, VALIDATE first.
+    assert [s["name"] for s in job["stages"]] == registry.labels(Outline(2))
+    assert job["stages"][0]["name"] == "VALIDATE"
     assert job["logs"] == []
     assert job["cancelRequested"] is False
     assert job["createdAt"].endswith(("Z", "+00:00"))
@@ -201,12 +204,12 @@ def test_a_scene_built_in_chunks_shows_as_one_scene(ready: TestClient, storage: 
     job_id = ready.post(RENDER, json={}).json()["jobId"]
     plan = still_plan(30, 225)  # scene 1: three chunks of 75 frames
     with session_scope(_db(storage)) as session:
-        jobs.lay_out(session, job_id, registry.weights(2, plan))
+        jobs.lay_out(session, job_id, registry.weights(Outline(2), plan))
     db = _db(storage)
     _set_stage(db, job_id, "SCENE_BUILD[1/0]", "DONE", 1.0, "cached")
     _set_stage(db, job_id, "SCENE_BUILD[1/1]", "RUNNING", 0.5, None)
     job = ready.get(f"/v1/jobs/{job_id}").json()
-    assert [s["name"] for s in job["stages"]] == registry.labels(2, plan)
+    assert [s["name"] for s in job["stages"]] == registry.labels(Outline(2), plan)
     assert [s["index"] for s in job["scenes"]] == [0, 1]
     assert job["scenes"][1] == {
         "index": 1,
@@ -273,7 +276,7 @@ def test_cancel_a_queued_job(ready: TestClient, calls: Calls) -> None:
     assert body["status"] == "CANCELLED"
     assert body["cancelRequested"] is True
     assert body["finishedAt"] is not None
-    assert calls.revoked == [(job_id, registry.labels(2))]
+    assert calls.revoked == [(job_id, registry.labels(Outline(2)))]
     # Now finished: a second cancel is a conflict.
     response = ready.post(f"/v1/jobs/{job_id}/cancel")
     assert response.status_code == 409

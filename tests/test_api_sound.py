@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline import tts
+from pipeline.registry import Outline
 from tests.conftest import Calls, error_of, jpeg_bytes, put_spec, tree, wav_bytes
 
 RENDER = "/v1/projects/p1/render"
@@ -65,10 +66,12 @@ def test_a_full_sound_request_is_accepted(ready: TestClient, calls: Calls) -> No
     assert job["options"]["ducking"] == {"amount": 10.0}
     assert job["options"]["loudness"] == -14.0
     assert job["options"]["captions"] == {"burnIn": True, "language": "en"}
+    # Scene 1 alone is spoken by TTS (0 has a voiceover, 2 no narration): one SPEECH row.
     names = [stage["name"] for stage in job["stages"]]
-    assert names[:4] == ["SPEECH[0]", "SPEECH[1]", "SPEECH[2]", "VALIDATE"]
+    assert [name for name in names if name.startswith("SPEECH")] == ["SPEECH[1]"]
+    assert names[:2] == ["SPEECH[1]", "VALIDATE"]
     assert [scene["index"] for scene in job["scenes"]] == [0, 1, 2]  # one row per scene
-    assert calls.enqueued == [(job["id"], 3)]
+    assert calls.enqueued == [(job["id"], Outline(3, (1,)))]
 
 
 def test_shorthands_are_accepted(ready: TestClient) -> None:

@@ -177,6 +177,14 @@ def test_how_burnt_in_captions_are_timed_is_in_the_key_of_a_captioned_clip_only(
     assert after[0] != before[0] and after[1:] == before[1:]
 
 
+def test_how_a_clips_mp4_is_timed_is_in_every_clips_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _keys(_plan(THREE))
+    # A clip timed in milliseconds (could end short of its frames) is not served as one
+    # timed in frames.
+    monkeypatch.setattr(cache_module, "clip_timing_args", lambda fps: [])
+    assert not set(before) & set(_keys(_plan(THREE)))
+
+
 # --- the store (files only) ---------------------------------------------------------------
 
 
@@ -518,14 +526,15 @@ def _render_units(
     base = StageRun(
         project, options, "video.mp4", runner, cache=cache, on_clip=built.reports.append
     )
-    count, plan = len(load_spec(project).scenes), None
+    outline, plan = registry.outline(load_spec(project), options), None
     for stage in registry.STAGES:
-        for scene, chunk in stage.units(count, plan):
+        for scene, chunk in stage.units(outline, plan):
             laid_out = registry.run_stage(
                 stage, dataclasses.replace(base, scene=scene, chunk=chunk)
             )
             if laid_out is not None:
-                plan, count = laid_out, len(laid_out.scenes)
+                plan = laid_out
+                outline = dataclasses.replace(outline, scenes=len(laid_out.scenes))
     return built
 
 

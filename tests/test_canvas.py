@@ -6,16 +6,17 @@ from typing import Any
 
 from celery.canvas import Signature, _chain, _chord
 
+from pipeline.registry import Outline
 from tasks.canvas import build_canvas, task_id
 from tests.plans import still_plan as _plan
 
+ALL_SPOKEN = Outline(3, (0, 1, 2))
+
 
 def _first(canvas: Any) -> tuple[list[Signature], Signature]:
-    """(speech, validate) out of the first part: chord(speech × n → validate)."""
-    assert isinstance(canvas, _chain)
-    (speech,) = canvas.tasks
-    assert isinstance(speech, _chord)
-    return list(speech.tasks), speech.body
+    """(speech, validate) out of the first part: chord(speech × spoken scenes → validate)."""
+    assert isinstance(canvas, _chord)
+    return list(canvas.tasks), canvas.body
 
 
 def _rest(canvas: Any) -> tuple[Signature, list[Signature], Signature, Signature]:
@@ -31,8 +32,8 @@ def _rest(canvas: Any) -> tuple[Signature, list[Signature], Signature, Signature
     return audio, list(scenes.tasks), concat, finalize
 
 
-def test_the_first_part_speaks_every_scene_then_validates() -> None:
-    speech, validate = _first(build_canvas("j1", 3))
+def test_the_first_part_speaks_every_spoken_scene_then_validates() -> None:
+    speech, validate = _first(build_canvas("j1", ALL_SPOKEN))
     assert [s.task for s in speech] == ["render.speech"] * 3
     assert [tuple(s.args) for s in speech] == [("j1", 0), ("j1", 1), ("j1", 2)]
     assert validate.task == "render.validate"
@@ -40,9 +41,34 @@ def test_the_first_part_speaks_every_scene_then_validates() -> None:
     assert validate.id == "j1.VALIDATE"
 
 
+def test_one_spoken_scene_is_one_speech_task_named_for_its_scene() -> None:
+    (speech,), validate = _first(build_canvas("j1", Outline(3, (2,))))
+    assert (speech.task, tuple(speech.args), speech.id) == (
+        "render.speech",
+        ("j1", 2),
+        "j1.SPEECH[2]",
+    )
+    assert validate.id == "j1.VALIDATE"
+
+
+def test_nothing_spoken_starts_with_validate_alone() -> None:
+    # No chord over zero tasks (Celery's edge): the first part is the VALIDATE task itself.
+    canvas = build_canvas("j1", Outline(3))
+    assert not isinstance(canvas, (_chain, _chord))
+    assert (canvas.task, tuple(canvas.args), canvas.id) == (
+        "render.validate",
+        ("j1",),
+        "j1.VALIDATE",
+    )
+    # The rest does not depend on what was spoken.
+    assert build_canvas("j1", Outline(3), _plan(30, 150, 30)) == build_canvas(
+        "j1", ALL_SPOKEN, _plan(30, 150, 30)
+    )
+
+
 def test_the_rest_builds_each_unit_of_the_plan_then_joins() -> None:
     # Scene 1 (150 frames) is two chunks of 75; the short scenes are one unit each.
-    audio, scenes, concat, finalize = _rest(build_canvas("j1", 3, _plan(30, 150, 30)))
+    audio, scenes, concat, finalize = _rest(build_canvas("j1", ALL_SPOKEN, _plan(30, 150, 30)))
     assert [audio.task, concat.task, finalize.task] == [
         "render.audio_prep",
         "render.concat",
@@ -56,13 +82,13 @@ def test_the_rest_builds_each_unit_of_the_plan_then_joins() -> None:
 
 
 def test_chunking_off_builds_one_unit_per_scene() -> None:
-    _, scenes, _, _ = _rest(build_canvas("j1", 2, _plan(300, 300, chunk_frames=0)))
+    _, scenes, _, _ = _rest(build_canvas("j1", Outline(2), _plan(300, 300, chunk_frames=0)))
     assert [s.id for s in scenes] == ["j1.SCENE_BUILD[0]", "j1.SCENE_BUILD[1]"]
 
 
 def test_every_signature_is_immutable() -> None:
     # Stages talk through files and the job row, never through return values.
-    speech, validate = _first(build_canvas("j1", 1))
-    audio, scenes, concat, finalize = _rest(build_canvas("j1", 1, _plan(150)))
+    speech, validate = _first(build_canvas("j1", Outline(1, (0,))))
+    audio, scenes, concat, finalize = _rest(build_canvas("j1", Outline(1), _plan(150)))
     for sig in (*speech, validate, audio, *scenes, concat, finalize):
         assert sig.immutable

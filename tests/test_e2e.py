@@ -67,6 +67,15 @@ def test_render_through_the_api_produces_a_probed_mp4(
     assert job["status"] == "SUCCEEDED", job
     assert job["progress"] == 1.0
     assert job["stage"] == "FINALIZE"
+    # Voiceovers only, nothing for TTS to speak: exactly the seed's stages, no SPEECH.
+    assert [s["name"] for s in job["stages"]] == [
+        "VALIDATE",
+        "AUDIO_PREP",
+        "SCENE_BUILD[0]",
+        "SCENE_BUILD[1]",
+        "CONCAT",
+        "FINALIZE",
+    ]
     assert [s["status"] for s in job["scenes"]] == ["DONE", "DONE"]
     assert any("ffmpeg" in line for line in job["logs"])
 

@@ -25,24 +25,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def test_a_narrated_render_with_a_ducked_bed_and_captions(stack: Stack, tmp_path: Path) -> None:
     api = Api(stack.base_url)
+    # Scene 1 alone is spoken by TTS: scenes 0 and 2 narrate over voiceovers of their own.
     scenes = [
         SceneFixture(
-            (ImageFixture(f"p{i}.jpg", 480, 270, "gradients"),),
-            narration=text,
-            id=f"s{i}",
-        )
-        for i, text in enumerate(
-            ["The harbour at dawn.", "Boats leave early, and the gulls follow them out."]
-        )
-    ]
-    scenes.append(
+            (ImageFixture("p0.jpg", 480, 270, "gradients"),),
+            VoiceFixture("start.wav", 1.2, 400),
+            narration="The harbour at dawn.",
+            id="s0",
+        ),
+        SceneFixture(
+            (ImageFixture("p1.jpg", 480, 270, "gradients"),),
+            narration="Boats leave early, and the gulls follow them out.",
+            id="s1",
+        ),
         SceneFixture(
             (ImageFixture("p2.jpg", 480, 270, "testsrc2"),),
             VoiceFixture("end.mp3", 1.5, 500),
             narration="A voiceover of its own.",
             id="s2",
-        )
-    )
+        ),
+    ]
     api.upload_project("sound", scenes, tmp_path, music=[MusicFixture("bed.mp3", 3.0)])
     job_id = api.render(
         "sound",
@@ -56,8 +58,11 @@ def test_a_narrated_render_with_a_ducked_bed_and_captions(stack: Stack, tmp_path
     )
     job = api.wait(job_id, timeout=240)
     assert job["status"] == "SUCCEEDED", job
-    stages = {s["name"]: s["status"] for s in job["stages"]}
-    assert [stages[f"SPEECH[{i}]"] for i in range(3)] == ["DONE"] * 3
+    # SPEECH for the spoken scene only, under its own scene number, before VALIDATE.
+    names = [s["name"] for s in job["stages"]]
+    assert [name for name in names if name.startswith("SPEECH")] == ["SPEECH[1]"]
+    assert names[:2] == ["SPEECH[1]", "VALIDATE"]
+    assert {s["name"]: s["status"] for s in job["stages"]}["SPEECH[1]"] == "DONE"
     assert len(job["scenes"]) == 3
 
     listed = {f["name"] for f in api.http.get("/v1/projects/sound/outputs").json()}
@@ -75,7 +80,7 @@ def test_a_narrated_render_with_a_ducked_bed_and_captions(stack: Stack, tmp_path
     # The speech was cached under the project: a second render speaks nothing again.
     cache = stack.settings.render_storage / "projects" / "sound" / "cache" / "speech"
     made = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
-    assert len([name for name in made if name.endswith(".wav")]) == 2
+    assert len([name for name in made if name.endswith(".wav")]) == 1
     again = api.wait(api.render("sound", "again.mp4", tts="espeak-ng", minShot=1.0), timeout=240)
     assert again["status"] == "SUCCEEDED", again
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == made

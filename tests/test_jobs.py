@@ -13,6 +13,7 @@ from sqlalchemy import update
 from sqlmodel import Session, SQLModel, col
 
 from pipeline import registry
+from pipeline.registry import Outline
 from tasks import jobs
 from tasks.db import get_engine, session_scope
 from tasks.models import Job, JobStatus, JobTask, Project, StageStatus, utcnow
@@ -36,10 +37,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def _new_job(db_url: str, scenes: int = 2) -> str:
+def _new_job(db_url: str, scenes: int = 2, spoken: tuple[int, ...] = ()) -> str:
     with session_scope(db_url) as session:
         job = jobs.create_job(
-            session, project_id="p1", output_name="v.mp4", options={}, scene_count=scenes
+            session,
+            project_id="p1",
+            output_name="v.mp4",
+            options={},
+            scene_count=scenes,
+            spoken=spoken,
         )
         return job.id
 
@@ -55,10 +61,10 @@ def test_create_job_makes_one_row_per_stage_in_order(db_url: str) -> None:
     job_id = _new_job(db_url, scenes=3)
     with session_scope(db_url) as session:
         names = [row.name for row in jobs.job_tasks(session, job_id)]
+        job = session.get(Job, job_id)
+        assert job is not None and jobs.outline(job) == Outline(3)
+    # Nothing spoken: the seed's stages.
     assert names == [
-        "SPEECH[0]",
-        "SPEECH[1]",
-        "SPEECH[2]",
         "VALIDATE",
         "AUDIO_PREP",
         "SCENE_BUILD[0]",
@@ -268,8 +274,8 @@ def test_unknown_job_is_dropped(db_url: str) -> None:
 
 
 def test_finishing_the_last_stage_is_the_jobs_success(db_url: str) -> None:
-    job_id = _new_job(db_url, scenes=1)
-    for label in registry.labels(1):
+    job_id = _new_job(db_url, scenes=1, spoken=(0,))
+    for label in registry.labels(Outline(1, (0,))):
         claim = _claim(db_url, job_id, label)
         assert _status(db_url, job_id) == "RUNNING"
         with session_scope(db_url) as session:
@@ -345,11 +351,11 @@ def test_lay_out_gives_a_chunked_scene_a_row_per_chunk_weighed_by_frames(db_url:
     job_id = _new_job(db_url, scenes=2)
     plan = still_plan(30, 150)  # scene 1: two chunks
     with session_scope(db_url) as session:
-        jobs.lay_out(session, job_id, registry.weights(2, plan))
+        jobs.lay_out(session, job_id, registry.weights(Outline(2), plan))
     with session_scope(db_url) as session:
         rows = jobs.job_tasks(session, job_id)
     names = [row.name for row in rows]
-    assert names == registry.labels(2, plan)
+    assert names == registry.labels(Outline(2), plan)
     assert "SCENE_BUILD[1]" not in names
     assert names[names.index("SCENE_BUILD[0]") :][:3] == [
         "SCENE_BUILD[0]",
@@ -358,7 +364,7 @@ def test_lay_out_gives_a_chunked_scene_a_row_per_chunk_weighed_by_frames(db_url:
     ]
     weight = {row.name: row.weight for row in rows}
     assert weight["SCENE_BUILD[1/0]"] == pytest.approx(weight["SCENE_BUILD[0]"] * 75 / 30)
-    assert sum(weight.values()) == pytest.approx(sum(registry.weights(2).values()))
+    assert sum(weight.values()) == pytest.approx(sum(registry.weights(Outline(2)).values()))
 
 
 def test_lay_out_again_keeps_rows_that_have_started(db_url: str) -> None:
@@ -366,10 +372,61 @@ def test_lay_out_again_keeps_rows_that_have_started(db_url: str) -> None:
     job_id = _new_job(db_url, scenes=1)
     plan = still_plan(150)
     with session_scope(db_url) as session:
-        jobs.lay_out(session, job_id, registry.weights(1, plan))
+        jobs.lay_out(session, job_id, registry.weights(Outline(1), plan))
     assert _claim(db_url, job_id, "SCENE_BUILD[0/0]", pid=os.getpid()) is not None
     with session_scope(db_url) as session:
-        jobs.lay_out(session, job_id, registry.weights(1, plan))
+        jobs.lay_out(session, job_id, registry.weights(Outline(1), plan))
         row = session.get(JobTask, (job_id, "SCENE_BUILD[0/0]"))
         assert row is not None and (row.status, row.attempts) == ("RUNNING", 1)
-        assert [r.name for r in jobs.job_tasks(session, job_id)] == registry.labels(1, plan)
+        assert [r.name for r in jobs.job_tasks(session, job_id)] == registry.labels(
+            Outline(1), plan
+        )
+
+
+def test_a_job_speaks_only_its_spoken_scenes_and_keeps_that_through_the_lay_out(
+    db_url: str,
+) -> None:
+    job_id = _new_job(db_url, scenes=3, spoken=(2,))
+    with session_scope(db_url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and jobs.outline(job) == Outline(3, (2,))
+        names = [row.name for row in jobs.job_tasks(session, job_id)]
+    assert names[:2] == ["SPEECH[2]", "VALIDATE"]
+    assert [name for name in names if name.startswith("SPEECH")] == ["SPEECH[2]"]
+    # VALIDATE's lay-out (as the task does it, from the job's own outline) adds no SPEECH row.
+    plan = still_plan(30, 30, 150)
+    with session_scope(db_url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        jobs.lay_out(session, job_id, registry.weights(jobs.outline(job), plan))
+    with session_scope(db_url) as session:
+        rows = jobs.job_tasks(session, job_id)
+    assert [row.name for row in rows] == registry.labels(Outline(3, (2,)), plan)
+    assert [row.name for row in rows if row.name.startswith("SPEECH")] == ["SPEECH[2]"]
+    speech = next(row for row in rows if row.name == "SPEECH[2]")
+    assert speech.weight == pytest.approx(registry.BY_NAME["SPEECH"].weight)
+
+
+def test_a_job_queued_by_an_earlier_release_speaks_every_scene(db_url: str) -> None:
+    # Its rows were made with a SPEECH run per scene, before the job row said which speak.
+    job_id = _new_job(db_url, scenes=2)
+    with session_scope(db_url) as session:
+        session.execute(update(Job).where(col(Job.id) == job_id).values(spoken_scenes=None))
+    with session_scope(db_url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and jobs.outline(job) == Outline(2, (0, 1))
+
+
+def test_without_speech_validate_runs_first_and_progress_counts_without_it(db_url: str) -> None:
+    job_id = _new_job(db_url, scenes=2)
+    claim = _claim(db_url, job_id, "VALIDATE")
+    assert claim is not None and claim.job.stage == "VALIDATE"
+    with session_scope(db_url) as session:
+        overall = jobs.record_progress(session, job_id, "VALIDATE", claim.attempt, 1.0)
+    weights = registry.weights(Outline(2))
+    assert overall == pytest.approx(weights["VALIDATE"] / sum(weights.values()))
+    # A cancel while VALIDATE runs (no SPEECH row to hold it up) ends the job at VALIDATE.
+    with session_scope(db_url) as session:
+        assert jobs.end_job(session, job_id, "VALIDATE", JobStatus.CANCELLED, "cancelled")
+        job = session.get(Job, job_id)
+        assert job is not None and (job.status, job.stage) == ("CANCELLED", "VALIDATE")

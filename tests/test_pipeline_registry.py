@@ -15,11 +15,15 @@ from pipeline.motion import STILL
 from pipeline.options import RenderOptions
 from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
 from pipeline.project import ProjectDir
-from pipeline.registry import Stage, StageRun
+from pipeline.registry import Outline, Stage, StageRun
+from pipeline.spec import ProjectSpec
+
+# Two scenes, both spoken by TTS.
+SPOKEN = Outline(2, (0, 1))
 
 
 def test_labels_run_in_order_with_one_per_scene_for_per_scene_stages() -> None:
-    assert registry.labels(2) == [
+    assert registry.labels(SPOKEN) == [
         "SPEECH[0]",
         "SPEECH[1]",
         "VALIDATE",
@@ -29,12 +33,50 @@ def test_labels_run_in_order_with_one_per_scene_for_per_scene_stages() -> None:
         "CONCAT",
         "FINALIZE",
     ]
-    assert registry.labels(0) == ["VALIDATE", "AUDIO_PREP", "CONCAT", "FINALIZE"]
+    assert registry.labels(Outline(0)) == ["VALIDATE", "AUDIO_PREP", "CONCAT", "FINALIZE"]
+
+
+def test_speech_runs_only_for_the_scenes_tts_speaks() -> None:
+    # Nothing spoken: exactly the seed's stages, VALIDATE first.
+    assert registry.labels(Outline(3)) == [
+        "VALIDATE",
+        "AUDIO_PREP",
+        "SCENE_BUILD[0]",
+        "SCENE_BUILD[1]",
+        "SCENE_BUILD[2]",
+        "CONCAT",
+        "FINALIZE",
+    ]
+    # Scene 2 alone: its label keeps its scene number.
+    labels = registry.labels(Outline(3, (2,)))
+    assert [label for label in labels if label.startswith("SPEECH")] == ["SPEECH[2]"]
+    assert labels[:2] == ["SPEECH[2]", "VALIDATE"]
+    assert registry.BY_NAME["SCENE_BUILD"].units(Outline(3, (2,))) == [
+        (0, None),
+        (1, None),
+        (2, None),
+    ]
+
+
+def test_the_outline_speaks_a_narration_only_where_tts_says_it() -> None:
+    spec = ProjectSpec.model_validate(
+        {
+            "scenes": [
+                {"images": ["a.jpg"], "voiceover": "a.wav", "narration": "Said by a person."},
+                {"images": ["b.jpg"], "duration": 2},
+                {"images": ["c.jpg"], "narration": "Spoken by the engine."},
+                {"images": ["d.jpg"], "narration": "   ", "duration": 1},
+            ]
+        }
+    )
+    assert registry.outline(spec, RenderOptions(tts="espeak-ng")) == Outline(4, (2,))
+    # Without TTS nothing is spoken, narrations or not.
+    assert registry.outline(spec, RenderOptions()) == Outline(4)
 
 
 @pytest.mark.parametrize("stage", registry.STAGES, ids=lambda s: s.name)
 def test_every_label_parses_back_to_its_stage(stage: Stage) -> None:
-    for scene, label in enumerate(stage.labels(3)):
+    for scene, label in enumerate(stage.labels(Outline(3, (0, 1, 2)))):
         parsed = registry.parse_label(label)
         assert parsed == (stage, scene if stage.per_scene else None)
 
@@ -72,7 +114,7 @@ CHUNKED = _plan((30,), (36, 50), chunk_frames=43, fade=10)
 
 
 def test_a_plan_gives_a_chunked_stage_one_label_per_chunk() -> None:
-    assert registry.labels(2, CHUNKED) == [
+    assert registry.labels(SPOKEN, CHUNKED) == [
         "SPEECH[0]",
         "SPEECH[1]",
         "VALIDATE",
@@ -84,23 +126,24 @@ def test_a_plan_gives_a_chunked_stage_one_label_per_chunk() -> None:
         "FINALIZE",
     ]
     # Chunking off: the labels without a plan.
-    assert registry.labels(2, dataclasses.replace(CHUNKED, chunk_frames=0)) == registry.labels(2)
+    unchunked = dataclasses.replace(CHUNKED, chunk_frames=0)
+    assert registry.labels(SPOKEN, unchunked) == registry.labels(SPOKEN)
     stage = registry.BY_NAME["SCENE_BUILD"]
-    assert stage.units(2, CHUNKED) == [(0, None), (1, 0), (1, 1)]
+    assert stage.units(SPOKEN, CHUNKED) == [(0, None), (1, 0), (1, 1)]
     with pytest.raises(ValueError, match="does not run in chunks"):
         registry.BY_NAME["SPEECH"].label(1, 0)
 
 
 def test_every_unit_label_parses_back() -> None:
-    for label in registry.labels(2, CHUNKED):
+    for label in registry.labels(SPOKEN, CHUNKED):
         stage, scene, chunk = registry.parse_unit(label)
         assert stage.label(scene, chunk) == label
         assert registry.parse_label(label) == (stage, scene)
     assert registry.parse_unit("SCENE_BUILD[1/0]") == (registry.BY_NAME["SCENE_BUILD"], 1, 0)
     assert registry.clip_scene_of("SCENE_BUILD[1/1]") == 1
     assert registry.scene_of("SCENE_BUILD[1/1]") == 1
-    shuffled = registry.labels(2, CHUNKED)[::-1]
-    assert sorted(shuffled, key=registry.order_key) == registry.labels(2, CHUNKED)
+    shuffled = registry.labels(SPOKEN, CHUNKED)[::-1]
+    assert sorted(shuffled, key=registry.order_key) == registry.labels(SPOKEN, CHUNKED)
 
 
 @pytest.mark.parametrize(
@@ -114,18 +157,30 @@ def test_chunk_labels_of_stages_that_have_none_are_refused(label: str) -> None:
 
 def test_weights_split_a_per_scene_stage_by_frames_and_keep_the_total() -> None:
     total = sum(stage.weight for stage in registry.STAGES)
-    weights = registry.weights(2, _plan((100,), (300,)))
+    weights = registry.weights(SPOKEN, _plan((100,), (300,)))
     assert weights["SCENE_BUILD[1]"] == pytest.approx(3 * weights["SCENE_BUILD[0]"])
     assert weights["SPEECH[1]"] == pytest.approx(3 * weights["SPEECH[0]"])
     assert sum(weights.values()) == pytest.approx(total)
-    assert sum(registry.weights(5).values()) == pytest.approx(total)
-    assert registry.weights(2)["SCENE_BUILD[1]"] == registry.weights(2)["SCENE_BUILD[0]"]
+    assert sum(registry.weights(Outline(5, (0, 4))).values()) == pytest.approx(total)
+    before = registry.weights(SPOKEN)
+    assert before["SCENE_BUILD[1]"] == before["SCENE_BUILD[0]"]
+
+
+def test_a_stage_with_no_runs_has_no_weight_and_one_spoken_scene_has_all_of_speech() -> None:
+    speech = registry.BY_NAME["SPEECH"].weight
+    total = sum(stage.weight for stage in registry.STAGES)
+    silent = registry.weights(Outline(2), _plan((100,), (300,)))
+    assert not any(label.startswith("SPEECH") for label in silent)
+    assert sum(silent.values()) == pytest.approx(total - speech)
+    one = registry.weights(Outline(2, (1,)), _plan((100,), (300,)))
+    assert one["SPEECH[1]"] == pytest.approx(speech)
+    assert sum(one.values()) == pytest.approx(total)
 
 
 def test_weights_split_a_chunked_scene_by_its_chunks_frames() -> None:
     total = sum(stage.weight for stage in registry.STAGES)
-    weights = registry.weights(2, CHUNKED)
-    assert set(weights) == set(registry.labels(2, CHUNKED))
+    weights = registry.weights(SPOKEN, CHUNKED)
+    assert set(weights) == set(registry.labels(SPOKEN, CHUNKED))
     assert sum(weights.values()) == pytest.approx(total)
     build = registry.BY_NAME["SCENE_BUILD"].weight
     # 116 frames: scene 0's 30, scene 1's chunks of 46 and 40; SPEECH still per scene.
@@ -136,12 +191,12 @@ def test_weights_split_a_chunked_scene_by_its_chunks_frames() -> None:
 
 
 def test_steps_before_the_plan_stop_at_validate_and_the_plan_gives_the_rest() -> None:
-    before = registry.steps(2)
+    before = registry.steps(SPOKEN)
     assert [[(stage.name, s, c) for stage, s, c in step] for step in before] == [
         [("SPEECH", 0, None), ("SPEECH", 1, None)],
         [("VALIDATE", None, None)],
     ]
-    after = registry.steps(2, CHUNKED)
+    after = registry.steps(SPOKEN, CHUNKED)
     assert [[(stage.name, s, c) for stage, s, c in step] for step in after] == [
         [("AUDIO_PREP", None, None)],
         [("SCENE_BUILD", 0, None), ("SCENE_BUILD", 1, 0), ("SCENE_BUILD", 1, 1)],
@@ -150,8 +205,17 @@ def test_steps_before_the_plan_stop_at_validate_and_the_plan_gives_the_rest() ->
     ]
     # Together, every label once, in running order.
     labels = [stage.label(s, c) for step in before + after for stage, s, c in step]
-    assert labels == registry.labels(2, CHUNKED)
+    assert labels == registry.labels(SPOKEN, CHUNKED)
     assert registry.STAGES[registry.LAYOUT].name == "VALIDATE"
+
+
+def test_nothing_to_speak_makes_no_speech_step() -> None:
+    # Not an empty step (a chord over no tasks): the first part is VALIDATE alone.
+    before = registry.steps(Outline(3))
+    assert [[(stage.name, s, c) for stage, s, c in step] for step in before] == [
+        [("VALIDATE", None, None)]
+    ]
+    assert [stage.name for stage, _, _ in registry.steps(Outline(3, (1,)))[0]] == ["SPEECH"]
     assert registry.LAST is registry.STAGES[-1]
 
 

@@ -217,7 +217,10 @@ def test_the_clip_command_reads_the_stills_and_encodes_with_the_plans_encoder() 
         *("-i", "/w/stills/b.yuv"),
         *("-filter_complex", graph.text, "-map", "[s16]", "-an"),
         *video_codec_args(plan.encoder),
-        *("-frames:v", "121", "-f", "mp4", "/out.mp4"),
+        *("-frames:v", "121"),
+        # The clip's MP4 timed in frames (1/30), its edit list too: exact lengths.
+        *("-video_track_timescale", "30", "-movie_timescale", "30"),
+        *("-f", "mp4", "/out.mp4"),
     ]
 
 

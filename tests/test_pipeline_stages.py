@@ -338,7 +338,7 @@ def test_a_chunked_scenes_outputs_are_made_by_the_build_that_completes_its_clip(
     assert plan is not None
     registry.run_stage(registry.BY_NAME["AUDIO_PREP"], base)
     build = registry.BY_NAME["SCENE_BUILD"]
-    assert build.units(2, plan) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert build.units(registry.Outline(2), plan) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     video, poster = stages.scene_output_files(small_project, 0)
     # The later chunk first, as another worker may finish it: the scene is not complete yet.
     registry.run_stage(build, dataclasses.replace(base, scene=0, chunk=1))
