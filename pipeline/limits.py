@@ -233,8 +233,11 @@ def count_work(
     return Work(tuple(counted), *size)
 
 
-def check_work(work: Work, options: RenderOptions, limits: Limits) -> None:
-    """The whole job's frames, pixels × frames, shots and units, each within its limit."""
+def check_work(
+    work: Work, options: RenderOptions, limits: Limits, spoken: Sequence[int] | None = None
+) -> None:
+    """The whole job's frames, pixels × frames, shots and units, each within its limit
+    (`spoken`: the scenes TTS speaks; None counts every scene, an upper bound)."""
     seconds = work.frames / options.fps
     if work.frames > limits.max_job_frames:
         raise OverLimit(
@@ -255,7 +258,7 @@ def check_work(work: Work, options: RenderOptions, limits: Limits) -> None:
             f"{_setting('max_job_shots', limits.max_job_shots)}",
             field="renderOptions.maxShot",
         )
-    units = unit_count(work)
+    units = unit_count(work, spoken)
     if units > limits.max_job_units:
         raise OverLimit(
             f"renderOptions.chunkSeconds: {units} tasks (scenes built in chunks of "
@@ -264,18 +267,21 @@ def check_work(work: Work, options: RenderOptions, limits: Limits) -> None:
         )
 
 
-def unit_count(work: Work) -> int:
-    """The stage runs the job's rows will be: the registry's units, with `work`'s chunks."""
+def unit_count(work: Work, spoken: Sequence[int] | None = None) -> int:
+    """The stage runs the job's rows will be: the registry's units, with `work`'s chunks
+    (`spoken`: the scenes TTS speaks; None counts every scene, an upper bound)."""
     from pipeline import registry  # registry → plan → this module: imported when counting
 
+    everyone = tuple(range(len(work.scenes)))
+    outline = registry.Outline(len(work.scenes), everyone if spoken is None else tuple(spoken))
     total = 0
     for stage in registry.STAGES:
         if not stage.per_scene:
             total += 1
         elif stage.chunked:
-            total += sum(scene.chunks for scene in work.scenes)
+            total += sum(work.scenes[index].chunks for index in stage.scenes(outline))
         else:
-            total += len(work.scenes)
+            total += len(stage.scenes(outline))
     return total
 
 
@@ -295,5 +301,7 @@ def check(
         for s, scene in zip(seconds, spec.scenes, strict=True)
     ]
     work = count_work(counted, options, size)
-    check_work(work, options, limits)
+    from pipeline import registry  # registry → plan → this module: imported when counting
+
+    check_work(work, options, limits, registry.outline(spec, options).spoken)
     return work

@@ -233,14 +233,14 @@ def test_shots_at_the_limit_and_one_over(make_client: AppFactory, storage: Path)
 
 
 def test_units_at_the_limit_and_one_over(make_client: AppFactory, storage: Path) -> None:
-    # One scene of 60 frames in chunks of 15: SPEECH, VALIDATE, AUDIO_PREP, 4 builds, CONCAT,
-    # FINALIZE = 9 units.
-    client = make_client(max_job_units=8)
+    # One scene of 60 frames in chunks of 15, nothing spoken: VALIDATE, AUDIO_PREP, 4 builds,
+    # CONCAT, FINALIZE = 8 units.
+    client = make_client(max_job_units=7)
     _project(client, [_scene(2.0)])
     refused = _render(client, storage, chunkSeconds=0.5)
-    _refused(refused, storage, "renderOptions.chunkSeconds", "MAX_JOB_UNITS (8)")
+    _refused(refused, storage, "renderOptions.chunkSeconds", "MAX_JOB_UNITS (7)")
     assert (
-        make_client(max_job_units=9)
+        make_client(max_job_units=8)
         .post(RENDER, json={"renderOptions": {**SMALL, "chunkSeconds": 0.5}})
         .status_code
         == 202
@@ -365,10 +365,10 @@ def test_a_huge_job_lists_its_stages_by_count_and_pages_them(
     _project(client, [_scene(1.0), _scene(1.0)])
     job_id = _render(client, storage).json()["jobId"]
     plan = still_plan(10, 3000, chunk_frames=15)  # scene 0 in one piece, scene 1 in 200
-    labels = registry.labels(2, plan)
+    labels = registry.labels(registry.Outline(2), plan)
     db = make_settings(storage).db_url
     with session_scope(db) as session:
-        jobs.lay_out(session, job_id, registry.weights(2, plan))
+        jobs.lay_out(session, job_id, registry.weights(registry.Outline(2), plan))
         for label, status in (("SCENE_BUILD[1/7]", "RUNNING"), ("SCENE_BUILD[1/8]", "DONE")):
             row = session.get(JobTask, (job_id, label))
             assert row is not None
@@ -376,7 +376,7 @@ def test_a_huge_job_lists_its_stages_by_count_and_pages_them(
             session.add(row)
 
     job = client.get(f"/v1/jobs/{job_id}").json()
-    assert job["stagesTotal"] == len(labels) == 2 + 1 + 1 + 1 + 200 + 1 + 1
+    assert job["stagesTotal"] == len(labels) == 1 + 1 + 1 + 200 + 1 + 1  # nothing spoken
     assert [s["name"] for s in job["stages"]] == [
         "VALIDATE",
         "AUDIO_PREP",
@@ -414,10 +414,10 @@ def test_a_huge_job_lists_its_stages_by_count_and_pages_them(
 def test_a_job_within_job_stages_inline_lists_every_stage(
     make_client: AppFactory, storage: Path
 ) -> None:
-    client = make_client(job_stages_inline=len(registry.labels(2)))
+    client = make_client(job_stages_inline=len(registry.labels(registry.Outline(2))))
     _project(client, [_scene(1.0), _scene(1.0)])
     job_id = _render(client, storage).json()["jobId"]
     job = client.get(f"/v1/jobs/{job_id}").json()
-    assert [s["name"] for s in job["stages"]] == registry.labels(2)
-    assert job["stagesTotal"] == len(registry.labels(2))
+    assert [s["name"] for s in job["stages"]] == registry.labels(registry.Outline(2))
+    assert job["stagesTotal"] == len(registry.labels(registry.Outline(2)))
     assert client.get(f"/v1/jobs/{job_id}/stages", params={"limit": 1001}).status_code == 422

@@ -57,7 +57,8 @@ def test_counted_work_is_what_build_plan_lays_out(
     work = limits.count_work(list(zip(seconds, images, strict=True)), options, (64, 64))
     assert [s.frames for s in work.scenes] == [s.frames for s in plan.scenes]
     assert [s.shots for s in work.scenes] == [len(s.shots) for s in plan.scenes]
-    assert limits.unit_count(work) == len(registry.labels(len(seconds), plan))
+    outline = registry.Outline(len(seconds))  # nothing spoken: SPEECH has no units
+    assert limits.unit_count(work, outline.spoken) == len(registry.labels(outline, plan))
 
 
 def test_chunks_are_counted_at_most_as_many_as_cross_fades_leave() -> None:
@@ -65,7 +66,7 @@ def test_chunks_are_counted_at_most_as_many_as_cross_fades_leave() -> None:
     options = OPTIONS.model_copy(update={"xfade": 0.5, "chunk_seconds": 0.5})
     plan = _plan_of([9.0], [3], options)
     work = limits.count_work([(9.0, 3)], options, (64, 64))
-    assert limits.unit_count(work) >= len(registry.labels(1, plan))
+    assert limits.unit_count(work, ()) >= len(registry.labels(registry.Outline(1), plan))
 
 
 def test_an_hour_of_shots_of_a_frame_is_counted_without_making_them() -> None:
