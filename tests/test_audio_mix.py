@@ -416,9 +416,9 @@ MIXES = {
     # Speech over a loud bed, ducked 6 dB; a 2.5 s scene of the bed alone between.
     "bed": Mix(
         (
-            _tone("b0.wav", 3.0, level=0.2, clicks=0.3, bursts=((0, 2.5),), **SPEECH),
+            _tone("b0.wav", 3.0, level=0.2, clicks=0.6, bursts=((0, 2.5),), **SPEECH),
             2.5,
-            _tone("b1.wav", 3.0, level=0.2, clicks=0.3, **SPEECH),
+            _tone("b1.wav", 3.0, level=0.2, clicks=0.6, **SPEECH),
         ),
         sound={
             "music": {"file": "bed.mp3", "volume": -12, "fadeIn": 0, "fadeOut": 0},
