@@ -34,15 +34,23 @@ STATS_FILE = "loudness.txt"
 # 5.4 s against 11.4 s), with the same loudness and no more error against the master at 192k.
 AAC_ARGS = ["-c:a", "aac", "-aac_coder", "fast", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
 
-TRUE_PEAK_CEILING = -1.0  # dBTP
-# Gains that would leave the true peak within this much of the ceiling get the limiter; it
-# limits samples to LIMIT_DB, leaving room for the peaks between samples.
+TRUE_PEAK_CEILING = -1.0  # dBTP, of the AAC in the finished video
+# The master's true peak is held PEAK_MARGIN under the ceiling (its mark), for the AAC encoder,
+# which can raise peaks; gains that would pass the mark get the limiter, which holds samples
+# LIMIT_BELOW under the mark, leaving room for the peaks between samples.
 PEAK_MARGIN = 0.5
-LIMIT_DB = -2.0
+LIMIT_BELOW = 0.5
+LIMIT_DB = TRUE_PEAK_CEILING - PEAK_MARGIN - LIMIT_BELOW
 # After the limiter, the loudness is measured and the gain corrected until it is this close to
 # the target (LU), in at most MAX_PASSES gain passes.
 TOLERANCE = 0.2
-MAX_PASSES = 4
+MAX_PASSES = 5
+# A master whose true peak is within AAC_RISK of the ceiling is encoded to AAC as the video's
+# will be and measured: the encoder raised a steady buzz's true peak by 0.6-0.9 dB here. If
+# the AAC passes the ceiling, the mark comes down by the excess and AAC_STEP more.
+AAC_RISK = 2.0
+AAC_STEP = 0.2
+AAC_CHECK_FILE = "check.m4a"
 # A mix of which fewer seconds than this pass the loudness gates is a short sound (in silence):
 # it is never limited (gain_for).
 SHORT_SOUND = 1.0
@@ -240,6 +248,11 @@ class Loudness:
     gated: float = math.inf
 
 
+def scaled(measured: Loudness, db: float) -> Loudness:
+    """What a linear gain of `db` makes of a measured mix."""
+    return Loudness(measured.integrated + db, measured.true_peak + db, measured.gated)
+
+
 _META = re.compile(r"^lavfi\.r128\.(M|I|true_peak)=(-?[\d.]+|-?inf|nan)$", re.MULTILINE)
 _BLOCK_STEP = 0.1  # seconds between two of `ebur128`'s momentary (400 ms) figures
 _ABSOLUTE_GATE = -70.0  # LUFS
@@ -274,9 +287,12 @@ def _silent(measured: Loudness) -> bool:
     return not math.isfinite(measured.integrated) or measured.integrated <= _ABSOLUTE_GATE
 
 
+MARK = TRUE_PEAK_CEILING - PEAK_MARGIN  # dBTP, the master's until an AAC check lowers it
+
+
 def gain_for(measured: Loudness, target: float) -> Gain:
     """The first pass's gain: the linear gain to the target, with the limiter when that would
-    bring the true peak within PEAK_MARGIN of the ceiling.
+    bring the true peak over the MARK.
 
     Silence (nothing above the gate) is left alone. A mix of which less than SHORT_SOUND
     seconds pass the gates (silence and a short sound) is not limited: its gain stops where its
@@ -287,7 +303,7 @@ def gain_for(measured: Loudness, target: float) -> Gain:
     if _silent(measured):
         return Gain(0.0, False)
     db = target - measured.integrated
-    room = TRUE_PEAK_CEILING - PEAK_MARGIN - measured.true_peak
+    room = MARK - measured.true_peak
     if db <= room:
         return Gain(db, False)
     if measured.gated < SHORT_SOUND:
@@ -308,28 +324,33 @@ def next_gain(
     gain: Gain,
     result: Loudness,
     before: tuple[Gain, Loudness] | None = None,
+    mark: float = MARK,
 ) -> Verdict:
     """What follows a gain pass (`gain`) that measured `result` after its limiter; `before`
-    is the pass before it, if any.
+    is the pass before it, if any; `mark` is the master's true-peak mark (dBTP).
 
-    A linear gain lands where it was aimed: nothing follows. The limiter takes some
-    loudness, more the harder it works: the next gain adds the miss, divided by how much of
-    the last change of gain reached the loudness (the secant; 1 the first time, so a step at
-    most doubles the miss). A true peak over the ceiling less the margin lowers the limiter's
-    ceiling by as much. Passes stop on target (within TOLERANCE) or when the limiter took
-    more than half of the last change: a mix that peaky would be squashed, not made louder.
+    A linear gain lands where it was aimed: nothing follows unless its true peak is over the
+    mark (lowered by an AAC check), which calls for the limiter, LIMIT_BELOW under the mark.
+    The limiter takes some loudness, more the harder it works: the next gain adds the miss,
+    divided by how much of the last change of gain reached the loudness (the secant; 1 the
+    first time, so a step at most doubles the miss). A true peak over the mark lowers the
+    limiter's ceiling by as much. Passes stop on target (within TOLERANCE) or when the
+    limiter took more than half of the last change: a mix that peaky would be squashed, not
+    made louder.
     """
+    over = result.true_peak - mark
     if not gain.limit:
-        return Verdict(None, "a linear gain")
+        if over <= 0:
+            return Verdict(None, "a linear gain")
+        return Verdict(Gain(gain.db, True, min(gain.ceiling, mark - LIMIT_BELOW)), "")
     miss = target - result.integrated
-    over = result.true_peak - (TRUE_PEAK_CEILING - PEAK_MARGIN)
     if abs(miss) <= TOLERANCE and over <= 0:
         return Verdict(None, "on target")
     slope = 1.0
     if before is not None and before[0].db != gain.db:
         change = gain.db - before[0].db
         slope = (result.integrated - before[1].integrated) / change
-        if slope < 0.5 and miss * change > 0:
+        if slope < 0.5 and miss * change > 0 and over <= 0:
             return Verdict(
                 None,
                 f"the limiter took more than half of the last {change:+.2f} dB: "
@@ -375,6 +396,28 @@ def gain_args(
         *("-i", str(mix), "-filter_complex", compiled.text, "-map", track),
         *("-c:a", "pcm_s16le", "-ar", str(sample_rate), "-ac", "2", "-f", "wav", str(out)),
     ]
+
+
+def aac_check_args(master: Path, out: Path) -> list[str]:
+    """The master encoded to AAC exactly as the video's track will be, to measure its peaks."""
+    return ["-i", str(master), "-map", "0:a:0", *AAC_ARGS, "-f", "mp4", str(out)]
+
+
+def measure_args(path: Path, stats: Path) -> list[str]:
+    """`path`'s audio measured (EBU R128, true peak on), nothing written but `stats`."""
+    graph = Graph()
+    graph.output(
+        graph.chain(
+            graph.input(0, "a", 0),
+            (
+                Filter.of("ebur128", peak="true", metadata=1),
+                Filter.of("ametadata", mode="print", file=str(stats)),
+            ),
+        )
+    )
+    compiled = graph.compile()
+    (track,) = compiled.maps
+    return ["-i", str(path), "-filter_complex", compiled.text, "-map", track, "-f", "null", "-"]
 
 
 def scene_audio_filter(plan: Plan, index: int) -> tuple[Filter, ...]:

@@ -152,29 +152,54 @@ def _gain_passes(
 ) -> None:
     """Gain passes over the float mix, each measured as it writes the master: a limiter takes
     some loudness that only a measurement after it can see, so the gain is corrected until
-    the master is on target (audio.next_gain), in at most MAX_PASSES. Each is logged."""
+    the master is on target (audio.next_gain), in at most MAX_PASSES. A master whose peaks
+    come near the ceiling is then encoded to AAC and measured, and its peak mark lowered if
+    the AAC passes the ceiling. Each pass and check is logged."""
     gain: audio.Gain | None = audio.gain_for(measured, loudness)
     before: tuple[audio.Gain, audio.Loudness] | None = None
+    mark = audio.MARK
     for n in range(1, audio.MAX_PASSES + 1):
         assert gain is not None
+        # Without the limiter the gain is linear and its result known: measured only after it.
         with atomic_path(target) as tmp:
             _scaled(runner, 9 + n, steps).run(
-                audio.gain_args(mix, tmp, gain, plan.sample_rate, _fresh(stats)),
+                audio.gain_args(
+                    mix, tmp, gain, plan.sample_rate, _fresh(stats) if gain.limit else None
+                ),
                 expected_seconds=plan.duration_seconds,
             )
-        result = _measured(stats)
-        limiter = f", limiter at {gain.ceiling:.2f} dBFS" if gain.limit else ""
+        if gain.limit:
+            result, how = _measured(stats), f"limiter at {gain.ceiling:.2f} dBFS"
+        else:
+            result, how = audio.scaled(measured, gain.db), "linear, so as measured before it"
         _log(
             runner,
-            f"loudness pass {n}: gain {gain.db:+.2f} dB{limiter}: {result.integrated:.2f} "
+            f"loudness pass {n}: gain {gain.db:+.2f} dB ({how}): {result.integrated:.2f} "
             f"LUFS, true peak {result.true_peak:.2f} dBTP",
         )
-        verdict = audio.next_gain(loudness, gain, result, before)
+        verdict = audio.next_gain(loudness, gain, result, before, mark)
+        if verdict.gain is None and result.true_peak > audio.TRUE_PEAK_CEILING - audio.AAC_RISK:
+            peak = _aac_peak(target, stats.with_name(audio.AAC_CHECK_FILE), stats, runner)
+            _log(runner, f"loudness check {n}: the AAC's true peak is {peak:.2f} dBTP")
+            if peak > audio.TRUE_PEAK_CEILING:
+                mark -= peak - audio.TRUE_PEAK_CEILING + audio.AAC_STEP
+                verdict = audio.next_gain(loudness, gain, result, before, mark)
         if verdict.gain is None:
             _log(runner, f"loudness: done after {n} pass{'es' if n > 1 else ''}: {verdict.reason}")
             return
         before, gain = (gain, result), verdict.gain
     _log(runner, f"loudness: kept pass {audio.MAX_PASSES}, the last allowed")
+
+
+def _aac_peak(master: Path, check: Path, stats: Path, runner: Runner) -> float:
+    """The true peak of `master` encoded as the video's AAC track will be."""
+    quiet = dataclasses.replace(runner, on_progress=None)
+    try:
+        quiet.run(audio.aac_check_args(master, check), expected_seconds=0)
+        quiet.run(audio.measure_args(check, _fresh(stats)), expected_seconds=0)
+    finally:
+        check.unlink(missing_ok=True)
+    return _measured(stats).true_peak
 
 
 def _fresh(path: Path) -> Path:

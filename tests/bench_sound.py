@@ -1,8 +1,11 @@
 """`make bench`'s sound section: where a render's time goes with the sound features on.
 
-Two cases, each timed stage by stage in one command:
+Three cases, each timed in one command:
 - the bench project (6 scenes, voiceovers) with a looped music bed, ducking and -16 LUFS:
   AUDIO_PREP's share of the wall time (aim: under 5%);
+- the same project's AUDIO_PREP alone, at -16 and -10 LUFS (where the limiter works): its gain
+  passes, and its time against two baselines run beside it: the mix alone (no loudness) and
+  the previous design (one unmeasured gain pass, no correction);
 - a long narrated project (50 scenes by default) spoken by espeak-ng: SPEECH's share, and the
   time per synthesis (a cold cache; then a second, cached run).
 """
@@ -10,11 +13,14 @@ Two cases, each timed stage by stage in one command:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline import audio
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.fixtures import (
     ImageFixture,
@@ -25,8 +31,10 @@ from pipeline.fixtures import (
     write_project,
 )
 from pipeline.options import RenderOptions
+from pipeline.plan import Plan, make_plan
 from pipeline.project import ProjectDir
 from pipeline.render import render
+from pipeline.stages import prepare_audio
 
 ROOT = Path(".bench")
 SENTENCES = [
@@ -98,6 +106,50 @@ def bed_case(preset: str, resolution: str) -> dict[str, float]:
     return times
 
 
+def _single_pass(project: ProjectDir, plan: Plan, runner: Runner) -> None:
+    """The previous design's AUDIO_PREP: the mix measured, then one gain pass, unmeasured."""
+    mix, stats = project.work / audio.MIX_FILE, project.work / audio.STATS_FILE
+    stats.unlink(missing_ok=True)
+    runner.run(audio.master_track_args(project.root, plan, mix, stats), expected_seconds=0)
+    measured = audio.read_loudness(stats.read_text("utf-8"))
+    assert measured is not None
+    gain = audio.gain_for(measured, plan.loudness or 0)
+    out = project.work / audio.MASTER_FILE
+    runner.run(audio.gain_args(mix, out, gain, plan.sample_rate), expected_seconds=0)
+
+
+def loudness_case(target: float, repeats: int) -> tuple[dict[str, float], list[str]]:
+    """AUDIO_PREP on the bench project with its bed: the median wall time of the mix alone,
+    of the previous single pass and of the measured passes, interleaved `repeats` times; and
+    the passes' log lines."""
+    ffmpeg = find_ffmpeg()
+    project = ProjectDir((ROOT / "project").resolve())  # made by bed_case
+    options = RenderOptions.model_validate(
+        {"music": "bench-bed.mp3", "ducking": True, "loudness": target, "cache": False}
+    )
+    plan = make_plan(project, options, ffmpeg)
+    runner = Runner(ffmpeg)
+    lines: list[str] = []
+    ways: dict[str, Callable[[], object]] = {
+        "mix alone": lambda: prepare_audio(
+            project, dataclasses.replace(plan, loudness=None), runner
+        ),
+        "single pass": lambda: _single_pass(project, plan, runner),
+        "measured passes": lambda: prepare_audio(
+            project, plan, dataclasses.replace(runner, log=lines.append)
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, way in ways.items():
+            lines.clear()
+            started = time.monotonic()
+            way()
+            times[name].append(time.monotonic() - started)
+    passes = [line for line in lines if line.startswith("loudness")]
+    return {name: statistics.median(spent) for name, spent in times.items()}, passes
+
+
 def narrated_case(
     scenes: int, preset: str, resolution: str
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -142,6 +194,17 @@ def main(args: argparse.Namespace) -> None:
         bed,
     )
     print(f"AUDIO_PREP share: {bed['AUDIO_PREP'] / bed['total']:.1%}")
+    for target in (-16, -10):
+        spent, passes = loudness_case(target, args.loudness_repeats)
+        print(f"\nAUDIO_PREP at {target} LUFS, median of {args.loudness_repeats}:")
+        for line in passes:
+            print(f"  {line}")
+        base, single = spent["mix alone"], spent["single pass"]
+        for name, seconds in spent.items():
+            print(
+                f"  {name:<16} {seconds:6.2f} s  {seconds / base:5.2f}x the mix alone, "
+                f"{seconds / single:5.2f}x the single pass"
+            )
     if args.narrated:
         cold, warm = narrated_case(args.narrated, args.sound_preset, args.narrated_resolution)
         _print(f"{args.narrated} narrated scenes, espeak-ng, cold speech cache", cold)
@@ -160,3 +223,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--narrated", type=int, default=50, help="scenes of the narrated case (0: none)"
     )
     parser.add_argument("--narrated-resolution", default="640x360")
+    parser.add_argument(
+        "--loudness-repeats", type=int, default=3, help="AUDIO_PREP runs per way (median)"
+    )
