@@ -8,11 +8,14 @@ resulting tile repeated), trimmed to the video, faded in and out, and ducked und
 envelope drawn from where the plan says the voice sounds. One track for the whole video keeps
 AAC priming and padding away from the scene seams.
 
-Loudness (renderOptions.loudness) is two passes: the mix is written as float with its EBU R128
-integrated loudness and true peak measured on the way (`ebur128`, metadata printed to a file),
-then one linear gain brings it to the target, with a limiter only when the gain would push the
-true peak over -1 dBTP. One-pass `loudnorm` is dynamic: on gappy speech over a bed it missed the
-target and made the bed swing (NOTES.md).
+Loudness (renderOptions.loudness): the mix is written as float with its EBU R128 integrated
+loudness and true peak measured on the way (`ebur128`, metadata printed to a file), then a
+linear gain brings it to the target, with a limiter only when the gain would push the true
+peak over its mark. A limiter takes loudness that nothing before it can see, so a limited pass
+is measured as it writes the master and its gain corrected (`next_gain`) in a few more light
+passes over the float mix; a master near the peak ceiling is checked as AAC. One-pass
+`loudnorm` is dynamic: on gappy speech over a bed it missed the target and made the bed swing
+(NOTES.md).
 """
 
 from __future__ import annotations
@@ -279,7 +282,7 @@ def read_loudness(text: str) -> Loudness | None:
 @dataclass(frozen=True)
 class Gain:
     db: float
-    limit: bool  # the gain alone would bring the true peak too close to the ceiling
+    limit: bool  # the gain alone would bring the true peak over its mark
     ceiling: float = LIMIT_DB  # dBFS the limiter holds samples to
 
 

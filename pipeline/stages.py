@@ -188,7 +188,11 @@ def _gain_passes(
             _log(runner, f"loudness: done after {n} pass{'es' if n > 1 else ''}: {verdict.reason}")
             return
         before, gain = (gain, result), verdict.gain
-    _log(runner, f"loudness: kept pass {audio.MAX_PASSES}, the last allowed")
+    _log(
+        runner,
+        f"loudness: kept pass {audio.MAX_PASSES}, the last allowed: "
+        f"{loudness - result.integrated:+.2f} LU from the target",
+    )
 
 
 def _aac_peak(master: Path, check: Path, stats: Path, runner: Runner) -> float:

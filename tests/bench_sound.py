@@ -3,9 +3,10 @@
 Three cases, each timed in one command:
 - the bench project (6 scenes, voiceovers) with a looped music bed, ducking and -16 LUFS:
   AUDIO_PREP's share of the wall time (aim: under 5%);
-- the same project's AUDIO_PREP alone, at -16 and -10 LUFS (where the limiter works): its gain
-  passes, and its time against two baselines run beside it: the mix alone (no loudness) and
-  the previous design (one unmeasured gain pass, no correction);
+- AUDIO_PREP alone, on that project at -16 and -10 LUFS and on issue 21's clicky mix at the
+  same length (where the limiter works): its gain passes, and its time against two baselines
+  run beside it: the mix alone (no loudness) and the previous design (one unmeasured gain
+  pass, no correction);
 - a long narrated project (50 scenes by default) spoken by espeak-ng: SPEECH's share, and the
   time per synthesis (a cold cache; then a second, cached run).
 """
@@ -26,6 +27,8 @@ from pipeline.fixtures import (
     ImageFixture,
     MusicFixture,
     SceneFixture,
+    VoiceFixture,
+    bench_scenes,
     make_bench_project,
     make_music,
     write_project,
@@ -118,16 +121,39 @@ def _single_pass(project: ProjectDir, plan: Plan, runner: Runner) -> None:
     runner.run(audio.gain_args(mix, out, gain, plan.sample_rate), expected_seconds=0)
 
 
-def loudness_case(target: float, repeats: int) -> tuple[dict[str, float], list[str]]:
-    """AUDIO_PREP on the bench project with its bed: the median wall time of the mix alone,
-    of the previous single pass and of the measured passes, interleaved `repeats` times; and
-    the passes' log lines."""
+def clicky_project() -> ProjectDir:
+    """The bench project's six voice lengths (40.5 s) as issue 21's mix: a quiet tone
+    (-34 LUFS) with 2 ms clicks near -6 dBFS in every other scene. The limiter must work."""
+    root = ROOT / "clicky"
+    if (root / "input" / "scenes.json").exists():
+        return ProjectDir(root.resolve())
+    scenes = [
+        SceneFixture(
+            (ImageFixture(f"k{n}.png", 64, 36, "color:gray"),),
+            VoiceFixture(
+                f"k{n}.wav",
+                scene.voiceover.seconds,
+                440,
+                48_000,
+                2,
+                level=0.028,
+                clicks=0.5 * (n % 2),
+            ),
+        )
+        for n, scene in enumerate(bench_scenes())
+        if scene.voiceover is not None
+    ]
+    return ProjectDir(write_project(root, scenes).root.resolve())
+
+
+def loudness_case(
+    project: ProjectDir, sound: dict[str, object], repeats: int
+) -> tuple[dict[str, float], list[str]]:
+    """AUDIO_PREP at `sound`'s options: the median wall time of the mix alone, of the
+    previous single pass and of the measured passes, interleaved `repeats` times; and the
+    passes' log lines."""
     ffmpeg = find_ffmpeg()
-    project = ProjectDir((ROOT / "project").resolve())  # made by bed_case
-    options = RenderOptions.model_validate(
-        {"music": "bench-bed.mp3", "ducking": True, "loudness": target, "cache": False}
-    )
-    plan = make_plan(project, options, ffmpeg)
+    plan = make_plan(project, RenderOptions.model_validate({**sound, "cache": False}), ffmpeg)
     runner = Runner(ffmpeg)
     lines: list[str] = []
     ways: dict[str, Callable[[], object]] = {
@@ -194,9 +220,23 @@ def main(args: argparse.Namespace) -> None:
         bed,
     )
     print(f"AUDIO_PREP share: {bed['AUDIO_PREP'] / bed['total']:.1%}")
-    for target in (-16, -10):
-        spent, passes = loudness_case(target, args.loudness_repeats)
-        print(f"\nAUDIO_PREP at {target} LUFS, median of {args.loudness_repeats}:")
+    bed_sound = {"music": "bench-bed.mp3", "ducking": True}
+    cases = [
+        (
+            "the bench project, its bed, -16 LUFS",
+            ProjectDir((ROOT / "project").resolve()),
+            {**bed_sound, "loudness": -16},
+        ),
+        (
+            "the bench project, its bed, -10 LUFS",
+            ProjectDir((ROOT / "project").resolve()),
+            {**bed_sound, "loudness": -10},
+        ),
+        ("issue 21's clicks at the bench's length, -16 LUFS", clicky_project(), {"loudness": -16}),
+    ]
+    for title, project, sound in cases:
+        spent, passes = loudness_case(project, sound, args.loudness_repeats)
+        print(f"\nAUDIO_PREP, {title} (median of {args.loudness_repeats}):")
         for line in passes:
             print(f"  {line}")
         base, single = spent["mix alone"], spent["single pass"]
