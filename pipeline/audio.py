@@ -330,16 +330,17 @@ def next_gain(
     mark: float = MARK,
 ) -> Verdict:
     """What follows a gain pass (`gain`) that measured `result` after its limiter; `before`
-    is the pass before it, if any; `mark` is the master's true-peak mark (dBTP).
+    is the pass before it (or the mix itself at 0 dB), if any; `mark` is the master's
+    true-peak mark (dBTP).
 
     A linear gain lands where it was aimed: nothing follows unless its true peak is over the
     mark (lowered by an AAC check), which calls for the limiter, LIMIT_BELOW under the mark.
     The limiter takes some loudness, more the harder it works: the next gain adds the miss,
-    divided by how much of the last change of gain reached the loudness (the secant; 1 the
-    first time, so a step at most doubles the miss). A true peak over the mark lowers the
-    limiter's ceiling by as much. Passes stop on target (within TOLERANCE) or when the
-    limiter took more than half of the last change: a mix that peaky would be squashed, not
-    made louder.
+    divided by how much of the last change of gain reached the loudness (the secant, within
+    0.5..1, so a step at most doubles the miss; 1 with nothing before). A true peak over the
+    mark lowers the limiter's ceiling by as much. Passes stop on target (within TOLERANCE)
+    or when the limiter took more than half of the last change: a mix that peaky would be
+    squashed, not made louder.
     """
     over = result.true_peak - mark
     if not gain.limit:

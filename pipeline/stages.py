@@ -156,7 +156,8 @@ def _gain_passes(
     come near the ceiling is then encoded to AAC and measured, and its peak mark lowered if
     the AAC passes the ceiling. Each pass and check is logged."""
     gain: audio.Gain | None = audio.gain_for(measured, loudness)
-    before: tuple[audio.Gain, audio.Loudness] | None = None
+    # The mix itself is the first point of the secant: the limiter had nothing to do at 0 dB.
+    before: tuple[audio.Gain, audio.Loudness] | None = (audio.Gain(0.0, False), measured)
     mark = audio.MARK
     for n in range(1, audio.MAX_PASSES + 1):
         assert gain is not None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import resource
 import shutil
 import statistics
 import time
@@ -148,10 +149,10 @@ def clicky_project() -> ProjectDir:
 
 def loudness_case(
     project: ProjectDir, sound: dict[str, object], repeats: int
-) -> tuple[dict[str, float], list[str]]:
-    """AUDIO_PREP at `sound`'s options: the median wall time of the mix alone, of the
-    previous single pass and of the measured passes, interleaved `repeats` times; and the
-    passes' log lines."""
+) -> tuple[dict[str, tuple[float, float]], list[str]]:
+    """AUDIO_PREP at `sound`'s options: the median wall and FFmpeg CPU time of the mix alone,
+    of the previous single pass and of the measured passes, interleaved `repeats` times; and
+    the passes' log lines."""
     ffmpeg = find_ffmpeg()
     plan = make_plan(project, RenderOptions.model_validate({**sound, "cache": False}), ffmpeg)
     runner = Runner(ffmpeg)
@@ -165,15 +166,26 @@ def loudness_case(
             project, plan, dataclasses.replace(runner, log=lines.append)
         ),
     }
-    times: dict[str, list[float]] = {name: [] for name in ways}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
     for _ in range(repeats):
         for name, way in ways.items():
             lines.clear()
-            started = time.monotonic()
+            started, cpu = time.monotonic(), _children_cpu()
             way()
-            times[name].append(time.monotonic() - started)
+            times[name].append((time.monotonic() - started, _children_cpu() - cpu))
     passes = [line for line in lines if line.startswith("loudness")]
-    return {name: statistics.median(spent) for name, spent in times.items()}, passes
+    medians = {
+        name: (statistics.median(w for w, _ in spent), statistics.median(c for _, c in spent))
+        for name, spent in times.items()
+    }
+    return medians, passes
+
+
+def _children_cpu() -> float:
+    """CPU seconds used by finished child processes (FFmpeg): steadier than wall time on a
+    busy machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def narrated_case(
@@ -239,11 +251,15 @@ def main(args: argparse.Namespace) -> None:
         print(f"\nAUDIO_PREP, {title} (median of {args.loudness_repeats}):")
         for line in passes:
             print(f"  {line}")
-        base, single = spent["mix alone"], spent["single pass"]
-        for name, seconds in spent.items():
+        (base, base_cpu), (single, single_cpu) = spent["mix alone"], spent["single pass"]
+        print(
+            f"  {'':<16} {'wall s':>7} {'÷ mix':>6} {'÷ single':>8}   "
+            f"{'cpu s':>6} {'÷ mix':>6} {'÷ single':>8}"
+        )
+        for name, (wall, cpu) in spent.items():
             print(
-                f"  {name:<16} {seconds:6.2f} s  {seconds / base:5.2f}x the mix alone, "
-                f"{seconds / single:5.2f}x the single pass"
+                f"  {name:<16} {wall:7.2f} {wall / base:6.2f} {wall / single:8.2f}   "
+                f"{cpu:6.2f} {cpu / base_cpu:6.2f} {cpu / single_cpu:8.2f}"
             )
     if args.narrated:
         cold, warm = narrated_case(args.narrated, args.sound_preset, args.narrated_resolution)
