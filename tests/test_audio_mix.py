@@ -653,3 +653,13 @@ def test_next_gain_corrects_by_the_secant_and_stops_when_the_limiter_takes_too_m
     over = audio.next_gain(-16, limited, audio.Loudness(-16.0, -1.2))
     assert over.gain is not None
     assert over.gain.ceiling == pytest.approx(audio.LIMIT_DB - 0.3)
+
+
+def test_a_lowered_mark_turns_a_linear_gain_into_a_limited_one() -> None:
+    # An AAC check found the encoder 0.3 dB over the ceiling: the mark is 0.5 dB lower.
+    mark = audio.MARK - 0.5
+    linear = audio.Gain(6.0, False)
+    result = audio.Loudness(-16.0, audio.MARK - 0.1)
+    assert audio.next_gain(-16, linear, result).gain is None  # fine under the usual mark
+    limited = audio.next_gain(-16, linear, result, mark=mark).gain
+    assert limited == audio.Gain(6.0, True, mark - audio.LIMIT_BELOW)
