@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline import audio
+from pipeline import audio, stages
+from pipeline.atomic import atomic_path
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.fixtures import (
     ImageFixture,
@@ -111,15 +112,22 @@ def bed_case(preset: str, resolution: str) -> dict[str, float]:
 
 
 def _single_pass(project: ProjectDir, plan: Plan, runner: Runner) -> None:
-    """The previous design's AUDIO_PREP: the mix measured, then one gain pass, unmeasured."""
+    """The previous design's AUDIO_PREP, step for step: the mix measured, one gain pass
+    (unmeasured, uncorrected), each file renamed into place, the master's digest written."""
+    target = stages.master_audio(project)
+    (project.work / stages.MASTER_DIGEST).unlink(missing_ok=True)
     mix, stats = project.work / audio.MIX_FILE, project.work / audio.STATS_FILE
     stats.unlink(missing_ok=True)
-    runner.run(audio.master_track_args(project.root, plan, mix, stats), expected_seconds=0)
+    with atomic_path(mix) as tmp:
+        runner.run(audio.master_track_args(project.root, plan, tmp, stats), expected_seconds=0)
     measured = audio.read_loudness(stats.read_text("utf-8"))
     assert measured is not None
     gain = audio.gain_for(measured, plan.loudness or 0)
-    out = project.work / audio.MASTER_FILE
-    runner.run(audio.gain_args(mix, out, gain, plan.sample_rate), expected_seconds=0)
+    with atomic_path(target) as tmp:
+        runner.run(audio.gain_args(mix, tmp, gain, plan.sample_rate), expected_seconds=0)
+    mix.unlink(missing_ok=True)
+    stats.unlink(missing_ok=True)
+    stages._write_master_digest(project)
 
 
 def clicky_project() -> ProjectDir:
