@@ -396,14 +396,16 @@ class Mix:
     short: bool = False
 
 
+# Issue 21's: a quiet tone (-34 LUFS) in four scenes, 2 ms clicks near -6 dBFS in one.
+CLICKY = tuple(
+    _tone(f"c{i}.wav", 3.0, level=0.028, clicks=0.5 if i == 2 else 0.0) for i in range(4)
+)
+# A hot voiceover: a steady buzz of three harmonics at -8 LUFS.
+HOT = _tone("h0.wav", 3.0, level=0.72, **{**SPEECH, "harmonics": 3, "syllables": 0})
+
 MIXES = {
-    # Issue 21's: a quiet tone (-34 LUFS) in four scenes, 2 ms clicks near -6 dBFS in one.
-    "clicks": Mix(
-        tuple(_tone(f"c{i}.wav", 3.0, level=0.028, clicks=0.5 * (i == 2)) for i in range(4))
-    ),
-    "clicks-23": Mix(
-        tuple(_tone(f"c{i}.wav", 3.0, level=0.028, clicks=0.5 * (i == 2)) for i in range(4)), -23
-    ),
+    "clicks": Mix(CLICKY),
+    "clicks-23": Mix(CLICKY, -23),
     # Speech with plosives and pauses of 1 to 2 s (silence the gates leave out).
     "gappy": Mix(
         (
@@ -425,14 +427,12 @@ MIXES = {
             "ducking": {"amount": 6},
         },
     ),
-    # A hot voiceover (-8 LUFS) that needs a cut, not a boost.
-    "cut": Mix((_tone("h0.wav", 3.0, level=0.72, **{**SPEECH, "harmonics": 3, "syllables": 0}),)),
-    # A steady buzz whose linear gain puts its master 0.06 dB under the peak mark, and whose
-    # AAC then passes the ceiling: only the AAC check sees it.
-    "aac": Mix(
-        (_tone("h0.wav", 3.0, level=0.72, **{**SPEECH, "harmonics": 3, "syllables": 0}),), -6.7
-    ),
-    # Silence and one 5 ms tap: it cannot reach -16 LUFS unless crushed.
+    # The hot voiceover needs a cut, not a boost.
+    "cut": Mix((HOT,)),
+    # At -6.7 LUFS its linear gain puts the master 0.06 dB under the peak mark, and its AAC
+    # then passes the ceiling: only the AAC check sees it.
+    "aac": Mix((HOT,), -6.7),
+    # 6 s of silence and one 5 ms tap: it cannot reach -16 LUFS unless crushed.
     "tap": Mix(
         (3.0, _tone("t.wav", 3.0, frequency=1000, level=0.1, bursts=((1.0, 1.005),))), short=True
     ),
