@@ -8,11 +8,14 @@ resulting tile repeated), trimmed to the video, faded in and out, and ducked und
 envelope drawn from where the plan says the voice sounds. One track for the whole video keeps
 AAC priming and padding away from the scene seams.
 
-Loudness (renderOptions.loudness) is two passes: the mix is written as float with its EBU R128
-integrated loudness and true peak measured on the way (`ebur128`, metadata printed to a file),
-then one linear gain brings it to the target, with a limiter only when the gain would push the
-true peak over -1 dBTP. One-pass `loudnorm` is dynamic: on gappy speech over a bed it missed the
-target and made the bed swing (NOTES.md).
+Loudness (renderOptions.loudness): the mix is written as float with its EBU R128 integrated
+loudness and true peak measured on the way (`ebur128`, metadata printed to a file), then a
+linear gain brings it to the target, with a limiter only when the gain would push the true
+peak over its mark. A limiter takes loudness that nothing before it can see, so a limited pass
+is measured as it writes the master and its gain corrected (`next_gain`) in a few more light
+passes over the float mix; a master near the peak ceiling is checked as AAC. One-pass
+`loudnorm` is dynamic: on gappy speech over a bed it missed the target and made the bed swing
+(NOTES.md).
 """
 
 from __future__ import annotations
@@ -34,11 +37,26 @@ STATS_FILE = "loudness.txt"
 # 5.4 s against 11.4 s), with the same loudness and no more error against the master at 192k.
 AAC_ARGS = ["-c:a", "aac", "-aac_coder", "fast", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
 
-TRUE_PEAK_CEILING = -1.0  # dBTP
-# Gains that would leave the true peak within this much of the ceiling get the limiter; it
-# limits samples to LIMIT_DB, leaving room for the peaks between samples.
-_PEAK_MARGIN = 0.5
-LIMIT_DB = -2.0
+TRUE_PEAK_CEILING = -1.0  # dBTP, of the AAC in the finished video
+# The master's true peak is held PEAK_MARGIN under the ceiling (its mark), for the AAC encoder,
+# which can raise peaks; gains that would pass the mark get the limiter, which holds samples
+# LIMIT_BELOW under the mark, leaving room for the peaks between samples.
+PEAK_MARGIN = 0.5
+LIMIT_BELOW = 0.5
+LIMIT_DB = TRUE_PEAK_CEILING - PEAK_MARGIN - LIMIT_BELOW
+# After the limiter, the loudness is measured and the gain corrected until it is this close to
+# the target (LU), in at most MAX_PASSES gain passes.
+TOLERANCE = 0.2
+MAX_PASSES = 5
+# A master whose true peak is within AAC_RISK of the ceiling is encoded to AAC as the video's
+# will be and measured: the encoder raised a steady buzz's true peak by 0.6-0.9 dB here. If
+# the AAC passes the ceiling, the mark comes down by the excess and AAC_STEP more.
+AAC_RISK = 2.0
+AAC_STEP = 0.2
+AAC_CHECK_FILE = "check.m4a"
+# A mix of which fewer seconds than this pass the loudness gates is a short sound (in silence):
+# it is never limited (gain_for).
+SHORT_SOUND = 1.0
 # Ducking: the bed starts down this long before speech and comes back up over this long after
 # it; gaps in speech shorter than BRIDGE stay ducked (no pumping on pauses).
 DUCK_ATTACK = 0.3
@@ -224,42 +242,133 @@ def master_track_args(
 class Loudness:
     integrated: float  # LUFS
     true_peak: float  # dBTP
+    # About how many seconds of the mix count toward `integrated`: its 400 ms blocks (one
+    # every 100 ms) that pass both EBU R128 gates (-70 LUFS, and 10 LU under the loudness).
+    gated: float = math.inf
 
 
-_META = re.compile(r"^lavfi\.r128\.(I|true_peak)=(-?[\d.]+|-?inf|nan)$", re.MULTILINE)
+def scaled(measured: Loudness, db: float) -> Loudness:
+    """What a linear gain of `db` makes of a measured mix."""
+    return Loudness(measured.integrated + db, measured.true_peak + db, measured.gated)
+
+
+_META = re.compile(r"^lavfi\.r128\.(M|I|true_peak)=(-?[\d.]+|-?inf|nan)$", re.MULTILINE)
+_BLOCK_STEP = 0.1  # seconds between two of `ebur128`'s momentary (400 ms) figures
+_ABSOLUTE_GATE = -70.0  # LUFS
+_RELATIVE_GATE = 10.0  # LU
 
 
 def read_loudness(text: str) -> Loudness | None:
-    """The last integrated loudness and true peak `ebur128`'s metadata printed (None if it
-    printed none)."""
+    """The last integrated loudness and true peak `ebur128`'s metadata printed, and how much
+    of the mix passed the gates (None if it printed none)."""
     found: dict[str, float] = {}
+    momentary: list[float] = []
     for key, value in _META.findall(text):
         found[key] = float(value)
+        if key == "M":
+            momentary.append(float(value))
     if "I" not in found or "true_peak" not in found:
         return None
     peak = found["true_peak"]
-    return Loudness(found["I"], 20 * math.log10(peak) if peak > 0 else -math.inf)
+    gate = max(_ABSOLUTE_GATE, found["I"] - _RELATIVE_GATE)
+    gated = _BLOCK_STEP * sum(1 for level in momentary if level >= gate)
+    return Loudness(found["I"], 20 * math.log10(peak) if peak > 0 else -math.inf, gated)
 
 
 @dataclass(frozen=True)
 class Gain:
     db: float
-    limit: bool  # the gain alone would bring the true peak too close to the ceiling
+    limit: bool  # the gain alone would bring the true peak over its mark
+    ceiling: float = LIMIT_DB  # dBFS the limiter holds samples to
+
+
+def _silent(measured: Loudness) -> bool:
+    return not math.isfinite(measured.integrated) or measured.integrated <= _ABSOLUTE_GATE
+
+
+MARK = TRUE_PEAK_CEILING - PEAK_MARGIN  # dBTP, the master's until an AAC check lowers it
 
 
 def gain_for(measured: Loudness, target: float) -> Gain:
-    """The linear gain to the target; a mix with no gated loudness (silence) is left alone."""
-    if not math.isfinite(measured.integrated) or measured.integrated <= -70:
+    """The first pass's gain: the linear gain to the target, with the limiter when that would
+    bring the true peak over the MARK.
+
+    Silence (nothing above the gate) is left alone. A mix of which less than SHORT_SOUND
+    seconds pass the gates (silence and a short sound) is not limited: its gain stops where its
+    true peak reaches the ceiling less the margin, short of the target if need be. Its
+    integrated loudness is mostly the 400 ms blocks around the sound; crushing a lone click to
+    raise that figure would change how it sounds and hardly how loud it is.
+    """
+    if _silent(measured):
         return Gain(0.0, False)
     db = target - measured.integrated
-    peak_after = measured.true_peak + db
-    return Gain(db, peak_after > TRUE_PEAK_CEILING - _PEAK_MARGIN)
+    room = MARK - measured.true_peak
+    if db <= room:
+        return Gain(db, False)
+    if measured.gated < SHORT_SOUND:
+        return Gain(room, False)
+    return Gain(db, True)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a gain pass's measurement means: the gain for one more pass, or why none."""
+
+    gain: Gain | None
+    reason: str
+
+
+def next_gain(
+    target: float,
+    gain: Gain,
+    result: Loudness,
+    before: tuple[Gain, Loudness] | None = None,
+    mark: float = MARK,
+) -> Verdict:
+    """What follows a gain pass (`gain`) that measured `result` after its limiter; `before`
+    is the pass before it (or the mix itself at 0 dB), if any; `mark` is the master's
+    true-peak mark (dBTP).
+
+    A linear gain lands where it was aimed: nothing follows unless its true peak is over the
+    mark (lowered by an AAC check), which calls for the limiter, LIMIT_BELOW under the mark.
+    The limiter takes some loudness, more the harder it works: the next gain adds the miss,
+    divided by how much of the last change of gain reached the loudness (the secant, within
+    0.5..1, so a step at most doubles the miss; 1 with nothing before). A true peak over the
+    mark lowers the limiter's ceiling by as much. Passes stop on target (within TOLERANCE)
+    or when the limiter took more than half of the last change: a mix that peaky would be
+    squashed, not made louder.
+    """
+    over = result.true_peak - mark
+    if not gain.limit:
+        if over <= 0:
+            return Verdict(None, "a linear gain")
+        return Verdict(Gain(gain.db, True, min(gain.ceiling, mark - LIMIT_BELOW)), "")
+    miss = target - result.integrated
+    if abs(miss) <= TOLERANCE and over <= 0:
+        return Verdict(None, "on target")
+    slope = 1.0
+    if before is not None and before[0].db != gain.db:
+        change = gain.db - before[0].db
+        slope = (result.integrated - before[1].integrated) / change
+        if slope < 0.5 and miss * change > 0 and over <= 0:
+            return Verdict(
+                None,
+                f"the limiter took more than half of the last {change:+.2f} dB: "
+                f"{miss:+.2f} LU from the target, kept as it is",
+            )
+        slope = min(1.0, max(0.5, slope))
+    return Verdict(Gain(gain.db + miss / slope, True, gain.ceiling - max(0.0, over)), "")
 
 
 def gain_args(
-    mix: Path, out: Path, gain: Gain, sample_rate: int = timeline.SAMPLE_RATE
+    mix: Path,
+    out: Path,
+    gain: Gain,
+    sample_rate: int = timeline.SAMPLE_RATE,
+    stats: Path | None = None,
 ) -> list[str]:
-    """The second pass: the float mix with its gain (and limiter) applied, as 16-bit PCM."""
+    """A gain pass: the float mix with its gain (and limiter) applied, as 16-bit PCM; `stats`
+    measures the result as it is written."""
     filters = [Filter.of("volume", f"{gain.db:.3f}dB")]
     if gain.limit:
         # latency=1: the lookahead's delay is compensated, so the voice stays on its frames;
@@ -267,13 +376,18 @@ def gain_args(
         filters.append(
             Filter.of(
                 "alimiter",
-                limit=f"{10 ** (LIMIT_DB / 20):.4f}",
+                limit=f"{10 ** (gain.ceiling / 20):.4f}",
                 attack=5,
                 release=50,
                 level=0,
                 latency=1,
             )
         )
+    if stats is not None:
+        filters += [
+            Filter.of("ebur128", peak="true", metadata=1),
+            Filter.of("ametadata", mode="print", file=str(stats)),
+        ]
     graph = Graph()
     graph.output(graph.chain(graph.input(0, "a", 0), filters))
     compiled = graph.compile()
@@ -282,6 +396,28 @@ def gain_args(
         *("-i", str(mix), "-filter_complex", compiled.text, "-map", track),
         *("-c:a", "pcm_s16le", "-ar", str(sample_rate), "-ac", "2", "-f", "wav", str(out)),
     ]
+
+
+def aac_check_args(master: Path, out: Path) -> list[str]:
+    """The master encoded to AAC exactly as the video's track will be, to measure its peaks."""
+    return ["-i", str(master), "-map", "0:a:0", *AAC_ARGS, "-f", "mp4", str(out)]
+
+
+def measure_args(path: Path, stats: Path) -> list[str]:
+    """`path`'s audio measured (EBU R128, true peak on), nothing written but `stats`."""
+    graph = Graph()
+    graph.output(
+        graph.chain(
+            graph.input(0, "a", 0),
+            (
+                Filter.of("ebur128", peak="true", metadata=1),
+                Filter.of("ametadata", mode="print", file=str(stats)),
+            ),
+        )
+    )
+    compiled = graph.compile()
+    (track,) = compiled.maps
+    return ["-i", str(path), "-filter_complex", compiled.text, "-map", track, "-f", "null", "-"]
 
 
 def scene_audio_filter(plan: Plan, index: int) -> tuple[Filter, ...]:

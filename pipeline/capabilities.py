@@ -36,7 +36,7 @@ NEEDS: Mapping[str, tuple[str, ...]] = {
     # raw stills between the two steps of a scene's build; clips joined by the concat demuxer;
     # the captions' SRT muxed as the soft subtitle track
     "demuxer": ("concat", "rawvideo", "srt"),
-    "muxer": ("mp4", "wav", "rawvideo"),
+    "muxer": ("mp4", "wav", "rawvideo", "null"),
 }
 
 HINT = "set FFMPEG_BINARY to a full build, or leave it unset to use the bundled one"

@@ -49,6 +49,12 @@ class VoiceFixture:
     level: float = 0.125  # amplitude of the tone (as lavfi sine makes it), 0 for silence
     # Where the tone sounds (seconds); silence elsewhere. None: all the way through.
     bursts: tuple[tuple[float, float], ...] | None = None
+    # A voice-like buzz instead of a pure tone: this many harmonics of `frequency` (amplitude
+    # 1/k, in phase, together peaking at `level`) under `syllables` Hz of a syllable envelope.
+    harmonics: int = 1
+    syllables: float = 0.0
+    # With the tone, 2 ms clicks every 0.25 s of this amplitude (mouth clicks, plosives).
+    clicks: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -274,7 +280,17 @@ def make_tone(path: Path, voice: VoiceFixture, ffmpeg: str | None = None) -> Pat
     gate = "1"
     if voice.bursts is not None:
         gate = "+".join(f"between(t,{a},{b})" for a, b in voice.bursts) or "0"
-    channels = "|".join([f"{voice.level}*({gate})*sin(2*PI*{voice.frequency}*t)"] * voice.channels)
+    wave = f"sin(2*PI*{voice.frequency}*t)"
+    if voice.harmonics > 1:
+        terms = [f"cos(2*PI*{voice.frequency * k}*t)/{k}" for k in range(1, voice.harmonics + 1)]
+        peak = sum(1 / k for k in range(1, voice.harmonics + 1))
+        wave = f"({'+'.join(terms)})/{peak:.6f}"
+    if voice.syllables > 0:
+        wave = f"pow(sin(PI*{voice.syllables}*t),2)*{wave}"
+    sound = f"{voice.level}*({gate})*{wave}"
+    if voice.clicks > 0:
+        sound += f"+{voice.clicks}*({gate})*lt(mod(t,0.25),0.002)*sin(2*PI*1500*t)"
+    channels = "|".join([sound] * voice.channels)
     tone = chain_text([Filter.of("aevalsrc", channels, s=voice.sample_rate, d=voice.seconds)])
     codec = _encode_args(path, voice.pcm)
     _ffmpeg(ffmpeg, ["-f", "lavfi", "-i", tone, *codec, str(path)], path)

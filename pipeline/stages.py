@@ -108,7 +108,7 @@ def scene_output_name(index: int) -> str:
 
 def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
     """AUDIO_PREP: the master track, work/audio.wav: the whole mix in one graph, then (for a
-    loudness target) its measured gain in a second, light pass."""
+    loudness target) its measured gain in light passes over the float mix (`_gain_passes`)."""
     target = master_audio(project)
     # A rerun writes a new master: the old digest must not outlive it.
     (project.work / MASTER_DIGEST).unlink(missing_ok=True)
@@ -121,30 +121,108 @@ def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
         _write_master_digest(project)
         return target
     mix, stats = project.work / audio.MIX_FILE, project.work / audio.STATS_FILE
-    stats.unlink(missing_ok=True)
+    steps = 10 + audio.MAX_PASSES
     with atomic_path(mix) as tmp:
-        _scaled(runner, 0, 10, 9).run(
-            audio.master_track_args(project.root, plan, tmp, stats),
+        _scaled(runner, 0, steps, 10).run(
+            audio.master_track_args(project.root, plan, tmp, _fresh(stats)),
             expected_seconds=plan.duration_seconds,
         )
-    measured = audio.read_loudness(stats.read_text("utf-8") if stats.is_file() else "")
-    if measured is None:
-        raise PipelineError("the mix's loudness could not be measured (no ebur128 figures)")
-    gain = audio.gain_for(measured, plan.loudness)
-    if runner.log is not None:
-        runner.log(
-            f"loudness: {measured.integrated:.2f} LUFS, true peak {measured.true_peak:.2f} "
-            f"dBTP; gain {gain.db:+.2f} dB{' with the limiter' if gain.limit else ''}"
-        )
-    with atomic_path(target) as tmp:
-        _scaled(runner, 9, 10).run(
-            audio.gain_args(mix, tmp, gain, plan.sample_rate),
-            expected_seconds=plan.duration_seconds,
-        )
+    measured = _measured(stats)
+    _log(
+        runner,
+        f"loudness: the mix is {measured.integrated:.2f} LUFS, true peak "
+        f"{measured.true_peak:.2f} dBTP, {measured.gated:.1f} s above the gates; "
+        f"target {plan.loudness:g} LUFS",
+    )
+    _gain_passes(plan, plan.loudness, mix, stats, target, measured, runner, steps)
     mix.unlink(missing_ok=True)
     stats.unlink(missing_ok=True)
     _write_master_digest(project)
     return target
+
+
+def _gain_passes(
+    plan: Plan,
+    loudness: float,
+    mix: Path,
+    stats: Path,
+    target: Path,
+    measured: audio.Loudness,
+    runner: Runner,
+    steps: int,
+) -> None:
+    """Gain passes over the float mix, each measured as it writes the master: a limiter takes
+    some loudness that only a measurement after it can see, so the gain is corrected until
+    the master is on target (audio.next_gain), in at most MAX_PASSES. A master whose peaks
+    come near the ceiling is then encoded to AAC and measured, and its peak mark lowered if
+    the AAC passes the ceiling. Each pass and check is logged."""
+    gain: audio.Gain | None = audio.gain_for(measured, loudness)
+    # The mix itself is the first point of the secant: the limiter had nothing to do at 0 dB.
+    before: tuple[audio.Gain, audio.Loudness] | None = (audio.Gain(0.0, False), measured)
+    mark = audio.MARK
+    for n in range(1, audio.MAX_PASSES + 1):
+        assert gain is not None
+        # Without the limiter the gain is linear and its result known: measured only after it.
+        with atomic_path(target) as tmp:
+            _scaled(runner, 9 + n, steps).run(
+                audio.gain_args(
+                    mix, tmp, gain, plan.sample_rate, _fresh(stats) if gain.limit else None
+                ),
+                expected_seconds=plan.duration_seconds,
+            )
+        if gain.limit:
+            result, how = _measured(stats), f"limiter at {gain.ceiling:.2f} dBFS"
+        else:
+            result, how = audio.scaled(measured, gain.db), "linear, so as measured before it"
+        _log(
+            runner,
+            f"loudness pass {n}: gain {gain.db:+.2f} dB ({how}): {result.integrated:.2f} "
+            f"LUFS, true peak {result.true_peak:.2f} dBTP",
+        )
+        verdict = audio.next_gain(loudness, gain, result, before, mark)
+        if verdict.gain is None and result.true_peak > audio.TRUE_PEAK_CEILING - audio.AAC_RISK:
+            peak = _aac_peak(target, stats.with_name(audio.AAC_CHECK_FILE), stats, runner)
+            _log(runner, f"loudness check {n}: the AAC's true peak is {peak:.2f} dBTP")
+            if peak > audio.TRUE_PEAK_CEILING:
+                mark -= peak - audio.TRUE_PEAK_CEILING + audio.AAC_STEP
+                verdict = audio.next_gain(loudness, gain, result, before, mark)
+        if verdict.gain is None:
+            _log(runner, f"loudness: done after {n} pass{'es' if n > 1 else ''}: {verdict.reason}")
+            return
+        before, gain = (gain, result), verdict.gain
+    _log(
+        runner,
+        f"loudness: kept pass {audio.MAX_PASSES}, the last allowed: "
+        f"{loudness - result.integrated:+.2f} LU from the target",
+    )
+
+
+def _aac_peak(master: Path, check: Path, stats: Path, runner: Runner) -> float:
+    """The true peak of `master` encoded as the video's AAC track will be."""
+    quiet = dataclasses.replace(runner, on_progress=None)
+    try:
+        quiet.run(audio.aac_check_args(master, check), expected_seconds=0)
+        quiet.run(audio.measure_args(check, _fresh(stats)), expected_seconds=0)
+    finally:
+        check.unlink(missing_ok=True)
+    return _measured(stats).true_peak
+
+
+def _fresh(path: Path) -> Path:
+    path.unlink(missing_ok=True)
+    return path
+
+
+def _measured(stats: Path) -> audio.Loudness:
+    measured = audio.read_loudness(stats.read_text("utf-8") if stats.is_file() else "")
+    if measured is None:
+        raise PipelineError("the mix's loudness could not be measured (no ebur128 figures)")
+    return measured
+
+
+def _log(runner: Runner, line: str) -> None:
+    if runner.log is not None:
+        runner.log(line)
 
 
 def prepare_stills(project: ProjectDir, plan: Plan, index: int, runner: Runner) -> list[Path]:

@@ -184,7 +184,11 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
     root, work = Path("/p"), Path("/p/work")
     commands = [
         audio.master_track_args(root, plan, work / "mix.wav", work / "stats.txt"),
-        audio.gain_args(work / "mix.wav", work / "audio.wav", audio.Gain(3.0, limit=True)),
+        audio.gain_args(
+            work / "mix.wav", work / "audio.wav", audio.Gain(3.0, True), stats=work / "s.txt"
+        ),
+        audio.aac_check_args(work / "audio.wav", work / "check.m4a"),
+        audio.measure_args(work / "check.m4a", work / "s.txt"),
     ]
     for s in plan.scenes:
         stills = [work / f"{s.index}-{n}.yuv" for n in range(len(s.images))]
