@@ -44,7 +44,8 @@ def test_a_worker_short_of_disk_fails_the_job_and_keeps_the_earlier_video(
         failed = api.wait(api.render("p1", minShot=0.5, xfade=0.2, cache=False))
     assert failed["status"] == "FAILED", failed
     stage = failed["stage"]
-    assert stage.startswith("SPEECH["), failed  # the first stage: nothing of the job written
+    # The first stage (nothing is spoken, so VALIDATE): nothing of the job written.
+    assert stage == "VALIDATE", failed
     assert failed["error"].startswith(f"{stage}: not started: "), failed["error"]
     assert f"under MIN_FREE_MB ({free_mb + 4096} MiB)" in failed["error"]
     assert (video.read_bytes(), video.stat().st_mtime_ns) == before
