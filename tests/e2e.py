@@ -6,7 +6,9 @@ jobs (`api.demo.ApiClient`).
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,3 +74,13 @@ class Api(ApiClient):
 
     def __init__(self, base_url: str) -> None:
         super().__init__(base_url, TOKEN, timeout=30)
+
+
+@contextmanager
+def paused(worker: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Stop a worker (its whole process group) and let it go on afterwards, whatever happens."""
+    os.killpg(worker.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)

@@ -26,34 +26,30 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture
 from tasks.app import worker_argv
 from tasks.redis_server import EmbeddedRedis
 from tasks.settings import Settings
+from tests.deploy import (
+    COMPOSE,
+    DOCKERFILE,
+    ROOT,
+    SETTING_NAMES,
+    answers,
+    compose,
+    local,
+    service,
+    with_option,
+)
 from tests.e2e import Api, free_port
 from tests.webhook_receiver import receiving
 
-ROOT = Path(__file__).resolve().parent.parent
-COMPOSE = ROOT / "compose.yaml"
-DOCKERFILE = ROOT / "docker" / "Dockerfile"
 OURS = ("api", "worker", "webhooks", "flower")  # the services that run this project's image
-SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 _VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*)|:\?(?P<required>[^}]*))?\}")
 # The secrets compose requires (`${NAME:?message}`: no default), as an operator's shell sets them.
 SECRETS = {"AUTH_TOKEN": "deploy-token", "FLOWER_BASIC_AUTH": "ops:deploy-secret"}
 WEBHOOK_SECRET = "deploy-webhook-secret"
-
-
-def compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
-    return data
-
-
-def service(name: str) -> dict[str, Any]:
-    found: dict[str, Any] = compose()["services"][name]
-    return found
 
 
 class MissingVariable(ValueError):
@@ -427,20 +423,6 @@ def test_the_wheels_native_binaries_need_nothing_the_slim_image_lacks() -> None:
 # --- the very commands, run outside containers -----------------------------------------------
 
 
-def local(argv: list[str]) -> list[str]:
-    """A compose command as this venv runs it: the same program and arguments."""
-    program, *rest = argv
-    if program == "python":
-        return [sys.executable, *rest]
-    return [sys.executable, "-m", program, *rest]
-
-
-def with_option(argv: list[str], option: str, value: str) -> list[str]:
-    out = list(argv)
-    out[out.index(option) + 1] = value
-    return out
-
-
 @dataclass
 class Deployment:
     env: dict[str, str]
@@ -455,13 +437,6 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} did not happen within {timeout} s")
         time.sleep(0.1)
-
-
-def answers(url: str, **kw: Any) -> bool:
-    try:
-        return httpx.get(url, timeout=2, **kw).status_code < 500
-    except httpx.HTTPError:
-        return False
 
 
 def health(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

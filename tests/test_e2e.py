@@ -6,12 +6,9 @@ Nothing of ours is mocked. One stack serves the module; the crash test starts it
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ import pytest
 from api.launch import Stack
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, make_blank_png
 from pipeline.probe import probe
-from tests.e2e import Api, running_stack
+from tests.e2e import Api, paused, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -225,16 +222,6 @@ def test_five_concurrent_jobs_all_succeed(stack: Stack, api: Api, tmp_path: Path
     process_logs = stack.settings.render_storage / "process-logs"
     for log in process_logs.iterdir():
         assert "database is locked" not in log.read_text(errors="replace"), log.name
-
-
-@contextmanager
-def paused(worker: subprocess.Popen[bytes]) -> Iterator[None]:
-    """Stop a worker (its whole process group) and let it go on afterwards, whatever happens."""
-    os.killpg(worker.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.killpg(worker.pid, signal.SIGCONT)
 
 
 def _ffmpeg_running_in(project: Path) -> bool:

@@ -21,9 +21,8 @@ from api.launch import Stack
 from pipeline.ffmpeg import find_ffmpeg
 from pipeline.fixtures import ImageFixture, MusicFixture, SceneFixture, VoiceFixture, make_music
 from pipeline.probe import probe
-from tests.e2e import Api, running_stack
+from tests.e2e import Api, paused, running_stack
 from tests.stage_runs import frame_hashes
-from tests.test_e2e import paused
 
 pytestmark = pytest.mark.e2e
 

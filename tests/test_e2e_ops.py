@@ -8,54 +8,19 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from api.launch import Stack
 from pipeline.fixtures import ImageFixture, make_image
-from tests import gates
-from tests.e2e import Api, free_port, running_stack
-from tests.test_deploy import ROOT, SETTING_NAMES, answers, local, service, with_option
-from tests.test_e2e_recovery import (
-    FPS,
-    RECOVERY,
-    SCENE_1_ENCODE,
-    _worker_of,
-    hook_env,
-    release,
-    scenes,
-    wait_for,
-)
-from tests.test_events import parse_lines
-from tests.test_metrics import samples
+from tests.deploy import ROOT, SETTING_NAMES, answers, local, service, with_option
+from tests.e2e import free_port
+from tests.held import SCENE_1_ENCODE, held_at_scene_1, release, wait_for, worker_of
+from tests.scrape import parse_lines, samples
 
 pytestmark = pytest.mark.e2e
-
-
-@contextmanager
-def held_at_scene_1(
-    tmp_path: Path, project_id: str, **settings: str
-) -> Iterator[tuple[Stack, Api, str]]:
-    gate_dir = tmp_path / "gates"
-    gate_dir.mkdir()
-    with running_stack(
-        tmp_path / "storage",
-        workers=2,
-        env_extra=hook_env(gate_dir, SCENE_1_ENCODE),
-        FFMPEG_BINARY=str(gates.gated_ffmpeg(gate_dir)),
-        **{**RECOVERY, **settings},
-    ) as stack:
-        api = Api(stack.base_url)
-        api.upload_project(project_id, scenes(project_id, count=3), tmp_path)
-        gates.hold(gate_dir, "ffmpeg")
-        job_id = api.render(project_id, fps=FPS, minShot=0.5, xfade=0.2, cache=False)
-        wait_for(lambda: gates.reached(gate_dir, "ffmpeg"), 60, "scene 1's encode")
-        yield stack, api, job_id
 
 
 def stage(job: dict, name: str) -> dict:
@@ -67,9 +32,13 @@ def test_sigterm_mid_scene_lets_the_scene_finish_within_the_grace(tmp_path: Path
     """`docker stop` on the worker encoding scene 1: a warm shutdown. The scene finishes on
     it (the stopping worker takes nothing new), the worker exits cleanly, and the other
     worker does the rest of the job."""
-    with held_at_scene_1(tmp_path, "term", SHUTDOWN_GRACE="60") as (stack, api, job_id):
+    with held_at_scene_1(tmp_path, "term", 2, 3, cache=False, SHUTDOWN_GRACE="60") as (
+        stack,
+        api,
+        job_id,
+    ):
         running = stage(api.job(job_id), "SCENE_BUILD[1]")
-        victim = _worker_of(stack, running["worker"])
+        victim = worker_of(stack, running["worker"])
         victim.send_signal(signal.SIGTERM)
         log = (
             stack.settings.render_storage
@@ -90,13 +59,15 @@ def test_sigterm_past_the_grace_hands_the_scene_back_at_once(tmp_path: Path) -> 
     """The scene outlasts SHUTDOWN_GRACE: its FFmpeg is stopped, the stage goes back to the
     head of the queue and the other worker takes it over, long before the watchdog would
     (STAGE_LOST_AFTER is far away); the hand-back is not counted as an attempt."""
-    with held_at_scene_1(tmp_path, "back", SHUTDOWN_GRACE="1", STAGE_LOST_AFTER="600") as (
+    with held_at_scene_1(
+        tmp_path, "back", 2, 3, cache=False, SHUTDOWN_GRACE="1", STAGE_LOST_AFTER="600"
+    ) as (
         stack,
         api,
         job_id,
     ):
         running = stage(api.job(job_id), "SCENE_BUILD[1]")
-        victim = _worker_of(stack, running["worker"])
+        victim = worker_of(stack, running["worker"])
         victim.send_signal(signal.SIGTERM)
         assert victim.wait(60) == 0  # the held FFmpeg was stopped, not waited for
         taken = api.wait(
@@ -172,7 +143,11 @@ def test_the_event_stream_follows_a_render_to_its_end_across_a_reconnect(
     """Scene 1 is held: the stream goes quiet and sends keep-alive comments; the client
     drops it there and reconnects with Last-Event-ID once the render goes on, and reads to
     the server's end of the stream: the SUCCEEDED document."""
-    with held_at_scene_1(tmp_path, "live", EVENTS_KEEPALIVE="0.5") as (stack, api, job_id):
+    with held_at_scene_1(tmp_path, "live", 2, 3, cache=False, EVENTS_KEEPALIVE="0.5") as (
+        stack,
+        api,
+        job_id,
+    ):
         url = f"/v1/jobs/{job_id}/events"
         with api.http.stream("GET", url, timeout=30) as first:
             assert first.headers["x-accel-buffering"] == "no"
@@ -204,7 +179,7 @@ def test_the_event_stream_follows_a_render_to_its_end_across_a_reconnect(
 def test_metrics_during_and_after_a_render(tmp_path: Path) -> None:
     """GET /metrics parsed with prometheus-client's parser: the workers' pool processes wrote
     the histograms and counters, the API reads the gauges now."""
-    with held_at_scene_1(tmp_path, "prom") as (stack, api, job_id):
+    with held_at_scene_1(tmp_path, "prom", 2, 3, cache=False) as (stack, api, job_id):
         # Each worker beats from its main process once it is ready, which the stack's start
         # (the API answering) does not wait for.
         def live_workers() -> float:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,28 +20,7 @@ from tasks import events, jobs
 from tasks.db import session_scope
 from tasks.models import JobStatus, Project
 from tests.conftest import AUTH, AppFactory
-
-
-def parse_lines(lines: Iterable[str], until: Any = None) -> list[dict[str, str]]:
-    """SSE frames, each a dict of its fields ('comment' for comments), until `until(frame)`
-    holds or the lines end (a live stream's `iter_lines()` ends when the server closes it)."""
-    frames: list[dict[str, str]] = []
-    fields: dict[str, str] = {}
-    for line in lines:
-        if line == "":
-            if fields:
-                frames.append(fields)
-                if until is not None and until(fields):
-                    return frames
-            fields = {}
-        elif line.startswith(":"):
-            fields["comment"] = line[1:].strip()
-        else:
-            name, _, value = line.partition(": ")
-            fields[name] = value
-    if fields:
-        frames.append(fields)
-    return frames
+from tests.scrape import parse_lines
 
 
 def parse(text: str) -> list[dict[str, str]]:

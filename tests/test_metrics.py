@@ -8,22 +8,13 @@ import os
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from tasks import jobs, metrics
 from tasks.db import session_scope
 from tasks.models import JobStatus, Project
 from tasks.settings import Settings
 from tests.conftest import AppFactory
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a scrape: (name, sorted labels) → value, via prometheus-client."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
+from tests.scrape import samples
 
 
 def test_counters_from_forked_processes_add_up(tmp_path: Path) -> None:
