@@ -6,14 +6,14 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.assets import FOLDERS
 from pipeline.names import check_safe_name
-
-INPUT_SUBDIRS = ("images", "voiceovers", "music")
 
 
 @dataclass(frozen=True)
 class ProjectDir:
-    """`root/input/{scenes.json,images/,voiceovers/,music/}`, `root/work/`, `root/output/`.
+    """`root/input/scenes.json` and a folder per asset kind (pipeline/assets.py), `root/work/`,
+    `root/output/`.
 
     A named run has a work folder of its own, `work/<run>/`: the service names each render after
     its job, so two jobs of one project (two sizes of the same video, say) never read each
@@ -53,7 +53,7 @@ class ProjectDir:
         return path
 
     def create(self) -> None:
-        for sub in INPUT_SUBDIRS:
-            (self.input / sub).mkdir(parents=True, exist_ok=True)
+        for folder in FOLDERS:
+            (self.input / folder).mkdir(parents=True, exist_ok=True)
         (self.root / "work").mkdir(parents=True, exist_ok=True)
         self.output.mkdir(parents=True, exist_ok=True)
