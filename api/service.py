@@ -405,9 +405,12 @@ def output_name(request: RenderRequest, options: RenderOptions) -> str:
 def create_jobs(session: Session, orders: list[RenderOrder]) -> list[Job]:
     """A QUEUED job (its stage rows, its webhook) for each order, in the session's one
     transaction: the caller commits them all, or none."""
+    # Each project once (flushed, so a second order of it finds the row).
+    for project_id, spec in {order.project_id: order.spec for order in orders}.items():
+        upsert_project(session, project_id, spec)
+    session.flush()
     created = []
     for order in orders:
-        upsert_project(session, order.project_id, order.spec)
         job = jobs.create_job(
             session,
             project_id=order.project_id,
