@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from api.routes.jobs import job_document
+from api.documents import job_document
 from tasks import logs, metrics, webhooks
 from tasks.db import get_engine
 from tasks.models import Job

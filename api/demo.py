@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from pipeline import assets
 from pipeline.fixtures import (
     MusicFixture,
     SceneFixture,
@@ -74,16 +75,18 @@ class ApiClient:
                 headers={"Content-Type": "application/json"},
             )
         )
-        for subdir in ("images", "voiceovers", "music"):
-            files = sorted(project.input_dir(subdir).iterdir())
+        for kind in assets.KINDS:
+            files = sorted(project.input_dir(kind.folder).iterdir())
             if not files:
                 continue
-            self.echo(f"POST /v1/projects/{project_id}/assets ({len(files)} {subdir})")
+            self.echo(f"POST /v1/projects/{project_id}/assets ({len(files)} {kind.name})")
             with ExitStack() as stack:
                 parts = [("files", (f.name, stack.enter_context(f.open("rb")))) for f in files]
                 self._check(
                     self.http.post(
-                        f"/v1/projects/{project_id}/assets", files=parts, data={"subdir": subdir}
+                        f"/v1/projects/{project_id}/assets",
+                        files=parts,
+                        data={"subdir": kind.name},
                     )
                 )
 

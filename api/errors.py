@@ -48,6 +48,36 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+class Problems:
+    """What stops a request, collected in the order it is checked rather than raised at the
+    first: the first problem is the answer (`raise_first`), and a caller that reports several
+    at once (a batch, per row) reads them all from `found`."""
+
+    def __init__(self) -> None:
+        self.found: list[ApiError] = []
+
+    def add(self, problem: ApiError | None) -> None:
+        if problem is not None:
+            self.found.append(problem)
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+    def raise_first(self) -> None:
+        """Raise the first problem found, if any."""
+        if self.found:
+            if len(self.found) > 1:
+                log.info(
+                    "request refused for %d problems: %s",
+                    len(self.found),
+                    "; ".join(f"{p.code} ({p.field})" for p in self.found),
+                )
+            raise self.found[0]
+
+
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field}}
 

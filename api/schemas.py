@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.alias_generators import to_camel
 
+from pipeline import assets
 from pipeline.names import check_safe_name
 from pipeline.options import RenderOptions
 from pipeline.spec import ProjectSpec
 from tasks.jobs import as_utc
 
-Subdir = Literal["images", "voiceovers", "music"]
+# The asset kinds' names (pipeline/assets.py): an upload's `subdir`.
+if TYPE_CHECKING:
+    Subdir = str
+else:
+    Subdir = Literal[assets.NAMES]
 
 
 # A time read from the database: SQLite hands it back naive, and every one we store is UTC.
@@ -50,10 +55,14 @@ class StoredAsset(CamelModel):
     sha256: str
 
 
-class ProjectAssets(CamelModel):
-    images: list[str] = []
-    voiceovers: list[str] = []
-    music: list[str] = []
+def _asset_lists() -> type[BaseModel]:
+    """A list of file names per asset kind (pipeline/assets.py), by the kind's name."""
+    lists: dict[str, Any] = {kind.name: (list[str], []) for kind in assets.KINDS}
+    return create_model("ProjectAssetsFields", __base__=CamelModel, **lists)
+
+
+class ProjectAssets(_asset_lists()):  # type: ignore[misc]
+    pass
 
 
 class JobSummary(CamelModel):

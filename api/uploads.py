@@ -30,10 +30,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import av
-from PIL import Image
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
@@ -41,9 +39,10 @@ from starlette.requests import ClientDisconnect, Request
 
 from api.errors import ApiError
 from api.limits import CLOSE, MIB
+from pipeline import assets
 from pipeline.names import check_safe_name
-from pipeline.probe import TooManyPixels, check_pixels, decoder_pixel_cap
-from pipeline.project import INPUT_SUBDIRS, ProjectDir
+from pipeline.probe import TooManyPixels
+from pipeline.project import ProjectDir
 from tasks.processes import pid_alive
 from tasks.settings import Settings
 
@@ -56,10 +55,6 @@ log = logging.getLogger("render.api.uploads")
 FREE_CHECK_BYTES = MIB
 # A form field (subdir) is a word; anything longer is not one.
 FIELD_MAX = 1024
-
-Kind = Literal["image", "audio"]
-_KIND_OF_SUBDIR: dict[str, Kind] = {"images": "image", "voiceovers": "audio", "music": "audio"}
-_SUBDIR_OF_KIND: dict[Kind, str] = {"image": "images", "audio": "voiceovers"}
 
 
 @dataclass(frozen=True)
@@ -96,9 +91,10 @@ class Received:
 @dataclass(frozen=True)
 class Stored:
     name: str
-    subdir: str
+    subdir: str  # the asset kind's name (what the client sent or was inferred)
     size: int
     sha256: str
+    folder: str  # the kind's folder under input/
 
 
 @dataclass(frozen=True)
@@ -110,7 +106,7 @@ class Usage:
     @classmethod
     def of(cls, project: ProjectDir) -> Usage:
         sizes = {}
-        for subdir in INPUT_SUBDIRS:
+        for subdir in assets.FOLDERS:
             folder = project.input / subdir
             for path in folder.rglob("*") if folder.is_dir() else ():
                 try:
@@ -222,54 +218,14 @@ def clean_name(raw: str | None) -> str:
 def check_subdir(subdir: str | None) -> str | None:
     if subdir is None or subdir == "":
         return None
-    if subdir not in INPUT_SUBDIRS:
+    if subdir not in assets.BY_NAME:
         raise ApiError(
             422,
             "invalid_subdir",
-            f"subdir {subdir!r} must be one of {', '.join(INPUT_SUBDIRS)}",
+            f"subdir {subdir!r} must be one of {', '.join(assets.NAMES)}",
             "subdir",
         )
     return subdir
-
-
-def sniff(path: Path, max_pixels: int) -> Kind | None:
-    """What the bytes are, whatever the name says: an image that decodes, or audio FFmpeg reads.
-
-    TooManyPixels for an image over `max_pixels`, found from its header before any decoding.
-    """
-    check_pixels(path, max_pixels)
-    if _is_image(path):
-        return "image"
-    if _is_audio(path, max_pixels):
-        return "audio"
-    return None
-
-
-def _is_image(path: Path) -> bool:
-    try:
-        with Image.open(path) as img:
-            img.verify()
-        # verify() checks structure only; decoding the pixels is what FFmpeg will have to do.
-        with Image.open(path) as img:
-            img.load()
-            return img.width > 0 and img.height > 0
-    except Exception:
-        return False
-
-
-def _is_audio(path: Path, max_pixels: int) -> bool:
-    # Opening a file decodes a frame of each stream, a picture's too (an image format Pillow
-    # does not know): the decoders' pixel cap keeps that from being a bomb.
-    options = {"max_pixels": str(decoder_pixel_cap(max_pixels))}
-    try:
-        with av.open(str(path), options=options) as container:
-            if not container.streams.audio:
-                return False
-            for _frame in container.decode(audio=0):
-                return True
-            return False
-    except Exception:
-        return False
 
 
 @dataclass
@@ -443,7 +399,8 @@ class _Receiver:
         """PROJECT_MAX_FILES, counted as each file part begins."""
         if name not in self.credited:
             self.credited.add(name)
-            replaced = self.usage.replaced(name, self.form.subdir)
+            kind = assets.BY_NAME.get(self.form.subdir or "")
+            replaced = self.usage.replaced(name, kind.folder if kind else self.form.subdir)
             if replaced is None:
                 self.new_files += 1
             else:
@@ -549,44 +506,43 @@ def store_uploads(
         if part.size == 0:
             raise ApiError(415, "unsupported_media_type", f"{part.name!r} is empty", "files")
         try:
-            kind = sniff(part.tmp, limits.max_pixels)
+            media = assets.sniff(part.tmp, limits.max_pixels)
         except TooManyPixels as exc:
             raise ApiError(
                 422, "image_too_large", f"{part.name!r} {exc} (MAX_IMAGE_PIXELS)", "files"
             ) from None
-        if kind is None:
+        if media is None:
             raise ApiError(
                 415,
                 "unsupported_media_type",
                 f"{part.name!r} is neither an image nor audio that FFmpeg can read",
                 "files",
             )
-        target_subdir = subdir or _SUBDIR_OF_KIND[kind]
-        if _KIND_OF_SUBDIR[target_subdir] != kind:
+        kind = assets.BY_NAME[subdir] if subdir else assets.inferred_kind(media)
+        if kind.media != media:
             raise ApiError(
                 415,
                 "unsupported_media_type",
-                f"{part.name!r} is {'an image' if kind == 'image' else 'audio'}, "
-                f"not what {target_subdir}/ holds",
+                f"{part.name!r} is {media.noun}, not what {kind.folder}/ holds",
                 "files",
             )
-        if any((s.subdir, s.name) == (target_subdir, part.name) for s in stored):
+        if any((s.subdir, s.name) == (kind.name, part.name) for s in stored):
             raise ApiError(
                 422, "duplicate_name", f"{part.name!r} is sent twice in one request", "files"
             )
-        stored.append(Stored(part.name, target_subdir, part.size, part.sha256))
+        stored.append(Stored(part.name, kind.name, part.size, part.sha256, kind.folder))
     with _project_lock(storage_root):
         _check_quota(project, stored, limits)
         project.create()
         for part, item in zip(received, stored, strict=True):
-            os.replace(part.tmp, project.asset(item.subdir, item.name))
+            os.replace(part.tmp, project.asset(item.folder, item.name))
     return stored
 
 
 def _check_quota(project: ProjectDir, stored: list[Stored], limits: UploadLimits) -> None:
     """The project's assets once these are in (each replacing its namesake), within quota."""
     usage = Usage.of(project)
-    replaced = [usage.sizes.get((item.subdir, item.name)) for item in stored]
+    replaced = [usage.sizes.get((item.folder, item.name)) for item in stored]
     grown = sum(item.size - (old or 0) for item, old in zip(stored, replaced, strict=True))
     after = usage.bytes + grown
     files = usage.files + sum(old is None for old in replaced)

@@ -74,6 +74,12 @@ class PipelineError(Exception):
         )
 
 
+class InputError(PipelineError, ValueError):
+    """A project's input cannot be used as named: a file name that is not a plain name, or a
+    path that leaves `input/` (a symlink, say). A ValueError too, for callers that check names
+    and catch that."""
+
+
 class Cancelled(PipelineError):
     """`should_cancel()` returned True; the FFmpeg child was killed before this was raised."""
 

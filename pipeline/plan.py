@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from pydantic import ValidationError
 
 from pipeline import captions, limits, timeline
 from pipeline.atomic import write_text_atomic
@@ -38,8 +37,10 @@ from pipeline.probe import (
     image_size,
     scan_audio,
 )
+from pipeline.problems import unknown_scenes
 from pipeline.project import ProjectDir
-from pipeline.spec import ProjectSpec, SceneSpec
+from pipeline.sound import captions_without_narration
+from pipeline.spec import ProjectSpec, SceneSpec, read_spec
 from pipeline.tts import Word
 from pipeline.tts import cache as speech_cache
 
@@ -224,14 +225,10 @@ def read_plan(project: ProjectDir) -> Plan:
 
 
 def load_spec(project: ProjectDir) -> ProjectSpec:
-    try:
-        text = project.spec_file.read_text("utf-8")
-    except FileNotFoundError:
-        raise PipelineError(f"{project.spec_file} does not exist") from None
-    try:
-        return ProjectSpec.model_validate_json(text)
-    except ValidationError as exc:
-        raise PipelineError(f"input/scenes.json is invalid: {exc}") from None
+    spec = read_spec(project.spec_file)
+    if spec is None:
+        raise PipelineError(f"{project.spec_file} does not exist")
+    return spec
 
 
 def _scene_error(index: int, scene: SceneSpec, message: str) -> PipelineError:
@@ -447,10 +444,8 @@ def make_plan(
         inspected = [inspect(index) for index in range(count)]
     inputs = [scene_inputs for scene_inputs, _ in inspected]
     voices = [voice for _, voice in inspected]
-    if options.captions.enabled and not any(
-        scene.narration and scene.narration.strip() for scene in spec.scenes
-    ):
-        raise PipelineError("renderOptions.captions: no scene has a narration to caption")
+    if problem := captions_without_narration(spec, options):
+        raise problem.error()
     limits.check(spec, options, [seconds for *_, seconds in inputs], picture_size(options), bounds)
     plan = build_plan(
         spec,
@@ -613,12 +608,8 @@ def _preview_encoder(encoder: Encoder) -> Encoder:
 def _chosen_scenes(options: RenderOptions, scenes: list[ScenePlan]) -> tuple[int, ...] | None:
     """The scenes `options.scenes` or `options.range` pick, or None for the whole video."""
     if options.scenes is not None:
-        beyond = [index for index in options.scenes if index >= len(scenes)]
-        if beyond:
-            raise PipelineError(
-                f"renderOptions.scenes: no scene {beyond[0]} (the project has {len(scenes)}, "
-                "numbered from 0)"
-            )
+        if problem := unknown_scenes(options, len(scenes)):
+            raise problem.error()
         return tuple(sorted(set(options.scenes)))
     if options.range is None:
         return None

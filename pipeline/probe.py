@@ -13,6 +13,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from pipeline.errors import PipelineError
 from pipeline.timeline import merge_spans
 
 _RANGES = {1: "tv", 2: "pc"}
@@ -105,7 +106,7 @@ def video_packet_times(path: Path) -> tuple[Fraction, list[int]]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         if stream.time_base is None:
-            raise ValueError(f"{path.name}: its video stream has no time base")
+            raise PipelineError(f"{path.name}: its video stream has no time base")
         times = [packet.pts for packet in container.demux(stream) if packet.pts is not None]
         return Fraction(stream.time_base), sorted(times)
 

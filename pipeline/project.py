@@ -6,14 +6,15 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.assets import FOLDERS
+from pipeline.errors import InputError
 from pipeline.names import check_safe_name
-
-INPUT_SUBDIRS = ("images", "voiceovers", "music")
 
 
 @dataclass(frozen=True)
 class ProjectDir:
-    """`root/input/{scenes.json,images/,voiceovers/,music/}`, `root/work/`, `root/output/`.
+    """`root/input/scenes.json` and a folder per asset kind (pipeline/assets.py), `root/work/`,
+    `root/output/`.
 
     A named run has a work folder of its own, `work/<run>/`: the service names each render after
     its job, so two jobs of one project (two sizes of the same video, say) never read each
@@ -43,17 +44,28 @@ class ProjectDir:
         return self.root / "output"
 
     def input_dir(self, subdir: str) -> Path:
-        return self.input / check_safe_name(subdir)
+        try:
+            return self.input / check_safe_name(subdir)
+        except ValueError as exc:
+            raise InputError(f"input folder {subdir!r}: {exc}") from None
 
     def asset(self, subdir: str, name: str) -> Path:
-        """Path of an input file; both parts are checked, so the result stays inside `input/`."""
-        path = self.input_dir(subdir) / check_safe_name(name)
+        """Path of an input file; both parts are checked, so the result stays inside `input/`.
+
+        InputError (a PipelineError, so a job's error says which file) when either is not a
+        plain name or the path leads out of `input/`.
+        """
+        folder = self.input_dir(subdir)
+        try:
+            path = folder / check_safe_name(name)
+        except ValueError as exc:
+            raise InputError(f"input file in {subdir}/: {exc}") from None
         if not path.resolve().is_relative_to(self.input.resolve()):
-            raise ValueError(f"{subdir}/{name} escapes the project directory")
+            raise InputError(f"{subdir}/{name} escapes the project directory")
         return path
 
     def create(self) -> None:
-        for sub in INPUT_SUBDIRS:
-            (self.input / sub).mkdir(parents=True, exist_ok=True)
+        for folder in FOLDERS:
+            (self.input / folder).mkdir(parents=True, exist_ok=True)
         (self.root / "work").mkdir(parents=True, exist_ok=True)
         self.output.mkdir(parents=True, exist_ok=True)

@@ -6,18 +6,12 @@ would find the same problems later, with less to say about the field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pipeline import tts
 from pipeline.options import RenderOptions
+from pipeline.problems import Problem
 from pipeline.spec import ProjectSpec
 
-
-@dataclass(frozen=True)
-class Problem:
-    code: str
-    message: str
-    field: str  # e.g. "renderOptions.tts.engine", "scenes[2].narration"
+__all__ = ["Problem", "captions_without_narration", "check"]
 
 
 def _said(text: str | None) -> bool:
@@ -52,6 +46,11 @@ def check(spec: ProjectSpec, options: RenderOptions) -> Problem | None:
                 "the narration is empty",
                 f"scenes[{index}].narration",
             )
+    return captions_without_narration(spec, options)
+
+
+def captions_without_narration(spec: ProjectSpec, options: RenderOptions) -> Problem | None:
+    """Captions asked for, and no scene has a narration to make them from."""
     if options.captions.enabled and not any(_said(s.narration) for s in spec.scenes):
         return Problem(
             "no_narration",

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pathlib import Path
+from typing import Annotated, Any
 
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pipeline.assets import IMAGES, MUSIC, VOICEOVERS, Reference, Refers
+from pipeline.errors import PipelineError
 from pipeline.names import check_safe_name
-from pipeline.options import Fit, Motion
+from pipeline.options import Fit, Motion, RenderOptions
 
 MAX_SCENES = 500
 MAX_IMAGES_PER_SCENE = 3
@@ -18,8 +30,10 @@ class SceneSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str | None = Field(None, max_length=64)
-    images: list[str] = Field(min_length=1, max_length=MAX_IMAGES_PER_SCENE)
-    voiceover: str | None = None
+    images: Annotated[list[str], Refers(IMAGES)] = Field(
+        min_length=1, max_length=MAX_IMAGES_PER_SCENE
+    )
+    voiceover: Annotated[str | None, Refers(VOICEOVERS)] = None
     narration: str | None = Field(None, max_length=MAX_NARRATION)
     duration: float | None = Field(None, gt=0, le=3600)
     # Per-scene overrides of the render options' `fit` and `motion`.
@@ -53,12 +67,56 @@ class ProjectSpec(BaseModel):
                 seen.add(scene.id)
         return self
 
-    def referenced_assets(self, voice_dir: str = "voiceovers") -> list[tuple[str, str]]:
-        """(subdir, name) of every file the spec refers to, in order, without repeats."""
-        refs: dict[tuple[str, str], None] = {}
-        for scene in self.scenes:
-            for image in scene.images:
-                refs[("images", image)] = None
-            if scene.voiceover:
-                refs[(voice_dir, scene.voiceover)] = None
-        return list(refs)
+    def references(self) -> list[Reference]:
+        """Every file the spec names, with its field path (`scenes[2].images[0]`), in order.
+
+        Read off the fields marked `Refers(kind)`: a field naming a new kind of file is
+        listed here by its marker alone.
+        """
+        refs = []
+        for index, scene in enumerate(self.scenes):
+            for name, info in SceneSpec.model_fields.items():
+                kind = next((m.kind for m in info.metadata if isinstance(m, Refers)), None)
+                if kind is None:
+                    continue
+                where = f"scenes[{index}].{info.alias or name}"
+                value: Any = getattr(scene, name)
+                if isinstance(value, list):
+                    refs += [Reference(f"{where}[{i}]", kind, v) for i, v in enumerate(value)]
+                elif value is not None:
+                    refs.append(Reference(where, kind, value))
+        return refs
+
+
+def render_references(spec: ProjectSpec, options: RenderOptions) -> list[Reference]:
+    """The files a render of `spec` with `options` reads: the spec's, then the music bed."""
+    refs = spec.references()
+    if options.music is not None:
+        refs.append(Reference("renderOptions.music", MUSIC, options.music.file))
+    return refs
+
+
+SPEC_NAME = "input/scenes.json"
+
+
+class InvalidSpec(PipelineError):
+    """`input/scenes.json` is there but is not a valid spec; the message names the first field
+    at fault."""
+
+
+def read_spec(path: Path) -> ProjectSpec | None:
+    """The spec stored at `path`, or None when there is none.
+
+    The one reader of a stored spec (the API's project view and render, and VALIDATE), so a
+    hand-edited bad file is worded the same everywhere: by the first field at fault.
+    """
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return ProjectSpec.model_validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "scenes.json"
+        raise InvalidSpec(f"{SPEC_NAME} is not valid: {where}: {err['msg']}") from None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.routes.jobs import job_document, redacted_url
+from api.documents import job_document, redacted_url
 from pipeline import registry
 from pipeline.registry import Outline
 from tasks import jobs, webhooks

@@ -159,7 +159,7 @@ def test_missing_or_invalid_spec(tmp_path: Path, ffmpeg_bin: str) -> None:
         make_plan(project, SMALL, ffmpeg_bin)
     project.create()
     project.spec_file.write_text('{"scenes": []}')
-    with pytest.raises(PipelineError, match=r"scenes\.json is invalid"):
+    with pytest.raises(PipelineError, match=r"scenes\.json is not valid: scenes: "):
         make_plan(project, SMALL, ffmpeg_bin)
 
 

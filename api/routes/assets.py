@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, get_args
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ProjectId, SettingsDep, StorageDep
 from api.errors import responses
-from api.schemas import StoredAsset, Subdir
+from api.schemas import StoredAsset
 from api.uploads import UploadLimits, receive_uploads, require_free_space, store_uploads
+from pipeline import assets
 
 log = logging.getLogger("render.api.assets")
 
@@ -37,8 +38,8 @@ UPLOAD_FORM: dict[str, Any] = {
                         "subdir": {
                             "title": "Subdir",
                             "type": "string",
-                            "enum": list(get_args(Subdir)),
-                            "description": "images, voiceovers or music; inferred from the "
+                            "enum": list(assets.NAMES),
+                            "description": f"{assets.spoken_names()}; inferred from the "
                             "content when absent",
                         },
                     },

@@ -28,8 +28,8 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import events_token
 from api.deps import SessionDep, SettingsDep
+from api.documents import job_document
 from api.errors import ApiError, responses
-from api.routes.jobs import job_document
 from api.schemas import CamelModel
 from tasks import events
 from tasks.broker import redis_client_url

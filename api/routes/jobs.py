@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
-from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Response
 from sqlmodel import Session
 
-from api import service
+from api import documents, service
 from api.auth import Caller
 from api.deps import (
     EnqueuerDep,
@@ -22,21 +20,10 @@ from api.deps import (
     StorageDep,
 )
 from api.errors import ApiError, responses
-from api.schemas import (
-    CacheSummary,
-    JobView,
-    RenderAccepted,
-    RenderRequest,
-    SceneProgress,
-    StageCount,
-    StagePage,
-    StageView,
-)
-from pipeline import registry
+from api.schemas import JobView, RenderAccepted, RenderRequest, StagePage
 from tasks import jobs, watchdog
-from tasks.models import Job, JobStatus, JobTask, StageStatus, Webhook
-from tasks.settings import Settings
-from tasks.storage import JOB_ID, Storage
+from tasks.models import Job, JobStatus
+from tasks.storage import JOB_ID
 
 log = logging.getLogger("render.api.jobs")
 
@@ -102,135 +89,6 @@ def _load(session: Session, job_id: str) -> Job:
     return job
 
 
-def _scene_progress(index: int, parts: list[JobTask]) -> SceneProgress:
-    """A scene's build from its one stage row or its chunks' rows."""
-    statuses = {StageStatus(row.status) for row in parts}
-    status = next(
-        (s for s in (StageStatus.FAILED, StageStatus.CANCELLED) if s in statuses),
-        StageStatus.DONE if statuses == {StageStatus.DONE} else None,
-    )
-    if status is None:  # some chunks may be done: waiting for the others is PENDING
-        status = StageStatus.RUNNING if StageStatus.RUNNING in statuses else StageStatus.PENDING
-    clips = {row.clip for row in parts}
-    # Null until every chunk is built; chunks that came about differently (some cached, some
-    # encoded) make an encoded clip.
-    clip = None if None in clips else clips.pop() if len(clips) == 1 else "encoded"
-    weight = sum(row.weight for row in parts)
-    progress = (
-        sum(row.weight * row.progress for row in parts) / weight
-        if weight > 0
-        else sum(row.progress for row in parts) / len(parts)
-    )
-    return SceneProgress(
-        index=index,
-        status=status,
-        progress=progress,
-        cached=clip == "cached",
-        clip=clip,
-        chunks=len(parts),
-    )
-
-
-def _stage_view(row: JobTask) -> StageView:
-    return StageView.model_validate({**row.model_dump(), "cached": row.clip == "cached"})
-
-
-def _notable(rows: list[JobTask], settings: Settings) -> list[JobTask]:
-    """A huge job's runs worth showing one by one: the stages that run once, and the runs
-    running or failed; at most JOB_STAGES_INLINE, so the document stays small to poll."""
-    picked = [
-        row
-        for row in rows
-        if registry.scene_of(row.name) is None
-        or row.status in (StageStatus.RUNNING, StageStatus.FAILED)
-    ]
-    return picked[: settings.job_stages_inline]
-
-
-def _stage_counts(rows: list[JobTask]) -> list[StageCount]:
-    counts: dict[str, dict[str, int]] = {}
-    for row in rows:
-        name = registry.parse_label(row.name)[0].name
-        tally = counts.setdefault(name, {"units": 0})
-        tally["units"] += 1
-        status = str(row.status).lower()
-        tally[status] = tally.get(status, 0) + 1
-    return [StageCount(name=name, **tally) for name, tally in counts.items()]
-
-
-def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -> JobView:
-    rows = jobs.job_tasks(session, job.id)
-    builds: dict[int, list[JobTask]] = {}
-    for row in rows:
-        if (scene := registry.clip_scene_of(row.name)) is not None:
-            builds.setdefault(scene, []).append(row)
-    scenes = [_scene_progress(scene, parts) for scene, parts in builds.items()]
-    shown = rows if len(rows) <= settings.job_stages_inline else _notable(rows, settings)
-    hits = [row for row in rows if row.clip == "cached"]
-    cache = CacheSummary(
-        hits=len(hits),
-        encoded=sum(row.clip == "encoded" for row in rows),
-        bytes_saved=sum(row.clip_bytes for row in hits),
-    )
-    return JobView.model_validate(
-        {
-            **job.model_dump(),
-            "scenes": scenes,
-            "stages": [_stage_view(row) for row in shown],
-            "stages_total": len(rows),
-            "stage_counts": _stage_counts(rows),
-            "logs": storage.tail_log(job.id, 50),
-            "waiting": watchdog.waiting_reason(session, settings, job),
-            "cache": cache,
-            "webhook": _webhook_view(webhook)
-            if (webhook := session.get(Webhook, job.id))
-            else None,
-        }
-    )
-
-
-# --- the callback's secrets ----------------------------------------------------------------
-# A callback URL often carries its receiver's secret (`?token=...`, `user:password@`). The job
-# document is read by more than the bearer-token holder (an events-token holder, a browser's
-# EventSource, the webhook receiver itself), so it never echoes one back: the delivery reads
-# the full URL from its row, the document shows the URL without them.
-
-REDACTED = "[redacted]"
-_USERINFO = re.compile(r"(?<=//)[^/?#\s@]*@")
-_QUERY = re.compile(r"\?[^\s#'\"]+")
-
-
-def redacted_url(url: str) -> str:
-    """`url` without credentials, query string or fragment: `https://h/p?[redacted]`."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return REDACTED
-    host = parts.netloc.rpartition("@")[2]
-    query = REDACTED if parts.query else ""
-    fragment = REDACTED if parts.fragment else ""
-    return urlunsplit((parts.scheme, host, parts.path, query, fragment))
-
-
-def redacted_text(text: str) -> str:
-    """A delivery error without the credentials and query strings of the URLs it names."""
-    return _QUERY.sub("?" + REDACTED, _USERINFO.sub(REDACTED + "@", text))
-
-
-def _webhook_view(webhook: Webhook) -> dict[str, Any]:
-    view = webhook.model_dump()
-    view["url"] = redacted_url(webhook.url)
-    if webhook.last_error is not None:
-        view["last_error"] = redacted_text(webhook.last_error)
-    return view
-
-
-def job_document(session: Session, settings: Settings, job: Job) -> dict[str, Any]:
-    """The job as GET /v1/jobs/{id} shows it, as JSON: what webhooks and the event stream send."""
-    view = job_view(session, settings, Storage(settings.render_storage), job)
-    return view.model_dump(mode="json", by_alias=True)
-
-
 @router.get(
     "/v1/jobs/{jobId}",
     response_model=JobView,
@@ -240,7 +98,7 @@ def job_document(session: Session, settings: Settings, job: Job) -> dict[str, An
 def get_job(
     job_id: JobId, session: SessionDep, settings: SettingsDep, storage: StorageDep
 ) -> JobView:
-    return job_view(session, settings, storage, _load(session, job_id))
+    return documents.job_view(session, settings, storage, _load(session, job_id))
 
 
 @router.get(
@@ -261,7 +119,7 @@ def get_job_stages(
         total=len(rows),
         offset=offset,
         limit=limit,
-        stages=[_stage_view(row) for row in rows[offset : offset + limit]],
+        stages=[documents.stage_view(row) for row in rows[offset : offset + limit]],
     )
 
 
@@ -290,7 +148,7 @@ def cancel_job(
     labels = [row.name for row in jobs.job_tasks(session, job_id)]
     background.add_task(_revoke_quietly, revoke, job_id, labels)
     log.info("job %s: cancel requested (now %s)", job_id, job.status)
-    return job_view(session, settings, storage, job)
+    return documents.job_view(session, settings, storage, job)
 
 
 def _revoke_quietly(revoke: Revoker, job_id: str, labels: list[str]) -> None:
