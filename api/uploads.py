@@ -40,6 +40,7 @@ from starlette.requests import ClientDisconnect, Request
 from api.errors import ApiError
 from api.limits import CLOSE, MIB
 from pipeline import assets
+from pipeline.limits import Limits, voiceover_problem
 from pipeline.names import check_safe_name
 from pipeline.probe import TooManyPixels
 from pipeline.project import ProjectDir
@@ -66,6 +67,7 @@ class UploadLimits:
     project_files: int  # PROJECT_MAX_FILES
     min_free: int  # MIN_FREE_MB
     max_pixels: int  # MAX_IMAGE_PIXELS
+    work: Limits  # MAX_SCENE_SECONDS for a voiceover
 
     @classmethod
     def of(cls, settings: Settings) -> UploadLimits:
@@ -75,6 +77,7 @@ class UploadLimits:
             project_files=settings.project_max_files,
             min_free=settings.min_free_mb * MIB,
             max_pixels=settings.max_image_pixels,
+            work=settings.limits(),
         )
 
 
@@ -526,6 +529,10 @@ def store_uploads(
                 f"{part.name!r} is {media.noun}, not what {kind.folder}/ holds",
                 "files",
             )
+        if kind is assets.VOICEOVERS and (
+            too_long := voiceover_problem(part.tmp, limits.work, repr(part.name))
+        ):
+            raise ApiError(422, "over_limit", too_long, "files")
         if any((s.subdir, s.name) == (kind.name, part.name) for s in stored):
             raise ApiError(
                 422, "duplicate_name", f"{part.name!r} is sent twice in one request", "files"

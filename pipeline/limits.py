@@ -191,14 +191,14 @@ def voiceover_seconds(path: Path) -> float | None:
     return None
 
 
-def voiceover_problem(path: Path, limits: Limits) -> str | None:
-    """What is wrong with an audio file as a scene's voiceover, by its header: too long for
-    MAX_SCENE_SECONDS; None when nothing is (or its header does not say). For an upload to
-    refuse at once what VALIDATE would refuse."""
+def voiceover_problem(path: Path, limits: Limits, name: str | None = None) -> str | None:
+    """What is wrong with an audio file (called `name`, else by its file name) as a scene's
+    voiceover, by its header: too long for MAX_SCENE_SECONDS; None when nothing is (or its
+    header does not say). For an upload to refuse at once what VALIDATE would refuse."""
     seconds = voiceover_seconds(path)
     if seconds is not None and seconds > limits.max_scene_seconds:
         return (
-            f"{path.name} is {seconds:.0f} s long, over "
+            f"{name or path.name} is {seconds:.0f} s long, over "
             f"{_setting('max_scene_seconds', limits.max_scene_seconds)} s for a scene"
         )
     return None

@@ -513,3 +513,21 @@ def test_a_file_under_another_field_name_is_refused_naming_it(
         "a file is sent as 'file': send files as 'files' parts"
     )
     assert tree(storage) == before
+
+
+def test_a_voiceover_longer_than_a_scene_may_be_is_refused_at_upload(
+    make_client: AppFactory, storage: Path
+) -> None:
+    client = make_client(max_scene_seconds=2)
+    long = ("files", ("long.wav", wav_bytes(3.0), "audio/wav"))
+    refused = client.post("/v1/projects/p1/assets", files=[long], data={"subdir": "voiceovers"})
+    assert refused.status_code == 422, refused.text
+    error = error_of(refused)
+    assert (error["code"], error["field"]) == ("over_limit", "files")
+    assert error["message"] == "'long.wav' is 3 s long, over MAX_SCENE_SECONDS (2) s for a scene"
+    assert not (storage / "projects" / "p1" / "input" / "voiceovers" / "long.wav").exists()
+    # At the limit it is taken, and a bed of any length is no scene's voiceover.
+    short = ("files", ("short.wav", wav_bytes(2.0), "audio/wav"))
+    assert client.post("/v1/projects/p1/assets", files=[short]).status_code == 201
+    bed = client.post("/v1/projects/p1/assets", files=[long], data={"subdir": "music"})
+    assert bed.status_code == 201, bed.text
