@@ -8,27 +8,33 @@ progress, failure and cancellation are `StageTask`'s; the bodies are the pipelin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fnmatch
 import logging
 import os
-import shutil
+import re
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
-from pipeline import registry
+from pipeline import registry, stages
 from pipeline.cache import ClipCache, ClipReport
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
-from pipeline.plan import Plan, read_plan
+from pipeline.plan import PLAN_FILE, Plan
+from pipeline.project import ProjectDir
 from pipeline.registry import Stage, StageRun
 from tasks import canvas, jobs, logs, metrics, shutdown
 from tasks.app import app
+from tasks.blobstore import Blob, BlobStore, output_key
 from tasks.db import session_scope
 from tasks.jobs import as_utc
 from tasks.models import Job, JobStatus, utcnow
@@ -81,7 +87,7 @@ class StageTask(Task):
             require_free_space(settings, label)
             with tracker.beating():
                 run = _stage_run(settings, claim.job, tracker, scene, on_clip=clips.append)
-                plan = registry.run_stage(self.stage, dataclasses.replace(run, chunk=chunk))
+                plan = run_unit(_store(settings), self.stage, dataclasses.replace(run, chunk=chunk))
                 if plan is not None:
                     _send_rest(settings, claim.job, plan)
             tracker.flush()
@@ -106,9 +112,10 @@ class StageTask(Task):
         for clip in clips[-1:]:
             metrics.clip_made(clip.outcome, clip.size)
         if succeeded:
-            _job_metrics(settings, claim.job)
+            store = _store(settings)
+            _job_metrics(store, claim.job)
             # Work files are kept for debugging a failure; a success has nothing left to debug.
-            shutil.rmtree(_project(settings, claim.job).work, ignore_errors=True)
+            store.delete_prefix(work_prefix(claim.job.project_id, claim.job.id))
 
     def _publish(self, label: str, fraction: float, overall: float) -> None:
         meta = {"jobId": self.request.id.split(".")[0], "stage": label}
@@ -177,6 +184,78 @@ def require_free_space(settings: Settings, label: str) -> None:
         )
 
 
+def run_unit(store: BlobStore, stage: Stage, run: StageRun) -> Plan | None:
+    """One run of a stage's body on local files, through the storage: its declared reads
+    fetched before it and its writes published after (`_workspace`); what FINALIZE made
+    published as the project's outputs. The plan when the stage laid out the timeline."""
+    with _workspace(store, stage, run.project) as project:
+        result = registry.run_stage(stage, dataclasses.replace(run, project=project))
+        if isinstance(result, stages.Publication):  # its files are in the workspace
+            publish_outputs(store, _project_key(run.project), result)
+            return None
+    return result
+
+
+def publish_outputs(store: BlobStore, project_key: str, publication: stages.Publication) -> None:
+    """FINALIZE's files made visible together in the project's output/, then the stale ones
+    (an earlier render's captions and scene files) removed."""
+    folder = f"{project_key}/output/"
+    store.save_all([(path, folder + name) for path, name in publication.files])
+    for blob in store.list(folder):
+        if "/" not in blob.key.removeprefix(folder) and publication.stale(blob.name):
+            store.delete(blob.key)
+
+
+@contextlib.contextmanager
+def _workspace(store: BlobStore, stage: Stage, project: ProjectDir) -> Iterator[ProjectDir]:
+    """The project as a stage's body sees it. On a local storage it is the folder itself (the
+    work folder is the storage: nothing is fetched or published). On any other, a scratch
+    folder holding the stage's declared reads, whose declared writes are published when the
+    body succeeds (a failed stage's are not: they stay where it ran)."""
+    prefix = _project_key(project)
+    if store.local_path(prefix) == project.root:
+        yield project
+        return
+    with tempfile.TemporaryDirectory(prefix="render-stage-") as scratch:
+        local = dataclasses.replace(project, root=Path(scratch))
+        fetched = {}
+        for pattern in stage.reads:
+            for blob in _matching(store, prefix, registry.located(project, pattern)):
+                path = local.root / blob.key.removeprefix(prefix + "/")
+                store.fetch(blob.key, path)
+                fetched[path] = path.stat().st_mtime_ns
+        yield local
+        made = [
+            (path, f"{prefix}/{path.relative_to(local.root).as_posix()}")
+            for pattern in stage.writes
+            for path in _local_matching(local.root, registry.located(project, pattern))
+            if fetched.get(path) != path.stat().st_mtime_ns  # fetched and left as it was
+        ]
+        for path, key in made:
+            store.save(key, path)
+
+
+def _matching(store: BlobStore, prefix: str, pattern: str) -> list[Blob]:
+    """The blobs under the project `prefix` that `pattern` (under the project) matches."""
+    fixed = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    folder = fixed.rsplit("/", 1)[0] + "/" if "/" in fixed else ""
+    return [
+        blob
+        for blob in store.list(f"{prefix}/{folder}")
+        if fnmatch.fnmatchcase(blob.key.removeprefix(prefix + "/"), pattern)
+    ]
+
+
+def _local_matching(root: Path, pattern: str) -> list[Path]:
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and not path.name.startswith(".")
+        and fnmatch.fnmatchcase(path.relative_to(root).as_posix(), pattern)
+    )
+
+
 def _send_rest(settings: Settings, job: Job, plan: Plan) -> None:
     """The timeline is laid out: the job's rows become the plan's units (weighed by their
     frames, a long scene's build one row per chunk), then the steps after the layout go to
@@ -188,12 +267,15 @@ def _send_rest(settings: Settings, job: Job, plan: Plan) -> None:
     canvas.enqueue_rest(job.id, jobs.outline(job), plan)
 
 
-def _job_metrics(settings: Settings, job: Job) -> None:
+def _job_metrics(store: BlobStore, job: Job) -> None:
     """A succeeded job's render time per second of video and the bytes it wrote."""
     try:
-        project = _project(settings, job)
-        video = read_plan(project).duration_seconds
-        size = (project.output / job.output_name).stat().st_size
+        with store.open(f"{work_prefix(job.project_id, job.id)}/{PLAN_FILE}") as fh:
+            video = Plan.from_json(fh.read().decode("utf-8")).duration_seconds
+        output = store.stat(output_key(job.project_id, job.output_name))
+        if output is None:
+            raise FileNotFoundError(job.output_name)
+        size = output.size
     except (OSError, ValueError) as exc:
         log.warning("job=%s: no render metrics: %s", job.id, exc)
         return
@@ -203,6 +285,20 @@ def _job_metrics(settings: Settings, job: Job) -> None:
 
 def _project(settings: Settings, job: Job) -> Any:
     return Storage(settings.render_storage).project(job.project_id).for_run(job.id)
+
+
+def _store(settings: Settings) -> BlobStore:
+    return Storage(settings.render_storage).blobs
+
+
+def _project_key(project: ProjectDir) -> str:
+    """The key of a project's folder: projects/<id>."""
+    return f"projects/{project.root.name}"
+
+
+def work_prefix(project_id: str, job_id: str) -> str:
+    """The key under which a job's work files are: projects/<id>/work/<jobId>."""
+    return f"projects/{project_id}/work/{job_id}"
 
 
 def _stage_run(
