@@ -12,6 +12,7 @@ from sqlmodel import Session
 from api.errors import ApiError
 from pipeline.registry import Outline
 from tasks import canvas
+from tasks.blobstore import BlobStore
 from tasks.db import session_scope
 from tasks.settings import Settings
 from tasks.storage import PROJECT_ID, InvalidId, Storage, check_project_id
@@ -43,6 +44,14 @@ def get_storage(settings: SettingsDep) -> Storage:
 
 
 StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+def get_blobs(storage: StorageDep) -> BlobStore:
+    """The storage interface outputs are served through (the folder's, for now)."""
+    return storage.blobs
+
+
+BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 
 
 def get_enqueuer() -> Enqueuer:

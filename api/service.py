@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -32,6 +31,7 @@ from pipeline.problems import unknown_scenes
 from pipeline.project import ProjectDir
 from pipeline.spec import ProjectSpec
 from tasks import jobs, webhooks
+from tasks.blobstore import Blob, BlobStore, output_key
 from tasks.models import IdempotencyKey, Job, JobStatus, Project, utcnow
 from tasks.settings import Settings
 from tasks.storage import Storage
@@ -441,30 +441,24 @@ def enqueue_job(session: Session, enqueue: Enqueuer, job: Job, outline: registry
     log.info("job %s: queued for project %s (%d scenes)", job.id, job.project_id, outline.scenes)
 
 
-def output_files(storage: Storage, project_id: str) -> list[OutputFile]:
-    project = existing_project(storage, project_id)
-    if not project.output.is_dir():
-        return []
-    files = []
-    names = {p.name for p in project.output.iterdir()}
-    for path in sorted(project.output.iterdir()):
-        # Hidden names are temp files of a render still being written.
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        stat = path.stat()
-        video = path.suffix.lower() == ".mp4"
-        files.append(
-            OutputFile(
-                name=path.name,
-                size=stat.st_size,
-                modified_at=datetime.fromtimestamp(stat.st_mtime, UTC),
-                content_type=content_type(path.name),
-                poster=poster_name(path.name)
-                if video and poster_name(path.name) in names
-                else None,
-            )
+def output_files(storage: Storage, blobs: BlobStore, project_id: str) -> list[OutputFile]:
+    existing_project(storage, project_id)
+    folder = output_key(project_id, "")
+    # Files of output/ itself; the store lists no temp files of a render being written.
+    found = [blob for blob in blobs.list(folder) if "/" not in blob.key.removeprefix(folder)]
+    names = {blob.name for blob in found}
+    return [
+        OutputFile(
+            name=blob.name,
+            size=blob.size,
+            modified_at=blob.modified,
+            content_type=content_type(blob.name),
+            poster=poster_name(blob.name)
+            if blob.name.lower().endswith(".mp4") and poster_name(blob.name) in names
+            else None,
         )
-    return files
+        for blob in found
+    ]
 
 
 _CONTENT_TYPES = {
@@ -480,26 +474,30 @@ def content_type(name: str) -> str:
     return _CONTENT_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
 
 
-def output_video(session: Session, storage: Storage, project_id: str, name: str | None) -> Path:
+def output_video(
+    session: Session, storage: Storage, blobs: BlobStore, project_id: str, name: str | None
+) -> Blob:
     """The file `name` in output/; by default the last succeeded job's, else video.mp4."""
-    project = existing_project(storage, project_id)
+    existing_project(storage, project_id)
     name = _output_name(session, project_id, name)
-    path = project.output / name
-    if not path.is_file():
+    blob = blobs.stat(output_key(project_id, name))
+    if blob is None:
         raise ApiError(404, "not_found", f"no output {name!r} in project {project_id!r}", "name")
-    return path
+    return blob
 
 
-def output_poster(session: Session, storage: Storage, project_id: str, name: str | None) -> Path:
+def output_poster(
+    session: Session, storage: Storage, blobs: BlobStore, project_id: str, name: str | None
+) -> Blob:
     """The poster of the video `name` (`demo.mp4` → output/demo.jpg), or the JPEG `name`
     itself (`scene_02.jpg`); by default the last succeeded job's video's poster."""
-    project = existing_project(storage, project_id)
+    existing_project(storage, project_id)
     name = _output_name(session, project_id, name)
     poster = name if name.lower().endswith(".jpg") else poster_name(name)
-    path = project.output / poster
-    if not path.is_file():
+    blob = blobs.stat(output_key(project_id, poster))
+    if blob is None:
         raise ApiError(404, "not_found", f"no poster {poster!r} in project {project_id!r}", "name")
-    return path
+    return blob
 
 
 def _output_name(session: Session, project_id: str, name: str | None) -> str:

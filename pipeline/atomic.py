@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,6 +45,30 @@ def link_or_copy(source: Path, target: Path) -> None:
             dst.write(chunk)
         dst.flush()
         os.fsync(dst.fileno())
+
+
+def staging_path(target: Path) -> Path:
+    """The temp name `target` is written under before it is renamed into place: hidden (so
+    listings skip it), the process's own, and with the target's suffix."""
+    return target.with_name(f".{target.stem}.tmp{os.getpid()}{target.suffix}")
+
+
+def publish_together(items: Sequence[tuple[Path, Path]]) -> None:
+    """Give each target the bytes of its source (`link_or_copy` to a temp name beside it),
+    then rename every one into place: a failure while they are staged leaves every target as
+    it was, and the renames follow each other with nothing in between."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for source, target in items:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged.append((staging_path(target), target))
+            link_or_copy(source, staged[-1][0])
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, target in staged:
+        os.replace(tmp, target)
 
 
 def write_bytes_atomic(target: Path, data: bytes) -> None:

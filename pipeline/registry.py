@@ -92,7 +92,9 @@ class StageRun:
         return self.scene
 
 
-Body = Callable[[StageRun], Plan | None]
+# A body returns the Plan when it laid out the timeline, what to publish when it made the
+# outputs (FINALIZE), else None.
+Body = Callable[[StageRun], Plan | stages.Publication | None]
 Unit = tuple[int | None, int | None]  # (scene, chunk) of one run of a stage
 
 
@@ -112,6 +114,13 @@ class Stage:
     chunked: bool = False  # a long scene's run is split into chunks (implies per_scene)
     lays_out: bool = False
     only: Callable[[Outline], tuple[int, ...]] | None = None
+    # The files the body reads and the ones it writes for later stages, as patterns under
+    # the project folder (`located`): `work/` is the run's own work folder, and a `*` spans
+    # folders. Files a body makes and removes (or only reads back) itself are not listed.
+    # The task layer fetches the reads into a local folder before the body runs and
+    # publishes the writes after, when the storage is not that folder itself.
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
 
     def label(self, scene: int | None = None, chunk: int | None = None) -> str:
         if self.per_scene != (scene is not None):
@@ -213,8 +222,8 @@ def _concat(run: StageRun) -> None:
     stages.concat(run.project, run.plan(), run.runner, cache=_cache(run))
 
 
-def _finalize(run: StageRun) -> None:
-    stages.finalize(
+def _finalize(run: StageRun) -> stages.Publication:
+    return stages.finalize(
         run.project,
         run.plan(),
         run.output_name,
@@ -224,14 +233,47 @@ def _finalize(run: StageRun) -> None:
     )
 
 
+_SPEC = "input/scenes.json"
+_INPUTS = "input/*"  # the spec, images, voiceovers and music
+_SPEECH = "cache/speech/*"  # what SPEECH synthesised (a shared cache of the project)
+_PLAN = "work/plan.json"
+_MASTER = ("work/audio.wav", "work/audio.wav.sha256")
+_CLIPS = "work/scenes/*"  # every clip and chunk (a scene's chunks may be built anywhere)
+_SCENE_OUTPUTS = "work/outputs/*"
+
 # Weights are rough shares of a render's wall time: libx264 in the scene builds is nearly all.
 STAGES: tuple[Stage, ...] = (
-    Stage("SPEECH", 1.0, _speech, per_scene=True, only=_spoken),
-    Stage("VALIDATE", 2.0, _validate, lays_out=True),
-    Stage("AUDIO_PREP", 4.0, _audio_prep),
-    Stage("SCENE_BUILD", 85.0, _scene_build, per_scene=True, chunked=True),
-    Stage("CONCAT", 3.0, _concat),
-    Stage("FINALIZE", 6.0, _finalize),
+    Stage(
+        "SPEECH",
+        1.0,
+        _speech,
+        per_scene=True,
+        only=_spoken,
+        reads=(_SPEC, _SPEECH),
+        writes=(_SPEECH,),
+    ),
+    Stage("VALIDATE", 2.0, _validate, lays_out=True, reads=(_INPUTS, _SPEECH), writes=(_PLAN,)),
+    Stage("AUDIO_PREP", 4.0, _audio_prep, reads=(_PLAN, _INPUTS, _SPEECH), writes=_MASTER),
+    Stage(
+        "SCENE_BUILD",
+        85.0,
+        _scene_build,
+        per_scene=True,
+        chunked=True,
+        # Its stills (work/stills/) are shared by a scene's chunks where the storage is the
+        # work folder; elsewhere each chunk prepares its own.
+        reads=(_PLAN, _INPUTS, *_MASTER, _CLIPS),
+        writes=(_CLIPS, _SCENE_OUTPUTS),
+    ),
+    Stage("CONCAT", 3.0, _concat, reads=(_PLAN, *_MASTER, _CLIPS), writes=("work/joined.mp4",)),
+    Stage(
+        "FINALIZE",
+        6.0,
+        _finalize,
+        # The clips for a poster at posterTime; the master for scene outputs not made yet.
+        reads=(_PLAN, *_MASTER, _CLIPS, _SCENE_OUTPUTS, "work/joined.mp4"),
+        writes=(f"work/{stages.FINAL_DIR}/*",),
+    ),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 LAST = STAGES[-1]
@@ -323,7 +365,16 @@ def steps(outline: Outline, plan: Plan | None = None) -> list[Step]:
     return [step for step in found if step]
 
 
-def run_stage(stage: Stage, run: StageRun) -> Plan | None:
+def located(project: ProjectDir, pattern: str) -> str:
+    """A stage's file pattern under the project folder, its `work/` made the run's own work
+    folder ('work/plan.json' → 'work/<run>/plan.json' for a named run)."""
+    if pattern.startswith("work/"):
+        work = project.work.relative_to(project.root).as_posix()
+        return f"{work}/{pattern.removeprefix('work/')}"
+    return pattern
+
+
+def run_stage(stage: Stage, run: StageRun) -> Plan | stages.Publication | None:
     """Run one stage's body with the runner bound to it; its errors name the stage and scene."""
     runner = dataclasses.replace(run.runner, stage=stage.name, scene=run.scene)
     try:

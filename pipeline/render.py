@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipeline import registry
+from pipeline import registry, stages
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.options import RenderOptions
@@ -91,7 +91,7 @@ def render(
         run = dataclasses.replace(
             base, runner=dataclasses.replace(runner, on_progress=progress.reporter(stage.label()))
         )
-        laid_out = registry.run_stage(stage, run)
+        laid_out = run_here(stage, run)
         report = progress.reporter(stage.label())
         if report is not None:  # a stage that ran no FFmpeg (VALIDATE) still counts as done
             report(1.0)
@@ -101,6 +101,16 @@ def render(
             outline = dataclasses.replace(outline, scenes=len(plan.scenes))
             progress.replan(outline, plan)
     return project.output / output_name
+
+
+def run_here(stage: Stage, run: StageRun) -> Plan | None:
+    """Run one stage on the folder and publish what it made into its output/ (the service
+    publishes through its storage instead); the plan when the stage laid out the timeline."""
+    result = registry.run_stage(stage, run)
+    if isinstance(result, stages.Publication):
+        stages.publish_here(run.project.output, result)
+        return None
+    return result
 
 
 def _spec_outline(project: ProjectDir, options: RenderOptions) -> registry.Outline:
@@ -124,7 +134,7 @@ def _run_units(
         scene, chunk = unit
         runner = dataclasses.replace(base.runner, on_progress=progress.reporter(stage.label(*unit)))
         run = dataclasses.replace(base, scene=scene, chunk=chunk, runner=runner)
-        registry.run_stage(stage, run)
+        run_here(stage, run)
 
     jobs = max(1, min(jobs, len(units)))
     if jobs == 1:

@@ -2,7 +2,8 @@
 stage runs which): the master audio, a scene's clip, the join, the published outputs.
 
 Every stage is idempotent (a rerun overwrites its own work file atomically), writes only under
-`work/` (finalize writes `output/`), and leaves work files in place on failure.
+`work/` (finalize returns what is published to `output/`: `Publication`), and leaves work
+files in place on failure.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
 
 from pipeline import audio, captions, mux
-from pipeline.atomic import atomic_path, link_or_copy, write_text_atomic
+from pipeline.atomic import atomic_path, publish_together, write_text_atomic
 from pipeline.cache import ClipCache, ClipReport, clip_key, output_key
 from pipeline.capabilities import UnfitFFmpeg, inspect_ffmpeg
 from pipeline.chunks import Span, chunk_spans
@@ -42,6 +43,7 @@ JOINED_FILE = "joined.mp4"
 MASTER_DIGEST = "audio.wav.sha256"
 CONCAT_LIST = "concat.txt"
 CAPTIONS_SRT = "captions.srt"
+FINAL_DIR = "final"
 _SCENE_OUTPUT = re.compile(r"^scene_(\d+)\.(?:mp4|jpg)$")
 
 
@@ -572,6 +574,41 @@ def build_scene_outputs(
     return video, poster
 
 
+@dataclass(frozen=True)
+class Publication:
+    """What FINALIZE made for `output/`: each work file and the name it is published under,
+    all made visible together; and which names already there go once they are (the captions
+    of an earlier render of this name when this one has none, and the scene files of scenes
+    this video does not have).
+
+    The stage publishes nothing itself: the task layer does, through its storage, and the
+    command line into the folder (`publish_here`).
+    """
+
+    files: tuple[tuple[Path, str], ...]
+    drop: tuple[str, ...] = ()
+    # scene_NN files from this number on are stale; None (a draft or a part): untouched.
+    scene_count: int | None = None
+
+    def stale(self, name: str) -> bool:
+        """Whether the file `name` already in output/ goes once this is published."""
+        if name in self.drop:
+            return True
+        match = _SCENE_OUTPUT.fullmatch(name)
+        return (
+            match is not None and self.scene_count is not None and int(match[1]) >= self.scene_count
+        )
+
+
+def publish_here(output: Path, publication: Publication) -> None:
+    """Publish into the local folder `output`: every file linked to a temp name beside its
+    target, then all renamed into place; then the stale files removed."""
+    publish_together([(source, output / name) for source, name in publication.files])
+    for path in sorted(output.iterdir()):
+        if publication.stale(path.name):
+            path.unlink(missing_ok=True)
+
+
 def finalize(
     project: ProjectDir,
     plan: Plan,
@@ -580,68 +617,58 @@ def finalize(
     *,
     poster_time: float | None = None,
     cache: ClipCache | None = None,
-) -> Path:
-    """FINALIZE: check work/joined.mp4, then publish it, its poster <name>.jpg, and each
-    scene's output/scene_NN.mp4 and scene_NN.jpg together (a draft: the first two only).
+) -> Publication:
+    """FINALIZE: check work/joined.mp4, and make what is published with it: its poster
+    <name>.jpg, its captions, and each scene's output/scene_NN.mp4 and scene_NN.jpg (a draft:
+    the video and its poster only). What to publish is returned, not published here.
 
     Posters are frames decoded from the clips already encoded (`pipeline.poster`); the video's
-    is at `poster_time` seconds, else the first scene's poster. Everything is written to temp
-    files first and renamed at the end, so a failure leaves the previous render's outputs
-    intact.
+    is at `poster_time` seconds, else the first scene's poster. The files are made under
+    work/ (`work/final/` for the poster and captions), so a failure leaves the previous
+    render's outputs intact.
     """
     check_safe_name(output_name)
     source = joined(project)
     check_output(source, plan)
-    project.output.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Path]] = []
+    files: list[tuple[Path, str]] = []
     per_scene = () if plan.draft else plan.scenes
-    try:
-        for scene in per_scene:
-            # Made by the scene's own build, in parallel with the others (a build from before
-            # that change has left none: made here then).
-            made = scene_output_files(project, scene.index)
-            if not all(path.is_file() for path in made):
-                build_scene_outputs(project, plan, scene.index, runner, cache)
-            for path, name in zip(
-                made,
-                (scene_output_name(scene.index), scene_poster_name(scene.index)),
-                strict=True,
-            ):
-                target = project.output / name
-                staged.append((_staging(target), target))
-                link_or_copy(path, staged[-1][0])
-        final = project.output / output_name
-        poster = project.output / poster_name(output_name)
-        staged.append((_staging(poster), poster))
-        index, frame = poster_at(plan, poster_time)
-        if not plan.draft and (index, frame) == (0, scene_poster_frame(plan.scenes[0])):
-            link_or_copy(_staging(project.output / scene_poster_name(0)), staged[-1][0])
-        else:
-            key = _clip_key_of(plan, index, runner) if cache is not None else None
-            _poster(project, plan, index, frame, staged[-1][0], cache, key, runner)
-        final_tmp = project.output / f".{final.stem}.tmp{os.getpid()}.mp4"
-        staged.append((final_tmp, final))
-        link_or_copy(source, final_tmp)
-        for name, text in _caption_files(plan, output_name):
-            staged.append((_staging(project.output / name), project.output / name))
-            write_text_atomic(staged[-1][0], text)
-        # The last moment a cancel can stop the render: after this the outputs are published.
-        if runner.should_cancel is not None and runner.should_cancel():
-            raise Cancelled("cancelled before the output was written")
-    except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, target in staged:
-        os.replace(tmp, target)
-    if not plan.has_captions:  # an earlier render's captions would not match this video
-        for name in caption_names(output_name):
-            (project.output / name).unlink(missing_ok=True)
-    if not plan.draft:
-        _remove_stale_scene_outputs(project, len(plan.scenes))
+    for scene in per_scene:
+        # Made by the scene's own build, in parallel with the others (a build from before
+        # that change has left none: made here then).
+        made = scene_output_files(project, scene.index)
+        if not all(path.is_file() for path in made):
+            build_scene_outputs(project, plan, scene.index, runner, cache)
+        names = (scene_output_name(scene.index), scene_poster_name(scene.index))
+        files += zip(made, names, strict=True)
+    poster = poster_name(output_name)
+    index, frame = poster_at(plan, poster_time)
+    if not plan.draft and (index, frame) == (0, scene_poster_frame(plan.scenes[0])):
+        files.append((scene_output_files(project, 0)[1], poster))
+    else:
+        key = _clip_key_of(plan, index, runner) if cache is not None else None
+        with atomic_path(final_file(project, poster)) as tmp:
+            _poster(project, plan, index, frame, tmp, cache, key, runner)
+        files.append((final_file(project, poster), poster))
+    files.append((source, output_name))
+    for name, text in _caption_files(plan, output_name):
+        write_text_atomic(final_file(project, name), text)
+        files.append((final_file(project, name), name))
+    # The last moment a cancel can stop the render: after this the outputs are published.
+    if runner.should_cancel is not None and runner.should_cancel():
+        raise Cancelled("cancelled before the output was written")
     if runner.on_progress is not None:
         runner.on_progress(1.0)
-    return final
+    return Publication(
+        tuple(files),
+        # An earlier render's captions would not match this video.
+        drop=() if plan.has_captions else caption_names(output_name),
+        scene_count=None if plan.draft else len(plan.scenes),
+    )
+
+
+def final_file(project: ProjectDir, name: str) -> Path:
+    """Where FINALIZE makes a published file that no earlier stage made: work/final/<name>."""
+    return project.work / FINAL_DIR / name
 
 
 def _caption_files(plan: Plan, output_name: str) -> list[tuple[str, str]]:
@@ -654,11 +681,6 @@ def _caption_files(plan: Plan, output_name: str) -> list[tuple[str, str]]:
 
 def scene_poster_name(index: int) -> str:
     return f"scene_{index:02d}.jpg"
-
-
-def _staging(target: Path) -> Path:
-    """The temp name FINALIZE writes `target` under before renaming it into place."""
-    return target.with_name(f".{target.stem}.tmp{os.getpid()}{target.suffix}")
 
 
 def _poster(
@@ -687,10 +709,3 @@ def _decode_poster(clip: Path, frame: int, target: Path) -> None:
         write_frame_jpeg(clip, frame, target)
     except (OSError, ValueError, av.FFmpegError) as exc:
         raise PipelineError(f"no poster from frame {frame} of {clip.name}: {exc}") from None
-
-
-def _remove_stale_scene_outputs(project: ProjectDir, count: int) -> None:
-    for path in project.output.glob("scene_*.*"):
-        match = _SCENE_OUTPUT.fullmatch(path.name)
-        if match and int(match[1]) >= count:
-            path.unlink(missing_ok=True)

@@ -13,7 +13,6 @@ are never touched. The API runs it hourly.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import delete
 from sqlmodel import col, select
 
+from tasks.blobstore import key_of
 from tasks.db import session_scope
 from tasks.models import FINISHED, IdempotencyKey, Job, JobStatus, utcnow
 from tasks.settings import Settings
@@ -58,7 +58,7 @@ def clean(settings: Settings, now: datetime | None = None) -> list[Path]:
             except ValueError:
                 continue
             if work.is_dir():
-                shutil.rmtree(work, ignore_errors=True)
+                storage.blobs.delete_prefix(key_of(storage.root, work))
                 removed.append(work)
         path = storage.log_path(job_id)
         if path.exists():

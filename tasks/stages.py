@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,16 +24,18 @@ from pipeline.cache import ClipCache, ClipReport
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
-from pipeline.plan import Plan, read_plan
+from pipeline.plan import PLAN_FILE, Plan
 from pipeline.registry import Stage, StageRun
 from tasks import canvas, jobs, logs, metrics, shutdown
 from tasks.app import app
+from tasks.blobstore import BlobStore, output_key
 from tasks.db import session_scope
 from tasks.jobs import as_utc
 from tasks.models import Job, JobStatus, utcnow
 from tasks.progress import StageTracker
 from tasks.settings import Settings, get_settings
 from tasks.storage import Storage, space_shortfall
+from tasks.workspace import run_unit, work_prefix
 
 log = logging.getLogger("render.tasks")
 
@@ -81,7 +82,7 @@ class StageTask(Task):
             require_free_space(settings, label)
             with tracker.beating():
                 run = _stage_run(settings, claim.job, tracker, scene, on_clip=clips.append)
-                plan = registry.run_stage(self.stage, dataclasses.replace(run, chunk=chunk))
+                plan = run_unit(_store(settings), self.stage, dataclasses.replace(run, chunk=chunk))
                 if plan is not None:
                     _send_rest(settings, claim.job, plan)
             tracker.flush()
@@ -106,9 +107,10 @@ class StageTask(Task):
         for clip in clips[-1:]:
             metrics.clip_made(clip.outcome, clip.size)
         if succeeded:
-            _job_metrics(settings, claim.job)
+            store = _store(settings)
+            _job_metrics(store, claim.job)
             # Work files are kept for debugging a failure; a success has nothing left to debug.
-            shutil.rmtree(_project(settings, claim.job).work, ignore_errors=True)
+            store.delete_prefix(work_prefix(claim.job.project_id, claim.job.id))
 
     def _publish(self, label: str, fraction: float, overall: float) -> None:
         meta = {"jobId": self.request.id.split(".")[0], "stage": label}
@@ -188,12 +190,15 @@ def _send_rest(settings: Settings, job: Job, plan: Plan) -> None:
     canvas.enqueue_rest(job.id, jobs.outline(job), plan)
 
 
-def _job_metrics(settings: Settings, job: Job) -> None:
+def _job_metrics(store: BlobStore, job: Job) -> None:
     """A succeeded job's render time per second of video and the bytes it wrote."""
     try:
-        project = _project(settings, job)
-        video = read_plan(project).duration_seconds
-        size = (project.output / job.output_name).stat().st_size
+        with store.open(f"{work_prefix(job.project_id, job.id)}/{PLAN_FILE}") as fh:
+            video = Plan.from_json(fh.read().decode("utf-8")).duration_seconds
+        output = store.stat(output_key(job.project_id, job.output_name))
+        if output is None:
+            raise FileNotFoundError(job.output_name)
+        size = output.size
     except (OSError, ValueError) as exc:
         log.warning("job=%s: no render metrics: %s", job.id, exc)
         return
@@ -203,6 +208,10 @@ def _job_metrics(settings: Settings, job: Job) -> None:
 
 def _project(settings: Settings, job: Job) -> Any:
     return Storage(settings.render_storage).project(job.project_id).for_run(job.id)
+
+
+def _store(settings: Settings) -> BlobStore:
+    return Storage(settings.render_storage).blobs
 
 
 def _stage_run(

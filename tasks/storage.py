@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.project import ProjectDir
+from tasks.blobstore import LocalBlobStore
 
 # Checked with fullmatch, never match: `$` also matches before a trailing newline, and
 # "p1\n" would be a second folder beside "p1". The anchors stay for JSON Schema's `pattern`.
@@ -43,6 +44,11 @@ def space_shortfall(root: Path, min_free_mb: int) -> str | None:
 @dataclass(frozen=True)
 class Storage:
     root: Path
+
+    @property
+    def blobs(self) -> LocalBlobStore:
+        """The storage interface over this folder: outputs and work files go through it."""
+        return LocalBlobStore(self.root)
 
     @property
     def projects(self) -> Path:

@@ -14,6 +14,7 @@ from pipeline.options import RenderOptions
 from pipeline.plan import load_spec
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
+from pipeline.render import run_here
 from tests.pipeline_fixtures import SMALL
 
 
@@ -46,7 +47,7 @@ def render_stages(
     outline = registry.outline(load_spec(project), options)  # until VALIDATE's plan says
     for stage in registry.STAGES:
         for scene in stage.scenes(outline) if stage.per_scene else [None]:
-            plan = registry.run_stage(stage, dataclasses.replace(base, scene=scene))
+            plan = run_here(stage, dataclasses.replace(base, scene=scene))
             if plan is not None:
                 outline = dataclasses.replace(outline, scenes=len(plan.scenes))
     return built

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.deps import get_blobs
 from pipeline import captions
 from tasks import jobs
 from tasks.db import session_scope
 from tasks.models import JobStatus
+from tests.blobstores import RemoteBlobStore
 from tests.conftest import error_of, jpeg_bytes, make_settings, put_spec, upload_all
 
 VIDEO = "/v1/projects/p1/outputs/video"
@@ -170,3 +172,34 @@ def test_videos_and_posters_say_nosniff(client: TestClient, output: Path, mp4_by
         response = client.get(route)
         assert response.status_code == 200, response.text
         assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_store_without_local_files_streams_with_the_same_contract(
+    client: TestClient, output: Path, storage: Path, mp4_bytes: bytes
+) -> None:
+    # Outputs are read through the storage interface: a backend that has no file on this
+    # machine (S3) is streamed from the store, with the same types, ranges and nosniff.
+    remote = RemoteBlobStore(storage)
+    client.app.dependency_overrides[get_blobs] = lambda: remote  # type: ignore[attr-defined]
+    (output / "video.mp4").write_bytes(mp4_bytes)
+    (output / "video.jpg").write_bytes(jpeg_bytes())
+    size = len(mp4_bytes)
+    whole = client.get(VIDEO)
+    assert (whole.status_code, whole.content) == (200, mp4_bytes)
+    assert whole.headers["content-type"] == "video/mp4"
+    assert whole.headers["accept-ranges"] == "bytes"
+    assert whole.headers["x-content-type-options"] == "nosniff"
+    part = client.get(VIDEO, headers={"Range": "bytes=100-199"})
+    assert (part.status_code, part.content) == (206, mp4_bytes[100:200])
+    assert part.headers["content-range"] == f"bytes 100-199/{size}"
+    head = client.head(VIDEO, headers={"Range": "bytes=-50"})
+    assert (head.status_code, head.content) == (206, b"")
+    assert head.headers["content-length"] == "50"
+    assert client.get(VIDEO, headers={"Range": f"bytes={size}-"}).status_code == 416
+    poster = client.get("/v1/projects/p1/outputs/poster")
+    assert poster.headers["content-type"] == "image/jpeg" and poster.content == jpeg_bytes()
+    listed = client.get("/v1/projects/p1/outputs").json()
+    assert [(f["name"], f["size"], f["poster"]) for f in listed] == [
+        ("video.jpg", len(jpeg_bytes()), None),
+        ("video.mp4", size, "video.jpg"),
+    ]

@@ -27,6 +27,7 @@ from pipeline.plan import ImageInfo, Plan, build_plan, load_spec, make_plan, rea
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
+from pipeline.render import run_here
 from pipeline.spec import ProjectSpec
 from tests import pipeline_fixtures as fx
 from tests.pipeline_fixtures import SMALL
@@ -529,9 +530,7 @@ def _render_units(
     outline, plan = registry.outline(load_spec(project), options), None
     for stage in registry.STAGES:
         for scene, chunk in stage.units(outline, plan):
-            laid_out = registry.run_stage(
-                stage, dataclasses.replace(base, scene=scene, chunk=chunk)
-            )
+            laid_out = run_here(stage, dataclasses.replace(base, scene=scene, chunk=chunk))
             if laid_out is not None:
                 plan = laid_out
                 outline = dataclasses.replace(outline, scenes=len(laid_out.scenes))

@@ -252,3 +252,24 @@ def test_a_per_scene_stage_needs_its_scene() -> None:
         registry.BY_NAME["SCENE_BUILD"].label()
     with pytest.raises(ValueError):
         registry.BY_NAME["CONCAT"].label(1)
+
+
+def test_every_work_file_a_stage_reads_is_written_by_a_stage_before_it() -> None:
+    # The declarations the task layer fetches and publishes by (tests/test_stages.py renders
+    # through them); a read no earlier stage writes would be fetched from nowhere.
+    written: set[str] = set()
+    for stage in registry.STAGES:
+        # A per-scene stage may read what its other units write (a scene's other chunks).
+        before = written | set(stage.writes) if stage.per_scene else written
+        for pattern in stage.reads:
+            if pattern.startswith("work/"):
+                assert pattern in before, f"{stage.name} reads {pattern}, written by none before"
+        written |= set(stage.writes)
+    assert all(p.startswith(("work/", "cache/")) for s in registry.STAGES for p in s.writes)
+
+
+def test_work_patterns_are_located_in_the_runs_own_folder(tmp_path: Path) -> None:
+    project = ProjectDir(tmp_path)
+    assert registry.located(project, "work/plan.json") == "work/plan.json"
+    assert registry.located(project.for_run("j1"), "work/scenes/*") == "work/j1/scenes/*"
+    assert registry.located(project.for_run("j1"), "input/*") == "input/*"

@@ -16,14 +16,14 @@ from pipeline.plan import make_plan, write_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
-from pipeline.render import render
+from pipeline.render import render, run_here
 from tests import pipeline_fixtures as fx
 from tests.pipeline_fixtures import SMALL, Rendered, decode_frames, difference, mean_rgb
 
 
 def run_stage(name: str, project: ProjectDir, runner: Runner) -> None:
     """One stage as the orchestrators run it: its errors name the stage (and scene)."""
-    registry.run_stage(registry.BY_NAME[name], StageRun(project, SMALL, "video.mp4", runner))
+    run_here(registry.BY_NAME[name], StageRun(project, SMALL, "video.mp4", runner))
 
 
 # Shared fixtures, made visible to pytest in this module.

@@ -1,18 +1,24 @@
 """Rendered files: the listing of `output/`, the video itself (Range and HEAD supported) and
-its poster frame."""
+its poster frame, all read through the storage interface (`tasks.blobstore`).
+
+A file the storage has on this machine is sent as a file (Starlette's `FileResponse`: Range,
+HEAD, ETag and Last-Modified as ever); any other is streamed from the store (`_streamed`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from email.utils import formatdate
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from api import service
-from api.deps import ProjectId, SessionDep, StorageDep
+from api.deps import BlobsDep, ProjectId, SessionDep, StorageDep
 from api.errors import ApiError, responses
 from api.schemas import OutputFile
+from tasks.blobstore import Blob, BlobStore
 
 router = APIRouter(prefix="/v1/projects", tags=["outputs"])
 
@@ -23,8 +29,8 @@ router = APIRouter(prefix="/v1/projects", tags=["outputs"])
     responses=responses(401, 404, 422),
     summary="Files under the project's output/ folder",
 )
-def list_outputs(project_id: ProjectId, storage: StorageDep) -> list[OutputFile]:
-    return service.output_files(storage, project_id)
+def list_outputs(project_id: ProjectId, storage: StorageDep, blobs: BlobsDep) -> list[OutputFile]:
+    return service.output_files(storage, blobs, project_id)
 
 
 # Every file is sent with its own type and `nosniff`, so a browser never reads a caption
@@ -61,22 +67,24 @@ def get_video(
     request: Request,
     session: SessionDep,
     storage: StorageDep,
+    blobs: BlobsDep,
     name: Annotated[
         str | None,
         Query(description="a file in output/; default: the last succeeded job's, else video.mp4"),
     ] = None,
-) -> FileResponse:
+) -> Response:
     """The video, streamed in chunks; `Range: bytes=a-b` gets 206, a range past the end 416.
 
     Any file of output/ by `name`, with its type: `.vtt` as text/vtt, `.srt` as
     application/x-subrip, `.mp4` as video/mp4."""
-    path = service.output_video(session, storage, project_id, name)
-    size = path.stat().st_size
+    blob = service.output_video(session, storage, blobs, project_id, name)
+    size = blob.size
+    ranges: list[tuple[int, int]] = []
     # Checked here so a bad range gets the common error shape, not Starlette's plain text.
     http_range = request.headers.get("range")
     if http_range is not None:
         try:
-            FileResponse._parse_range_header(http_range, size)
+            ranges = FileResponse._parse_range_header(http_range, size)
         except MalformedRangeHeader as exc:
             raise ApiError(400, "bad_range", f"malformed Range header: {exc.content}") from None
         except RangeNotSatisfiable:
@@ -87,13 +95,7 @@ def get_video(
                 None,
                 {"Content-Range": f"bytes */{size}"},
             ) from None
-    return FileResponse(
-        path,
-        media_type=service.content_type(path.name),
-        filename=path.name,
-        content_disposition_type="inline",
-        headers=_NOSNIFF,
-    )
+    return _sent(blobs, blob, service.content_type(blob.name), request, ranges)
 
 
 _POSTER_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -117,8 +119,10 @@ _POSTER_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 def get_poster(
     project_id: ProjectId,
+    request: Request,
     session: SessionDep,
     storage: StorageDep,
+    blobs: BlobsDep,
     name: Annotated[
         str | None,
         Query(
@@ -126,13 +130,65 @@ def get_poster(
             "(scene_02.jpg); default: the last succeeded job's video"
         ),
     ] = None,
-) -> FileResponse:
+) -> Response:
     """`<name>.jpg`, the frame FINALIZE took from the video (renderOptions.posterTime)."""
-    path = service.output_poster(session, storage, project_id, name)
-    return FileResponse(
-        path,
-        media_type="image/jpeg",
-        filename=path.name,
-        content_disposition_type="inline",
-        headers=_NOSNIFF,
-    )
+    blob = service.output_poster(session, storage, blobs, project_id, name)
+    return _sent(blobs, blob, "image/jpeg", request, [])
+
+
+def _sent(
+    blobs: BlobStore,
+    blob: Blob,
+    media_type: str,
+    request: Request,
+    ranges: list[tuple[int, int]],
+) -> Response:
+    """The blob as the response: the file itself where the store has one on this machine,
+    else streamed from the store."""
+    path = blobs.local_path(blob.key)
+    if path is not None:
+        return FileResponse(
+            path,
+            media_type=media_type,
+            filename=blob.name,
+            content_disposition_type="inline",
+            headers=_NOSNIFF,
+        )
+    return _streamed(blobs, blob, media_type, request, ranges)
+
+
+def _streamed(
+    blobs: BlobStore,
+    blob: Blob,
+    media_type: str,
+    request: Request,
+    ranges: list[tuple[int, int]],
+) -> Response:
+    """The blob read from the store in chunks: one byte range as 206, else the whole file
+    (several ranges too: a client asking for several accepts the whole)."""
+    start, end, status = 0, blob.size, 200
+    headers = {
+        **_NOSNIFF,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f'inline; filename="{blob.name}"',
+        "Last-Modified": formatdate(blob.modified.timestamp(), usegmt=True),
+    }
+    if len(ranges) == 1:
+        (start, end), status = ranges[0], 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{blob.size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=media_type)
+
+    def chunks() -> Iterator[bytes]:
+        with blobs.open(blob.key) as fh:
+            fh.seek(start)
+            left = end - start
+            while left > 0 and (chunk := fh.read(min(left, _CHUNK))):
+                left -= len(chunk)
+                yield chunk
+
+    return StreamingResponse(chunks(), status, headers, media_type)
+
+
+_CHUNK = 1 << 16

@@ -1,0 +1,106 @@
+"""A stage's files through the storage: the body runs on local paths (as the pipeline always
+does), its declared reads fetched into a scratch folder before it and its declared writes
+saved after (`Stage.reads`, `Stage.writes` in `pipeline.registry`), and FINALIZE's
+publication saved as the project's outputs.
+
+For the local backend the work folder *is* the storage (`BlobStore.local_path`): the body
+runs in it and nothing is fetched or saved, exactly as before the interface existed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fnmatch
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline import registry, stages
+from pipeline.plan import Plan
+from pipeline.project import ProjectDir
+from pipeline.registry import Stage, StageRun
+from tasks.blobstore import Blob, BlobStore
+
+
+def run_unit(store: BlobStore, stage: Stage, run: StageRun) -> Plan | None:
+    """One run of a stage's body on local files, through the storage: its declared reads
+    fetched before it and its writes published after (`_workspace`); what FINALIZE made
+    published as the project's outputs. The plan when the stage laid out the timeline."""
+    with _workspace(store, stage, run.project) as project:
+        result = registry.run_stage(stage, dataclasses.replace(run, project=project))
+        if isinstance(result, stages.Publication):  # its files are in the workspace
+            publish_outputs(store, _project_key(run.project), result)
+            return None
+    return result
+
+
+def publish_outputs(store: BlobStore, project_key: str, publication: stages.Publication) -> None:
+    """FINALIZE's files made visible together in the project's output/, then the stale ones
+    (an earlier render's captions and scene files) removed."""
+    folder = f"{project_key}/output/"
+    store.save_all([(path, folder + name) for path, name in publication.files])
+    for blob in store.list(folder):
+        if "/" not in blob.key.removeprefix(folder) and publication.stale(blob.name):
+            store.delete(blob.key)
+
+
+@contextlib.contextmanager
+def _workspace(store: BlobStore, stage: Stage, project: ProjectDir) -> Iterator[ProjectDir]:
+    """The project as a stage's body sees it. On a local storage it is the folder itself (the
+    work folder is the storage: nothing is fetched or published). On any other, a scratch
+    folder holding the stage's declared reads, whose declared writes are published when the
+    body succeeds (a failed stage's are not: they stay where it ran)."""
+    prefix = _project_key(project)
+    if store.local_path(prefix) == project.root:
+        yield project
+        return
+    with tempfile.TemporaryDirectory(prefix="render-stage-") as scratch:
+        local = dataclasses.replace(project, root=Path(scratch))
+        fetched = {}
+        for pattern in stage.reads:
+            for blob in _matching(store, prefix, registry.located(project, pattern)):
+                path = local.root / blob.key.removeprefix(prefix + "/")
+                store.fetch(blob.key, path)
+                fetched[path] = path.stat().st_mtime_ns
+        yield local
+        made = [
+            (path, f"{prefix}/{path.relative_to(local.root).as_posix()}")
+            for pattern in stage.writes
+            for path in _local_matching(local.root, registry.located(project, pattern))
+            if fetched.get(path) != path.stat().st_mtime_ns  # fetched and left as it was
+        ]
+        for path, key in made:
+            store.save(key, path)
+
+
+def _matching(store: BlobStore, prefix: str, pattern: str) -> list[Blob]:
+    """The blobs under the project `prefix` that `pattern` (under the project) matches."""
+    fixed = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    folder = fixed.rsplit("/", 1)[0] + "/" if "/" in fixed else ""
+    return [
+        blob
+        for blob in store.list(f"{prefix}/{folder}")
+        if fnmatch.fnmatchcase(blob.key.removeprefix(prefix + "/"), pattern)
+    ]
+
+
+def _local_matching(root: Path, pattern: str) -> list[Path]:
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and not path.name.startswith(".")
+        and fnmatch.fnmatchcase(path.relative_to(root).as_posix(), pattern)
+    )
+
+
+def _project_key(project: ProjectDir) -> str:
+    """The key of a project's folder: projects/<id>."""
+    return f"projects/{project.root.name}"
+
+
+def work_prefix(project_id: str, job_id: str) -> str:
+    """The key under which a job's work files are: projects/<id>/work/<jobId>."""
+    return f"projects/{project_id}/work/{job_id}"
