@@ -23,6 +23,7 @@ from pipeline.options import RenderOptions
 from pipeline.plan import Plan, make_plan, read_plan, write_plan
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
+from pipeline.visuals import still as still_module
 from tests import pipeline_fixtures as fx
 from tests.pipeline_fixtures import SMALL
 
@@ -40,7 +41,7 @@ def test_plan_follows_the_timeline_rules(small_project: ProjectDir, ffmpeg_bin: 
     assert (end.start_frame, end.frames, end.voiceover) == (30, 30, None)
     assert plan.total_frames == 60 and plan.duration_seconds == 2.0
     assert plan.xfade_frames == 9
-    assert intro.shots[0].image == "input/images/a.jpg"
+    assert intro.visual(intro.shots[0]).path == "input/images/a.jpg"
     # Everything that decides the clips' bytes: the options' crf and preset, x264's defaults.
     assert plan.encoder == Encoder(preset="veryfast", crf=23, threads=0, lookahead=0)
 
@@ -76,8 +77,8 @@ def test_cycled_images_and_overrides(tmp_path: Path, ffmpeg_bin: str) -> None:
     )
     options = RenderOptions(min_shot=1.0, max_shot=2.0, xfade=0.5, resolution="64x36")
     (scene,) = make_plan(project, options, ffmpeg_bin).scenes
-    assert [shot.image.rsplit("/", 1)[1] for shot in scene.shots] == ["a.jpg", "b.png"] * 2
-    assert len(scene.images) == 2  # each decoded once, however often it is shown
+    assert [scene.visual(shot).name for shot in scene.shots] == ["a.jpg", "b.png"] * 2
+    assert len(scene.visuals) == 2  # each decoded once, however often it is shown
     assert [shot.overlap for shot in scene.shots] == [15, 15, 15, 0]
     assert sum(shot.frames for shot in scene.shots) == scene.frames == 210
     assert scene.fit == "contain" and scene.motion == "none"
@@ -229,7 +230,7 @@ def test_an_image_at_the_pixel_cap_passes_and_one_over_is_refused(
     plan = make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76800)
     assert plan.max_pixels == 76800
     assert Plan.from_json(plan.to_json()) == plan
-    plan_module._DECODED.clear()  # not even bytes decoded before escape the cap
+    still_module._DECODED.clear()  # not even bytes decoded before escape the cap
     with pytest.raises(PipelineError) as info:
         make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76799)
     assert str(info.value) == (
@@ -249,13 +250,13 @@ def test_validate_refuses_a_bomb_put_straight_in_the_folder_without_decoding_it(
     VALIDATE reads its header, names the scene and the file, and never decodes it."""
     make_blank_png(small_project.asset("images", "b.png"), 12000, 12000)
     decoded: list[Path] = []
-    real_image_size = plan_module.image_size
+    real_image_size = still_module.image_size
 
     def spy(path: Path, max_pixels: int | None = None) -> tuple[int, int]:
         decoded.append(path)
         return real_image_size(path, max_pixels)
 
-    monkeypatch.setattr(plan_module, "image_size", spy)
+    monkeypatch.setattr(still_module, "image_size", spy)
     validate = registry.BY_NAME["VALIDATE"]
     run = StageRun(small_project, SMALL, "v.mp4", Runner(ffmpeg_bin), max_pixels=40_000_000)
     with pytest.raises(PipelineError) as info:
