@@ -8,6 +8,7 @@ import pytest
 
 from pipeline import plan as plan_module
 from pipeline import registry, stages
+from pipeline.captions import Cue
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
@@ -19,12 +20,15 @@ from pipeline.fixtures import (
     make_image,
     write_project,
 )
+from pipeline.layers import BurntCaptions
+from pipeline.motion import STILL, Move
 from pipeline.options import RenderOptions
-from pipeline.plan import Plan, make_plan, read_plan, write_plan
+from pipeline.plan import MusicPlan, Plan, make_plan, read_plan, write_plan
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
 from pipeline.visuals import still as still_module
 from tests import pipeline_fixtures as fx
+from tests import plans
 from tests.pipeline_fixtures import SMALL
 
 ffmpeg_bin = fx.ffmpeg_bin
@@ -296,3 +300,40 @@ def test_ffmpeg_refuses_an_image_over_the_plans_cap_when_it_prepares_stills(
     assert all(
         p.is_file() for p in stages.prepare_stills(small_project, wide, 0, Runner(ffmpeg_bin))
     )
+
+
+def test_a_plan_with_every_kind_of_field_round_trips_through_json() -> None:
+    """Read back from its JSON, a plan is equal to the one written: visuals and layers by
+    their kinds, nested dataclasses, tuples, optional parts."""
+    a, b = plans.still("a.jpg", 800, 600, 6), plans.still("b.png", 600, 800)
+    moving = Move(1.0, 1.12, 0.25, 0.75, 0.5, 1 / 3)
+    scene = plans.scene_plan(
+        id="intro",
+        visuals=(a, b),
+        shots=(plans.shot(a, 40, 9, moving), plans.shot(b, 41, 0, STILL)),
+        voiceover="input/voiceovers/v.wav",
+        voiceover_seconds=2.7,
+        fit="contain",
+        motion="kenburns",
+        speech=((0.0, 1.25), (1.5, 2.7)),
+        captions=(Cue(0, 30, ("Two lines", "of words")), Cue(30, 81, ("and one",))),
+        layers=(BurntCaptions(),),
+    )
+    plan = plans.plan(
+        scene,
+        plans.scene_plan(frames=45),
+        xfade_frames=9,
+        part=(0, 2),
+        music=MusicPlan("input/music/bed.mp3", 12.5, -18.0, 1.0, 2.0, True),
+        ducking_db=-12.0,
+        loudness=-16.0,
+        caption_language="en",
+        chunk_frames=75,
+        max_pixels=40_000_000,
+    )
+    text = plan.to_json()
+    assert Plan.from_json(text) == plan
+    stored = json.loads(text)["scenes"][0]
+    assert [v["kind"] for v in stored["visuals"]] == ["still", "still"]
+    assert stored["layers"] == [{"kind": "captions"}]
+    assert stored["shots"][0]["digest"] == a.sha256
