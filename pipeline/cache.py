@@ -34,7 +34,7 @@ import os
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,16 +103,11 @@ def clip_key(
         if clash := fields.keys() & data.keys():
             raise ValueError(f"layer {layer.kind} keys {sorted(clash)} twice in a clip's key")
         data.update(fields)
-    # The plan-level fields that shape every clip's pixels. A new one (a caption style, say)
-    # must be added here; the scene's own fields are all in already.
     document = {
         "version": VERSION,
         "ffmpeg": ffmpeg_version,
-        "fps": plan.fps,
-        "width": plan.width,
-        "height": plan.height,
-        "xfade_frames": plan.xfade_frames,
-        "encoder": asdict(plan.encoder),
+        # The plan-level fields that shape every clip's pixels (marked PICTURE in the plan).
+        **_picture_fields(plan),
         # How the clip's MP4 is timed: a clip timed in milliseconds could end short.
         "timing": clip_timing_args(plan.fps),
         "scene": data,
@@ -121,6 +116,16 @@ def clip_key(
         document["chunk"] = list(span)
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _picture_fields(plan: Plan) -> dict[str, Any]:
+    found = {}
+    for spec in fields(plan):
+        if spec.metadata.get("picture"):
+            value = getattr(plan, spec.name)
+            is_data = is_dataclass(value) and not isinstance(value, type)
+            found[spec.name] = asdict(value) if is_data else value
+    return found
 
 
 def output_key(

@@ -10,9 +10,10 @@ import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
@@ -113,13 +114,18 @@ class ScenePlan:
         return self.id if self.id is not None else str(self.index)
 
 
+# Marks a Plan field that shapes every clip's pixels: each clip's cache key holds them all
+# (pipeline/cache.py), so a new one (a caption style, say) is marked, not added there by hand.
+PICTURE = MappingProxyType({"picture": True})
+
+
 @dataclass(frozen=True)
 class Plan:
-    fps: int
-    width: int
-    height: int
-    encoder: Encoder
-    xfade_frames: int
+    fps: int = field(metadata=PICTURE)
+    width: int = field(metadata=PICTURE)
+    height: int = field(metadata=PICTURE)
+    encoder: Encoder = field(metadata=PICTURE)
+    xfade_frames: int = field(metadata=PICTURE)
     sample_rate: int
     scenes: tuple[ScenePlan, ...]
     # A draft (renderOptions.preview): smaller picture, faster preset, same timeline and audio.

@@ -585,3 +585,20 @@ def test_a_damaged_chunk_entry_is_rebuilt(tmp_path: Path, ffmpeg_bin: str) -> No
     # The stills the rebuilt chunk was drawn from are gone, though its scene's last chunks
     # came from the cache.
     assert list((project.work / "stills").iterdir()) == []
+
+
+def test_every_plan_field_marked_picture_is_in_every_clips_key() -> None:
+    plan = _plan(THREE)
+    before = _keys(plan)
+    marked = [f.name for f in dataclasses.fields(plan) if f.metadata.get("picture")]
+    assert marked == ["fps", "width", "height", "encoder", "xfade_frames"]
+    changes = {
+        "fps": 25,
+        "width": plan.width + 2,
+        "height": plan.height + 2,
+        "encoder": dataclasses.replace(plan.encoder, crf=plan.encoder.crf + 1),
+        "xfade_frames": plan.xfade_frames + 1,
+    }
+    for name, value in changes.items():
+        changed = _keys(dataclasses.replace(plan, **{name: value}))
+        assert not set(changed) & set(before), name
