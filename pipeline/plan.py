@@ -6,6 +6,7 @@ trip; paths in it are relative to the project root, so a plan survives moving th
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -186,12 +187,36 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
-        return _ADAPTER.validate_json(text)
+        data = json.loads(text)
+        return _ADAPTER.validate_python(_upgraded(data) if _before_kinds(data) else data)
 
 
 # The plan's JSON, from its types: nested dataclasses, and visuals and layers told apart by
 # their `kind`.
 _ADAPTER: TypeAdapter[Plan] = TypeAdapter(Plan)
+
+
+def _before_kinds(data: dict[str, Any]) -> bool:
+    return any("images" in scene for scene in data.get("scenes", ()))
+
+
+def _upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """A plan.json written before visuals and layers had kinds (a job VALIDATEd by the
+    previous release) in today's shape: its images are stills, its shots name them by digest,
+    and `burn_in` is a captions layer."""
+    scenes = []
+    for scene in data["scenes"]:
+        scene = dict(scene)
+        images = [{**image, "kind": "still"} for image in scene.pop("images")]
+        digests = {image["path"]: image.get("sha256") or image["path"] for image in images}
+        scene["visuals"] = [{**image, "sha256": digests[image["path"]]} for image in images]
+        scene["shots"] = [
+            {"kind": "still", "digest": digests[shot.pop("image")], **shot}
+            for shot in (dict(s) for s in scene["shots"])
+        ]
+        scene["layers"] = [{"kind": "captions"}] if scene.pop("burn_in", False) else []
+        scenes.append(scene)
+    return {**data, "scenes": scenes}
 
 
 def plan_path(project: ProjectDir) -> Path:

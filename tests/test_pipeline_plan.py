@@ -337,3 +337,42 @@ def test_a_plan_with_every_kind_of_field_round_trips_through_json() -> None:
     assert [v["kind"] for v in stored["visuals"]] == ["still", "still"]
     assert stored["layers"] == [{"kind": "captions"}]
     assert stored["shots"][0]["digest"] == a.sha256
+
+
+def test_a_plan_written_before_visuals_and_layers_had_kinds_is_read_as_today() -> None:
+    """A job VALIDATEd by the previous release keeps its plan.json: images, shots naming
+    them by path, `burn_in`."""
+    encoder = {"preset": "veryfast", "crf": 23, "threads": 0, "lookahead": 0}
+    move = {"zoom_start": 1.0, "zoom_end": 1.12, "x_start": 0.5, "x_end": 0.7}
+    old = {
+        **{"fps": 30, "width": 320, "height": 180, "encoder": encoder, "xfade_frames": 9},
+        "sample_rate": 48000,
+        "caption_language": "en",
+        "scenes": [
+            {
+                **{"index": 0, "id": "intro", "start_frame": 0, "frames": 60},
+                "images": [
+                    {"path": "input/images/a.jpg", "width": 800, "height": 600, "sha256": "a" * 64},
+                    {"path": "input/images/b.png", "width": 600, "height": 800, "orientation": 6},
+                ],
+                "shots": [
+                    {"image": "input/images/a.jpg", "frames": 30, "overlap": 9, "move": move},
+                    {"image": "input/images/b.png", "frames": 30, "overlap": 0, "move": {}},
+                ],
+                **{"voiceover": None, "voiceover_seconds": None, "fit": "cover"},
+                **{"motion": "kenburns", "lengthened": False, "speech": [[0.0, 1.5]]},
+                "captions": [{"start": 0, "end": 30, "lines": ["Hello"]}],
+                "burn_in": True,
+            }
+        ],
+    }
+    plan = Plan.from_json(json.dumps(old))
+    a = plans.still("a.jpg", 800, 600, sha256="a" * 64)
+    # A still hashed before digests were kept goes by its path, as the cache key did.
+    b = plans.still("b.png", 600, 800, 6, sha256="input/images/b.png")
+    (scene,) = plan.scenes
+    assert scene.visuals == (a, b)
+    assert scene.shots == (plans.shot(a, 30, 9, Move(**move)), plans.shot(b, 30))
+    assert scene.layers == (BurntCaptions(),) and scene.burn_in
+    assert scene.captions == (Cue(0, 30, ("Hello",)),) and scene.speech == ((0.0, 1.5),)
+    assert Plan.from_json(plan.to_json()) == plan
