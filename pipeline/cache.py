@@ -1,11 +1,12 @@
 """The render cache: scene clips stored under a hash of everything that decides their bytes.
 
 A clip's key covers the scene's part of the plan (frames, shots, moves, fit, motion and any
-field added to `ScenePlan` later, such as burned-in captions), the digests of its images
-(their bytes, not their names), the picture settings of the whole video (size, fps, cross-fade
-frames), the encoder, how the clip's MP4 is timed, and the FFmpeg build. Nothing about sound
-is in it, nor the scene's place in the video, so a new music bed, a replaced voiceover of the
-same length, or a scene inserted before this one finds the clip again.
+field added to `ScenePlan` later), the identity of each of its visuals (for a still: its
+bytes' digest, never its name) and of each layer drawn over it (burnt-in captions), the
+picture settings of the whole video (size, fps, cross-fade frames), the encoder, how the
+clip's MP4 is timed, and the FFmpeg build. Nothing about sound is in it, nor the scene's place
+in the video, so a new music bed, a replaced voiceover of the same length, or a scene
+inserted before this one finds the clip again.
 
 The store is a folder shared by every job, project and worker (`RENDER_STORAGE/cache/clips/`):
 `<key>.mp4`, `<key>.json` (size and sha256 of the clip, checked before every use) and
@@ -33,7 +34,7 @@ import os
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,13 +45,18 @@ from pipeline.plan import Plan, ScenePlan, file_sha256
 
 # Bumped whenever what a key covers or how an entry is stored changes: old entries then miss.
 VERSION = 1
-CAPTION_CLOCK = 2
 # ScenePlan fields that do not change a clip's pixels: its place in the video and its sound
-# (`speech`: where the voice sounds, which the music ducks under). Every other field,
-# including ones added later, is part of the key.
+# (`speech`: where the voice sounds, which the music ducks under; `captions`: the subtitle
+# track, in the picture only through a layer). Every other field, including ones added
+# later, is part of the key.
 _NOT_PICTURE = frozenset(
-    {"index", "id", "start_frame", "voiceover", "voiceover_seconds", "lengthened", "speech"}
+    {
+        *("index", "id", "start_frame", "voiceover", "voiceover_seconds", "lengthened"),
+        *("speech", "captions"),
+    }
 )
+# Keyed by their kinds' own identities instead (`Visual.identity`, `Layer.identity`).
+_BY_KIND = frozenset({"visuals", "layers"})
 # How often a job waiting for another's build of the same clip looks again (and at cancel).
 _LOCK_POLL_SECONDS = 0.1
 # Temp files of a store that was killed half way are removed by eviction after this long.
@@ -84,29 +90,24 @@ def clip_key(
     """The hex sha256 naming `scene`'s clip (with `span`, its chunk of those frames): the same
     for every request that would encode the same bytes, wherever the scene sits in the video
     and whatever its sound."""
-    data = {k: v for k, v in asdict(scene).items() if k not in _NOT_PICTURE}
-    if not (data.get("burn_in") and data.get("captions")):
-        # Captions not burned in are a subtitle track: the picture is the same without them.
-        data.pop("captions", None)
-        data.pop("burn_in", None)
-    else:
-        # How libass is given each frame's time (pipeline/scene.py); clips burnt in before
-        # frames were timed by their number drew some cues a frame late.
-        data["caption_clock"] = CAPTION_CLOCK
-    digests = {image.path: image.sha256 or image.path for image in scene.images}
-    data["images"] = [{k: v for k, v in image.items() if k != "path"} for image in data["images"]]
+    data = {k: v for k, v in asdict(scene).items() if k not in _NOT_PICTURE | _BY_KIND}
+    # Named as they were when every visual was an image and captions the only layer, so
+    # clips cached before visuals and layers had kinds are found again.
+    data["images"] = [visual.identity() for visual in scene.visuals]
     for shot in data["shots"]:
-        shot["image"] = digests[shot["image"]]
-    # The plan-level fields that shape every clip's pixels. A new one (a caption style, say)
-    # must be added here; the scene's own fields are all in already.
+        # A shot names its visual by digest; the visual's identity above says its kind.
+        del shot["kind"]
+        shot["image"] = shot.pop("digest")
+    for layer in scene.layers:
+        fields = layer.identity(scene)
+        if clash := fields.keys() & data.keys():
+            raise ValueError(f"layer {layer.kind} keys {sorted(clash)} twice in a clip's key")
+        data.update(fields)
     document = {
         "version": VERSION,
         "ffmpeg": ffmpeg_version,
-        "fps": plan.fps,
-        "width": plan.width,
-        "height": plan.height,
-        "xfade_frames": plan.xfade_frames,
-        "encoder": asdict(plan.encoder),
+        # The plan-level fields that shape every clip's pixels (marked PICTURE in the plan).
+        **_picture_fields(plan),
         # How the clip's MP4 is timed: a clip timed in milliseconds could end short.
         "timing": clip_timing_args(plan.fps),
         "scene": data,
@@ -115,6 +116,16 @@ def clip_key(
         document["chunk"] = list(span)
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _picture_fields(plan: Plan) -> dict[str, Any]:
+    found = {}
+    for spec in fields(plan):
+        if spec.metadata.get("picture"):
+            value = getattr(plan, spec.name)
+            is_data = is_dataclass(value) and not isinstance(value, type)
+            found[spec.name] = asdict(value) if is_data else value
+    return found
 
 
 def output_key(

@@ -15,23 +15,30 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-# Everything the pipeline's FFmpeg commands use (scene.py, motion.py, audio.py, mux.py). A test
+from pipeline import layers, visuals
+
+# Everything the pipeline's FFmpeg commands use (scene.py, visuals/, layers/, audio.py, mux.py).
+# A test
 # (tests/test_capabilities.py) builds those commands for a plan using every feature and checks
 # they use exactly this, so a new filter in a graph fails there until it is listed here.
 NEEDS: Mapping[str, tuple[str, ...]] = {
     "encoder": ("libx264", "aac", "pcm_s16le", "rawvideo", "pcm_f32le", "mov_text"),
-    "filter": (
-        # pictures: fitting, EXIF rotation, motion, cross-fades (scene.py, motion.py)
-        *("scale", "crop", "split", "gblur", "eq", "overlay", "format"),
-        *("transpose", "hflip", "vflip", "zoompan", "loop", "setpts", "setsar", "setparams"),
-        *("xfade", "concat"),
-        # burnt-in captions, drawn by libass on frames timed by their number (scene.py)
-        *("subtitles", "settb"),
-        # sound: the master track and each scene's cut of it (audio.py)
-        *("anullsrc", "aresample", "aformat", "apad", "atrim", "asetpts"),
-        # the music bed, looped, faded and ducked; the mix; its loudness and gain (audio.py)
-        *("acrossfade", "aloop", "volume", "afade", "asetnsamples", "amix"),
-        *("ebur128", "ametadata", "alimiter"),
+    "filter": tuple(
+        dict.fromkeys(
+            (
+                # what each kind of visual draws with (pipeline/visuals/: fitting, EXIF
+                # rotation, motion) and each kind of layer (pipeline/layers/: captions)
+                *visuals.filters(),
+                *layers.filters(),
+                # a scene's pieces, cross-faded and joined (scene.py)
+                *("split", "setsar", "setparams", "xfade", "concat", "format"),
+                # sound: the master track and each scene's cut of it (audio.py)
+                *("anullsrc", "aresample", "aformat", "apad", "atrim", "asetpts"),
+                # the music bed, looped, faded and ducked; the mix; its loudness and gain
+                *("acrossfade", "aloop", "volume", "afade", "asetnsamples", "amix"),
+                *("ebur128", "ametadata", "alimiter"),
+            )
+        )
     ),
     # raw stills between the two steps of a scene's build; clips joined by the concat demuxer;
     # the captions' SRT muxed as the soft subtitle track

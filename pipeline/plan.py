@@ -6,35 +6,32 @@ trip; paths in it are relative to the project root, so a plan survives moving th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
-from PIL import Image
+from pydantic import TypeAdapter
 
-from pipeline import captions, limits, timeline
-from pipeline.atomic import write_text_atomic
+from pipeline import captions, limits, timeline, visuals
+from pipeline.atomic import file_sha256, write_text_atomic
 from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
 from pipeline.captions import Cue
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
+from pipeline.layers import BurntCaptions, LayerPlan
 from pipeline.limits import Limits
 from pipeline.motion import STILL, Move, kenburns
 from pipeline.options import Fit, Motion, RenderOptions
 from pipeline.probe import (
     MAX_PIXELS,
     AudioScan,
-    TooManyPixels,
-    check_pixels,
-    decoder_pixel_cap,
-    image_size,
     scan_audio,
 )
 from pipeline.problems import unknown_scenes
@@ -43,28 +40,17 @@ from pipeline.sound import captions_without_narration
 from pipeline.spec import ProjectSpec, SceneSpec, read_spec
 from pipeline.tts import Word
 from pipeline.tts import cache as speech_cache
+from pipeline.visuals import Visual, VisualPlan
 
 PLAN_FILE = "plan.json"
-_EXIF_ORIENTATION = 0x0112
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    path: str  # relative to the project root
-    width: int  # as stored, before EXIF rotation
-    height: int
-    orientation: int = 1  # EXIF orientation tag, 1..8
-    # sha256 of the file's bytes: what the render cache keys on (pipeline/cache.py), not the name
-    sha256: str = ""
-
-    @property
-    def name(self) -> str:
-        return Path(self.path).name
+__all__ = ["file_sha256"]  # long imported from here
 
 
 @dataclass(frozen=True)
 class ShotPlan:
-    image: str  # relative path, one of the scene's `images`
+    # The visual it shows, by kind and the sha256 of its file: one of the scene's `visuals`.
+    kind: str
+    digest: str
     frames: int  # frames the shot owns on the timeline
     overlap: int  # extra frames rendered into the next shot's cross-fade
     move: Move
@@ -98,7 +84,8 @@ class ScenePlan:
     id: str | None
     start_frame: int
     frames: int
-    images: tuple[ImageInfo, ...]  # distinct images, each decoded once per clip
+    # What its shots show (pipeline/visuals/), each file once, in the order first named.
+    visuals: tuple[VisualPlan, ...]
     shots: tuple[ShotPlan, ...]
     voiceover: str | None  # relative path
     voiceover_seconds: float | None
@@ -107,9 +94,23 @@ class ScenePlan:
     lengthened: bool
     # Where the voice sounds, seconds from the scene's start (what the music ducks under).
     speech: tuple[tuple[float, float], ...] = ()
-    # The scene's captions (frames from its first frame); drawn into its picture if burn_in.
+    # The scene's captions (frames from its first frame): the video's subtitle track, and
+    # drawn into its picture by a BurntCaptions layer.
     captions: tuple[Cue, ...] = ()
-    burn_in: bool = False
+    # Drawn over the picture after its shots, in order (pipeline/layers/).
+    layers: tuple[LayerPlan, ...] = ()
+
+    @property
+    def burn_in(self) -> bool:
+        """Whether its captions (if it has any) are drawn into its picture."""
+        return any(layer.kind == "captions" for layer in self.layers)
+
+    def visual(self, shot: ShotPlan) -> Visual:
+        """The visual `shot` shows."""
+        for visual in self.visuals:
+            if (visual.kind, visual.sha256) == (shot.kind, shot.digest):
+                return visual
+        raise ValueError(f"scene {self.label} has no {shot.kind} {shot.digest[:12]}")
 
     @property
     def end_frame(self) -> int:
@@ -120,13 +121,18 @@ class ScenePlan:
         return self.id if self.id is not None else str(self.index)
 
 
+# Marks a Plan field that shapes every clip's pixels: each clip's cache key holds them all
+# (pipeline/cache.py), so a new one (a caption style, say) is marked, not added there by hand.
+PICTURE = MappingProxyType({"picture": True})
+
+
 @dataclass(frozen=True)
 class Plan:
-    fps: int
-    width: int
-    height: int
-    encoder: Encoder
-    xfade_frames: int
+    fps: int = field(metadata=PICTURE)
+    width: int = field(metadata=PICTURE)
+    height: int = field(metadata=PICTURE)
+    encoder: Encoder = field(metadata=PICTURE)
+    xfade_frames: int = field(metadata=PICTURE)
     sample_rate: int
     scenes: tuple[ScenePlan, ...]
     # A draft (renderOptions.preview): smaller picture, faster preset, same timeline and audio.
@@ -183,31 +189,40 @@ class Plan:
         return timeline.sample_at(self.total_frames, self.fps, self.sample_rate)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        return _ADAPTER.dump_json(self, indent=1).decode()
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
-        scenes = tuple(_scene_from_dict(s) for s in data.pop("scenes"))
-        part = data.pop("part", None)
-        music = data.pop("music", None)
-        return cls(
-            music=MusicPlan(**music) if music is not None else None,
-            encoder=Encoder(**data.pop("encoder")),
-            scenes=scenes,
-            part=tuple(part) if part is not None else None,
-            **data,
-        )
+        return _ADAPTER.validate_python(_upgraded(data) if _before_kinds(data) else data)
 
 
-def _scene_from_dict(data: dict[str, Any]) -> ScenePlan:
-    images = tuple(ImageInfo(**i) for i in data.pop("images"))
-    shots = tuple(
-        ShotPlan(move=Move(**s.pop("move")), **s) for s in (dict(x) for x in data.pop("shots"))
-    )
-    speech = tuple(tuple(span) for span in data.pop("speech", ()))
-    cues = tuple(Cue(c["start"], c["end"], tuple(c["lines"])) for c in data.pop("captions", ()))
-    return ScenePlan(images=images, shots=shots, speech=speech, captions=cues, **data)
+# The plan's JSON, from its types: nested dataclasses, and visuals and layers told apart by
+# their `kind`.
+_ADAPTER: TypeAdapter[Plan] = TypeAdapter(Plan)
+
+
+def _before_kinds(data: dict[str, Any]) -> bool:
+    return any("images" in scene for scene in data.get("scenes", ()))
+
+
+def _upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """A plan.json written before visuals and layers had kinds (a job VALIDATEd by the
+    previous release) in today's shape: its images are stills, its shots name them by digest,
+    and `burn_in` is a captions layer."""
+    scenes = []
+    for scene in data["scenes"]:
+        scene = dict(scene)
+        images = [{**image, "kind": "still"} for image in scene.pop("images")]
+        digests = {image["path"]: image.get("sha256") or image["path"] for image in images}
+        scene["visuals"] = [{**image, "sha256": digests[image["path"]]} for image in images]
+        scene["shots"] = [
+            {"kind": "still", "digest": digests[shot.pop("image")], **shot}
+            for shot in (dict(s) for s in scene["shots"])
+        ]
+        scene["layers"] = [{"kind": "captions"}] if scene.pop("burn_in", False) else []
+        scenes.append(scene)
+    return {**data, "scenes": scenes}
 
 
 def plan_path(project: ProjectDir) -> Path:
@@ -233,71 +248,6 @@ def load_spec(project: ProjectDir) -> ProjectSpec:
 
 def _scene_error(index: int, scene: SceneSpec, message: str) -> PipelineError:
     return PipelineError(message, scene=index, scene_id=scene.id)
-
-
-# What decoding an image's bytes found (width, height, EXIF orientation), by their sha256: a
-# worker that has decoded those bytes once need not decode them again (a resubmission).
-_DECODED: dict[str, tuple[int, int, int]] = {}
-_DECODED_MAX = 4096
-
-
-def _inspect_image(
-    project: ProjectDir, index: int, scene: SceneSpec, name: str, max_pixels: int
-) -> ImageInfo:
-    path = project.asset("images", name)
-    if not path.is_file():
-        raise _scene_error(index, scene, f"image {name!r} does not exist")
-    digest = file_sha256(path)
-    known = _DECODED.get(digest)
-    if known is None:
-        known = _decode_image(path, index, scene, name, max_pixels)
-        if len(_DECODED) >= _DECODED_MAX:
-            _DECODED.clear()
-        _DECODED[digest] = known
-    width, height, orientation = known
-    if width * height > max_pixels:  # decoded before under a larger cap
-        raise _pixel_error(index, scene, name, TooManyPixels(width * height, (width, height)))
-    return ImageInfo(str(path.relative_to(project.root)), width, height, orientation, digest)
-
-
-def _pixel_error(index: int, scene: SceneSpec, name: str, exc: TooManyPixels) -> PipelineError:
-    return _scene_error(index, scene, f"image {name!r} {exc} (MAX_IMAGE_PIXELS)")
-
-
-def _decode_image(
-    path: Path, index: int, scene: SceneSpec, name: str, max_pixels: int
-) -> tuple[int, int, int]:
-    # The header first: a small file can hold a picture whose decoding alone takes gigabytes.
-    try:
-        known = check_pixels(path, max_pixels)
-    except TooManyPixels as exc:
-        raise _pixel_error(index, scene, name, exc) from None
-    try:
-        width, height = image_size(path, decoder_pixel_cap(max_pixels))
-    except Exception as exc:  # PyAV raises many kinds; the user needs the file name
-        # A format Pillow cannot read has no header size: over the decoder's cap, it fails here.
-        capped = "" if known else f" (or has more than {decoder_pixel_cap(max_pixels)} pixels)"
-        raise _scene_error(
-            index, scene, f"image {name!r} could not be decoded{capped}: {exc}"
-        ) from None
-    orientation = 1
-    try:
-        with Image.open(path) as img:
-            orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
-    except Exception:  # FFmpeg decodes it; Pillow may not (e.g. an odd format): no rotation
-        orientation = 1
-    if orientation not in range(1, 9):
-        orientation = 1
-    return width, height, orientation
-
-
-def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file's bytes (what the upload reported for it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _scanned(path: Path) -> AudioScan | str:
@@ -378,9 +328,15 @@ def check_ffmpeg(ffmpeg: str) -> None:
         raise PipelineError(str(exc)) from None
 
 
-# What VALIDATE learns of one scene's files: its images, its voice's path and length, and the
-# scene's length in seconds.
-SceneInputs = tuple[tuple[ImageInfo, ...], str | None, float | None, float]
+class SceneInputs(NamedTuple):
+    """What VALIDATE learns of one scene's files."""
+
+    visuals: tuple[Visual, ...]
+    voiceover: str | None  # relative path
+    voiceover_seconds: float | None
+    seconds: float  # the scene's length
+
+
 # From this many scenes on, VALIDATE inspects scenes on several threads.
 PARALLEL_FROM = 8
 
@@ -393,11 +349,14 @@ def _inspect_scene(
     bounds: Limits,
     max_pixels: int = MAX_PIXELS,
 ) -> tuple[SceneInputs, SceneVoice | None]:
-    """Decode the scene's images, probe its voice, and settle its length."""
-    images = tuple(
-        _inspect_image(project, index, scene, name, max_pixels)
-        for name in dict.fromkeys(scene.images)
-    )
+    """Inspect the scene's visuals, probe its voice, and settle its length."""
+    try:
+        found = tuple(
+            visuals.inspect("still", project, name, max_pixels)
+            for name in dict.fromkeys(scene.images)
+        )
+    except visuals.VisualError as exc:
+        raise _scene_error(index, scene, str(exc)) from None
     voice = _scene_voice(project, options, index, scene, bounds)
     voice_seconds = voice.seconds if voice is not None else None
     seconds = timeline.scene_seconds(voice_seconds, scene.duration)
@@ -406,7 +365,7 @@ def _inspect_scene(
         if scene.narration and options.tts is None:
             problem += " (renderOptions.tts would speak its narration)"
         raise _scene_error(index, scene, problem)
-    return (images, voice.path if voice else None, voice_seconds, seconds), voice
+    return SceneInputs(found, voice.path if voice else None, voice_seconds, seconds), voice
 
 
 def make_plan(
@@ -446,7 +405,7 @@ def make_plan(
     voices = [voice for _, voice in inspected]
     if problem := captions_without_narration(spec, options):
         raise problem.error()
-    limits.check(spec, options, [seconds for *_, seconds in inputs], picture_size(options), bounds)
+    limits.check(spec, options, [i.seconds for i in inputs], picture_size(options), bounds)
     plan = build_plan(
         spec,
         options,
@@ -462,14 +421,14 @@ def make_plan(
 def build_plan(
     spec: ProjectSpec,
     options: RenderOptions,
-    inputs: list[tuple[tuple[ImageInfo, ...], str | None, float | None, float]],
+    inputs: Sequence[SceneInputs],
     *,
     threads: int = 0,
     lookahead: int = 0,
     voices: Sequence[SceneVoice | None] = (),
     music: MusicPlan | None = None,
 ) -> Plan:
-    """The pure half of make_plan: checked inputs (images, voiceover, its length, D) → Plan.
+    """The pure half of make_plan: checked inputs (visuals, voiceover, its length, D) → Plan.
 
     `voices` (one per scene, or none at all) says where each voice sounds and, for speech an
     engine made, its words' times: the ducking and the captions follow them.
@@ -478,7 +437,7 @@ def build_plan(
     timings = timeline.layout(
         # Each scene rounded to whole frames on its own: then a scene's frames depend on its
         # own length only, and a longer voiceover in one scene re-renders that scene alone.
-        [whole_frames(seconds, fps) for *_, seconds in inputs],
+        [whole_frames(i.seconds, fps) for i in inputs],
         [len(scene.images) for scene in spec.scenes],
         fps=fps,
         min_shot=options.min_shot,
@@ -487,37 +446,37 @@ def build_plan(
     xfade = timeline.overlap_frames(options.xfade, fps)
     width, height = picture_size(options)
     scenes: list[ScenePlan] = []
-    for index, (scene, timing, (images, voice, voice_seconds, _)) in enumerate(
-        zip(spec.scenes, timings, inputs, strict=True)
-    ):
+    burn_in = options.captions.enabled and options.captions.burn_in
+    for index, (scene, timing, found) in enumerate(zip(spec.scenes, timings, inputs, strict=True)):
         motion = scene.motion or options.motion
-        by_name = {info.name: info for info in images}
+        by_name = {visual.name: visual for visual in found.visuals}
         # The moves follow the scene's content, not its place in the video.
         seed = "|".join(by_name[name].sha256 or by_name[name].path for name in scene.images)
         shots = []
         count = len(timing.shot_frames)
         for shot, frames in enumerate(timing.shot_frames):
-            image = by_name[scene.images[shot % len(scene.images)]]
+            visual = by_name[scene.images[shot % len(scene.images)]]
             move = kenburns(seed, shot) if motion == "kenburns" else STILL
             overlap = xfade if shot < count - 1 else 0
-            shots.append(ShotPlan(image.path, frames, overlap, move))
+            shots.append(ShotPlan(visual.kind, visual.sha256, frames, overlap, move))
         sound = voices[index] if index < len(voices) else None
+        cues = _captions(scene, sound, timing.frames, options)
         scenes.append(
             ScenePlan(
                 index=index,
                 id=scene.id,
                 start_frame=timing.start_frame,
                 frames=timing.frames,
-                images=images,
+                visuals=found.visuals,  # type: ignore[arg-type]  # every kind is a VisualPlan
                 shots=tuple(shots),
-                voiceover=voice,
-                voiceover_seconds=voice_seconds,
+                voiceover=found.voiceover,
+                voiceover_seconds=found.voiceover_seconds,
                 fit=scene.fit or options.fit,
                 motion=motion,
                 lengthened=timing.lengthened,
                 speech=sound.speech if sound is not None else (),
-                captions=_captions(scene, sound, timing.frames, options),
-                burn_in=options.captions.enabled and options.captions.burn_in,
+                captions=cues,
+                layers=(BurntCaptions(),) if burn_in else (),
             )
         )
     encoder = Encoder(

@@ -26,16 +26,12 @@ def poster_name(output_name: str) -> str:
 
 
 def scene_poster_frame(scene: ScenePlan) -> int:
-    """The frame of a scene's clip its poster shows: its first shot's picture seen whole.
-
-    A shot that zooms in starts on the whole picture, one that zooms out ends on it; a still
-    shot is the same throughout. The first shot never shows a cross-fade before its last
-    frame, so this frame is one image, clean.
+    """The frame of a scene's clip its poster shows: its first shot's visual seen best, as
+    its kind says (a still: whole). The first shot never shows a cross-fade before its last
+    frame, so this frame is one picture, clean.
     """
     shot = scene.shots[0]
-    if shot.move.zoom_start > shot.move.zoom_end:
-        return shot.frames - 1
-    return 0
+    return scene.visual(shot).poster_frame(shot)
 
 
 def poster_at(plan: Plan, seconds: float | None) -> tuple[int, int]:

@@ -1,10 +1,11 @@
 """The FFmpeg commands of one scene clip, built as data (argument lists) from the plan.
 
-Two commands. The first prepares the scene's stills: each distinct image decoded once, rotated
-per EXIF, fitted and scaled to the size the motion needs, and written as one raw yuv420p frame.
-The second draws and encodes the clip from those frames; only zoompan, loop and xfade run per
-frame. Preparing in a process of its own frees the decoded originals (18 MB for a 4000×3000
-JPEG, plus the scaler's buffers) before libx264 starts filling its lookahead.
+Two commands. The first prepares the scene's visuals (pipeline/visuals/: each still decoded
+once, turned upright, fitted and scaled to the size the motion needs, written as one raw
+frame). The second draws each shot's pieces from what was prepared, joins them with their
+cross-fades, applies the scene's layers in order (pipeline/layers/: burnt-in captions) and
+encodes the clip. Preparing in a process of its own frees the decoded originals (18 MB for a
+4000×3000 JPEG, plus the scaler's buffers) before libx264 starts filling its lookahead.
 """
 
 from __future__ import annotations
@@ -16,25 +17,8 @@ from typing import Literal
 
 from pipeline.encoder import Encoder, clip_timing_args, video_codec_args
 from pipeline.graph import Filter, Graph, Stream
-from pipeline.motion import oversampled, zoompan_filter
-from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
-from pipeline.probe import decoder_pixel_cap
+from pipeline.plan import Plan, ScenePlan
 
-# EXIF orientation → filters that turn the stored picture upright.
-_ORIENT: dict[int, tuple[Filter, ...]] = {
-    1: (),
-    2: (Filter.of("hflip"),),
-    3: (Filter.of("hflip"), Filter.of("vflip")),
-    4: (Filter.of("vflip"),),
-    5: (Filter.of("transpose", "cclock_flip"),),
-    6: (Filter.of("transpose", "clock"),),
-    7: (Filter.of("transpose", "clock_flip"),),
-    8: (Filter.of("transpose", "cclock"),),
-}
-# The contain background: a small blurred, darkened cover of the same image.
-_BG_SHRINK = 8
-_BG_DARKEN = Filter.of("eq", brightness=-0.12, saturation=0.8)
-_RAW = ("-pix_fmt", "yuv420p")
 _YUV420P = Filter.of("format", "yuv420p")
 
 
@@ -51,55 +35,6 @@ def _tags(encoder: Encoder) -> tuple[Filter, ...]:
             colorspace=encoder.colorspace,
         ),
     )
-
-
-def _even(value: float) -> int:
-    return max(2, round(value / 2) * 2)
-
-
-def _scale(width: int, height: int, aspect: str, encoder: Encoder) -> Filter:
-    """Scale to fit (aspect "decrease") or fill (aspect "increase"), into the output colours."""
-    return Filter.of(
-        "scale",
-        width,
-        height,
-        force_original_aspect_ratio=aspect,
-        out_color_matrix=encoder.colorspace,
-        out_range=encoder.color_range,
-    )
-
-
-def _prepare(
-    graph: Graph, image: Stream, info: ImageInfo, fit: str, size: tuple[int, int], encoder: Encoder
-) -> Stream:
-    """One decoded image turned into one `size` yuv420p frame in the output colours."""
-    width, height = size
-    upright = graph.chain(image, _ORIENT.get(info.orientation, ()))
-    if fit != "contain":
-        return graph.chain(
-            upright,
-            (
-                _scale(width, height, "increase", encoder),
-                Filter.of("crop", width, height),
-                _YUV420P,
-            ),
-        )
-    bw, bh = _even(width / _BG_SHRINK), _even(height / _BG_SHRINK)
-    background, foreground = graph.split(upright, 2)
-    background = graph.chain(
-        background,
-        (
-            _scale(bw, bh, "increase", encoder),
-            Filter.of("crop", bw, bh),
-            Filter.of("gblur", sigma=f"{max(1.0, bw / 40):.2f}"),
-            _BG_DARKEN,
-            Filter.of("scale", width, height),
-            _YUV420P,
-        ),
-    )
-    foreground = graph.chain(foreground, (_scale(width, height, "decrease", encoder), _YUV420P))
-    overlay = Filter.of("overlay", "(W-w)/2", "(H-h)/2", format="yuv420")
-    return graph.chain(graph.apply(overlay, background, foreground), (_YUV420P,))
 
 
 @dataclass(frozen=True)
@@ -146,116 +81,70 @@ def _within(piece: Piece, start: int, span: tuple[int, int]) -> Piece | None:
     return Piece(piece.kind, piece.shot, first, end)
 
 
-def still_size(plan: Plan, scene: ScenePlan) -> tuple[int, int]:
-    """Motion is per scene: either every shot zooms (from oversampled stills) or none does.
-
-    A preview takes the lighter path: zoompan from an output-size still (about 2.3 ms a frame
-    at 1080p against 5.5 ms oversampled), with slightly less even steps, which a draft can
-    afford.
-    """
-    moving = any(not shot.move.still for shot in scene.shots)
-    if moving and not plan.preview:
-        return oversampled(plan.width, plan.height)
-    return plan.width, plan.height
-
-
 def stills_graph(plan: Plan, scene: ScenePlan) -> Graph:
-    """Input n (scene image n) prepared: graph output n."""
+    """Input n (scene visual n) prepared: graph output n."""
     graph = Graph()
-    size = still_size(plan, scene)
-    for index, image in enumerate(scene.images):
-        source = graph.input(index, "v")
-        graph.output(_prepare(graph, source, image, scene.fit, size, plan.encoder))
+    for index, visual in enumerate(scene.visuals):
+        graph.output(visual.prepare(graph, graph.input(index, "v"), plan, scene))
     return graph
 
 
 def stills_args(
     project_root: Path, plan: Plan, scene: ScenePlan, targets: Sequence[Path]
 ) -> list[str]:
-    """One command writing each of `scene.images`, prepared, to its raw frame in `targets`."""
+    """One command writing each of `scene.visuals`, prepared, to its file in `targets`."""
     args: list[str] = []
-    # VALIDATE refused images over the cap by their headers; the decoder's own cap keeps a
-    # file changed since (or a header that lies) from taking gigabytes to decode.
-    cap = ["-max_pixels", str(decoder_pixel_cap(plan.max_pixels))] if plan.max_pixels else []
-    for image in scene.images:
-        # We rotate by the EXIF tag: FFmpeg versions disagree on whether stills autorotate.
-        args += ["-noautorotate", *cap, "-i", str(project_root / image.path)]
+    for visual in scene.visuals:
+        args += visual.prepare_input(project_root, plan.max_pixels)
     compiled = stills_graph(plan, scene).compile()
     args += ["-filter_complex", compiled.text]
-    for still, target in zip(compiled.maps, targets, strict=True):
-        args += ["-map", still, "-frames:v", "1", *_RAW, "-f", "rawvideo", str(target)]
+    for prepared, visual, target in zip(compiled.maps, scene.visuals, targets, strict=True):
+        args += ["-map", prepared, *visual.prepare_output(), str(target)]
     return args
-
-
-def _piece_filters(shot: ShotPlan, piece: Piece, plan: Plan) -> tuple[Filter, ...]:
-    count = piece.end - piece.first
-    if shot.move.still:
-        # Repeat the already-fitted frame: no per-frame scaling at all. The input is read at
-        # -framerate fps, so N counts frames; an `fps` filter here would drop the last one.
-        return (Filter.of("loop", loop=count - 1, size=1), Filter.of("setpts", "N"))
-    length = shot.frames + shot.overlap
-    return (
-        zoompan_filter(
-            shot.move, length, plan.width, plan.height, plan.fps, first=piece.first, count=count
-        ),
-    )
 
 
 def scene_graph(
     plan: Plan,
     scene: ScenePlan,
-    subtitles: Path | None = None,
     span: tuple[int, int] | None = None,
+    work: Path | None = None,
 ) -> Graph:
-    """The graph of a scene clip, fed by its prepared stills (input n: scene image n); its one
-    output has exactly `scene.frames` frames, or with `span` (a chunk's frames [first, end) of
-    the scene) exactly those frames, the same pixels as the whole scene's graph draws there.
+    """The graph of a scene clip, fed by its prepared visuals (input n: scene visual n); its
+    one output has exactly `scene.frames` frames, or with `span` (a chunk's frames [first,
+    end) of the scene) exactly those frames, the same pixels as the whole scene's graph draws
+    there. Its layers draw from their files in `work` (the stages' work folder).
 
     Every piece of a shot (the head that fades in, the body, the tail that fades out) is drawn
-    from the prepared still by its own zoompan or loop: only single stills are split, never a
-    stream of frames. Splitting the frame stream of a shot (and trimming each branch) queued the
+    from the prepared input by its own filters: only single stills are split, never a stream
+    of frames. Splitting the frame stream of a shot (and trimming each branch) queued the
     frames one branch had not asked for yet: about 25 MB more at 1080p for half-second fades.
     """
     graph = Graph()
     drawn = pieces(plan, scene, span)
-    users: dict[str, list[Piece]] = {}
+    users: dict[tuple[str, str], list[Piece]] = {}
     for piece in drawn:
-        users.setdefault(scene.shots[piece.shot].image, []).append(piece)
-    stills: dict[Piece, Stream] = {}
-    for index, image in enumerate(scene.images):
-        if image.path in users:
-            copies = graph.split(graph.input(index, "v"), len(users[image.path]))
-            stills.update(zip(users[image.path], copies, strict=True))
+        shot = scene.shots[piece.shot]
+        users.setdefault((shot.kind, shot.digest), []).append(piece)
+    sources: dict[Piece, Stream] = {}
+    for index, visual in enumerate(scene.visuals):
+        wanted = users.pop((visual.kind, visual.sha256), None)
+        if wanted:
+            copies = graph.split(graph.input(index, "v"), len(wanted))
+            sources.update(zip(wanted, copies, strict=True))
     streams = []
     for piece in drawn:
         shot = scene.shots[piece.shot]
         # zoompan's output aspect drifts from 1:1 with the crop; concat wants every piece alike.
-        filters = (*_piece_filters(shot, piece, plan), Filter.of("setsar", 1))
-        streams.append((piece, graph.chain(stills[piece], filters)))
-    # Burnt-in captions (the scene's plan holds them; `subtitles` is their ASS file): libass
-    # draws them onto the finished frames, fades and all.
-    burn: tuple[Filter, ...] = ()
-    if subtitles is not None:
-        subtitled = Filter.of("subtitles", filename=str(subtitles))
-        burn = (*_caption_clock(plan, span[0] if span else 0), subtitled)
-        # Then back to every clip's clock, frame n at n/fps from 0: the encoder must not see
-        # the millisecond times, or the frames would last 33 and 34 ms by turns.
-        burn += (Filter.of("settb", f"1/{plan.fps}"), Filter.of("setpts", "N"))
-    graph.output(graph.chain(_join(graph, plan, streams), (*burn, *_tags(plan.encoder))))
+        filters = (*scene.visual(shot).draw(shot, piece, plan), Filter.of("setsar", 1))
+        streams.append((piece, graph.chain(sources[piece], filters)))
+    picture = _join(graph, plan, streams)
+    if scene.layers and work is None:
+        raise ValueError(f"scene {scene.label} has layers: their work folder is needed")
+    for layer in scene.layers:
+        assert work is not None
+        picture = layer.apply(graph, picture, work, plan, scene, span[0] if span else 0)
+    graph.output(graph.chain(picture, _tags(plan.encoder)))
     return graph
-
-
-def _caption_clock(plan: Plan, first: int) -> tuple[Filter, ...]:
-    """Filters timing each frame for libass by its number in the scene (a chunk's frames at
-    their place in it): the same times in a chunk as in the whole scene.
-
-    libass is given a frame's time in whole milliseconds, truncated from a double: a time
-    computed by filters (concat's sums, a shift by a chunk's start) can fall a microsecond
-    short of a cue starting on that frame and show the cue a frame late. Each frame is timed
-    half way through its exact millisecond instead.
-    """
-    frame_ms = f"floor((N+{first})*1000/{plan.fps})"
-    return (Filter.of("settb", "AVTB"), Filter.of("setpts", f"{frame_ms}*1000+500"))
 
 
 def _join(graph: Graph, plan: Plan, streams: list[tuple[Piece, Stream]]) -> Stream:
@@ -285,18 +174,17 @@ def _join(graph: Graph, plan: Plan, streams: list[tuple[Piece, Stream]]) -> Stre
 def scene_source_args(
     plan: Plan,
     scene: ScenePlan,
-    stills: Sequence[Path],
-    subtitles: Path | None = None,
+    prepared: Sequence[Path],
+    *,
     span: tuple[int, int] | None = None,
+    work: Path | None = None,
 ) -> list[str]:
     """The inputs and graph of a scene clip (or of its chunk `span`), up to its mapped output:
-    what feeds the encoder."""
-    width, height = still_size(plan, scene)
+    what feeds the encoder. `prepared`: each visual's prepared file, in order."""
     args: list[str] = []
-    for still in stills:
-        args += ["-f", "rawvideo", *_RAW, "-video_size", f"{width}x{height}"]
-        args += ["-framerate", str(plan.fps), "-i", str(still)]
-    compiled = scene_graph(plan, scene, subtitles, span).compile()
+    for visual, path in zip(scene.visuals, prepared, strict=True):
+        args += visual.source_input(path, plan, scene)
+    compiled = scene_graph(plan, scene, span, work).compile()
     (video,) = compiled.maps
     return [*args, "-filter_complex", compiled.text, "-map", video]
 
@@ -304,17 +192,18 @@ def scene_source_args(
 def scene_args(
     plan: Plan,
     scene: ScenePlan,
-    stills: Sequence[Path],
+    prepared: Sequence[Path],
     out: Path,
-    subtitles: Path | None = None,
+    *,
     span: tuple[int, int] | None = None,
+    work: Path | None = None,
 ) -> list[str]:
     """The whole scene-clip command: its graph encoded with the plan's encoder, video only;
-    `subtitles` is the ASS file of its burnt-in captions, if it has any. With `span`, the
-    chunk of the clip that is frames [first, end) of the scene."""
+    its layers' files are in `work`. With `span`, the chunk of the clip that is frames
+    [first, end) of the scene."""
     first, end = span if span is not None else (0, scene.frames)
     return [
-        *scene_source_args(plan, scene, stills, subtitles, span),
+        *scene_source_args(plan, scene, prepared, span=span, work=work),
         "-an",
         *video_codec_args(plan.encoder),
         "-frames:v",

@@ -37,7 +37,7 @@ from pipeline.poster import (
 )
 from pipeline.probe import off_grid, probe
 from pipeline.project import ProjectDir
-from pipeline.scene import scene_args, still_size, stills_args
+from pipeline.scene import scene_args, stills_args
 
 JOINED_FILE = "joined.mp4"
 MASTER_DIGEST = "audio.wav.sha256"
@@ -80,20 +80,18 @@ def scene_complete(project: ProjectDir, plan: Plan, index: int) -> bool:
 
 
 def scene_stills(project: ProjectDir, plan: Plan, index: int) -> list[Path]:
-    """The prepared frames of a scene's images, one raw file each, shared by its chunks.
+    """What a scene's visuals are drawn from, prepared (one file each), shared by its chunks.
 
-    Named for what they are made from (the image's bytes, its rotation, the fit, the size,
-    the colours), so a file left by an earlier run of the folder is never taken for this one's.
+    Each visual names its file for what it is made from (for a still: the image's bytes, its
+    rotation, the fit, the size, the colours), so a file left by an earlier run of the folder
+    is never taken for this one's.
     """
     scene = plan.scenes[index]
-    size = still_size(plan, scene)
     folder = project.work / "stills"
-    paths = []
-    for n, image in enumerate(scene.images):
-        made_of = (image.sha256 or image.path, image.orientation, scene.fit, size, plan.encoder)
-        tag = hashlib.sha256(repr(made_of).encode()).hexdigest()[:12]
-        paths.append(folder / f"scene_{index:03d}_{n}_{tag}.yuv")
-    return paths
+    return [
+        folder / visual.prepared_name(f"scene_{index:03d}_{n}", plan, scene)
+        for n, visual in enumerate(scene.visuals)
+    ]
 
 
 def master_audio(project: ProjectDir) -> Path:
@@ -317,14 +315,16 @@ def encode_scene(
     scene = plan.scenes[index]
     target = target or scene_clip(project, index)
     seconds = (span[1] - span[0]) / plan.fps if span is not None else plan.scene_seconds(index)
-    names = ", ".join(repr(image.name) for image in scene.images)
+    names = ", ".join(repr(visual.name) for visual in scene.visuals)
     # Blame what failed: decoding the images, or drawing and encoding the clip (the images
     # are fine by then: subtitles, a filter or the encoder).
     with _failing_as(scene.id, f"preparing image(s) {names}"):
         stills = prepare_stills(project, plan, index, runner)
-    subtitles = scene_subtitles(project, plan, index)
+    for layer in scene.layers:
+        layer.write(project.work, plan, scene)
     with _failing_as(scene.id, "drawing and encoding the clip"), atomic_path(target) as tmp:
-        runner.run(scene_args(plan, scene, stills, tmp, subtitles, span), expected_seconds=seconds)
+        args = scene_args(plan, scene, stills, tmp, span=span, work=project.work)
+        runner.run(args, expected_seconds=seconds)
     _remove_stills(project, plan, index)
     return target
 
@@ -467,17 +467,6 @@ def caption_names(output_name: str) -> tuple[str, str]:
     """The SRT and WebVTT files published beside `output_name`: video.mp4 → video.srt/.vtt."""
     stem = Path(output_name).stem
     return f"{stem}.srt", f"{stem}.vtt"
-
-
-def scene_subtitles(project: ProjectDir, plan: Plan, index: int) -> Path | None:
-    """The ASS file a scene's burnt-in captions are drawn from (written from the plan), or
-    None when the scene burns none in."""
-    scene = plan.scenes[index]
-    if not scene.burn_in or not scene.captions:
-        return None
-    target = project.work / "captions" / f"scene_{index:03d}.ass"
-    write_text_atomic(target, captions.ass(scene.captions, plan.width, plan.height, plan.fps))
-    return target
 
 
 def check_output(path: Path, plan: Plan) -> None:

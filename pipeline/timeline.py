@@ -41,9 +41,10 @@ def scene_seconds(voiceover: float | None, duration: float | None) -> float | No
     return max(known) if known else None
 
 
-def shot_count(seconds: Fraction | float, images: int, max_shot: float) -> int:
-    """k = max(n, ceil(D / maxShot)): every image at least once, no shot longer than maxShot."""
-    return max(images, math.ceil(Fraction(seconds) / exact(max_shot)))
+def shot_count(seconds: Fraction | float, visuals: int, max_shot: float) -> int:
+    """k = max(n, ceil(D / maxShot)): every visual (image) at least once, no shot longer than
+    maxShot."""
+    return max(visuals, math.ceil(Fraction(seconds) / exact(max_shot)))
 
 
 def min_shot_frames(min_shot: float, fps: int) -> int:
@@ -80,7 +81,7 @@ class SceneTiming:
 
 def layout(
     durations: Sequence[float],
-    image_counts: Sequence[int],
+    visual_counts: Sequence[int],
     *,
     fps: int,
     min_shot: float,
@@ -91,15 +92,15 @@ def layout(
     A scene whose shots would come out shorter than minShot (in whole frames) is lengthened to
     k·minShot, rounded up to whole frames, so its shots are never shorter than minShot.
     """
-    if len(durations) != len(image_counts):
-        raise ValueError("one image count per scene duration")
+    if len(durations) != len(visual_counts):
+        raise ValueError("one visual count per scene duration")
     min_frames = min_shot_frames(min_shot, fps)
     clock = Fraction(0)  # exact seconds at the start of the scene
     start = 0
     timings: list[SceneTiming] = []
-    for seconds, images in zip(durations, image_counts, strict=True):
+    for seconds, visuals in zip(durations, visual_counts, strict=True):
         length = exact(seconds)
-        k = shot_count(length, images, max_shot)
+        k = shot_count(length, visuals, max_shot)
         end = round_half_up((clock + length) * fps)
         lengthened = end - start < k * min_frames
         if lengthened:

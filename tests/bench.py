@@ -140,7 +140,7 @@ def prepare_raw(ffmpeg: str, project: ProjectDir, plan: Plan, raw: Path) -> None
             subprocess.run(
                 [
                     *(ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"),
-                    *scene_source_args(plan, scene, stills),
+                    *scene_source_args(plan, scene, stills, work=project.work),
                     *("-frames:v", str(scene.frames), "-f", "rawvideo", "-pix_fmt", "yuv420p"),
                     "pipe:1",
                 ],
@@ -177,7 +177,7 @@ def monolithic_args(project: ProjectDir, plan: Plan, out: Path) -> list[str]:
         for shot in scene.shots:
             length = shot.frames + shot.overlap
             inputs += ["-loop", "1", "-framerate", str(fps), "-t", f"{length / fps:.4f}"]
-            inputs += ["-i", str(project.root / shot.image)]
+            inputs += ["-i", str(project.root / scene.visual(shot).path)]
             # d=1 on a looped input: zoompan starts afresh on every input frame, so the zoom
             # must be a function of the input frame number `in` (an accumulating
             # `zoom+0.0008` never moves).

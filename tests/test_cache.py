@@ -22,14 +22,17 @@ from pipeline.chunks import chunk_spans
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, write_project
+from pipeline.layers import BurntCaptions
+from pipeline.layers import captions as caption_layer
 from pipeline.options import RenderOptions
-from pipeline.plan import ImageInfo, Plan, build_plan, load_spec, make_plan, read_plan
+from pipeline.plan import Plan, build_plan, load_spec, make_plan, read_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
 from pipeline.render import run_here
 from pipeline.spec import ProjectSpec
 from tests import pipeline_fixtures as fx
+from tests import plans
 from tests.pipeline_fixtures import SMALL
 from tests.stage_runs import Built, frame_hashes, render_stages
 
@@ -50,13 +53,8 @@ def _plan(scenes: Sequence[Scene], options: RenderOptions = SMALL, **kw: Any) ->
             ]
         }
     )
-    inputs: list[tuple[tuple[ImageInfo, ...], str | None, float | None, float]] = [
-        (
-            (ImageInfo(f"input/images/{digest}.jpg", 640, 480, 1, digest * 8),),
-            voice,
-            seconds if voice else None,
-            seconds,
-        )
+    inputs = [
+        plans.inputs((plans.still(f"{digest}.jpg", 640, 480, 1, digest * 8),), seconds, voice)
         for digest, seconds, voice in scenes
     ]
     return build_plan(spec, options, inputs, **kw)
@@ -90,20 +88,23 @@ def test_sound_and_names_are_not_in_the_key() -> None:
     plan = _plan(THREE)
     scene = plan.scenes[0]
     # Another voiceover of the same length, another id, another place, another file name.
-    renamed = (dataclasses.replace(scene.images[0], path="input/images/other name.jpg"),)
+    renamed = (dataclasses.replace(scene.visuals[0], path="input/images/other name.jpg"),)
     moved = dataclasses.replace(
         scene,
         index=7,
         id="elsewhere",
         start_frame=999,
         voiceover="input/voiceovers/other.mp3",
-        images=renamed,
-        shots=tuple(dataclasses.replace(s, image=renamed[0].path) for s in scene.shots),
+        visuals=renamed,
     )
     assert clip_key(plan, moved, VERSION) == clip_key(plan, scene, VERSION)
     # The image's bytes are: same name, other digest, other key.
-    changed = dataclasses.replace(scene.images[0], sha256="f" * 64)
-    other = dataclasses.replace(scene, images=(changed,))
+    changed = dataclasses.replace(scene.visuals[0], sha256="f" * 64)
+    other = dataclasses.replace(
+        scene,
+        visuals=(changed,),
+        shots=tuple(dataclasses.replace(s, digest=changed.sha256) for s in scene.shots),
+    )
     assert clip_key(plan, other, VERSION) != clip_key(plan, scene, VERSION)
 
 
@@ -169,10 +170,10 @@ def test_how_burnt_in_captions_are_timed_is_in_the_key_of_a_captioned_clip_only(
 ) -> None:
     plan = _plan(THREE)
     cue = Cue(0, 10, ("Hello",))
-    captioned = dataclasses.replace(plan.scenes[0], captions=(cue,), burn_in=True)
+    captioned = dataclasses.replace(plan.scenes[0], captions=(cue,), layers=(BurntCaptions(),))
     plan = dataclasses.replace(plan, scenes=(captioned, *plan.scenes[1:]))
     before = _keys(plan)
-    monkeypatch.setattr(cache_module, "CAPTION_CLOCK", cache_module.CAPTION_CLOCK + 1)
+    monkeypatch.setattr(caption_layer, "CAPTION_CLOCK", caption_layer.CAPTION_CLOCK + 1)
     after = _keys(plan)
     # A clip drawn with the older clock is not served as one drawn with the new.
     assert after[0] != before[0] and after[1:] == before[1:]
@@ -491,7 +492,7 @@ def test_an_output_key_names_every_input_or_there_is_none(tmp_path: Path) -> Non
 def test_validate_decodes_the_same_image_bytes_once(
     tmp_path: Path, ffmpeg_bin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline import plan as planning
+    from pipeline.visuals import still as planning
 
     first = write_project(tmp_path / "one", _scenes("x"), ffmpeg_bin)
     before = make_plan(first, SMALL, ffmpeg_bin)
@@ -503,7 +504,7 @@ def test_validate_decodes_the_same_image_bytes_once(
 
     monkeypatch.setattr(planning, "image_size", no_decode)
     again = make_plan(second, SMALL, ffmpeg_bin)
-    assert [s.images for s in again.scenes] == [s.images for s in before.scenes]
+    assert [s.visuals for s in again.scenes] == [s.visuals for s in before.scenes]
     # Other bytes under a known name are decoded (and a broken file is still refused).
     (second.input / "images" / "ax.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     monkeypatch.undo()
@@ -583,3 +584,20 @@ def test_a_damaged_chunk_entry_is_rebuilt(tmp_path: Path, ffmpeg_bin: str) -> No
     # The stills the rebuilt chunk was drawn from are gone, though its scene's last chunks
     # came from the cache.
     assert list((project.work / "stills").iterdir()) == []
+
+
+def test_every_plan_field_marked_picture_is_in_every_clips_key() -> None:
+    plan = _plan(THREE)
+    before = _keys(plan)
+    marked = [f.name for f in dataclasses.fields(plan) if f.metadata.get("picture")]
+    assert marked == ["fps", "width", "height", "encoder", "xfade_frames"]
+    changes = {
+        "fps": 25,
+        "width": plan.width + 2,
+        "height": plan.height + 2,
+        "encoder": dataclasses.replace(plan.encoder, crf=plan.encoder.crf + 1),
+        "xfade_frames": plan.xfade_frames + 1,
+    }
+    for name, value in changes.items():
+        changed = _keys(dataclasses.replace(plan, **{name: value}))
+        assert not set(changed) & set(before), name

@@ -13,9 +13,11 @@ from pipeline.capabilities import NEEDS, UnfitFFmpeg, inspect_ffmpeg, require_ff
 from pipeline.errors import PipelineError
 from pipeline.fixtures import FixtureError, ImageFixture, VoiceFixture, make_image, make_tone
 from pipeline.options import RenderOptions
-from pipeline.plan import ImageInfo, MusicPlan, SceneVoice, build_plan, check_ffmpeg
+from pipeline.plan import MusicPlan, SceneVoice, build_plan, check_ffmpeg
 from pipeline.spec import ProjectSpec
 from tests import pipeline_fixtures as fx
+from tests import plans
+from tests.plans import still
 
 ffmpeg_bin = fx.ffmpeg_bin
 
@@ -157,17 +159,14 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
         }
     )
     images = [
-        (ImageInfo("input/images/a.jpg", 800, 600, 6), ImageInfo("input/images/b.png", 600, 800)),
-        (
-            ImageInfo("input/images/c.jpg", 800, 600, 2),
-            ImageInfo("input/images/d.jpg", 640, 480, 4),
-        ),
-        (ImageInfo("input/images/e.jpg", 640, 480, 3),),
+        (still("a.jpg", 800, 600, 6), still("b.png", 600, 800)),
+        (still("c.jpg", 800, 600, 2), still("d.jpg", 640, 480, 4)),
+        (still("e.jpg", 640, 480, 3),),
     ]
     inputs = [
-        (images[0], "input/voiceovers/v.wav", 5.0, 5.0),
-        (images[1], None, None, 4.0),
-        (images[2], None, None, 2.0),
+        plans.inputs(images[0], 5.0, "input/voiceovers/v.wav"),
+        plans.inputs(images[1], 4.0),
+        plans.inputs(images[2], 2.0),
     ]
     # Every sound feature: a looped bed, ducking, loudness (both passes), captions burnt in.
     options = RenderOptions.model_validate(
@@ -191,10 +190,9 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
         audio.measure_args(work / "check.m4a", work / "s.txt"),
     ]
     for s in plan.scenes:
-        stills = [work / f"{s.index}-{n}.yuv" for n in range(len(s.images))]
+        stills = [work / f"{s.index}-{n}.yuv" for n in range(len(s.visuals))]
         commands.append(scene.stills_args(root, plan, s, stills))
-        burn = work / "c.ass" if s.burn_in and s.captions else None
-        commands.append(scene.scene_args(plan, s, stills, work / f"{s.index}.mp4", burn))
+        commands.append(scene.scene_args(plan, s, stills, work / f"{s.index}.mp4", work=work))
         commands.append(
             mux.scene_output_args(plan, s.index, work / "c.mp4", work / "a.wav", work / "o.mp4")
         )

@@ -20,15 +20,19 @@ from pipeline.chunks import Span, chunk_count, chunk_spans
 from pipeline.encoder import Encoder
 from pipeline.ffmpeg import Runner
 from pipeline.fixtures import ImageFixture, SceneFixture, write_project
+from pipeline.layers import BurntCaptions
+from pipeline.layers.captions import fonts_dir
 from pipeline.motion import STILL
 from pipeline.options import RenderOptions
-from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan, make_plan, read_plan
+from pipeline.plan import Plan, make_plan, read_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
 from pipeline.render import render
 from pipeline.scene import Piece, pieces, scene_args, scene_graph
 from pipeline.timeline import round_half_up
 from tests import pipeline_fixtures as fx
+from tests import plans
+from tests.plans import scene_plan, shot, still
 from tests.stage_runs import frame_hashes
 
 ffmpeg_bin = fx.ffmpeg_bin
@@ -38,16 +42,17 @@ ffmpeg_bin = fx.ffmpeg_bin
 
 def _plan(shot_frames: tuple[int, ...], fade: int, chunk_frames: int) -> Plan:
     """One still scene of shots of `shot_frames`, each fading into the next over `fade`."""
-    images = (ImageInfo("input/images/a.jpg", 640, 480), ImageInfo("input/images/b.png", 640, 480))
+    images = (still("a.jpg", 640, 480), still("b.png", 640, 480))
     last = len(shot_frames) - 1
     shots = tuple(
-        ShotPlan(images[n % 2].path, frames, fade if n < last else 0, STILL)
+        shot(images[n % 2], frames, fade if n < last else 0, STILL)
         for n, frames in enumerate(shot_frames)
     )
-    frames = sum(shot_frames)
-    scene = ScenePlan(0, "s", 0, frames, images, shots, None, None, "cover", "none", False)
+    scene = scene_plan(id="s", visuals=images, shots=shots)
     encoder = Encoder(preset="veryfast", crf=20)
-    return Plan(30, 320, 180, encoder, fade, 48000, (scene,), chunk_frames=chunk_frames)
+    return plans.plan(
+        scene, width=320, height=180, encoder=encoder, xfade_frames=fade, chunk_frames=chunk_frames
+    )
 
 
 def _spans(shot_frames: tuple[int, ...], fade: int, chunk_frames: int) -> tuple[Span, ...]:
@@ -196,20 +201,24 @@ def test_a_chunks_command_encodes_its_frames_and_times_burnt_in_captions_by_scen
     plan = _plan(THREE_SHOTS, 9, 40)
     scene = plan.scenes[0]
     stills = [Path("/w/a.yuv"), Path("/w/b.yuv")]
-    args = scene_args(plan, scene, stills, Path("/out.mp4"), None, (40, 80))
+    args = scene_args(plan, scene, stills, Path("/out.mp4"), span=(40, 80))
     assert args[args.index("-frames:v") + 1] == "40"
-    ass = Path("/w/s.ass")
+    work = Path("/w")
+    plain = scene
+    scene = dataclasses.replace(scene, captions=(Cue(0, 10, ("Hi",)),), layers=(BurntCaptions(),))
+    ass = work / "captions" / "scene_000.ass"
+    fonts = f":fontsdir={fonts_dir()}" if fonts_dir() is not None else ""
 
     def clock(first: int) -> str:
         return f"settb=AVTB,setpts=floor((N+{first})*1000/30)*1000+500"
 
     # libass sees a chunk's frames at their time in the scene (the whole scene's from 0),
     # the encoder frame n at n/fps from 0, like every clip.
-    burn = f"subtitles=filename={ass},settb=1/30,setpts=N"
-    assert f"{clock(40)},{burn}" in scene_graph(plan, scene, ass, (40, 80)).compile().text
-    assert f"{clock(0)},{burn}" in scene_graph(plan, scene, ass, (0, 40)).compile().text
-    assert f"{clock(0)},{burn}" in scene_graph(plan, scene, ass).compile().text
-    assert "settb" not in scene_graph(plan, scene, None, (40, 80)).compile().text
+    burn = f"subtitles=filename={ass}{fonts},settb=1/30,setpts=N"
+    assert f"{clock(40)},{burn}" in scene_graph(plan, scene, (40, 80), work).compile().text
+    assert f"{clock(0)},{burn}" in scene_graph(plan, scene, (0, 40), work).compile().text
+    assert f"{clock(0)},{burn}" in scene_graph(plan, scene, None, work).compile().text
+    assert "settb" not in scene_graph(plan, plain, (40, 80), work).compile().text
 
 
 # --- chunks against whole clips, with real FFmpeg ------------------------------------------
@@ -343,7 +352,7 @@ def test_burnt_in_captions_across_a_chunk_boundary_are_timed_as_in_the_whole_cli
         Cue(45, 75, ("and the next",)),
         Cue(75, 96, ("from a cut",)),
     )
-    moving = dataclasses.replace(plan.scenes[0], captions=cues, burn_in=True)
+    moving = dataclasses.replace(plan.scenes[0], captions=cues, layers=(BurntCaptions(),))
     captioned = dataclasses.replace(plan, scenes=(moving, *plan.scenes[1:]))
     whole, chunks = _whole_and_chunks(project, captioned, 0, ffmpeg_bin)
     joined = _join(ffmpeg_bin, chunks, tmp_path / "joined.mp4")

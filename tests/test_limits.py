@@ -15,10 +15,11 @@ from pipeline.ffmpeg import Runner
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, make_tone, write_project
 from pipeline.limits import Limits, OverLimit
 from pipeline.options import RenderOptions
-from pipeline.plan import ImageInfo, Plan, build_plan, make_plan
+from pipeline.plan import Plan, build_plan, make_plan
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
 from pipeline.spec import ProjectSpec
+from tests import plans
 from tests.pipeline_fixtures import ffmpeg_bin, small_project  # noqa: F401 (fixtures)
 
 OPTIONS = RenderOptions(fps=30, min_shot=1.0, max_shot=3.0, xfade=0.0, chunk_seconds=1.0)
@@ -33,7 +34,7 @@ def _spec(*images: int) -> ProjectSpec:
 def _plan_of(seconds: list[float], images: list[int], options: RenderOptions) -> Plan:
     spec = _spec(*images)
     inputs = [
-        (tuple(ImageInfo(f"input/images/i{n}.jpg", 64, 64) for n in range(k)), None, None, s)
+        plans.inputs(tuple(plans.still(f"i{n}.jpg") for n in range(k)), s)
         for s, k in zip(seconds, images, strict=True)
     ]
     return build_plan(spec, options, inputs)

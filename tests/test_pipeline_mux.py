@@ -2,25 +2,19 @@
 
 from pathlib import Path
 
-from pipeline.encoder import Encoder
-from pipeline.motion import STILL
 from pipeline.mux import concat_args, scene_output_args
-from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
+from pipeline.plan import Plan
+from tests import plans
+from tests.plans import scene_plan, still
 
 AAC = ["-c:a", "aac", "-aac_coder", "fast", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
 WORK = Path("/p/work")
 
 
 def _plan() -> Plan:
-    image = ImageInfo("input/images/a.jpg", 64, 48)
-
-    def scene(index: int, start: int, frames: int) -> ScenePlan:
-        shots = (ShotPlan(image.path, frames, 0, STILL),)
-        return ScenePlan(
-            index, None, start, frames, (image,), shots, None, None, "cover", "none", False
-        )
-
-    return Plan(30, 320, 180, Encoder(), 0, 48000, (scene(0, 0, 30), scene(1, 30, 45)))
+    image = still("a.jpg", 64, 48)
+    scenes = (scene_plan(visuals=(image,), frames=n) for n in (30, 45))
+    return plans.plan(*scenes, width=320, height=180)
 
 
 def test_concat_copies_the_clips_video_under_the_whole_track_as_aac() -> None:

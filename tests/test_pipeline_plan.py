@@ -8,6 +8,7 @@ import pytest
 
 from pipeline import plan as plan_module
 from pipeline import registry, stages
+from pipeline.captions import Cue
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
@@ -19,11 +20,15 @@ from pipeline.fixtures import (
     make_image,
     write_project,
 )
+from pipeline.layers import BurntCaptions
+from pipeline.motion import STILL, Move
 from pipeline.options import RenderOptions
-from pipeline.plan import Plan, make_plan, read_plan, write_plan
+from pipeline.plan import MusicPlan, Plan, make_plan, read_plan, write_plan
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
+from pipeline.visuals import still as still_module
 from tests import pipeline_fixtures as fx
+from tests import plans
 from tests.pipeline_fixtures import SMALL
 
 ffmpeg_bin = fx.ffmpeg_bin
@@ -40,7 +45,7 @@ def test_plan_follows_the_timeline_rules(small_project: ProjectDir, ffmpeg_bin: 
     assert (end.start_frame, end.frames, end.voiceover) == (30, 30, None)
     assert plan.total_frames == 60 and plan.duration_seconds == 2.0
     assert plan.xfade_frames == 9
-    assert intro.shots[0].image == "input/images/a.jpg"
+    assert intro.visual(intro.shots[0]).path == "input/images/a.jpg"
     # Everything that decides the clips' bytes: the options' crf and preset, x264's defaults.
     assert plan.encoder == Encoder(preset="veryfast", crf=23, threads=0, lookahead=0)
 
@@ -76,8 +81,8 @@ def test_cycled_images_and_overrides(tmp_path: Path, ffmpeg_bin: str) -> None:
     )
     options = RenderOptions(min_shot=1.0, max_shot=2.0, xfade=0.5, resolution="64x36")
     (scene,) = make_plan(project, options, ffmpeg_bin).scenes
-    assert [shot.image.rsplit("/", 1)[1] for shot in scene.shots] == ["a.jpg", "b.png"] * 2
-    assert len(scene.images) == 2  # each decoded once, however often it is shown
+    assert [scene.visual(shot).name for shot in scene.shots] == ["a.jpg", "b.png"] * 2
+    assert len(scene.visuals) == 2  # each decoded once, however often it is shown
     assert [shot.overlap for shot in scene.shots] == [15, 15, 15, 0]
     assert sum(shot.frames for shot in scene.shots) == scene.frames == 210
     assert scene.fit == "contain" and scene.motion == "none"
@@ -229,7 +234,7 @@ def test_an_image_at_the_pixel_cap_passes_and_one_over_is_refused(
     plan = make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76800)
     assert plan.max_pixels == 76800
     assert Plan.from_json(plan.to_json()) == plan
-    plan_module._DECODED.clear()  # not even bytes decoded before escape the cap
+    still_module._DECODED.clear()  # not even bytes decoded before escape the cap
     with pytest.raises(PipelineError) as info:
         make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76799)
     assert str(info.value) == (
@@ -249,13 +254,13 @@ def test_validate_refuses_a_bomb_put_straight_in_the_folder_without_decoding_it(
     VALIDATE reads its header, names the scene and the file, and never decodes it."""
     make_blank_png(small_project.asset("images", "b.png"), 12000, 12000)
     decoded: list[Path] = []
-    real_image_size = plan_module.image_size
+    real_image_size = still_module.image_size
 
     def spy(path: Path, max_pixels: int | None = None) -> tuple[int, int]:
         decoded.append(path)
         return real_image_size(path, max_pixels)
 
-    monkeypatch.setattr(plan_module, "image_size", spy)
+    monkeypatch.setattr(still_module, "image_size", spy)
     validate = registry.BY_NAME["VALIDATE"]
     run = StageRun(small_project, SMALL, "v.mp4", Runner(ffmpeg_bin), max_pixels=40_000_000)
     with pytest.raises(PipelineError) as info:
@@ -295,3 +300,79 @@ def test_ffmpeg_refuses_an_image_over_the_plans_cap_when_it_prepares_stills(
     assert all(
         p.is_file() for p in stages.prepare_stills(small_project, wide, 0, Runner(ffmpeg_bin))
     )
+
+
+def test_a_plan_with_every_kind_of_field_round_trips_through_json() -> None:
+    """Read back from its JSON, a plan is equal to the one written: visuals and layers by
+    their kinds, nested dataclasses, tuples, optional parts."""
+    a, b = plans.still("a.jpg", 800, 600, 6), plans.still("b.png", 600, 800)
+    moving = Move(1.0, 1.12, 0.25, 0.75, 0.5, 1 / 3)
+    scene = plans.scene_plan(
+        id="intro",
+        visuals=(a, b),
+        shots=(plans.shot(a, 40, 9, moving), plans.shot(b, 41, 0, STILL)),
+        voiceover="input/voiceovers/v.wav",
+        voiceover_seconds=2.7,
+        fit="contain",
+        motion="kenburns",
+        speech=((0.0, 1.25), (1.5, 2.7)),
+        captions=(Cue(0, 30, ("Two lines", "of words")), Cue(30, 81, ("and one",))),
+        layers=(BurntCaptions(),),
+    )
+    plan = plans.plan(
+        scene,
+        plans.scene_plan(frames=45),
+        xfade_frames=9,
+        part=(0, 2),
+        music=MusicPlan("input/music/bed.mp3", 12.5, -18.0, 1.0, 2.0, True),
+        ducking_db=-12.0,
+        loudness=-16.0,
+        caption_language="en",
+        chunk_frames=75,
+        max_pixels=40_000_000,
+    )
+    text = plan.to_json()
+    assert Plan.from_json(text) == plan
+    stored = json.loads(text)["scenes"][0]
+    assert [v["kind"] for v in stored["visuals"]] == ["still", "still"]
+    assert stored["layers"] == [{"kind": "captions"}]
+    assert stored["shots"][0]["digest"] == a.sha256
+
+
+def test_a_plan_written_before_visuals_and_layers_had_kinds_is_read_as_today() -> None:
+    """A job VALIDATEd by the previous release keeps its plan.json: images, shots naming
+    them by path, `burn_in`."""
+    encoder = {"preset": "veryfast", "crf": 23, "threads": 0, "lookahead": 0}
+    move = {"zoom_start": 1.0, "zoom_end": 1.12, "x_start": 0.5, "x_end": 0.7}
+    old = {
+        **{"fps": 30, "width": 320, "height": 180, "encoder": encoder, "xfade_frames": 9},
+        "sample_rate": 48000,
+        "caption_language": "en",
+        "scenes": [
+            {
+                **{"index": 0, "id": "intro", "start_frame": 0, "frames": 60},
+                "images": [
+                    {"path": "input/images/a.jpg", "width": 800, "height": 600, "sha256": "a" * 64},
+                    {"path": "input/images/b.png", "width": 600, "height": 800, "orientation": 6},
+                ],
+                "shots": [
+                    {"image": "input/images/a.jpg", "frames": 30, "overlap": 9, "move": move},
+                    {"image": "input/images/b.png", "frames": 30, "overlap": 0, "move": {}},
+                ],
+                **{"voiceover": None, "voiceover_seconds": None, "fit": "cover"},
+                **{"motion": "kenburns", "lengthened": False, "speech": [[0.0, 1.5]]},
+                "captions": [{"start": 0, "end": 30, "lines": ["Hello"]}],
+                "burn_in": True,
+            }
+        ],
+    }
+    plan = Plan.from_json(json.dumps(old))
+    a = plans.still("a.jpg", 800, 600, sha256="a" * 64)
+    # A still hashed before digests were kept goes by its path, as the cache key did.
+    b = plans.still("b.png", 600, 800, 6, sha256="input/images/b.png")
+    (scene,) = plan.scenes
+    assert scene.visuals == (a, b)
+    assert scene.shots == (plans.shot(a, 30, 9, Move(**move)), plans.shot(b, 30))
+    assert scene.layers == (BurntCaptions(),) and scene.burn_in
+    assert scene.captions == (Cue(0, 30, ("Hello",)),) and scene.speech == ((0.0, 1.5),)
+    assert Plan.from_json(plan.to_json()) == plan

@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 from pipeline import registry
-from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.motion import STILL
 from pipeline.options import RenderOptions
-from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
+from pipeline.plan import Plan
 from pipeline.project import ProjectDir
 from pipeline.registry import Outline, Stage, StageRun
 from pipeline.spec import ProjectSpec
+from tests import plans
+from tests.plans import scene_plan, shot, still
 
 # Two scenes, both spoken by TTS.
 SPOKEN = Outline(2, (0, 1))
@@ -91,22 +92,16 @@ def test_labels_that_name_no_stage_are_refused(label: str) -> None:
 
 def _plan(*scenes: tuple[int, ...], chunk_frames: int = 0, fade: int = 0) -> Plan:
     """Still scenes of the given shot frames, each shot fading into the next over `fade`."""
-    image = ImageInfo("input/images/a.jpg", 640, 480)
-    built, start = [], 0
-    for index, shot_frames in enumerate(scenes):
+    image = still("a.jpg", 640, 480)
+    built = []
+    for shot_frames in scenes:
         last = len(shot_frames) - 1
         shots = tuple(
-            ShotPlan(image.path, frames, fade if n < last else 0, STILL)
+            shot(image, frames, fade if n < last else 0, STILL)
             for n, frames in enumerate(shot_frames)
         )
-        frames = sum(shot_frames)
-        built.append(
-            ScenePlan(
-                index, None, start, frames, (image,), shots, None, None, "cover", "none", False
-            )
-        )
-        start += frames
-    return Plan(30, 320, 180, Encoder(), fade, 48000, tuple(built), chunk_frames=chunk_frames)
+        built.append(scene_plan(visuals=(image,), shots=shots))
+    return plans.plan(*built, width=320, height=180, xfade_frames=fade, chunk_frames=chunk_frames)
 
 
 # Scene 0 is one chunk; scene 1 (86 frames, a fade at [36, 46)) two of 46 and 40 frames.

@@ -8,7 +8,7 @@ import pytest
 from pipeline.encoder import Encoder, video_codec_args
 from pipeline.graph import Filter
 from pipeline.motion import STILL, Move, kenburns, zoompan_filter
-from pipeline.plan import ImageInfo, Plan, ScenePlan, ShotPlan
+from pipeline.plan import Plan
 from pipeline.scene import (
     Piece,
     pieces,
@@ -17,24 +17,25 @@ from pipeline.scene import (
     stills_args,
     stills_graph,
 )
+from tests import plans
+from tests.plans import scene_plan, shot, still
 
 TAGS = "setsar=1,setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
 STILLS = [Path("/w/stills/a.yuv"), Path("/w/stills/b.yuv")]
 
 
 def _plan(motion: str, orientation: int = 1, fit: str = "cover") -> Plan:
-    images = (
-        ImageInfo("input/images/a.jpg", 4000, 3000, orientation),
-        ImageInfo("input/images/b.png", 600, 800),
-    )
+    images = (still("a.jpg", 4000, 3000, orientation), still("b.png", 600, 800))
     moves = [kenburns("a|b", i) if motion == "kenburns" else STILL for i in range(3)]
     shots = (
-        ShotPlan(images[0].path, 40, 9, moves[0]),
-        ShotPlan(images[1].path, 40, 9, moves[1]),
-        ShotPlan(images[0].path, 41, 0, moves[2]),
+        shot(images[0], 40, 9, moves[0]),
+        shot(images[1], 40, 9, moves[1]),
+        shot(images[0], 41, 0, moves[2]),
     )
-    scene = ScenePlan(0, "s", 0, 121, images, shots, None, None, fit, motion, False)  # type: ignore[arg-type]
-    return Plan(30, 320, 180, Encoder(preset="veryfast", crf=20), 9, 48000, (scene,))
+    scene = scene_plan(id="s", visuals=images, shots=shots, fit=fit, motion=motion)
+    return plans.plan(
+        scene, width=320, height=180, encoder=Encoder(preset="veryfast", crf=20), xfade_frames=9
+    )
 
 
 def _chains(graph_text: str) -> list[str]:

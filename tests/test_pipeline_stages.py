@@ -221,7 +221,7 @@ def test_a_scene_failure_blames_its_images_only_when_they_failed(
         stages.build_scene(small_project, broken, 0, runner)
     assert info.value.scene_id == plan.scenes[0].id
     # An image that no longer decodes: the images are blamed, by name.
-    image = small_project.input / "images" / plan.scenes[0].images[0].name
+    image = small_project.input / "images" / plan.scenes[0].visuals[0].name
     image.write_bytes(b"not an image any more")
     shutil.rmtree(small_project.work / "stills", ignore_errors=True)
     with pytest.raises(PipelineError, match=r"^preparing image\(s\) '") as info:

@@ -12,12 +12,14 @@ from pipeline.encoder import Encoder
 from pipeline.fixtures import ImageFixture, SceneFixture, write_project
 from pipeline.motion import STILL, Move
 from pipeline.options import RenderOptions
-from pipeline.plan import Plan, ScenePlan, ShotPlan
+from pipeline.plan import Plan, ScenePlan
 from pipeline.poster import poster_at, poster_name, scene_poster_frame
 from pipeline.project import ProjectDir
 from tests import pipeline_fixtures as fx
 from tests.conftest import error_of, put_spec
 from tests.pipeline_fixtures import SMALL
+from tests.plans import plan as laid_out
+from tests.plans import scene_plan, shot, still
 from tests.stage_runs import render_stages
 
 ffmpeg_bin = fx.ffmpeg_bin
@@ -26,13 +28,18 @@ POSTER = "/v1/projects/p1/outputs/poster"
 
 
 def _scene(index: int, start: int, first: Move) -> ScenePlan:
-    shots = (ShotPlan("a.jpg", 40, 9, first), ShotPlan("a.jpg", 20, 0, STILL))
-    return ScenePlan(index, None, start, 60, (), shots, None, None, "cover", "kenburns", False)
+    image = still("a.jpg")
+    shots = (shot(image, 40, 9, first), shot(image, 20, 0, STILL))
+    return scene_plan(
+        index=index, start_frame=start, visuals=(image,), shots=shots, motion="kenburns"
+    )
 
 
 def _plan(*firsts: Move) -> Plan:
     scenes = tuple(_scene(i, 60 * i, move) for i, move in enumerate(firsts))
-    return Plan(30, 320, 180, Encoder(preset="veryfast"), 9, 48000, scenes)
+    return laid_out(
+        *scenes, width=320, height=180, encoder=Encoder(preset="veryfast"), xfade_frames=9
+    )
 
 
 def test_a_scene_poster_shows_its_first_picture_whole() -> None:

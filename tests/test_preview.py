@@ -12,11 +12,12 @@ from pipeline.errors import PipelineError
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, write_project
 from pipeline.motion import oversampled
 from pipeline.options import RenderOptions, TimeRange
-from pipeline.plan import ImageInfo, Plan, build_plan, make_plan, preview_size
+from pipeline.plan import Plan, build_plan, make_plan, preview_size
 from pipeline.probe import probe
-from pipeline.scene import still_size
 from pipeline.spec import ProjectSpec
+from pipeline.visuals.still import prepared_size as still_size
 from tests import pipeline_fixtures as fx
+from tests import plans
 from tests.pipeline_fixtures import SMALL
 from tests.stage_runs import render_stages
 
@@ -47,8 +48,8 @@ def _plan(options: RenderOptions) -> Plan:
     spec = ProjectSpec.model_validate(
         {"scenes": [{"images": [f"{n}.jpg"], "duration": s} for n, s in enumerate(seconds)]}
     )
-    inputs: list[tuple[tuple[ImageInfo, ...], str | None, float | None, float]] = [
-        ((ImageInfo(f"input/images/{n}.jpg", 640, 480, 1, f"{n}" * 64),), None, None, s)
+    inputs = [
+        plans.inputs((plans.still(f"{n}.jpg", 640, 480, 1, f"{n}" * 64),), s)
         for n, s in enumerate(seconds)
     ]
     return build_plan(spec, options, inputs)

@@ -1,0 +1,114 @@
+"""Burnt-in captions: the scene's cues (`ScenePlan.captions`) drawn by libass onto its frames.
+
+The cues are written as one ASS file a scene (work/captions/scene_NNN.ass, style and size
+from `pipeline.captions.ass`) and drawn with FFmpeg's `subtitles` filter, given a fonts folder
+of its own (`fontsdir`): for now the folder holding the font fontconfig finds for
+`captions.FONT`, so captions look as they did when libass searched by itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pipeline import captions
+from pipeline.atomic import write_text_atomic
+from pipeline.graph import Filter, Graph, Stream
+
+if TYPE_CHECKING:
+    from pipeline.plan import Plan, ScenePlan
+
+# How libass is given each frame's time (`_clock`), in the key of every captioned clip: clips
+# burnt in before frames were timed by their number drew some cues a frame late.
+CAPTION_CLOCK = 2
+
+
+@dataclass(frozen=True)
+class BurntCaptions:
+    kind: Literal["captions"] = "captions"
+
+    filters: ClassVar[tuple[str, ...]] = ("subtitles", "settb", "setpts")
+
+    # A scene without cues (no narration) draws nothing: no file, no filter, not in its key.
+
+    def files(self, scene: ScenePlan) -> tuple[str, ...]:
+        return (f"captions/scene_{scene.index:03d}.ass",) if scene.captions else ()
+
+    def write(self, work: Path, plan: Plan, scene: ScenePlan) -> None:
+        for name in self.files(scene):
+            text = captions.ass(scene.captions, plan.width, plan.height, plan.fps)
+            write_text_atomic(work / name, text)
+
+    def assets(self) -> tuple[str, ...]:
+        # The font is the host's (fonts_dir); its bytes join here when the service ships it.
+        return ()
+
+    def apply(
+        self, graph: Graph, picture: Stream, work: Path, plan: Plan, scene: ScenePlan, first: int
+    ) -> Stream:
+        if not scene.captions:
+            return picture
+        (name,) = self.files(scene)
+        fonts = fonts_dir()
+        options: dict[str, str] = {"filename": str(work / name)}
+        if fonts is not None:
+            options["fontsdir"] = str(fonts)
+        # libass draws them onto the finished frames, fades and all; then back to every
+        # clip's clock, frame n at n/fps from 0: the encoder must not see the millisecond
+        # times, or the frames would last 33 and 34 ms by turns.
+        filters = (
+            *_clock(plan.fps, first),
+            Filter.of("subtitles", **options),
+            Filter.of("settb", f"1/{plan.fps}"),
+            Filter.of("setpts", "N"),
+        )
+        return graph.chain(picture, filters)
+
+    def identity(self, scene: ScenePlan) -> dict[str, Any]:
+        # The names burnt-in captions had in the key before layers: clips cached then match.
+        if not scene.captions:
+            return {}
+        return {
+            "captions": [
+                {"start": c.start, "end": c.end, "lines": list(c.lines)} for c in scene.captions
+            ],
+            "burn_in": True,
+            "caption_clock": CAPTION_CLOCK,
+        }
+
+
+def _clock(fps: int, first: int) -> tuple[Filter, ...]:
+    """Filters timing each frame for libass by its number in the scene (a chunk's frames at
+    their place in it): the same times in a chunk as in the whole scene.
+
+    libass is given a frame's time in whole milliseconds, truncated from a double: a time
+    computed by filters (concat's sums, a shift by a chunk's start) can fall a microsecond
+    short of a cue starting on that frame and show the cue a frame late. Each frame is timed
+    half way through its exact millisecond instead.
+    """
+    frame_ms = f"floor((N+{first})*1000/{fps})"
+    return (Filter.of("settb", "AVTB"), Filter.of("setpts", f"{frame_ms}*1000+500"))
+
+
+@lru_cache(maxsize=1)
+def fonts_dir() -> Path | None:
+    """The folder holding the font fontconfig picks for `captions.FONT` on this host (what
+    libass drew with when it searched by itself), or None when fontconfig cannot say."""
+    fc_match = shutil.which("fc-match")
+    if fc_match is None:
+        return None
+    try:
+        found = subprocess.run(
+            [fc_match, "--format=%{file}", captions.FONT],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(found).parent if found and Path(found).is_file() else None

@@ -1,0 +1,71 @@
+"""The interface every kind of visual has (`Visual`), and the error of one that cannot be shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from pipeline.graph import Filter, Graph, Stream
+    from pipeline.plan import Plan, ScenePlan, ShotPlan
+    from pipeline.project import ProjectDir
+    from pipeline.scene import Piece
+
+
+class VisualError(ValueError):
+    """A referenced file that cannot be shown; the message names it and what is wrong."""
+
+
+class Visual(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...  # relative to the project root
+
+    @property
+    def sha256(self) -> str: ...  # of the file's bytes: what shots and cache keys name it by
+
+    folder: ClassVar[str]  # where in input/ its files are named from
+    filters: ClassVar[tuple[str, ...]]  # the FFmpeg filters it draws with (capabilities)
+
+    @property
+    def name(self) -> str: ...
+
+    def identity(self) -> dict[str, Any]:
+        """What of it decides a clip's pixels (never its path), for the clip's cache key."""
+        ...
+
+    def prepared_name(self, stem: str, plan: Plan, scene: ScenePlan) -> str:
+        """The name of its prepared file (in work/stills/), named for what it is made from."""
+        ...
+
+    def prepare_input(self, root: Path, max_pixels: int) -> list[str]:
+        """The input options and file of the command that prepares it."""
+        ...
+
+    def prepare(self, graph: Graph, source: Stream, plan: Plan, scene: ScenePlan) -> Stream:
+        """Its source turned into what the scene's drawing reads."""
+        ...
+
+    def prepare_output(self) -> list[str]:
+        """The output options of its prepared file (after its -map)."""
+        ...
+
+    def source_input(self, prepared: Path, plan: Plan, scene: ScenePlan) -> list[str]:
+        """The input options and file the scene's drawing reads it from."""
+        ...
+
+    def draw(self, shot: ShotPlan, piece: Piece, plan: Plan) -> tuple[Filter, ...]:
+        """The filters drawing `piece` of `shot` from one copy of its prepared input."""
+        ...
+
+    @classmethod
+    def inspect(cls, project: ProjectDir, name: str, max_pixels: int) -> Visual:
+        """The visual made from the file `name` in its input folder; VisualError naming the
+        file when it cannot be shown."""
+        ...
+
+    def poster_frame(self, shot: ShotPlan) -> int:
+        """The frame of `shot` (from its first) that shows it best, whole and clean."""
+        ...

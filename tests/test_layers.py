@@ -1,0 +1,77 @@
+"""Kinds of layer (pipeline/layers/): the registry, burnt-in captions' part of a clip's key,
+their files, and how they are drawn."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+
+from pipeline import layers
+from pipeline.cache import clip_key
+from pipeline.capabilities import NEEDS
+from pipeline.captions import Cue
+from pipeline.layers import KINDS, BurntCaptions, LayerPlan
+from pipeline.layers.captions import fonts_dir
+from pipeline.scene import scene_graph
+from tests.plans import plan, scene_plan
+
+VERSION = "ffmpeg version test"
+CUES = (Cue(0, 10, ("Hello",)),)
+
+
+def test_every_kind_is_registered_and_readable_from_the_plan() -> None:
+    assert list(KINDS) == ["captions"]
+    (union, _) = typing.get_args(LayerPlan)
+    assert set(typing.get_args(union) or (union,)) == set(KINDS.values())
+    for name, kind in KINDS.items():
+        assert kind.__dataclass_fields__["kind"].default == name
+        assert set(kind.filters) <= set(NEEDS["filter"])
+    assert set(layers.filters()) <= set(NEEDS["filter"])
+
+
+def _keys(*scenes: object) -> list[str]:
+    whole = plan(*scenes)  # type: ignore[arg-type]
+    return [clip_key(whole, scene, VERSION) for scene in whole.scenes]
+
+
+def test_burnt_in_captions_are_in_the_key_and_soft_ones_are_not() -> None:
+    bare = scene_plan()
+    soft = dataclasses.replace(bare, captions=CUES)
+    burnt = dataclasses.replace(soft, layers=(BurntCaptions(),))
+    other = dataclasses.replace(burnt, captions=(Cue(0, 11, ("Hello",)),))
+    key_bare, key_soft, key_burnt, key_other = _keys(bare, soft, burnt, other)
+    assert key_soft == key_bare  # a subtitle track: the picture is the same
+    assert key_burnt != key_bare and key_other != key_burnt
+    # The layer's identity is what the key adds.
+    assert BurntCaptions().identity(burnt) == {
+        "captions": [{"start": 0, "end": 10, "lines": ["Hello"]}],
+        "burn_in": True,
+        "caption_clock": 2,
+    }
+    # A scene with no cues draws nothing, so burning in changes nothing of it.
+    assert _keys(dataclasses.replace(bare, layers=(BurntCaptions(),))) == [key_bare]
+
+
+def test_burnt_in_captions_write_their_ass_file_and_draw_it_with_a_fonts_folder(
+    tmp_path: Path,
+) -> None:
+    scene = scene_plan(captions=CUES, layers=(BurntCaptions(),))
+    whole = plan(scene, width=320, height=180)
+    scene = whole.scenes[0]
+    layer = scene.layers[0]
+    assert layer.files(scene) == ("captions/scene_000.ass",)
+    layer.write(tmp_path, whole, scene)
+    assert "Dialogue: 0,0:00:00.00,0:00:00.33,Caption,,0,0,0,,Hello" in (
+        (tmp_path / "captions" / "scene_000.ass").read_text()
+    )
+    text = scene_graph(whole, scene, None, tmp_path).compile().text
+    assert f"subtitles=filename={tmp_path}/captions/scene_000.ass" in text
+    # libass is told where the fonts are: today the folder of the font fontconfig finds.
+    fonts = fonts_dir()
+    if fonts is not None:
+        assert f":fontsdir={fonts}," in text and any(fonts.iterdir())
+    # No cues, no file and no filter.
+    silent = dataclasses.replace(scene, captions=())
+    assert layer.files(silent) == ()
+    assert "subtitles" not in scene_graph(whole, silent, None, tmp_path).compile().text
