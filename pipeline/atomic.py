@@ -24,10 +24,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def replace(tmp: Path, target: Path) -> None:
+    """Rename `tmp` over `target`. Where both are hard links to one file (a rerun linking the
+    same cache entry again), rename(2) does nothing and leaves `tmp`: remove it then."""
+    os.replace(tmp, target)
+    tmp.unlink(missing_ok=True)
 
 
 def link_or_copy(source: Path, target: Path) -> None:
@@ -69,7 +76,7 @@ def publish_together(items: Sequence[tuple[Path, Path]]) -> None:
             tmp.unlink(missing_ok=True)
         raise
     for tmp, target in staged:
-        os.replace(tmp, target)
+        replace(tmp, target)
 
 
 def write_bytes_atomic(target: Path, data: bytes) -> None:

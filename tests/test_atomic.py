@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.atomic import atomic_path, link_or_copy
+from pipeline.atomic import atomic_path, link_or_copy, publish_together
 
 
 def test_atomic_path_leaves_the_old_file_when_the_write_fails(tmp_path: Path) -> None:
@@ -40,3 +40,17 @@ def test_link_or_copy_copies_across_file_systems(
     link_or_copy(source, target)
     assert target.read_bytes() == source.read_bytes()
     assert os.stat(target).st_ino != os.stat(source).st_ino
+
+
+def test_publishing_a_link_of_the_same_file_leaves_no_temp_file(tmp_path: Path) -> None:
+    # A rerun served from the cache links the same entry to the output it already is.
+    entry = tmp_path / "entry.mp4"
+    entry.write_bytes(b"clip")
+    target = tmp_path / "out" / "video.mp4"
+    target.parent.mkdir()
+    os.link(entry, target)
+    publish_together([(entry, target)])
+    with atomic_path(target) as tmp:
+        link_or_copy(entry, tmp)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["video.mp4"]
+    assert target.read_bytes() == b"clip"
