@@ -16,14 +16,13 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from pipeline.console import ConsoleProgress
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
 from pipeline.plan import read_plan
 from pipeline.project import ProjectDir
 from pipeline.render import render
-
-_BAR = 30
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,26 +111,6 @@ def options_from_args(args: argparse.Namespace) -> RenderOptions:
     return RenderOptions.model_validate({k: v for k, v in given.items() if v is not None})
 
 
-class _ProgressBar:
-    def __init__(self) -> None:
-        self.fraction = 0.0
-        self.stage = ""
-
-    def update(self, fraction: float) -> None:
-        self.fraction = max(self.fraction, fraction)
-        self._draw()
-
-    def enter(self, stage: str) -> None:
-        self.stage = stage
-        self._draw()
-
-    def _draw(self) -> None:
-        filled = int(self.fraction * _BAR)
-        bar = "#" * filled + "-" * (_BAR - filled)
-        sys.stderr.write(f"\r[{bar}] {self.fraction * 100:5.1f}% {self.stage:<12}")
-        sys.stderr.flush()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -143,8 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     project = ProjectDir(args.project.resolve())
     output = Path(args.output)
-    bar = _ProgressBar()
-    runner = Runner(find_ffmpeg(args.ffmpeg), on_progress=bar.update, log=log.info)
+    progress = ConsoleProgress(sys.stderr)
+    runner = Runner(find_ffmpeg(args.ffmpeg), on_progress=progress.update, log=log.info)
     started = time.monotonic()
     try:
         produced = render(
@@ -155,17 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             jobs=args.jobs,
             threads=args.threads,
             lookahead=args.lookahead,
-            on_stage=bar.enter,
+            on_stage=progress.enter,
         )
     except (PipelineError, OSError) as exc:
-        sys.stderr.write("\n")
+        progress.close(completed=False)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted\n")
+        progress.close(completed=False)
+        sys.stderr.write("interrupted\n")
         return 130
     wall = time.monotonic() - started
-    sys.stderr.write("\n")
+    progress.close()
     if output.parent != Path("") and output.resolve() != produced.resolve():
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(produced, output)

@@ -1,8 +1,13 @@
+import os
+import pty
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline import stages
+from pipeline import registry, stages
 from pipeline.__main__ import _parser, main, options_from_args
 from pipeline.options import RenderOptions
 from pipeline.probe import probe
@@ -22,7 +27,7 @@ def test_cli_renders_and_summarises(
     code = main([str(small_project.root), "-o", str(out), *FAST, "--fps", "25", "--jobs", "2"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "100.0%" in captured.err  # the progress bar reached the end
+    assert "100.0% done" in captured.err  # the progress reached the end
     assert "2.00s, 50 frames at 25 fps, 160x90" in captured.out
     assert "x real time" in captured.out
     info = probe(out)
@@ -105,3 +110,44 @@ def test_cross_field_option_errors_name_the_field(
     # pydantic puts the field on its own line above the message.
     located = lines.index("xfade")
     assert "xfade (2.0) must be shorter than minShot (2.0)" in lines[located + 1]
+
+
+def _cli(project: ProjectDir, out: Path) -> list[str]:
+    return [sys.executable, "-m", "pipeline", str(project.root), "-o", str(out), *FAST]
+
+
+def test_cli_off_a_terminal_prints_a_line_per_stage_with_its_time(
+    small_project: ProjectDir, tmp_path: Path
+) -> None:
+    # What CI, nohup or `> render.log 2>&1` get: pipes, not a terminal.
+    done = subprocess.run(_cli(small_project, tmp_path / "v.mp4"), capture_output=True, check=True)
+    assert b"\r" not in done.stdout + done.stderr
+    lines = done.stderr.decode().splitlines()
+    stage_lines = [re.fullmatch(r"(\w+) +\d+\.\d s +\d+\.\d% done", line) for line in lines]
+    assert all(stage_lines), lines
+    assert [m[1] for m in stage_lines if m] == [stage.name for stage in registry.STAGES]
+    assert lines[-1].endswith("100.0% done")
+    assert "x real time" in done.stdout.decode()
+
+
+def test_cli_on_a_terminal_redraws_one_bar(small_project: ProjectDir, tmp_path: Path) -> None:
+    terminal, side = pty.openpty()
+    with subprocess.Popen(_cli(small_project, tmp_path / "v.mp4"), stderr=side) as cli:
+        os.close(side)
+        shown = b""
+        while True:
+            try:
+                read = os.read(terminal, 4096)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not read:
+                break
+            shown += read
+    os.close(terminal)
+    assert cli.returncode == 0, shown
+    drawn = shown.decode()
+    # A pty turns "\n" into "\r\n": the bar is the line's redraws, ended once.
+    assert drawn.count("\n") == 1 and drawn.endswith("\r\n")
+    assert drawn.count("\r[") > len(registry.STAGES)
+    assert "[" + "#" * 30 + "] 100.0% FINALIZE" in drawn
+    assert " done" not in drawn
