@@ -22,7 +22,7 @@ from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
 from pipeline.plan import read_plan
 from pipeline.project import ProjectDir
-from pipeline.render import render
+from pipeline.render import render, usable_cpus
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,8 +34,20 @@ def _parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("render options", "omitted ones take the default shown")
     for name, field in RenderOptions.model_fields.items():
         group.add_argument(f"--{name.replace('_', '-')}", **_option_flag(field))
-    parser.add_argument("--jobs", type=int, default=1, help="scene clips built at once")
-    parser.add_argument("--threads", type=int, default=0, help="x264 threads (0: x264 picks)")
+    cores = usable_cpus()
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=cores,
+        help="scene clips (or chunks) built at once, each x264 with its share of the cores; "
+        f"fewer take less memory (default: the usable cores, {cores} here)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="x264 threads each (0: the cores divided among the jobs; x264 picks with one job)",
+    )
     parser.add_argument(
         "--lookahead", type=int, default=0, help="x264 rc-lookahead frames (0: the preset's)"
     )
@@ -44,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log FFmpeg commands")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _option_flag(field: FieldInfo) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pipeline.__main__ import _parser, main, options_from_args
 from pipeline.options import RenderOptions
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
+from pipeline.render import usable_cpus
 from tests import pipeline_fixtures as fx
 
 ffmpeg_bin = fx.ffmpeg_bin
@@ -44,6 +45,31 @@ def test_cli_passes_x264_threads_and_lookahead(
     # x264 writes the options it ran with into the stream (an SEI), once per scene clip.
     written = out.read_bytes()
     assert written.count(b" rc_lookahead=5 ") == 2 and written.count(b" threads=1 ") == 2
+
+
+def test_cli_by_default_builds_a_clip_per_core_each_x264_on_its_share(
+    small_project: ProjectDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cores = usable_cpus()
+    assert _parser().parse_args(["p", "-o", "v.mp4"]).jobs == cores
+    if cores < 2:
+        pytest.skip("one core: one job, x264's own threads")
+    out = tmp_path / "default.mp4"
+    assert main([str(small_project.root), "-o", str(out), *FAST]) == 0, capsys.readouterr().err
+    # Both scene clips were encoded with their share of the cores: one x264 thread per core.
+    assert out.read_bytes().count(b" threads=1 ") == 2
+
+
+def test_cli_jobs_default_to_the_cores_this_process_may_use() -> None:
+    # Pinned to one core (taskset, a container's cpuset): one job, whatever the machine has.
+    shown = subprocess.run(
+        [sys.executable, "-m", "pipeline", "-h"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "(default: the usable cores, 1 here)" in " ".join(shown.split())
 
 
 def test_cli_reports_pipeline_errors(
