@@ -12,12 +12,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
 from pipeline import assets
+from pipeline.console import ConsoleProgress
 from pipeline.fixtures import (
     MusicFixture,
     SceneFixture,
@@ -27,6 +29,7 @@ from pipeline.fixtures import (
 )
 from pipeline.options import DEFAULT_ENGINE
 from pipeline.probe import probe
+from pipeline.registry import STAGES, parse_label
 from tasks.models import FINISHED
 
 PROJECT_ID = "demo"
@@ -160,8 +163,9 @@ def run_demo(base_url: str, token: str, out: Path) -> Path:
             captions={"burnIn": True, "language": "en"},
         )
         started = time.monotonic()
-        state = client.wait(job_id, timeout=900, poll=0.5, on_poll=_show_progress)
-        sys.stdout.write("\n")
+        shown = JobProgress(sys.stdout)
+        state = client.wait(job_id, timeout=900, poll=0.5, on_poll=shown.show)
+        shown.close()
         if state["status"] != "SUCCEEDED":
             raise SystemExit(f"job {job_id} ended {state['status']}: {state.get('error')}")
         client.download_video(PROJECT_ID, out)
@@ -180,10 +184,39 @@ def run_demo(base_url: str, token: str, out: Path) -> Path:
     return out
 
 
-def _show_progress(state: JobState) -> None:
-    progress = float(state.get("progress") or 0.0)
-    bar = "#" * int(progress * 30)
-    sys.stdout.write(
-        f"\r  [{bar:<30}] {progress:6.1%} {state['status']:<9} {state.get('stage') or '':<16}"
-    )
-    sys.stdout.flush()
+class JobProgress:
+    """A job's progress as the demo prints it while polling: the bar on a terminal; in a log,
+    a line per stage once all its runs are done, with its time from the job's own rows."""
+
+    def __init__(self, stream: TextIO, *, bar: bool | None = None) -> None:
+        self.console = ConsoleProgress(stream, bar=bar, indent="  ")
+        self._reported: set[str] = set()
+
+    def show(self, state: JobState) -> None:
+        status, label = state["status"], state.get("stage") or ""
+        self.console.update(float(state.get("progress") or 0.0), f"{status:<9} {label:<16}")
+        for name, seconds in finished_stages(state.get("stages") or []):
+            if name not in self._reported:
+                self._reported.add(name)
+                self.console.stage_done(name, seconds)
+
+    def close(self) -> None:
+        self.console.close()
+
+
+def finished_stages(rows: Sequence[dict[str, Any]]) -> list[tuple[str, float]]:
+    """Each stage (by name, in running order) whose every run is DONE, with the seconds from
+    its first run's start to its last one's end (per-scene runs overlap)."""
+    done = []
+    for stage in STAGES:
+        runs = [r for r in rows if parse_label(r["name"])[0] is stage]
+        if not runs or any(r["status"] != "DONE" or not r.get("finishedAt") for r in runs):
+            continue
+        ends = [_time(r["finishedAt"]) for r in runs]
+        starts = [_time(r["startedAt"]) for r in runs if r.get("startedAt")]
+        done.append((stage.name, max(ends) - min(starts or ends)))
+    return done
+
+
+def _time(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()

@@ -16,14 +16,13 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from pipeline.console import ConsoleProgress
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
 from pipeline.plan import read_plan
 from pipeline.project import ProjectDir
-from pipeline.render import render
-
-_BAR = 30
+from pipeline.render import render, usable_cpus
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,8 +34,20 @@ def _parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("render options", "omitted ones take the default shown")
     for name, field in RenderOptions.model_fields.items():
         group.add_argument(f"--{name.replace('_', '-')}", **_option_flag(field))
-    parser.add_argument("--jobs", type=int, default=1, help="scene clips built at once")
-    parser.add_argument("--threads", type=int, default=0, help="x264 threads (0: x264 picks)")
+    cores = usable_cpus()
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=cores,
+        help="scene clips (or chunks) built at once, each x264 with its share of the cores; "
+        f"fewer take less memory (default: the usable cores, {cores} here)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="x264 threads each (0: the cores divided among the jobs; x264 picks with one job)",
+    )
     parser.add_argument(
         "--lookahead", type=int, default=0, help="x264 rc-lookahead frames (0: the preset's)"
     )
@@ -45,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log FFmpeg commands")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _option_flag(field: FieldInfo) -> dict[str, Any]:
@@ -112,26 +130,6 @@ def options_from_args(args: argparse.Namespace) -> RenderOptions:
     return RenderOptions.model_validate({k: v for k, v in given.items() if v is not None})
 
 
-class _ProgressBar:
-    def __init__(self) -> None:
-        self.fraction = 0.0
-        self.stage = ""
-
-    def update(self, fraction: float) -> None:
-        self.fraction = max(self.fraction, fraction)
-        self._draw()
-
-    def enter(self, stage: str) -> None:
-        self.stage = stage
-        self._draw()
-
-    def _draw(self) -> None:
-        filled = int(self.fraction * _BAR)
-        bar = "#" * filled + "-" * (_BAR - filled)
-        sys.stderr.write(f"\r[{bar}] {self.fraction * 100:5.1f}% {self.stage:<12}")
-        sys.stderr.flush()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -143,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     project = ProjectDir(args.project.resolve())
     output = Path(args.output)
-    bar = _ProgressBar()
-    runner = Runner(find_ffmpeg(args.ffmpeg), on_progress=bar.update, log=log.info)
+    progress = ConsoleProgress(sys.stderr)
+    runner = Runner(find_ffmpeg(args.ffmpeg), on_progress=progress.update, log=log.info)
     started = time.monotonic()
     try:
         produced = render(
@@ -155,17 +153,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             jobs=args.jobs,
             threads=args.threads,
             lookahead=args.lookahead,
-            on_stage=bar.enter,
+            on_stage=progress.enter,
         )
     except (PipelineError, OSError) as exc:
-        sys.stderr.write("\n")
+        progress.close(completed=False)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted\n")
+        progress.close(completed=False)
+        sys.stderr.write("interrupted\n")
         return 130
     wall = time.monotonic() - started
-    sys.stderr.write("\n")
+    progress.close()
     if output.parent != Path("") and output.resolve() != produced.resolve():
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(produced, output)

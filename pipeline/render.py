@@ -64,11 +64,12 @@ def render(
 ) -> Path:
     """All stages in order, `jobs` runs of a per-scene stage at a time; on_progress sees 0..1.
 
-    With several scene builds at once, each x264 gets its share of the cores unless `threads`
-    says otherwise.
+    With several scene builds at once, each x264 gets its share of the usable cores unless
+    `threads` says otherwise: x264 alone already fills every core it is given, so more threads
+    than cores only add frames in flight (memory) and contention.
     """
     progress = _Progress(runner.on_progress)
-    share = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    share = max(1, usable_cpus() // jobs) if jobs > 1 else 0
     base = StageRun(
         project, options, output_name, runner, threads=threads or share, lookahead=lookahead
     )
@@ -111,6 +112,15 @@ def run_here(stage: Stage, run: StageRun) -> Plan | None:
         stages.publish_here(run.project.output, result)
         return None
     return result
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on: its affinity mask (which `taskset`, a container's
+    cpuset or a batch scheduler narrow), not every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks (macOS, Windows)
+        return os.cpu_count() or 1
 
 
 def _spec_outline(project: ProjectDir, options: RenderOptions) -> registry.Outline:

@@ -47,7 +47,11 @@ def run_cli(root: Path) -> float:
     project = write_project(root / "cli", bench_scenes())
     started = time.monotonic()
     subprocess.run(
-        [sys.executable, "-m", "pipeline", str(project.root), "-o", "cli.mp4", "--preset", PRESET],
+        # One job: the same sequential work as the API with one worker process.
+        [
+            *(sys.executable, "-m", "pipeline", str(project.root), "-o", "cli.mp4"),
+            *("--preset", PRESET, "--jobs", "1"),
+        ],
         check=True,
         stderr=subprocess.DEVNULL,
     )

@@ -6,6 +6,8 @@ Nothing of ours is mocked. One stack serves the module; the crash test starts it
 from __future__ import annotations
 
 import hashlib
+import io
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -13,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from api.demo import JobProgress
 from api.launch import Stack
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, make_blank_png
 from pipeline.probe import probe
+from pipeline.registry import STAGES
 from tests.e2e import Api, paused, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -60,8 +64,16 @@ def test_render_through_the_api_produces_a_probed_mp4(
 ) -> None:
     api.upload_project("ok", small_scenes(), tmp_path)
     job_id = api.render("ok", "out.mp4", fps=FPS, minShot=1.0, maxShot=4.0, xfade=0.2)
-    job = api.wait(job_id)
+    log = io.StringIO()  # what `make demo` prints when its output is not a terminal
+    shown = JobProgress(log)
+    job = api.wait(job_id, on_poll=shown.show)
+    shown.close()
     assert job["status"] == "SUCCEEDED", job
+    assert "\r" not in log.getvalue()
+    lines = [
+        re.fullmatch(r"  (\w+) +\d+\.\d s +\d+\.\d% done", x) for x in log.getvalue().splitlines()
+    ]
+    assert all(lines) and [m[1] for m in lines if m] == [stage.name for stage in STAGES]
     assert job["progress"] == 1.0
     assert job["stage"] == "FINALIZE"
     # Voiceovers only, nothing for TTS to speak: exactly the seed's stages, no SPEECH.

@@ -1,12 +1,18 @@
+import os
+import pty
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline import stages
+from pipeline import registry, stages
 from pipeline.__main__ import _parser, main, options_from_args
 from pipeline.options import RenderOptions
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
+from pipeline.render import usable_cpus
 from tests import pipeline_fixtures as fx
 
 ffmpeg_bin = fx.ffmpeg_bin
@@ -22,7 +28,7 @@ def test_cli_renders_and_summarises(
     code = main([str(small_project.root), "-o", str(out), *FAST, "--fps", "25", "--jobs", "2"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "100.0%" in captured.err  # the progress bar reached the end
+    assert "100.0% done" in captured.err  # the progress reached the end
     assert "2.00s, 50 frames at 25 fps, 160x90" in captured.out
     assert "x real time" in captured.out
     info = probe(out)
@@ -39,6 +45,31 @@ def test_cli_passes_x264_threads_and_lookahead(
     # x264 writes the options it ran with into the stream (an SEI), once per scene clip.
     written = out.read_bytes()
     assert written.count(b" rc_lookahead=5 ") == 2 and written.count(b" threads=1 ") == 2
+
+
+def test_cli_by_default_builds_a_clip_per_core_each_x264_on_its_share(
+    small_project: ProjectDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cores = usable_cpus()
+    assert _parser().parse_args(["p", "-o", "v.mp4"]).jobs == cores
+    if cores < 2:
+        pytest.skip("one core: one job, x264's own threads")
+    out = tmp_path / "default.mp4"
+    assert main([str(small_project.root), "-o", str(out), *FAST]) == 0, capsys.readouterr().err
+    # Both scene clips were encoded with their share of the cores: one x264 thread per core.
+    assert out.read_bytes().count(b" threads=1 ") == 2
+
+
+def test_cli_jobs_default_to_the_cores_this_process_may_use() -> None:
+    # Pinned to one core (taskset, a container's cpuset): one job, whatever the machine has.
+    shown = subprocess.run(
+        [sys.executable, "-m", "pipeline", "-h"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "(default: the usable cores, 1 here)" in " ".join(shown.split())
 
 
 def test_cli_reports_pipeline_errors(
@@ -105,3 +136,44 @@ def test_cross_field_option_errors_name_the_field(
     # pydantic puts the field on its own line above the message.
     located = lines.index("xfade")
     assert "xfade (2.0) must be shorter than minShot (2.0)" in lines[located + 1]
+
+
+def _cli(project: ProjectDir, out: Path) -> list[str]:
+    return [sys.executable, "-m", "pipeline", str(project.root), "-o", str(out), *FAST]
+
+
+def test_cli_off_a_terminal_prints_a_line_per_stage_with_its_time(
+    small_project: ProjectDir, tmp_path: Path
+) -> None:
+    # What CI, nohup or `> render.log 2>&1` get: pipes, not a terminal.
+    done = subprocess.run(_cli(small_project, tmp_path / "v.mp4"), capture_output=True, check=True)
+    assert b"\r" not in done.stdout + done.stderr
+    lines = done.stderr.decode().splitlines()
+    stage_lines = [re.fullmatch(r"(\w+) +\d+\.\d s +\d+\.\d% done", line) for line in lines]
+    assert all(stage_lines), lines
+    assert [m[1] for m in stage_lines if m] == [stage.name for stage in registry.STAGES]
+    assert lines[-1].endswith("100.0% done")
+    assert "x real time" in done.stdout.decode()
+
+
+def test_cli_on_a_terminal_redraws_one_bar(small_project: ProjectDir, tmp_path: Path) -> None:
+    terminal, side = pty.openpty()
+    with subprocess.Popen(_cli(small_project, tmp_path / "v.mp4"), stderr=side) as cli:
+        os.close(side)
+        shown = b""
+        while True:
+            try:
+                read = os.read(terminal, 4096)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not read:
+                break
+            shown += read
+    os.close(terminal)
+    assert cli.returncode == 0, shown
+    drawn = shown.decode()
+    # A pty turns "\n" into "\r\n": the bar is the line's redraws, ended once.
+    assert drawn.count("\n") == 1 and drawn.endswith("\r\n")
+    assert drawn.count("\r[") > len(registry.STAGES)
+    assert "[" + "#" * 30 + "] 100.0% FINALIZE" in drawn
+    assert " done" not in drawn
