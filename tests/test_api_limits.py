@@ -4,6 +4,7 @@ a job of thousands of stage runs."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -145,8 +146,14 @@ def test_a_voiceover_of_two_hours_is_refused_by_its_header(
         ],
         check=True,
     )
-    files = (("files", ("long.flac", flac.read_bytes(), "audio/flac")),)
-    _project(client, [{"images": ["a.jpg"], "voiceover": "long.flac"}], files)
+    files = [("files", ("long.flac", flac.read_bytes(), "audio/flac"))]
+    _project(client, [{"images": ["a.jpg"], "voiceover": "long.flac"}])
+    upload = client.post("/v1/projects/p1/assets", files=files)
+    assert upload.status_code == 422, upload.text
+    assert error_of(upload)["code"] == "over_limit"
+    assert "7200 s long, over MAX_SCENE_SECONDS (3600)" in error_of(upload)["message"]
+    # Put in the folder by other means (or uploaded under a higher limit): refused at submit.
+    shutil.copyfile(flac, storage / "projects" / "p1" / "input" / "voiceovers" / "long.flac")
     error = _refused(
         _render(client, storage), storage, "scenes[0].voiceover", "MAX_SCENE_SECONDS (3600)"
     )
@@ -270,8 +277,9 @@ def test_a_duration_at_max_scene_seconds_and_over(
 
 def test_a_voiceover_at_max_scene_seconds_and_over(make_client: AppFactory, storage: Path) -> None:
     voice = (("files", ("v.wav", wav_bytes(1.0), "audio/wav")),)
+    # Uploaded under the default limit, rendered under a lower one.
+    _project(make_client(), [{"images": ["a.jpg"], "voiceover": "v.wav"}], voice)
     client = make_client(max_scene_seconds=0.99)
-    _project(client, [{"images": ["a.jpg"], "voiceover": "v.wav"}], voice)
     _refused(_render(client, storage), storage, "scenes[0].voiceover", "MAX_SCENE_SECONDS (0.99)")
     assert (
         make_client(max_scene_seconds=1.0).post(RENDER, json={"renderOptions": SMALL}).status_code
