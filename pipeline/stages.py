@@ -373,15 +373,7 @@ def concat(
 
     With a `cache`, a join of the same clips with the same sound made before is linked in.
     """
-    clips: list[Path] = []
-    for unit in segments(plan):
-        clip = unit.clip(project)
-        if not clip.is_file():
-            scene = unit.part_of()
-            scene_id = plan.scenes[scene].id if scene is not None else None
-            raise PipelineError(f"clip {clip.name} is missing", scene=scene, scene_id=scene_id)
-        clips.append(clip)
-    listing = write_listing(project.work / CONCAT_LIST, clips)
+    listing = write_listing(project.work / CONCAT_LIST, segment_clips(project, plan))
     subtitles = None
     if plan.has_captions and plan.caption_language is not None:
         subtitles = project.work / CAPTIONS_SRT
@@ -395,6 +387,20 @@ def concat(
             inputs = {listing: _digest_of(_clip_keys(plan, runner)), **_digests(project, subtitles)}
         _run_cached(cache, runner, project, "join", args, tmp, inputs, plan.duration_seconds)
     return target
+
+
+def segment_clips(project: ProjectDir, plan: Plan) -> list[Path]:
+    """The clip files the video is joined from, in order (the plan's segments); a
+    PipelineError names the first one missing."""
+    clips: list[Path] = []
+    for unit in segments(plan):
+        clip = unit.clip(project)
+        if not clip.is_file():
+            scene = unit.part_of()
+            scene_id = plan.scenes[scene].id if scene is not None else None
+            raise PipelineError(f"clip {clip.name} is missing", scene=scene, scene_id=scene_id)
+        clips.append(clip)
+    return clips
 
 
 def _clip_keys(plan: Plan, runner: Runner, index: int | None = None) -> list[str]:
