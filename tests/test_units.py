@@ -220,3 +220,14 @@ def test_stills_stay_until_every_clip_drawn_from_them_is_built(tmp_path: Path) -
     (project.work / "scenes" / "between_001.mp4").touch()
     stages._remove_stills(project, PLAN, 2)
     assert not any(path.exists() for path in stills)
+
+
+def test_a_task_reads_its_unit_from_its_label_or_from_numbers_sent_before_labels() -> None:
+    assert task_unit(BUILD, "SCENE_BUILD[1/0]") == chunk_unit(1, 0)
+    assert task_unit(BUILD, "SCENE_BUILD[2]") == scene_unit(2)
+    assert task_unit(registry.BY_NAME["VALIDATE"], None) == ONCE
+    # A message queued by the release before (args job, scene[, chunk]) still runs.
+    assert task_unit(BUILD, 1, 0) == chunk_unit(1, 0)
+    assert task_unit(BUILD, 2) == scene_unit(2)
+    with pytest.raises(ValueError, match="not a unit of SCENE_BUILD"):
+        task_unit(BUILD, "SPEECH[2]")
