@@ -279,13 +279,16 @@ def build_unit(
     """
     if unit not in segments(plan):
         if unit != scene_unit(unit.scene_index):
-            raise ValueError(f"the plan has no {unit.label('clip')}")
+            raise ValueError(f"the plan has no such unit: {unit}")
         parts = segments_of(plan, unit.scene_index)
         built = [
             build_unit(project, plan, part, runner, cache=cache, report=report) for part in parts
         ]
         return built[-1]
     index, part = unit.scene_index, unit.piece(plan)  # part None: the scene in one piece
+    if unit.draws() != (index,):
+        # A clip drawn from more than its own scene (a transition) needs a graph of its own.
+        raise ValueError(f"a {unit.kind} clip is not drawn from one scene's graph")
     target = unit.clip(project)
     if cache is None:
         encode_scene(project, plan, index, runner, part, target)
