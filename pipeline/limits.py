@@ -278,7 +278,7 @@ def unit_count(work: Work, spoken: Sequence[int] | None = None) -> int:
     for stage in registry.STAGES:
         if not stage.per_scene:
             total += 1
-        elif stage.chunked:
+        elif stage.per_segment:
             total += sum(work.scenes[index].chunks for index in stage.scenes(outline))
         else:
             total += len(stage.scenes(outline))

@@ -4,11 +4,13 @@ The command line's orchestrator (`pipeline.render`), the Celery canvas and task 
 (`tasks/`), the job's stage names and progress weights, and the API's per-scene view are all read
 from `STAGES`. Adding a stage is one entry here, its body, and its tests.
 
-A stage's *label* is its name, or `NAME[i]` for the run of a per-scene stage on scene i, or
-`NAME[i/c]` for chunk c of scene i of a chunked stage (`pipeline.chunks`: a long scene's clip
-is built in several units, each run on any worker): the names the job row, the logs and the
-API show. A chunked stage's units follow from the plan, so they are known once the stage that
-lays out the timeline (VALIDATE) has run; until then the job has one `NAME[i]` per scene.
+A stage runs once, once per scene, or (SCENE_BUILD, `per_segment`) once per segment of the
+plan: each clip the video is joined from, a scene's or a chunk of one (`pipeline.units`: a
+long scene's clip is built in several units, each run on any worker). A run's *label* is its
+stage's name followed by its unit's (`NAME`, `NAME[i]`, `NAME[i/c]`): the names the job row,
+the logs, the task ids and the API show. The segments follow from the plan, so they are known
+once the stage that lays out the timeline (VALIDATE) has run; until then the job has one
+`NAME[i]` per scene.
 
 Before the plan, the units follow from the job's `Outline`: how many scenes the spec has and
 which of them TTS speaks. A per-scene stage may run for some scenes only (SPEECH: the spoken
@@ -22,9 +24,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline import stages
+from pipeline import stages, units
 from pipeline.cache import ClipCache, ClipReport
-from pipeline.chunks import chunk_count, chunk_spans
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.limits import Limits, check_narration
@@ -34,6 +35,7 @@ from pipeline.probe import MAX_PIXELS
 from pipeline.project import ProjectDir
 from pipeline.spec import ProjectSpec
 from pipeline.tts import cache as speech_cache
+from pipeline.units import ONCE, Unit, scene_unit, segments
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,7 @@ class StageRun:
     options: RenderOptions
     output_name: str
     runner: Runner
-    scene: int | None = None
-    chunk: int | None = None  # of a chunked stage's scene built in chunks
+    unit: Unit = ONCE  # which run of the stage: once, a scene's, a chunk of a scene's clip
     # libx264 threads and rc-lookahead, fixed into the plan by the stage that makes it.
     threads: int = 0
     lookahead: int = 0
@@ -86,32 +87,34 @@ class StageRun:
         return read_plan(self.project)
 
     @property
+    def scene(self) -> int | None:
+        return self.unit.scene
+
+    @property
     def scene_index(self) -> int:
-        if self.scene is None:
-            raise ValueError("a per-scene stage ran without a scene")
-        return self.scene
+        return self.unit.scene_index
 
 
 # A body returns the Plan when it laid out the timeline, what to publish when it made the
 # outputs (FINALIZE), else None.
 Body = Callable[[StageRun], Plan | stages.Publication | None]
-Unit = tuple[int | None, int | None]  # (scene, chunk) of one run of a stage
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: its name, its share of the progress bar, its body, once per scene or not.
+    """One stage: its name, its share of the progress bar, its body, and what it runs for.
 
     A body that returns a Plan has laid out the timeline (`lays_out`): per-scene weights and
-    a chunked stage's units follow it. A per-scene stage runs for every scene of the outline,
-    or for those `only` picks.
+    the segments follow it. A per-scene stage runs for every scene of the outline, or for
+    those `only` picks; a `per_segment` one, once the plan is laid out, for each of those
+    scenes' segments (`pipeline.units.segments`).
     """
 
     name: str
     weight: float
     body: Body
     per_scene: bool = False
-    chunked: bool = False  # a long scene's run is split into chunks (implies per_scene)
+    per_segment: bool = False  # builds the plan's segments (implies per_scene)
     lays_out: bool = False
     only: Callable[[Outline], tuple[int, ...]] | None = None
     # The files the body reads and the ones it writes for later stages, as patterns under
@@ -122,34 +125,34 @@ class Stage:
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
 
-    def label(self, scene: int | None = None, chunk: int | None = None) -> str:
-        if self.per_scene != (scene is not None):
+    def label(self, unit: Unit = ONCE) -> str:
+        """This stage's label for `unit`; a ValueError for a unit it does not run."""
+        if self.per_scene == (unit.scene is None):
             raise ValueError(f"{self.name} runs {'per scene' if self.per_scene else 'once'}")
-        if chunk is not None and not self.chunked:
-            raise ValueError(f"{self.name} does not run in chunks")
-        if scene is None:
-            return self.name
-        return f"{self.name}[{scene}/{chunk}]" if chunk is not None else f"{self.name}[{scene}]"
+        plain = unit.scene is None or unit == scene_unit(unit.scene)
+        if not plain and not (self.per_segment and unit.made.segment):
+            raise ValueError(f"{self.name} does not run in {unit.kind}s")
+        return unit.label(self.name)
 
     def scenes(self, outline: Outline) -> tuple[int, ...]:
         """The scenes a per-scene stage runs for: every one of the outline's, or `only`'s."""
         return self.only(outline) if self.only is not None else tuple(range(outline.scenes))
 
     def units(self, outline: Outline, plan: Plan | None = None) -> list[Unit]:
-        """The stage's runs: once, once per scene it runs for, or (chunked, with a plan) once
-        per chunk of each scene the plan builds in chunks."""
+        """The stage's runs: once, once per scene it runs for, or (per segment, with a plan)
+        once per segment of those scenes; a scene the plan does not have (a render of part
+        of the timeline) keeps its one run."""
         if not self.per_scene:
-            return [(None, None)]
-        found: list[Unit] = []
-        for scene in self.scenes(outline):
-            chunks = 1
-            if self.chunked and plan is not None and scene < len(plan.scenes):
-                chunks = chunk_count(plan, plan.scenes[scene])
-            found += [(scene, c) for c in range(chunks)] if chunks > 1 else [(scene, None)]
-        return found
+            return [ONCE]
+        chosen = self.scenes(outline)
+        if not self.per_segment or plan is None:
+            return [scene_unit(scene) for scene in chosen]
+        picked = set(chosen)
+        found = [unit for unit in segments(plan) if unit.scene in picked]
+        return found + [scene_unit(scene) for scene in chosen if scene >= len(plan.scenes)]
 
     def labels(self, outline: Outline, plan: Plan | None = None) -> list[str]:
-        return [self.label(*unit) for unit in self.units(outline, plan)]
+        return [self.label(unit) for unit in self.units(outline, plan)]
 
 
 def _speech(run: StageRun) -> None:
@@ -178,9 +181,9 @@ def _validate(run: StageRun) -> Plan:
     )
     write_plan(run.project, plan)
     if run.runner.log is not None:
-        units = sum(chunk_count(plan, scene) for scene in plan.scenes)
+        count = len(segments(plan))
         run.runner.log(
-            f"plan: {len(plan.scenes)} scenes built in {units} units, {plan.total_frames} "
+            f"plan: {len(plan.scenes)} scenes built in {count} units, {plan.total_frames} "
             f"frames at {plan.fps} fps, {plan.width}x{plan.height}"
         )
     return plan
@@ -198,19 +201,14 @@ def _scene_build(run: StageRun) -> None:
         if run.on_clip is not None:
             run.on_clip(ClipReport("skipped"))
         return
-    stages.build_scene(
-        run.project,
-        plan,
-        run.scene_index,
-        run.runner,
-        chunk=run.chunk,
-        cache=_cache(run),
-        report=run.on_clip,
+    stages.build_unit(
+        run.project, plan, run.unit, run.runner, cache=_cache(run), report=run.on_clip
     )
     # A scene's files are made where its clip is finished: by its one build, or by whichever
     # of its chunks' builds (on whichever worker) finds the others already there.
-    if not plan.draft and stages.scene_complete(run.project, plan, run.scene_index):
-        stages.build_scene_outputs(run.project, plan, run.scene_index, run.runner, _cache(run))
+    scene = run.unit.part_of()
+    if scene is not None and not plan.draft and stages.scene_complete(run.project, plan, scene):
+        stages.build_scene_outputs(run.project, plan, scene, run.runner, _cache(run))
 
 
 def _cache(run: StageRun) -> ClipCache | None:
@@ -259,7 +257,7 @@ STAGES: tuple[Stage, ...] = (
         85.0,
         _scene_build,
         per_scene=True,
-        chunked=True,
+        per_segment=True,
         # Its stills (work/stills/) are shared by a scene's chunks where the storage is the
         # work folder; elsewhere each chunk prepares its own.
         reads=(_PLAN, _INPUTS, *_MASTER, _CLIPS),
@@ -277,35 +275,34 @@ STAGES: tuple[Stage, ...] = (
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 LAST = STAGES[-1]
-_LABEL = re.compile(r"^([A-Z_]+)(?:\[(\d+)(?:/(\d+))?\])?$")
+_LABEL = re.compile(r"^([A-Z_]+)(?:\[([^\]]*)\])?$")
 
 
 def labels(outline: Outline, plan: Plan | None = None) -> list[str]:
     """Every stage label of a job of this `outline` (and, once it is laid out, its `plan`'s
-    chunks), in running order."""
+    segments), in running order."""
     return [label for stage in STAGES for label in stage.labels(outline, plan)]
 
 
-def parse_unit(label: str) -> tuple[Stage, int | None, int | None]:
-    """'NAME[3/1]' → (the chunked stage NAME, 3, 1); 'NAME[3]' → (NAME, 3, None); 'NAME' →
-    (NAME, None, None)."""
+def parse_unit(label: str) -> tuple[Stage, Unit]:
+    """'NAME[3/1]' → (NAME, chunk 1 of scene 3); 'NAME[3]' → (NAME, scene 3); 'NAME' →
+    (NAME, ONCE): whichever unit kind reads it, for a stage that runs it."""
     match = _LABEL.fullmatch(label)
     stage = BY_NAME.get(match[1]) if match else None
-    if (
-        match is None
-        or stage is None
-        or stage.per_scene != (match[2] is not None)
-        or (match[3] is not None and not stage.chunked)
-    ):
+    unit = units.parse(match[2]) if match else None
+    if stage is None or unit is None:
         raise ValueError(f"{label!r} is not a stage label")
-    scene = int(match[2]) if match[2] is not None else None
-    return stage, scene, int(match[3]) if match[3] is not None else None
+    try:
+        stage.label(unit)
+    except ValueError:
+        raise ValueError(f"{label!r} is not a stage label") from None
+    return stage, unit
 
 
 def parse_label(label: str) -> tuple[Stage, int | None]:
     """'NAME[3]' or 'NAME[3/1]' → (the per-scene stage NAME, 3); 'NAME' → (NAME, None)."""
-    stage, scene, _ = parse_unit(label)
-    return stage, scene
+    stage, unit = parse_unit(label)
+    return stage, unit.scene
 
 
 def scene_of(label: str) -> int | None:
@@ -314,44 +311,34 @@ def scene_of(label: str) -> int | None:
 
 
 def clip_scene_of(label: str) -> int | None:
-    """The scene a SCENE_BUILD label builds (part of) the clip of (the API's per-scene view);
-    None for any other label, per-scene (SPEECH) or not."""
-    stage, scene = parse_label(label)
-    return scene if stage is BY_NAME["SCENE_BUILD"] else None
+    """The scene whose clip a label builds (part of) (the API's per-scene view): its unit's,
+    for the stage that builds the segments; None for any other label, per-scene (SPEECH) or
+    not."""
+    stage, unit = parse_unit(label)
+    return unit.part_of() if stage.per_segment else None
 
 
-def order_key(label: str) -> tuple[int, int, int]:
-    """Where a label comes in running order: stage, then scene, then chunk."""
-    stage, scene, chunk = parse_unit(label)
-    return STAGES.index(stage), scene if scene is not None else -1, chunk or 0
+def order_key(label: str) -> tuple[int, int, int, int]:
+    """Where a label comes in running order: stage, then its unit's place (scene, chunk)."""
+    stage, unit = parse_unit(label)
+    return (STAGES.index(stage), *unit.place())
 
 
 def weights(outline: Outline, plan: Plan | None = None) -> dict[str, float]:
-    """Each label's share of the progress bar. A stage that runs has its whole weight, a
-    per-scene one split over the scenes it runs for by their frames (once there is a plan;
-    evenly before), a chunked one by its chunks' frames; a stage with no runs has none."""
-    frames: dict[Unit, int] = {}
-    for index in range(outline.scenes):
-        if plan is None:
-            frames[(index, None)] = 1
-        elif index < len(plan.scenes):
-            frames[(index, None)] = plan.scenes[index].frames
-            spans = chunk_spans(plan, plan.scenes[index])
-            if len(spans) > 1:
-                frames.update({(index, c): b - a for c, (a, b) in enumerate(spans)})
-        else:
-            frames[(index, None)] = 0  # not in this part of the timeline
+    """Each label's share of the progress bar. A stage that runs has its whole weight, split
+    over its units by their frames once there is a plan (SPEECH by its scenes', the segments
+    by theirs), evenly before; a stage with no runs has none."""
     shares: dict[str, float] = {}
     for stage in STAGES:
-        units = stage.units(outline, plan)
-        total = sum(frames.get((scene, None), 0) for scene in {s for s, _ in units}) or 1
-        for unit in units:
-            share = frames.get(unit, 0) / total if unit[0] is not None else 1.0
-            shares[stage.label(*unit)] = stage.weight * share
+        runs = stage.units(outline, plan)
+        frames = [unit.frames(plan) if plan is not None else 1 for unit in runs]
+        total = sum(frames) or 1
+        for unit, count in zip(runs, frames, strict=True):
+            shares[stage.label(unit)] = stage.weight * (count / total)
     return shares
 
 
-Step = list[tuple[Stage, int | None, int | None]]
+Step = list[tuple[Stage, Unit]]
 # The stage that lays out the timeline: the units after it follow from its plan.
 LAYOUT = next(index for index, stage in enumerate(STAGES) if stage.lays_out)
 
@@ -361,7 +348,7 @@ def steps(outline: Outline, plan: Plan | None = None) -> list[Step]:
     parallel. Without a plan, the steps up to the one that lays out the timeline; with one,
     the steps after it. A stage with no runs (SPEECH with nothing to speak) is no step."""
     chosen = STAGES[: LAYOUT + 1] if plan is None else STAGES[LAYOUT + 1 :]
-    found = [[(stage, s, c) for s, c in stage.units(outline, plan)] for stage in chosen]
+    found = [[(stage, unit) for unit in stage.units(outline, plan)] for stage in chosen]
     return [step for step in found if step]
 
 

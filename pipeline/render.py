@@ -21,6 +21,7 @@ from pipeline.options import RenderOptions
 from pipeline.plan import Plan, load_spec
 from pipeline.project import ProjectDir
 from pipeline.registry import Stage, StageRun
+from pipeline.units import Unit
 
 
 class _Progress:
@@ -138,12 +139,11 @@ def _clear_clips(project: ProjectDir) -> None:
 
 
 def _run_units(
-    stage: Stage, base: StageRun, units: list[registry.Unit], jobs: int, progress: _Progress
+    stage: Stage, base: StageRun, units: list[Unit], jobs: int, progress: _Progress
 ) -> None:
-    def run_one(unit: registry.Unit) -> None:
-        scene, chunk = unit
-        runner = dataclasses.replace(base.runner, on_progress=progress.reporter(stage.label(*unit)))
-        run = dataclasses.replace(base, scene=scene, chunk=chunk, runner=runner)
+    def run_one(unit: Unit) -> None:
+        runner = dataclasses.replace(base.runner, on_progress=progress.reporter(stage.label(unit)))
+        run = dataclasses.replace(base, unit=unit, runner=runner)
         run_here(stage, run)
 
     jobs = max(1, min(jobs, len(units)))

@@ -21,9 +21,9 @@ import av
 
 from pipeline import audio, captions, mux
 from pipeline.atomic import atomic_path, publish_together, write_text_atomic
-from pipeline.cache import ClipCache, ClipReport, clip_key, output_key
+from pipeline.cache import ClipCache, ClipReport, output_key
 from pipeline.capabilities import UnfitFFmpeg, inspect_ffmpeg
-from pipeline.chunks import Span, chunk_spans
+from pipeline.chunks import Span
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.names import check_safe_name
@@ -38,6 +38,7 @@ from pipeline.poster import (
 from pipeline.probe import off_grid, probe
 from pipeline.project import ProjectDir
 from pipeline.scene import scene_args, stills_args
+from pipeline.units import Unit, chunk_unit, scene_unit, segments, segments_of
 
 JOINED_FILE = "joined.mp4"
 MASTER_DIGEST = "audio.wav.sha256"
@@ -49,34 +50,37 @@ _SCENE_OUTPUT = re.compile(r"^scene_(\d+)\.(?:mp4|jpg)$")
 
 def scene_clip(project: ProjectDir, index: int) -> Path:
     """The clip of a scene built in one piece."""
-    return project.work / "scenes" / f"scene_{index:03d}.mp4"
+    return scene_unit(index).clip(project)
 
 
 def chunk_clip(project: ProjectDir, index: int, chunk: int) -> Path:
     """Chunk `chunk` of the clip of a scene built in chunks (`pipeline.chunks`)."""
-    return project.work / "scenes" / f"scene_{index:03d}_part{chunk:03d}.mp4"
+    return chunk_unit(index, chunk).clip(project)
 
 
 def scene_clips(project: ProjectDir, plan: Plan, index: int) -> list[Path]:
     """A scene's clip files in order: one, or its chunks. Joined, they are its clip."""
-    spans = chunk_spans(plan, plan.scenes[index])
-    if len(spans) == 1:
-        return [scene_clip(project, index)]
-    return [chunk_clip(project, index, chunk) for chunk in range(len(spans))]
+    return [unit.clip(project) for unit in segments_of(plan, index)]
 
 
 def clip_at(project: ProjectDir, plan: Plan, index: int, frame: int) -> tuple[Path, int]:
     """The clip file holding frame `frame` of scene `index`, and the frame's number in it."""
-    spans = chunk_spans(plan, plan.scenes[index])
-    for path, (first, end) in zip(scene_clips(project, plan, index), spans, strict=True):
+    for unit in segments_of(plan, index):
+        first, end = unit.span(plan)
         if first <= frame < end:
-            return path, frame - first
+            return unit.clip(project), frame - first
     raise ValueError(f"scene {index} has no frame {frame}")
 
 
 def scene_complete(project: ProjectDir, plan: Plan, index: int) -> bool:
     """Whether every clip file of the scene has been built (by whichever workers)."""
     return all(path.is_file() for path in scene_clips(project, plan, index))
+
+
+def _drawn_from_built(project: ProjectDir, plan: Plan, index: int) -> bool:
+    """Whether every clip drawn from scene `index`'s stills has been built."""
+    drawing = [unit for unit in segments(plan) if index in unit.draws()]
+    return all(unit.clip(project).is_file() for unit in drawing)
 
 
 def scene_stills(project: ProjectDir, plan: Plan, index: int) -> list[Path]:
@@ -252,28 +256,46 @@ def build_scene(
     report: Callable[[ClipReport], None] | None = None,
 ) -> Path:
     """A scene's clip, work/scenes/scene_NNN.mp4, or (for a scene built in chunks) its chunk
-    `chunk`, work/scenes/scene_NNN_partCCC.mp4: video only, exactly its frames. A chunked
-    scene without a `chunk` has all its chunks built here, one after another.
+    `chunk`, work/scenes/scene_NNN_partCCC.mp4 (`build_unit`)."""
+    unit = scene_unit(index) if chunk is None else chunk_unit(index, chunk)
+    return build_unit(project, plan, unit, runner, cache=cache, report=report)
+
+
+def build_unit(
+    project: ProjectDir,
+    plan: Plan,
+    unit: Unit,
+    runner: Runner,
+    *,
+    cache: ClipCache | None = None,
+    report: Callable[[ClipReport], None] | None = None,
+) -> Path:
+    """The clip of one segment of the plan (`pipeline.units`): video only, exactly its
+    frames. A scene's unit for a scene built in chunks has all its chunks built here, one
+    after another.
 
     With a `cache`, a clip stored under the unit's key is linked in instead (no FFmpeg), and
     a clip encoded here is stored. `report` is told which it was.
     """
-    spans = chunk_spans(plan, plan.scenes[index])
-    if chunk is None and len(spans) > 1:
+    if unit not in segments(plan):
+        if unit != scene_unit(unit.scene_index):
+            raise ValueError(f"the plan has no such unit: {unit}")
+        parts = segments_of(plan, unit.scene_index)
         built = [
-            build_scene(project, plan, index, runner, chunk=n, cache=cache, report=report)
-            for n in range(len(spans))
+            build_unit(project, plan, part, runner, cache=cache, report=report) for part in parts
         ]
         return built[-1]
-    span = spans[chunk or 0]
-    target = scene_clips(project, plan, index)[chunk or 0]
-    part = span if len(spans) > 1 else None  # None: the scene in one piece, keyed as ever
+    index, part = unit.scene_index, unit.piece(plan)  # part None: the scene in one piece
+    if unit.draws() != (index,):
+        # A clip drawn from more than its own scene (a transition) needs a graph of its own.
+        raise ValueError(f"a {unit.kind} clip is not drawn from one scene's graph")
+    target = unit.clip(project)
     if cache is None:
         encode_scene(project, plan, index, runner, part, target)
         if report is not None:
             report(ClipReport("encoded", target.stat().st_size))
         return target
-    key = clip_key(plan, plan.scenes[index], _ffmpeg_version(runner.ffmpeg), part)
+    key = unit.key(plan, _ffmpeg_version(runner.ffmpeg))
     log = runner.log or (lambda _line: None)
 
     def encode() -> None:
@@ -281,12 +303,13 @@ def build_scene(
         encode_scene(project, plan, index, runner, part, target)
 
     hit, size = cache.get_or_build(
-        key, target, encode, log, should_cancel=runner.should_cancel, frames=span[1] - span[0]
+        key, target, encode, log, should_cancel=runner.should_cancel, frames=unit.frames(plan)
     )
     if hit:
         log(f"cache hit {key[:16]}: linked {target.name} ({size} bytes), nothing encoded")
         # The last chunk of a scene may come from the cache after others were encoded.
-        _remove_stills(project, plan, index)
+        for drawn in unit.draws():
+            _remove_stills(project, plan, drawn)
     if runner.on_progress is not None:
         runner.on_progress(1.0)
     if report is not None:
@@ -342,8 +365,8 @@ def _failing_as(scene_id: str | None, doing: str) -> Iterator[None]:
 
 
 def _remove_stills(project: ProjectDir, plan: Plan, index: int) -> None:
-    """A scene's prepared stills (megabytes each), once every clip file of it is built."""
-    if scene_complete(project, plan, index):
+    """A scene's prepared stills (megabytes each), once every clip drawn from them is built."""
+    if _drawn_from_built(project, plan, index):
         for still in scene_stills(project, plan, index):
             still.unlink(missing_ok=True)
 
@@ -355,15 +378,7 @@ def concat(
 
     With a `cache`, a join of the same clips with the same sound made before is linked in.
     """
-    clips: list[Path] = []
-    for scene in plan.scenes:
-        for clip in scene_clips(project, plan, scene.index):
-            if not clip.is_file():
-                raise PipelineError(
-                    f"clip {clip.name} is missing", scene=scene.index, scene_id=scene.id
-                )
-            clips.append(clip)
-    listing = write_listing(project.work / CONCAT_LIST, clips)
+    listing = write_listing(project.work / CONCAT_LIST, segment_clips(project, plan))
     subtitles = None
     if plan.has_captions and plan.caption_language is not None:
         subtitles = project.work / CAPTIONS_SRT
@@ -379,14 +394,25 @@ def concat(
     return target
 
 
+def segment_clips(project: ProjectDir, plan: Plan) -> list[Path]:
+    """The clip files the video is joined from, in order (the plan's segments); a
+    PipelineError names the first one missing."""
+    clips: list[Path] = []
+    for unit in segments(plan):
+        clip = unit.clip(project)
+        if not clip.is_file():
+            scene = unit.part_of()
+            scene_id = plan.scenes[scene].id if scene is not None else None
+            raise PipelineError(f"clip {clip.name} is missing", scene=scene, scene_id=scene_id)
+        clips.append(clip)
+    return clips
+
+
 def _clip_keys(plan: Plan, runner: Runner, index: int | None = None) -> list[str]:
     """The cache keys of every clip file of the video (or of scene `index`), in order."""
     version = _ffmpeg_version(runner.ffmpeg)
-    keys = []
-    for scene in plan.scenes if index is None else plan.scenes[index : index + 1]:
-        spans = chunk_spans(plan, scene)
-        keys += [clip_key(plan, scene, version, span if len(spans) > 1 else None) for span in spans]
-    return keys
+    units = segments(plan) if index is None else segments_of(plan, index)
+    return [unit.key(plan, version) for unit in units]
 
 
 def _clip_key_of(plan: Plan, index: int, runner: Runner) -> str:

@@ -19,6 +19,7 @@ from celery.canvas import Signature
 
 from pipeline import registry
 from pipeline.plan import Plan
+from pipeline.units import Unit
 from tasks.app import app
 
 
@@ -36,17 +37,13 @@ def task_name(stage: registry.Stage) -> str:
     return f"render.{stage.name.lower()}"
 
 
-def _signature(
-    job_id: str, stage: registry.Stage, scene: int | None, chunk: int | None
-) -> Signature:
-    args: tuple[object, ...] = (job_id,) if scene is None else (job_id, scene)
-    if chunk is not None:
-        args = (*args, chunk)
+def _signature(job_id: str, stage: registry.Stage, unit: Unit) -> Signature:
+    """The task of one unit: its label is its argument (a stage that runs once has none) and
+    the rest of its task id."""
+    label = stage.label(unit)
+    args = (job_id,) if unit.scene is None else (job_id, label)
     return app.signature(
-        task_name(stage),
-        args=args,
-        immutable=True,
-        task_id=task_id(job_id, stage.label(scene, chunk)),
+        task_name(stage), args=args, immutable=True, task_id=task_id(job_id, label)
     )
 
 
@@ -55,7 +52,7 @@ def build_canvas(job_id: str, outline: registry.Outline, plan: Plan | None = Non
     links: list[Signature] = []
     pending: list[Signature] | None = None  # a group waiting for its chord body
     for step in registry.steps(outline, plan):
-        signatures = [_signature(job_id, *unit) for unit in step]
+        signatures = [_signature(job_id, stage, unit) for stage, unit in step]
         if len(step) == 1 and not step[0][0].per_scene:
             if pending is not None:
                 links.append(chord(group(pending), signatures[0]))

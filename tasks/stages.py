@@ -8,7 +8,6 @@ progress, failure and cancellation are `StageTask`'s; the bodies are the pipelin
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -26,6 +25,7 @@ from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
 from pipeline.plan import PLAN_FILE, Plan
 from pipeline.registry import Stage, StageRun
+from pipeline.units import ONCE, Unit, chunk_unit, scene_unit
 from tasks import canvas, jobs, logs, metrics, shutdown
 from tasks.app import app
 from tasks.blobstore import BlobStore, output_key
@@ -52,9 +52,9 @@ class StageTask(Task):
     # the holder's heartbeat bounds the wait, not a count.
     max_retries = None
 
-    def run_stage(self, job_id: str, scene: int | None, chunk: int | None = None) -> None:
+    def run_stage(self, job_id: str, unit: Unit) -> None:
         settings = get_settings()
-        label = self.stage.label(scene, chunk)
+        label = self.stage.label(unit)
         worker = str(self.request.hostname or "worker")
         try:
             with session_scope(settings.db_url) as session:
@@ -81,8 +81,8 @@ class StageTask(Task):
         try:
             require_free_space(settings, label)
             with tracker.beating():
-                run = _stage_run(settings, claim.job, tracker, scene, on_clip=clips.append)
-                plan = run_unit(_store(settings), self.stage, dataclasses.replace(run, chunk=chunk))
+                run = _stage_run(settings, claim.job, tracker, unit, on_clip=clips.append)
+                plan = run_unit(_store(settings), self.stage, run)
                 if plan is not None:
                     _send_rest(settings, claim.job, plan)
             tracker.flush()
@@ -218,7 +218,7 @@ def _stage_run(
     settings: Settings,
     job: Job,
     tracker: StageTracker,
-    scene: int | None,
+    unit: Unit,
     on_clip: Callable[[ClipReport], None] | None = None,
 ) -> StageRun:
     runner = Runner(
@@ -233,7 +233,7 @@ def _stage_run(
         options=RenderOptions.model_validate(job.options),
         output_name=job.output_name,
         runner=runner,
-        scene=scene,
+        unit=unit,
         threads=settings.x264_threads,
         lookahead=settings.x264_lookahead,
         max_pixels=settings.max_image_pixels,
@@ -263,14 +263,28 @@ def _expected_failure(label: str, exc: Exception, settings: Settings) -> str | N
     return None
 
 
+def task_unit(stage: Stage, unit: str | int | None, chunk: int | None = None) -> Unit:
+    """The unit a task's arguments name: its label (`canvas`), none for a stage that runs
+    once, or the scene and chunk numbers a message sent before units were labels carries."""
+    if unit is None:
+        return ONCE
+    if isinstance(unit, int):
+        return scene_unit(unit) if chunk is None else chunk_unit(unit, chunk)
+    named, found = registry.parse_unit(unit)
+    if named is not stage:
+        raise ValueError(f"{unit!r} is not a unit of {stage.name}")
+    return found
+
+
 def _register(stage: Stage) -> Any:
     @app.task(bind=True, base=StageTask, name=canvas.task_name(stage), stage=stage)
     def stage_task(
-        self: StageTask, job_id: str, scene: int | None = None, chunk: int | None = None
+        self: StageTask, job_id: str, unit: str | int | None = None, chunk: int | None = None
     ) -> None:
+        run = task_unit(self.stage, unit, chunk)
         worker = str(self.request.hostname or "worker")
-        with logs.stage_context(job_id, self.stage.label(scene, chunk), worker):
-            self.run_stage(job_id, scene, chunk)
+        with logs.stage_context(job_id, self.stage.label(run), worker):
+            self.run_stage(job_id, run)
 
     return stage_task
 

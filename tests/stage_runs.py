@@ -15,6 +15,7 @@ from pipeline.plan import load_spec
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
 from pipeline.render import run_here
+from pipeline.units import ONCE, scene_unit
 from tests.pipeline_fixtures import SMALL
 
 
@@ -46,8 +47,8 @@ def render_stages(
     base = StageRun(project, options, output, runner, cache=cache, on_clip=built.reports.append)
     outline = registry.outline(load_spec(project), options)  # until VALIDATE's plan says
     for stage in registry.STAGES:
-        for scene in stage.scenes(outline) if stage.per_scene else [None]:
-            plan = run_here(stage, dataclasses.replace(base, scene=scene))
+        for unit in [scene_unit(s) for s in stage.scenes(outline)] if stage.per_scene else [ONCE]:
+            plan = run_here(stage, dataclasses.replace(base, unit=unit))
             if plan is not None:
                 outline = dataclasses.replace(outline, scenes=len(plan.scenes))
     return built

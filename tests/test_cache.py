@@ -530,8 +530,8 @@ def _render_units(
     )
     outline, plan = registry.outline(load_spec(project), options), None
     for stage in registry.STAGES:
-        for scene, chunk in stage.units(outline, plan):
-            laid_out = run_here(stage, dataclasses.replace(base, scene=scene, chunk=chunk))
+        for unit in stage.units(outline, plan):
+            laid_out = run_here(stage, dataclasses.replace(base, unit=unit))
             if laid_out is not None:
                 plan = laid_out
                 outline = dataclasses.replace(outline, scenes=len(laid_out.scenes))

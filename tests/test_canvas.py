@@ -35,7 +35,7 @@ def _rest(canvas: Any) -> tuple[Signature, list[Signature], Signature, Signature
 def test_the_first_part_speaks_every_spoken_scene_then_validates() -> None:
     speech, validate = _first(build_canvas("j1", ALL_SPOKEN))
     assert [s.task for s in speech] == ["render.speech"] * 3
-    assert [tuple(s.args) for s in speech] == [("j1", 0), ("j1", 1), ("j1", 2)]
+    assert [tuple(s.args) for s in speech] == [("j1", f"SPEECH[{i}]") for i in range(3)]
     assert validate.task == "render.validate"
     assert [s.id for s in speech] == [task_id("j1", f"SPEECH[{i}]") for i in range(3)]
     assert validate.id == "j1.VALIDATE"
@@ -45,7 +45,7 @@ def test_one_spoken_scene_is_one_speech_task_named_for_its_scene() -> None:
     (speech,), validate = _first(build_canvas("j1", Outline(3, (2,))))
     assert (speech.task, tuple(speech.args), speech.id) == (
         "render.speech",
-        ("j1", 2),
+        ("j1", "SPEECH[2]"),
         "j1.SPEECH[2]",
     )
     assert validate.id == "j1.VALIDATE"
@@ -75,8 +75,9 @@ def test_the_rest_builds_each_unit_of_the_plan_then_joins() -> None:
         "render.finalize",
     ]
     assert [s.task for s in scenes] == ["render.scene_build"] * 4
-    assert [tuple(s.args) for s in scenes] == [("j1", 0), ("j1", 1, 0), ("j1", 1, 1), ("j1", 2)]
     names = ["SCENE_BUILD[0]", "SCENE_BUILD[1/0]", "SCENE_BUILD[1/1]", "SCENE_BUILD[2]"]
+    # Each unit's task is given its label: the rest of its task id.
+    assert [tuple(s.args) for s in scenes] == [("j1", name) for name in names]
     assert [s.id for s in scenes] == [task_id("j1", name) for name in names]
     assert [audio.id, concat.id, finalize.id] == ["j1.AUDIO_PREP", "j1.CONCAT", "j1.FINALIZE"]
 

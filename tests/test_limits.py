@@ -19,6 +19,7 @@ from pipeline.plan import Plan, build_plan, make_plan
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
 from pipeline.spec import ProjectSpec
+from pipeline.units import ONCE, scene_unit
 from tests import plans
 from tests.pipeline_fixtures import ffmpeg_bin, small_project  # noqa: F401 (fixtures)
 
@@ -224,7 +225,7 @@ def test_speech_refuses_a_narration_over_the_limit_and_validate_the_speech_made(
         ffmpeg_bin,
     )
     options = RenderOptions(fps=30, min_shot=0.5, max_shot=3.0, xfade=0, tts="espeak-ng")
-    run = StageRun(project, options, "v.mp4", Runner(ffmpeg_bin), scene=0)
+    run = StageRun(project, options, "v.mp4", Runner(ffmpeg_bin), unit=scene_unit(0))
     speech, validate = registry.BY_NAME["SPEECH"], registry.BY_NAME["VALIDATE"]
 
     short = dataclasses.replace(run, limits=Limits(max_narration_chars=11))
@@ -233,7 +234,7 @@ def test_speech_refuses_a_narration_over_the_limit_and_validate_the_speech_made(
     assert not (project.root / "cache" / "speech").exists()  # nothing was spoken
 
     registry.run_stage(speech, dataclasses.replace(run, limits=Limits(max_narration_chars=12)))
-    tight = dataclasses.replace(run, scene=None, limits=Limits(max_scene_seconds=0.1))
+    tight = dataclasses.replace(run, unit=ONCE, limits=Limits(max_scene_seconds=0.1))
     with pytest.raises(OverLimit, match=r"^VALIDATE: scenes\[0\]\.narration: the scene's speech"):
         registry.run_stage(validate, tight)
-    assert registry.run_stage(validate, dataclasses.replace(run, scene=None)) is not None
+    assert registry.run_stage(validate, dataclasses.replace(run, unit=ONCE)) is not None

@@ -16,11 +16,16 @@ from pipeline.plan import Plan
 from pipeline.project import ProjectDir
 from pipeline.registry import Outline, Stage, StageRun
 from pipeline.spec import ProjectSpec
+from pipeline.units import ONCE, Unit, chunk_unit, scene_unit
 from tests import plans
 from tests.plans import scene_plan, shot, still
 
 # Two scenes, both spoken by TTS.
 SPOKEN = Outline(2, (0, 1))
+
+
+def _pairs(units: list[Unit]) -> list[tuple[int | None, int | None]]:
+    return [(unit.scene, unit.chunk) for unit in units]
 
 
 def test_labels_run_in_order_with_one_per_scene_for_per_scene_stages() -> None:
@@ -52,7 +57,7 @@ def test_speech_runs_only_for_the_scenes_tts_speaks() -> None:
     labels = registry.labels(Outline(3, (2,)))
     assert [label for label in labels if label.startswith("SPEECH")] == ["SPEECH[2]"]
     assert labels[:2] == ["SPEECH[2]", "VALIDATE"]
-    assert registry.BY_NAME["SCENE_BUILD"].units(Outline(3, (2,))) == [
+    assert _pairs(registry.BY_NAME["SCENE_BUILD"].units(Outline(3, (2,)))) == [
         (0, None),
         (1, None),
         (2, None),
@@ -124,17 +129,20 @@ def test_a_plan_gives_a_chunked_stage_one_label_per_chunk() -> None:
     unchunked = dataclasses.replace(CHUNKED, chunk_frames=0)
     assert registry.labels(SPOKEN, unchunked) == registry.labels(SPOKEN)
     stage = registry.BY_NAME["SCENE_BUILD"]
-    assert stage.units(SPOKEN, CHUNKED) == [(0, None), (1, 0), (1, 1)]
+    assert _pairs(stage.units(SPOKEN, CHUNKED)) == [(0, None), (1, 0), (1, 1)]
     with pytest.raises(ValueError, match="does not run in chunks"):
-        registry.BY_NAME["SPEECH"].label(1, 0)
+        registry.BY_NAME["SPEECH"].label(chunk_unit(1, 0))
 
 
 def test_every_unit_label_parses_back() -> None:
     for label in registry.labels(SPOKEN, CHUNKED):
-        stage, scene, chunk = registry.parse_unit(label)
-        assert stage.label(scene, chunk) == label
-        assert registry.parse_label(label) == (stage, scene)
-    assert registry.parse_unit("SCENE_BUILD[1/0]") == (registry.BY_NAME["SCENE_BUILD"], 1, 0)
+        stage, unit = registry.parse_unit(label)
+        assert stage.label(unit) == label
+        assert registry.parse_label(label) == (stage, unit.scene)
+    assert registry.parse_unit("SCENE_BUILD[1/0]") == (
+        registry.BY_NAME["SCENE_BUILD"],
+        chunk_unit(1, 0),
+    )
     assert registry.clip_scene_of("SCENE_BUILD[1/1]") == 1
     assert registry.scene_of("SCENE_BUILD[1/1]") == 1
     shuffled = registry.labels(SPOKEN, CHUNKED)[::-1]
@@ -187,19 +195,19 @@ def test_weights_split_a_chunked_scene_by_its_chunks_frames() -> None:
 
 def test_steps_before_the_plan_stop_at_validate_and_the_plan_gives_the_rest() -> None:
     before = registry.steps(SPOKEN)
-    assert [[(stage.name, s, c) for stage, s, c in step] for step in before] == [
+    assert [[(stage.name, u.scene, u.chunk) for stage, u in step] for step in before] == [
         [("SPEECH", 0, None), ("SPEECH", 1, None)],
         [("VALIDATE", None, None)],
     ]
     after = registry.steps(SPOKEN, CHUNKED)
-    assert [[(stage.name, s, c) for stage, s, c in step] for step in after] == [
+    assert [[(stage.name, u.scene, u.chunk) for stage, u in step] for step in after] == [
         [("AUDIO_PREP", None, None)],
         [("SCENE_BUILD", 0, None), ("SCENE_BUILD", 1, 0), ("SCENE_BUILD", 1, 1)],
         [("CONCAT", None, None)],
         [("FINALIZE", None, None)],
     ]
     # Together, every label once, in running order.
-    labels = [stage.label(s, c) for step in before + after for stage, s, c in step]
+    labels = [stage.label(unit) for step in before + after for stage, unit in step]
     assert labels == registry.labels(SPOKEN, CHUNKED)
     assert registry.STAGES[registry.LAYOUT].name == "VALIDATE"
 
@@ -207,15 +215,16 @@ def test_steps_before_the_plan_stop_at_validate_and_the_plan_gives_the_rest() ->
 def test_nothing_to_speak_makes_no_speech_step() -> None:
     # Not an empty step (a chord over no tasks): the first part is VALIDATE alone.
     before = registry.steps(Outline(3))
-    assert [[(stage.name, s, c) for stage, s, c in step] for step in before] == [
+    assert [[(stage.name, u.scene, u.chunk) for stage, u in step] for step in before] == [
         [("VALIDATE", None, None)]
     ]
-    assert [stage.name for stage, _, _ in registry.steps(Outline(3, (1,)))[0]] == ["SPEECH"]
+    assert [stage.name for stage, _ in registry.steps(Outline(3, (1,)))[0]] == ["SPEECH"]
     assert registry.LAST is registry.STAGES[-1]
 
 
 def _run(tmp_path: Path, scene: int | None = None) -> StageRun:
-    return StageRun(ProjectDir(tmp_path), RenderOptions(), "v.mp4", Runner("ffmpeg"), scene)
+    unit = ONCE if scene is None else scene_unit(scene)
+    return StageRun(ProjectDir(tmp_path), RenderOptions(), "v.mp4", Runner("ffmpeg"), unit)
 
 
 def test_run_stage_binds_the_runner_and_locates_errors(tmp_path: Path) -> None:
@@ -246,7 +255,7 @@ def test_a_per_scene_stage_needs_its_scene() -> None:
     with pytest.raises(ValueError):
         registry.BY_NAME["SCENE_BUILD"].label()
     with pytest.raises(ValueError):
-        registry.BY_NAME["CONCAT"].label(1)
+        registry.BY_NAME["CONCAT"].label(scene_unit(1))
 
 
 def test_every_work_file_a_stage_reads_is_written_by_a_stage_before_it() -> None:

@@ -17,6 +17,7 @@ from pipeline.probe import probe
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
 from pipeline.render import render, run_here
+from pipeline.units import chunk_unit
 from tests import pipeline_fixtures as fx
 from tests.pipeline_fixtures import SMALL, Rendered, decode_frames, difference, mean_rgb
 
@@ -338,12 +339,17 @@ def test_a_chunked_scenes_outputs_are_made_by_the_build_that_completes_its_clip(
     assert plan is not None
     registry.run_stage(registry.BY_NAME["AUDIO_PREP"], base)
     build = registry.BY_NAME["SCENE_BUILD"]
-    assert build.units(registry.Outline(2), plan) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert build.units(registry.Outline(2), plan) == [
+        chunk_unit(0, 0),
+        chunk_unit(0, 1),
+        chunk_unit(1, 0),
+        chunk_unit(1, 1),
+    ]
     video, poster = stages.scene_output_files(small_project, 0)
     # The later chunk first, as another worker may finish it: the scene is not complete yet.
-    registry.run_stage(build, dataclasses.replace(base, scene=0, chunk=1))
+    registry.run_stage(build, dataclasses.replace(base, unit=chunk_unit(0, 1)))
     assert not stages.scene_complete(small_project, plan, 0) and not video.exists()
-    registry.run_stage(build, dataclasses.replace(base, scene=0, chunk=0))
+    registry.run_stage(build, dataclasses.replace(base, unit=chunk_unit(0, 0)))
     assert stages.scene_complete(small_project, plan, 0) and poster.is_file()
     # The scene's image was prepared once, for both chunks.
     assert sum("-noautorotate" in line for line in logged) == 1

@@ -16,6 +16,7 @@ from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.fixtures import ImageFixture, SceneFixture, write_project
 from pipeline.registry import StageRun
+from pipeline.units import scene_unit
 from tasks import jobs, stages
 from tasks.db import session_scope
 from tasks.models import Job, JobStatus, JobTask, Project, StageStatus
@@ -54,9 +55,10 @@ def _run(job_id: str, body: Any, scene: int = 1) -> None:
     """Run the SCENE_BUILD task of `scene` in this process, with `body` as its stage body."""
     task = stages.TASKS["SCENE_BUILD"]
     task.stage = dataclasses.replace(SCENES, body=body)
-    task.push_request(hostname="w1", id=f"{job_id}.{SCENES.label(scene)}")
+    unit = scene_unit(scene)
+    task.push_request(hostname="w1", id=f"{job_id}.{SCENES.label(unit)}")
     try:
-        task.run_stage(job_id, scene)
+        task.run_stage(job_id, unit)
     finally:
         task.pop_request()
         task.stage = SCENES
@@ -195,8 +197,8 @@ def test_a_stage_on_a_disk_under_min_free_mb_fails_the_job_and_keeps_what_was_wr
     project = storage.project("p1").for_run(job.id)
     base = StageRun(project, SMALL, "v.mp4", Runner(find_ffmpeg()))
     for label in ("SPEECH[0]", "SPEECH[1]", "VALIDATE", "AUDIO_PREP"):
-        stage, scene = registry.parse_label(label)
-        registry.run_stage(stage, dataclasses.replace(base, scene=scene))
+        stage, unit = registry.parse_unit(label)
+        registry.run_stage(stage, dataclasses.replace(base, unit=unit))
     master = project.work / "audio.wav"
     before = (master.read_bytes(), master.stat().st_mtime_ns)
 

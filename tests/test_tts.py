@@ -19,6 +19,7 @@ from pipeline.plan import make_plan
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
 from pipeline.render import render
+from pipeline.units import scene_unit
 from tests import pipeline_fixtures as fx
 from tests.sound import decode, first_sound
 
@@ -140,7 +141,9 @@ def _speak_all(project: ProjectDir, options: RenderOptions, ffmpeg: str) -> None
     """Run SPEECH for each of the project's three scenes, as the canvas does."""
     speech = registry.BY_NAME["SPEECH"]
     for index in range(3):
-        registry.run_stage(speech, StageRun(project, options, "v.mp4", Runner(ffmpeg), index))
+        registry.run_stage(
+            speech, StageRun(project, options, "v.mp4", Runner(ffmpeg), scene_unit(index))
+        )
 
 
 def test_speech_is_made_once_per_narration_and_sets_the_scene_length(
