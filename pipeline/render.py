@@ -77,19 +77,16 @@ def render(
     # The stages before VALIDATE run for the spec's scenes (SPEECH: its spoken ones).
     outline = _spec_outline(project, options)
     progress.replan(outline)
-    plan: Plan | None = None
     _clear_clips(project)
-    for stage in registry.STAGES:
-        units = stage.units(outline, plan)
-        if not units:
-            continue  # nothing to run (SPEECH in a project with nothing spoken)
+
+    def execute(stage: Stage, units: list[Unit]) -> Plan | None:
         if on_stage is not None:
             on_stage(stage.name)
         if runner.log is not None:
             runner.log(f"stage {stage.name} at {time.strftime('%H:%M:%S')}")
         if stage.per_scene:
             _run_units(stage, base, units, jobs, progress)
-            continue
+            return None
         run = dataclasses.replace(
             base, runner=dataclasses.replace(runner, on_progress=progress.reporter(stage.label()))
         )
@@ -97,12 +94,52 @@ def render(
         report = progress.reporter(stage.label())
         if report is not None:  # a stage that ran no FFmpeg (VALIDATE) still counts as done
             report(1.0)
+        return laid_out
+
+    run_stages(outline, execute, on_plan=progress.replan)
+    return project.output / output_name
+
+
+Execute = Callable[[Stage, list[Unit]], Plan | None]
+
+
+def run_stages(
+    outline: registry.Outline,
+    execute: Execute,
+    on_plan: Callable[[registry.Outline, Plan], None] | None = None,
+) -> None:
+    """The one stage loop: every stage of the registry in order, `execute`d with its units
+    (the plan's, once VALIDATE has laid it out: a chunked scene's chunks); a stage with none
+    is skipped (SPEECH where nothing is spoken). `on_plan` hears of the laid-out plan."""
+    plan: Plan | None = None
+    for stage in registry.STAGES:
+        units = stage.units(outline, plan)
+        if not units:
+            continue
+        laid_out = execute(stage, units)
         if laid_out is not None:
             plan = laid_out
             # Built from here on: the plan's scenes (a part of the timeline has fewer).
             outline = dataclasses.replace(outline, scenes=len(plan.scenes))
-            progress.replan(outline, plan)
-    return project.output / output_name
+            if on_plan is not None:
+                on_plan(outline, plan)
+
+
+RunOne = Callable[[Stage, StageRun], Plan | None]
+
+
+def run_in_order(base: StageRun, run_one: RunOne | None = None) -> None:
+    """Every unit of every stage one after another, as separate workers would run them
+    (`run_one`, by default `run_here`: in this folder, publishing its outputs)."""
+    run = run_one or run_here
+
+    def execute(stage: Stage, units: list[Unit]) -> Plan | None:
+        laid_out = None
+        for unit in units:
+            laid_out = run(stage, dataclasses.replace(base, unit=unit)) or laid_out
+        return laid_out
+
+    run_stages(_spec_outline(base.project, base.options), execute)
 
 
 def run_here(stage: Stage, run: StageRun) -> Plan | None:

@@ -7,15 +7,12 @@ import dataclasses
 import subprocess
 from pathlib import Path
 
-from pipeline import registry
 from pipeline.cache import ClipCache, ClipReport
 from pipeline.ffmpeg import Runner
 from pipeline.options import RenderOptions
-from pipeline.plan import load_spec
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
-from pipeline.render import run_here
-from pipeline.units import ONCE, scene_unit
+from pipeline.render import run_in_order
 from tests.pipeline_fixtures import SMALL
 
 
@@ -45,12 +42,7 @@ def render_stages(
     built = Built([], [])
     runner = Runner(ffmpeg, log=built.log.append)
     base = StageRun(project, options, output, runner, cache=cache, on_clip=built.reports.append)
-    outline = registry.outline(load_spec(project), options)  # until VALIDATE's plan says
-    for stage in registry.STAGES:
-        for unit in [scene_unit(s) for s in stage.scenes(outline)] if stage.per_scene else [ONCE]:
-            plan = run_here(stage, dataclasses.replace(base, unit=unit))
-            if plan is not None:
-                outline = dataclasses.replace(outline, scenes=len(plan.scenes))
+    run_in_order(base)
     return built
 
 

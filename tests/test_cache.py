@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pipeline import cache as cache_module
-from pipeline import registry, stages
+from pipeline import stages
 from pipeline.cache import ClipCache, ClipReport, clip_key, output_key
 from pipeline.capabilities import inspect_ffmpeg
 from pipeline.captions import Cue
@@ -25,11 +25,11 @@ from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, write_pr
 from pipeline.layers import BurntCaptions
 from pipeline.layers import captions as caption_layer
 from pipeline.options import RenderOptions
-from pipeline.plan import Plan, build_plan, load_spec, make_plan, read_plan
+from pipeline.plan import Plan, build_plan, make_plan, read_plan
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
-from pipeline.render import run_here
+from pipeline.render import run_in_order
 from pipeline.spec import ProjectSpec
 from tests import pipeline_fixtures as fx
 from tests import plans
@@ -528,13 +528,7 @@ def _render_units(
     base = StageRun(
         project, options, "video.mp4", runner, cache=cache, on_clip=built.reports.append
     )
-    outline, plan = registry.outline(load_spec(project), options), None
-    for stage in registry.STAGES:
-        for unit in stage.units(outline, plan):
-            laid_out = run_here(stage, dataclasses.replace(base, unit=unit))
-            if laid_out is not None:
-                plan = laid_out
-                outline = dataclasses.replace(outline, scenes=len(laid_out.scenes))
+    run_in_order(base)
     return built
 
 

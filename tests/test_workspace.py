@@ -12,10 +12,11 @@ from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.fixtures import ImageFixture, SceneFixture, VoiceFixture, write_project
 from pipeline.options import Captions, RenderOptions, Tts
-from pipeline.plan import load_spec
 from pipeline.probe import probe
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
+from pipeline.render import run_in_order
+from pipeline.units import scene_unit
 from tasks import workspace
 from tasks.storage import Storage
 from tests.blobstores import RemoteBlobStore
@@ -27,15 +28,7 @@ SCENES = registry.BY_NAME["SCENE_BUILD"]
 def _render_through(store: RemoteBlobStore, project: ProjectDir, options: RenderOptions) -> None:
     """Every unit of the registry in order, each through `workspace.run_unit` and `store`."""
     base = StageRun(project, options, "v.mp4", Runner(find_ffmpeg()))
-    outline, plan = registry.outline(load_spec(project), options), None
-    for stage in registry.STAGES:
-        for scene, chunk in stage.units(outline, plan):
-            laid_out = workspace.run_unit(
-                store, stage, dataclasses.replace(base, scene=scene, chunk=chunk)
-            )
-            if laid_out is not None:
-                plan = laid_out
-                outline = dataclasses.replace(outline, scenes=len(plan.scenes))
+    run_in_order(base, lambda stage, run: workspace.run_unit(store, stage, run))
 
 
 def test_the_stages_declare_every_work_file_they_read_and_write(tmp_path: Path) -> None:
@@ -98,7 +91,7 @@ def test_on_the_local_storage_stages_run_in_the_work_folder_itself(tmp_path: Pat
     workspace.run_unit(
         store,
         dataclasses.replace(SCENES, body=body),
-        StageRun(project, SMALL, "v.mp4", Runner("ffmpeg"), scene=0),
+        StageRun(project, SMALL, "v.mp4", Runner("ffmpeg"), unit=scene_unit(0)),
     )
     assert seen == [project] and (project.work / "scenes").is_dir()
 
