@@ -81,15 +81,19 @@ def test_serve_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> 
             proc.kill()
 
 
-def test_invalid_settings_stop_the_launcher_naming_the_variable(tmp_path: Path) -> None:
-    env = dict(os.environ, RENDER_STORAGE=str(tmp_path), DEFAULT_FPS="99")
-    done = subprocess.run(
+def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`make serve`'s command with these variables, run until it gives up."""
+    return subprocess.run(
         [sys.executable, "-m", "api.launch", "serve"],
-        env=env,
+        env=dict(os.environ, RENDER_STORAGE=str(tmp_path), **env),
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_invalid_settings_stop_the_launcher_naming_the_variable(tmp_path: Path) -> None:
+    done = _serve(tmp_path, DEFAULT_FPS="99")
     assert done.returncode != 0
     assert "DEFAULT_FPS" in done.stderr
     assert "Traceback" not in done.stderr
@@ -176,14 +180,7 @@ def test_serve_without_a_token_makes_one_for_the_session_and_prints_it(tmp_path:
 
 @pytest.mark.parametrize("value", ["change-me", ""])
 def test_a_default_or_empty_token_stops_the_launcher_naming_it(tmp_path: Path, value: str) -> None:
-    env = dict(os.environ, RENDER_STORAGE=str(tmp_path), AUTH_TOKEN=value)
-    done = subprocess.run(
-        [sys.executable, "-m", "api.launch", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _serve(tmp_path, AUTH_TOKEN=value)
     assert done.returncode != 0
     assert done.stderr.startswith("error: ") and "AUTH_TOKEN" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
