@@ -48,7 +48,7 @@ bench: $(STAMP)
 	$(PY) -m tests.bench_queue
 	$(PY) -m tests.bench_scale
 
-# docs/api-reference.md from the app's /openapi.json (tests/test_apidoc.py checks it is current).
+# docs/api-reference.md from the app's /openapi.json (tests/api/test_apidoc.py checks it is current).
 docs: $(STAMP)
 	$(PY) -m api.apidoc
 

@@ -1,4 +1,4 @@
-"""What the image must be able to do, checked when it is built (and by tests/test_deploy.py).
+"""What the image must be able to do, checked when it is built (and by tests/e2e/test_deploy.py).
 
     python docker/smoke.py
 

@@ -18,9 +18,9 @@ from functools import lru_cache
 from pipeline import layers, visuals
 
 # Everything the pipeline's FFmpeg commands use (scene.py, visuals/, layers/, audio.py, mux.py).
-# A test
-# (tests/test_capabilities.py) builds those commands for a plan using every feature and checks
-# they use exactly this, so a new filter in a graph fails there until it is listed here.
+# A test (tests/pipeline/test_capabilities.py) builds those commands for a plan using every
+# feature and checks they use exactly this, so a new filter in a graph fails there until it
+# is listed here.
 NEEDS: Mapping[str, tuple[str, ...]] = {
     "encoder": ("libx264", "aac", "pcm_s16le", "rawvideo", "pcm_f32le", "mov_text"),
     "filter": tuple(

@@ -86,8 +86,8 @@ class JobTask(SQLModel, table=True):
     # The run's label (`pipeline.units`: `NAME`, `NAME[n]`, `NAME[n/c]`). Kept at 32: tasks/db.py
     # upgrades a database in place by adding columns only (never retyping one), so a wider
     # column here would reach new databases but not a PostgreSQL one made before, where a
-    # longer label would fail. A unit kind must keep its labels within it (tests/test_units.py
-    # checks the longest); widening it needs a migration of its own.
+    # longer label would fail. A unit kind must keep its labels within it
+    # (tests/pipeline/test_units.py checks the longest); widening it needs a migration of its own.
     name: str = Field(primary_key=True, max_length=32)
     status: str = Field(default=StageStatus.PENDING, max_length=16)
     progress: float = 0.0

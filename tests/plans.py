@@ -94,3 +94,17 @@ def still_plan(*frames: int, chunk_frames: int = 75) -> Plan:
     """Scenes of one still shot each, `frames` long, at 30 fps; chunks of about
     `chunk_frames` (0: none)."""
     return plan(*(scene_plan(frames=count) for count in frames), chunk_frames=chunk_frames)
+
+
+def fading_plan(*scenes: tuple[int, ...], chunk_frames: int = 0, fade: int = 0) -> Plan:
+    """Still scenes of the given shot frames, each shot fading into the next over `fade`."""
+    image = still("a.jpg", 640, 480)
+    built = []
+    for shot_frames in scenes:
+        last = len(shot_frames) - 1
+        shots = tuple(
+            shot(image, frames, fade if n < last else 0, STILL)
+            for n, frames in enumerate(shot_frames)
+        )
+        built.append(scene_plan(visuals=(image,), shots=shots))
+    return plan(*built, width=320, height=180, xfade_frames=fade, chunk_frames=chunk_frames)

@@ -1,6 +1,6 @@
 """Live progress (api/routes/events.py, tasks/events.py): the stream's shape and headers, the
 browser token, the token kept out of the access log, and the hub reading a document once per
-change for every watcher. A whole render watched through a reconnect: tests/test_e2e_ops.py."""
+change for every watcher. A whole render watched through a reconnect: tests/e2e/test_ops.py."""
 
 from __future__ import annotations
 

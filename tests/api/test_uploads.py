@@ -1,7 +1,7 @@
 """api/uploads.py: abandoned upload temp files are removed when the API starts.
 
-(Uploads themselves are tested through the API in tests/test_api_assets.py; a SIGTERM to a
-real API mid-upload in tests/test_e2e_ops.py.)
+(Uploads themselves are tested through the API in tests/api/test_assets.py; a SIGTERM to a
+real API mid-upload in tests/e2e/test_ops.py.)
 """
 
 from __future__ import annotations

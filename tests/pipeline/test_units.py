@@ -20,12 +20,11 @@ from pipeline.units import ONCE, Kind, Place, Unit, chunk_unit, scene_unit, segm
 from tasks.canvas import build_canvas
 from tasks.models import JobTask
 from tasks.stages import task_unit
-from tests.plans import still_plan
-from tests.test_pipeline_registry import _plan
+from tests.plans import fading_plan, still_plan
 
 # Scene 0 in one piece (30 frames); scene 1 (86 frames, a fade at [36, 46)) in chunks of 46
 # and 40; scene 2 (160 frames, fades at [30, 40), [70, 80), [110, 120)) in four chunks.
-CHUNKED = _plan((30,), (36, 50), (40, 40, 40, 40), chunk_frames=43, fade=10)
+CHUNKED = fading_plan((30,), (36, 50), (40, 40, 40, 40), chunk_frames=43, fade=10)
 BUILD = registry.BY_NAME["SCENE_BUILD"]
 
 

@@ -1,7 +1,7 @@
 """tasks/webhooks.py: the callback URL check (SSRF), signing, and delivery to a real local
 receiver that checks the signature: retries with backoff, bounds, redirects not followed,
 one attempt per claim. The API side (422s, the job document) through the API; a whole render
-with a webhook in tests/test_e2e_ops.py."""
+with a webhook in tests/e2e/test_ops.py."""
 
 from __future__ import annotations
 

@@ -10,15 +10,12 @@ import pytest
 from pipeline import registry
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
-from pipeline.motion import STILL
 from pipeline.options import RenderOptions
-from pipeline.plan import Plan
 from pipeline.project import ProjectDir
 from pipeline.registry import Outline, Stage, StageRun
 from pipeline.spec import ProjectSpec
 from pipeline.units import ONCE, Unit, chunk_unit, scene_unit
-from tests import plans
-from tests.plans import scene_plan, shot, still
+from tests.plans import fading_plan
 
 # Two scenes, both spoken by TTS.
 SPOKEN = Outline(2, (0, 1))
@@ -95,22 +92,8 @@ def test_labels_that_name_no_stage_are_refused(label: str) -> None:
         registry.parse_label(label)
 
 
-def _plan(*scenes: tuple[int, ...], chunk_frames: int = 0, fade: int = 0) -> Plan:
-    """Still scenes of the given shot frames, each shot fading into the next over `fade`."""
-    image = still("a.jpg", 640, 480)
-    built = []
-    for shot_frames in scenes:
-        last = len(shot_frames) - 1
-        shots = tuple(
-            shot(image, frames, fade if n < last else 0, STILL)
-            for n, frames in enumerate(shot_frames)
-        )
-        built.append(scene_plan(visuals=(image,), shots=shots))
-    return plans.plan(*built, width=320, height=180, xfade_frames=fade, chunk_frames=chunk_frames)
-
-
 # Scene 0 is one chunk; scene 1 (86 frames, a fade at [36, 46)) two of 46 and 40 frames.
-CHUNKED = _plan((30,), (36, 50), chunk_frames=43, fade=10)
+CHUNKED = fading_plan((30,), (36, 50), chunk_frames=43, fade=10)
 
 
 def test_a_plan_gives_a_chunked_stage_one_label_per_chunk() -> None:
@@ -160,7 +143,7 @@ def test_chunk_labels_of_stages_that_have_none_are_refused(label: str) -> None:
 
 def test_weights_split_a_per_scene_stage_by_frames_and_keep_the_total() -> None:
     total = sum(stage.weight for stage in registry.STAGES)
-    weights = registry.weights(SPOKEN, _plan((100,), (300,)))
+    weights = registry.weights(SPOKEN, fading_plan((100,), (300,)))
     assert weights["SCENE_BUILD[1]"] == pytest.approx(3 * weights["SCENE_BUILD[0]"])
     assert weights["SPEECH[1]"] == pytest.approx(3 * weights["SPEECH[0]"])
     assert sum(weights.values()) == pytest.approx(total)
@@ -172,10 +155,10 @@ def test_weights_split_a_per_scene_stage_by_frames_and_keep_the_total() -> None:
 def test_a_stage_with_no_runs_has_no_weight_and_one_spoken_scene_has_all_of_speech() -> None:
     speech = registry.BY_NAME["SPEECH"].weight
     total = sum(stage.weight for stage in registry.STAGES)
-    silent = registry.weights(Outline(2), _plan((100,), (300,)))
+    silent = registry.weights(Outline(2), fading_plan((100,), (300,)))
     assert not any(label.startswith("SPEECH") for label in silent)
     assert sum(silent.values()) == pytest.approx(total - speech)
-    one = registry.weights(Outline(2, (1,)), _plan((100,), (300,)))
+    one = registry.weights(Outline(2, (1,)), fading_plan((100,), (300,)))
     assert one["SPEECH[1]"] == pytest.approx(speech)
     assert sum(one.values()) == pytest.approx(total)
 
@@ -259,7 +242,7 @@ def test_a_per_scene_stage_needs_its_scene() -> None:
 
 
 def test_every_work_file_a_stage_reads_is_written_by_a_stage_before_it() -> None:
-    # The declarations the task layer fetches and publishes by (tests/test_stages.py renders
+    # The declarations the task layer fetches and publishes by (tests/tasks/test_stages.py renders
     # through them); a read no earlier stage writes would be fetched from nowhere.
     written: set[str] = set()
     for stage in registry.STAGES:

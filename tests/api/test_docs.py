@@ -33,7 +33,7 @@ from tasks.models import JobStatus, Project
 from tasks.settings import Settings
 from tests.conftest import TOKEN, AppFactory, jpeg_bytes, png_bytes, wav_bytes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 PAGES = sorted((ROOT / "docs").glob("*.md"))
 # Pages whose examples use variables another page sets: those of the API page.

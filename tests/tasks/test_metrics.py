@@ -1,6 +1,6 @@
 """tasks/metrics.py and GET /metrics: counters written by other processes add up, the gauges
 are read at scrape time, and the text parses with prometheus-client's own parser. During and
-after a real render: tests/test_e2e_ops.py."""
+after a real render: tests/e2e/test_ops.py."""
 
 from __future__ import annotations
 

@@ -137,7 +137,7 @@ def test_no_orphan_when_the_parent_is_killed(ffmpeg_bin: str) -> None:
         [sys.executable, "-c", _ORPHAN_SCRIPT, ffmpeg_bin],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert parent.stdout is not None
     child = int(parent.stdout.readline())

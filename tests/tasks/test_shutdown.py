@@ -1,6 +1,6 @@
 """A worker's shutdown as its pool processes see it, and a stage handed back.
 
-The end-to-end side (SIGTERM to a real worker mid-scene) is in tests/test_e2e_ops.py.
+The end-to-end side (SIGTERM to a real worker mid-scene) is in tests/e2e/test_ops.py.
 """
 
 from __future__ import annotations
