@@ -81,11 +81,11 @@ def test_serve_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> 
             proc.kill()
 
 
-def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """`make serve`'s command with these variables, run until it gives up."""
+def _serve(storage: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`make serve`'s command on this storage with these variables, run until it gives up."""
     return subprocess.run(
         [sys.executable, "-m", "api.launch", "serve"],
-        env=dict(os.environ, RENDER_STORAGE=str(tmp_path), **env),
+        env=dict(os.environ, RENDER_STORAGE=str(storage), **env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -103,14 +103,7 @@ def test_invalid_settings_stop_the_launcher_naming_the_variable(tmp_path: Path) 
 def test_an_ffmpeg_lacking_a_filter_stops_the_launcher_naming_it(tmp_path: Path) -> None:
     fake = fake_ffmpeg(tmp_path / "bin", lacking={"xfade"})
     storage = tmp_path / "storage"
-    env = dict(os.environ, RENDER_STORAGE=str(storage), FFMPEG_BINARY=str(fake))
-    done = subprocess.run(
-        [sys.executable, "-m", "api.launch", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _serve(storage, FFMPEG_BINARY=str(fake))
     assert done.returncode != 0
     assert f"error: FFmpeg {fake} (version 5.1.6-0+deb12u1) lacks filter(s) xfade;" in done.stderr
     assert "Traceback" not in done.stderr
