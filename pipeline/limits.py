@@ -21,6 +21,7 @@ import av
 from pipeline import timeline
 from pipeline.errors import PipelineError
 from pipeline.options import RenderOptions
+from pipeline.probe import MAX_PIXELS
 from pipeline.spec import MAX_SCENES, ProjectSpec
 
 # The words a minute a narration is assumed to be spoken at when its `tts.rate` is not set:
@@ -47,6 +48,8 @@ class Limits:
     max_job_shots: int = 20_000
     # Stage runs (tasks) of one job: each scene's speech and build, each chunk, the rest.
     max_job_units: int = 5000
+    # Width × height of any image, refused from its header (MAX_IMAGE_PIXELS).
+    max_image_pixels: int = MAX_PIXELS
 
 
 class OverLimit(PipelineError):

@@ -30,7 +30,6 @@ from pipeline.limits import Limits
 from pipeline.motion import STILL, Move, kenburns
 from pipeline.options import Fit, Motion, RenderOptions
 from pipeline.probe import (
-    MAX_PIXELS,
     AudioScan,
     scan_audio,
 )
@@ -347,12 +346,11 @@ def _inspect_scene(
     index: int,
     scene: SceneSpec,
     bounds: Limits,
-    max_pixels: int = MAX_PIXELS,
 ) -> tuple[SceneInputs, SceneVoice | None]:
     """Inspect the scene's visuals, probe its voice, and settle its length."""
     try:
         found = tuple(
-            visuals.inspect("still", project, name, max_pixels)
+            visuals.inspect("still", project, name, bounds.max_image_pixels)
             for name in dict.fromkeys(scene.images)
         )
     except visuals.VisualError as exc:
@@ -376,13 +374,13 @@ def make_plan(
     threads: int = 0,
     lookahead: int = 0,
     bounds: Limits | None = None,
-    max_pixels: int = MAX_PIXELS,
 ) -> Plan:
     """Read and check the project's inputs, then lay out the whole timeline in frames.
 
     `threads` and `lookahead` are libx264's (0: its own choice, the preset's lookahead).
     The work is checked against `bounds` (default: `Limits()`) before anything is laid out;
-    an image of more than `max_pixels` pixels is refused, by its header, before it is decoded.
+    an image of more than `bounds.max_image_pixels` is refused, by its header, before it is
+    decoded.
     """
     check_ffmpeg(ffmpeg)
     spec = load_spec(project)
@@ -391,7 +389,7 @@ def make_plan(
     limits.check_spec(spec, options, bounds)
 
     def inspect(index: int) -> tuple[SceneInputs, SceneVoice | None]:
-        return _inspect_scene(project, options, index, spec.scenes[index], bounds, max_pixels)
+        return _inspect_scene(project, options, index, spec.scenes[index], bounds)
 
     count = len(spec.scenes)
     if count >= PARALLEL_FROM:
@@ -415,7 +413,7 @@ def make_plan(
         voices=voices,
         music=_inspect_music(project, options),
     )
-    return replace(plan, max_pixels=max_pixels)
+    return replace(plan, max_pixels=bounds.max_image_pixels)
 
 
 def build_plan(

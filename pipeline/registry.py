@@ -31,7 +31,6 @@ from pipeline.ffmpeg import Runner
 from pipeline.limits import Limits, check_narration
 from pipeline.options import RenderOptions
 from pipeline.plan import Plan, load_spec, make_plan, read_plan, write_plan
-from pipeline.probe import MAX_PIXELS
 from pipeline.project import ProjectDir
 from pipeline.spec import ProjectSpec
 from pipeline.tts import cache as speech_cache
@@ -74,8 +73,6 @@ class StageRun:
     # libx264 threads and rc-lookahead, fixed into the plan by the stage that makes it.
     threads: int = 0
     lookahead: int = 0
-    # The image pixel cap VALIDATE checks against (the service's MAX_IMAGE_PIXELS).
-    max_pixels: int = MAX_PIXELS
     # The shared clip store (None: encode every scene), and who is told how each clip came
     # to be (encoded, cached, or skipped by a part-of-the-timeline render).
     cache: ClipCache | None = None
@@ -177,7 +174,6 @@ def _validate(run: StageRun) -> Plan:
         threads=run.threads,
         lookahead=run.lookahead,
         bounds=run.limits,
-        max_pixels=run.max_pixels,
     )
     write_plan(run.project, plan)
     if run.runner.log is not None:

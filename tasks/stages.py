@@ -236,7 +236,6 @@ def _stage_run(
         unit=unit,
         threads=settings.x264_threads,
         lookahead=settings.x264_lookahead,
-        max_pixels=settings.max_image_pixels,
         cache=_clip_cache(settings),
         on_clip=on_clip,
         limits=settings.limits(),

@@ -21,6 +21,7 @@ from pipeline.fixtures import (
     write_project,
 )
 from pipeline.layers import BurntCaptions
+from pipeline.limits import Limits
 from pipeline.motion import STILL, Move
 from pipeline.options import RenderOptions
 from pipeline.plan import MusicPlan, Plan, make_plan, read_plan, write_plan
@@ -231,12 +232,12 @@ def test_an_image_at_the_pixel_cap_passes_and_one_over_is_refused(
     small_project: ProjectDir, ffmpeg_bin: str
 ) -> None:
     # Both of the project's images are 320×240 (76800 pixels).
-    plan = make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76800)
+    plan = make_plan(small_project, SMALL, ffmpeg_bin, bounds=Limits(max_image_pixels=76800))
     assert plan.max_pixels == 76800
     assert Plan.from_json(plan.to_json()) == plan
     still_module._DECODED.clear()  # not even bytes decoded before escape the cap
     with pytest.raises(PipelineError) as info:
-        make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76799)
+        make_plan(small_project, SMALL, ffmpeg_bin, bounds=Limits(max_image_pixels=76799))
     assert str(info.value) == (
         "scene 0 (id 'intro'): image 'a.jpg' is 320×240 pixels (0.1 MP), over the limit of "
         "76799 pixels (0.076799 MP) (MAX_IMAGE_PIXELS)"
@@ -244,7 +245,7 @@ def test_an_image_at_the_pixel_cap_passes_and_one_over_is_refused(
     # Bytes decoded before (under a larger cap) are refused all the same.
     make_plan(small_project, SMALL, ffmpeg_bin)
     with pytest.raises(PipelineError, match=r"'a\.jpg' is 320×240 pixels"):
-        make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76799)
+        make_plan(small_project, SMALL, ffmpeg_bin, bounds=Limits(max_image_pixels=76799))
 
 
 def test_validate_refuses_a_bomb_put_straight_in_the_folder_without_decoding_it(
@@ -262,7 +263,8 @@ def test_validate_refuses_a_bomb_put_straight_in_the_folder_without_decoding_it(
 
     monkeypatch.setattr(still_module, "image_size", spy)
     validate = registry.BY_NAME["VALIDATE"]
-    run = StageRun(small_project, SMALL, "v.mp4", Runner(ffmpeg_bin), max_pixels=40_000_000)
+    bounds = Limits(max_image_pixels=40_000_000)
+    run = StageRun(small_project, SMALL, "v.mp4", Runner(ffmpeg_bin), limits=bounds)
     with pytest.raises(PipelineError) as info:
         registry.run_stage(validate, run)
     assert str(info.value) == (
@@ -289,7 +291,7 @@ def test_ffmpeg_refuses_an_image_over_the_plans_cap_when_it_prepares_stills(
     small_project: ProjectDir, ffmpeg_bin: str
 ) -> None:
     """The file changed after VALIDATE checked it: FFmpeg's decoder has a cap of its own."""
-    plan = make_plan(small_project, SMALL, ffmpeg_bin, max_pixels=76800)
+    plan = make_plan(small_project, SMALL, ffmpeg_bin, bounds=Limits(max_image_pixels=76800))
     # Over the decoder's cap (twice the plan's: FFmpeg pads rows when it counts).
     make_image(small_project.asset("images", "a.jpg"), ImageFixture("a.jpg", 400, 400))
     with pytest.raises(PipelineError, match="exceeds specified max pixel count 153600"):
