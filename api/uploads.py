@@ -66,8 +66,7 @@ class UploadLimits:
     project_bytes: int  # PROJECT_MAX_MB
     project_files: int  # PROJECT_MAX_FILES
     min_free: int  # MIN_FREE_MB
-    max_pixels: int  # MAX_IMAGE_PIXELS
-    work: Limits  # MAX_SCENE_SECONDS for a voiceover
+    work: Limits  # MAX_IMAGE_PIXELS for an image, MAX_SCENE_SECONDS for a voiceover
 
     @classmethod
     def of(cls, settings: Settings) -> UploadLimits:
@@ -76,7 +75,6 @@ class UploadLimits:
             project_bytes=settings.project_max_mb * MIB,
             project_files=settings.project_max_files,
             min_free=settings.min_free_mb * MIB,
-            max_pixels=settings.max_image_pixels,
             work=settings.limits(),
         )
 
@@ -509,7 +507,7 @@ def store_uploads(
         if part.size == 0:
             raise ApiError(415, "unsupported_media_type", f"{part.name!r} is empty", "files")
         try:
-            media = assets.sniff(part.tmp, limits.max_pixels)
+            media = assets.sniff(part.tmp, limits.work.max_image_pixels)
         except TooManyPixels as exc:
             raise ApiError(
                 422, "image_too_large", f"{part.name!r} {exc} (MAX_IMAGE_PIXELS)", "files"
