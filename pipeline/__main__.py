@@ -154,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             threads=args.threads,
             lookahead=args.lookahead,
             on_stage=progress.enter,
+            on_stage_done=progress.stage_done,
         )
     except (PipelineError, OSError) as exc:
         progress.close(completed=False)

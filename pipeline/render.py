@@ -1,6 +1,12 @@
 """The command line's orchestrator: every stage of the registry in order, in this process.
 
 The service runs the same stages as Celery tasks (tasks/canvas.py); both read `STAGES`.
+
+With several jobs, the command line overlaps what the registry lets it: a stage that runs once
+and writes named files only (AUDIO_PREP: the master track) runs beside the per-scene stage after
+it, whose FFmpeg commands wait only where they name one of those files (a scene's published
+`scene_NN.mp4`, muxed with its cut of the master), and the stages after both wait for it. A
+per-scene stage's units start longest first, so that the last one left running alone is short.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import registry, stages
@@ -21,7 +28,7 @@ from pipeline.options import RenderOptions
 from pipeline.plan import Plan, load_spec
 from pipeline.project import ProjectDir
 from pipeline.registry import Stage, StageRun
-from pipeline.units import Unit
+from pipeline.units import ONCE, Unit
 
 
 class _Progress:
@@ -62,12 +69,17 @@ def render(
     threads: int = 0,
     lookahead: int = 0,
     on_stage: Callable[[str], None] | None = None,
+    on_stage_done: Callable[[str, float], None] | None = None,
 ) -> Path:
     """All stages in order, `jobs` runs of a per-scene stage at a time; on_progress sees 0..1.
 
     With several scene builds at once, each x264 gets its share of the usable cores unless
     `threads` says otherwise: x264 alone already fills every core it is given, so more threads
     than cores only add frames in flight (memory) and contention.
+
+    `on_stage` hears of each stage as it starts; a stage run beside the next one (see the
+    module's docstring) is not started in turn, and `on_stage_done` hears of it when it ends,
+    with its seconds.
     """
     progress = _Progress(runner.on_progress)
     share = max(1, usable_cpus() // jobs) if jobs > 1 else 0
@@ -78,15 +90,16 @@ def render(
     outline = _spec_outline(project, options)
     progress.replan(outline)
     _clear_clips(project)
+    deferred: list[Stage] = []  # a stage waiting to run beside the next one
+    known: list[Plan | None] = [None]  # the plan, once VALIDATE has laid it out
 
-    def execute(stage: Stage, units: list[Unit]) -> Plan | None:
+    def starting(stage: Stage) -> None:
         if on_stage is not None:
             on_stage(stage.name)
         if runner.log is not None:
             runner.log(f"stage {stage.name} at {time.strftime('%H:%M:%S')}")
-        if stage.per_scene:
-            _run_units(stage, base, units, jobs, progress)
-            return None
+
+    def run_once(stage: Stage) -> Plan | None:
         run = dataclasses.replace(
             base, runner=dataclasses.replace(runner, on_progress=progress.reporter(stage.label()))
         )
@@ -96,8 +109,116 @@ def render(
             report(1.0)
         return laid_out
 
-    run_stages(outline, execute, on_plan=progress.replan)
+    def in_turn(stage: Stage) -> Plan | None:
+        starting(stage)
+        return run_once(stage)
+
+    def execute(stage: Stage, units: list[Unit]) -> Plan | None:
+        if deferred and stage.per_scene:
+            starting(stage)
+            beside = _Beside(deferred.pop(), project, run_once, on_stage_done)
+            with beside:
+                _run_units(stage, beside.gated(base), units, jobs, progress, known[0])
+            return None
+        if deferred:  # the stage it would have run beside has nothing to run
+            in_turn(deferred.pop())
+        if jobs > 1 and units == [ONCE] and _may_run_beside_next(stage):
+            deferred.append(stage)
+            return None
+        if stage.per_scene:
+            starting(stage)
+            _run_units(stage, base, units, jobs, progress, known[0])
+            return None
+        return in_turn(stage)
+
+    def planned(outline: registry.Outline, plan: Plan) -> None:
+        known[0] = plan
+        progress.replan(outline, plan)
+
+    run_stages(outline, execute, on_plan=planned)
+    if deferred:
+        in_turn(deferred.pop())
     return project.output / output_name
+
+
+def _may_run_beside_next(stage: Stage) -> bool:
+    """Whether a stage that runs once may run beside the per-scene stage after it: it lays
+    out nothing, it writes named files only (which the next stage's commands can wait for),
+    and it reads nothing that stage writes."""
+    index = registry.STAGES.index(stage)
+    after = registry.STAGES[index + 1] if index + 1 < len(registry.STAGES) else None
+    return (
+        after is not None
+        and after.per_scene
+        and not stage.per_scene
+        and not stage.lays_out
+        and bool(stage.writes)
+        and not any("*" in pattern for pattern in stage.writes)
+        and not set(stage.reads) & set(after.writes)
+    )
+
+
+@dataclass
+class _Beside:
+    """A stage run in a thread of its own while the next stage's units run (`with`): their
+    FFmpeg commands that name one of its files wait until it is done (`gated`). Its error,
+    if any, is the one raised: a unit that waited for it failed only because it did."""
+
+    stage: Stage
+    project: ProjectDir
+    body: Callable[[Stage], object]
+    on_done: Callable[[str, float], None] | None
+    error: BaseException | None = None
+    _done: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        located = (registry.located(self.project, p) for p in self.stage.writes)
+        self.files = frozenset(str(self.project.root / path) for path in located)
+        self._thread = threading.Thread(target=self._run, name=self.stage.name, daemon=True)
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        try:
+            self.body(self.stage)
+        except BaseException as exc:  # raised in the orchestrator's thread, on leaving
+            self.error = exc
+        finally:
+            self._done.set()
+        if self.error is None and self.on_done is not None:
+            self.on_done(self.stage.name, time.monotonic() - began)
+
+    def __enter__(self) -> _Beside:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def gated(self, run: StageRun) -> StageRun:
+        fields = {f.name: getattr(run.runner, f.name) for f in dataclasses.fields(run.runner)}
+        return dataclasses.replace(run, runner=_GatedRunner(**fields, beside=self))
+
+    def wait_for(self, args: list[str]) -> None:
+        """Return once the files of this stage's that `args` name are written (at once if
+        none); once it has failed, no command starts."""
+        if not self.files.isdisjoint(args):
+            self._done.wait()
+        if self._done.is_set() and self.error is not None:
+            raise PipelineError(f"{self.stage.name} failed", stage=self.stage.name)
+
+
+@dataclass
+class _GatedRunner(Runner):
+    """A Runner whose commands wait for the files of the stage running beside (`_Beside`)."""
+
+    beside: _Beside | None = None
+
+    def run(self, args: list[str], *, expected_seconds: float, scene: int | None = None) -> None:
+        if self.beside is not None:
+            self.beside.wait_for(args)
+        super().run(args, expected_seconds=expected_seconds, scene=scene)
 
 
 Execute = Callable[[Stage, list[Unit]], Plan | None]
@@ -176,7 +297,12 @@ def _clear_clips(project: ProjectDir) -> None:
 
 
 def _run_units(
-    stage: Stage, base: StageRun, units: list[Unit], jobs: int, progress: _Progress
+    stage: Stage,
+    base: StageRun,
+    units: list[Unit],
+    jobs: int,
+    progress: _Progress,
+    plan: Plan | None = None,
 ) -> None:
     def run_one(unit: Unit) -> None:
         runner = dataclasses.replace(base.runner, on_progress=progress.reporter(stage.label(unit)))
@@ -189,7 +315,7 @@ def _run_units(
             run_one(unit)
         return
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_one, unit) for unit in units]
+        futures = [pool.submit(run_one, unit) for unit in longest_first(units, plan)]
         try:
             for future in futures:
                 future.result()
@@ -197,3 +323,12 @@ def _run_units(
             for future in futures:
                 future.cancel()
             raise
+
+
+def longest_first(units: list[Unit], plan: Plan | None) -> list[Unit]:
+    """The units by their frames, most first (ties in running order): with a unit per core at
+    a time, the last one left running alone, with cores idle beside it, is one of the shortest.
+    Without a plan (a stage before VALIDATE), as they are."""
+    if plan is None:
+        return units
+    return sorted(units, key=lambda unit: -unit.frames(plan))

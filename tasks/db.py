@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Column, event, inspect, literal, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlmodel import Session, SQLModel, create_engine
@@ -66,7 +66,8 @@ _RACED = ("already exists", "duplicate column")
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the missing tables, and add the columns a newer release gave an existing table.
+    """Create the missing tables, add the columns a newer release gave an existing table,
+    and widen the string columns it made longer.
 
     The API and the workers start at once on a new database, and each check-then-create can
     race another process's: its "already exists" is that race, and the next pass finds the
@@ -75,6 +76,7 @@ def create_tables(engine: Engine) -> None:
         try:
             SQLModel.metadata.create_all(engine)
             add_missing_columns(engine)
+            widen_columns(engine)
             return
         except DBAPIError as exc:
             if not any(raced in str(exc) for raced in _RACED) or attempt == CREATE_ATTEMPTS - 1:
@@ -102,6 +104,46 @@ def add_missing_columns(engine: Engine) -> list[str]:
                 connection.execute(text(_add_column(engine, table.name, column)))
             added.append(f"{table.name}.{column.name}")
     return added
+
+
+def widen_columns(engine: Engine) -> list[str]:
+    """ALTER each string column an existing table holds narrower than the model says (a
+    database made by an earlier release: `job_tasks.name` was 32 characters), as
+    'table.column'. Widening only: a column the model has narrowed is left as it is.
+
+    SQLite has nothing to widen: it keeps a VARCHAR's length as a name only and stores longer
+    text as it is (and the table models are not validated against `max_length` either), so
+    there the declared lengths are documentation; PostgreSQL refuses a longer value."""
+    if engine.dialect.name == "sqlite":
+        return []
+    widened: list[str] = []
+    inspector = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"]: column["type"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            wanted = getattr(column.type, "length", None)
+            found = getattr(present.get(column.name), "length", None)
+            if wanted is None or found is None or found >= wanted:
+                continue
+            with engine.begin() as connection:
+                connection.execute(text(_widen_column(engine.dialect, table.name, column)))
+            widened.append(f"{table.name}.{column.name}")
+    return widened
+
+
+def _widen_column(dialect: Dialect, table: str, column: Column[Any]) -> str:
+    quote = dialect.identifier_preparer.quote
+    typed = column.type.compile(dialect=dialect)
+    if dialect.name == "postgresql":
+        # Widening a varchar rewrites nothing in PostgreSQL: the rows and indexes stay.
+        return f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column.name)} TYPE {typed}"
+    raise SchemaError(
+        f"table {table}'s column {column.name} is narrower than {typed}, which "
+        f"{dialect.name} is not known here to widen in place (SQLite and PostgreSQL are): "
+        "widen it by hand"
+    )
 
 
 def _add_column(engine: Engine, table: str, column: Column[Any]) -> str:

@@ -59,7 +59,7 @@ class Job(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     project_id: str = Field(index=True, foreign_key="projects.id", max_length=64)
     status: str = Field(default=JobStatus.QUEUED, index=True, max_length=16)
-    stage: str | None = Field(default=None, max_length=32)
+    stage: str | None = Field(default=None, max_length=128)  # a JobTask.name
     progress: float = 0.0
     error: str | None = None
     output_name: str = Field(max_length=255)
@@ -83,12 +83,11 @@ class JobTask(SQLModel, table=True):
     __tablename__ = "job_tasks"
 
     job_id: str = Field(primary_key=True, foreign_key="jobs.id", max_length=64)
-    # The run's label (`pipeline.units`: `NAME`, `NAME[n]`, `NAME[n/c]`). Kept at 32: tasks/db.py
-    # upgrades a database in place by adding columns only (never retyping one), so a wider
-    # column here would reach new databases but not a PostgreSQL one made before, where a
-    # longer label would fail. A unit kind must keep its labels within it
-    # (tests/pipeline/test_units.py checks the longest); widening it needs a migration of its own.
-    name: str = Field(primary_key=True, max_length=32)
+    # The run's label (`pipeline.units`: `NAME`, `NAME[n]`, `NAME[n/c]`, and a new unit kind's).
+    # It was 32 characters: tasks/db.py widens a database made before in place (PostgreSQL
+    # enforces the length; SQLite does not). A unit kind must keep its labels within it
+    # (tests/pipeline/test_units.py checks the longest).
+    name: str = Field(primary_key=True, max_length=128)
     status: str = Field(default=StageStatus.PENDING, max_length=16)
     progress: float = 0.0
     # Share of the job's progress bar; scene weights follow their frame counts once planned.

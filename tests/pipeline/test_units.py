@@ -91,7 +91,7 @@ def test_a_chunk_and_a_whole_scene_have_the_cache_keys_of_before() -> None:
 
 
 def test_labels_fit_the_stage_rows_name_column() -> None:
-    # tasks/db.py adds columns in place but never widens one (see JobTask.name).
+    # A label longer than the column would fail on PostgreSQL (see JobTask.name).
     longest = max(len(stage.name) for stage in registry.STAGES)
     name = "X" * longest
     column = JobTask.__table__.c.name.type.length  # type: ignore[attr-defined]

@@ -9,13 +9,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import String, inspect, text
+from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from tasks import db, jobs
 from tasks.db import SchemaError, add_missing_columns, make_engine, session_scope
-from tasks.models import JobTask
+from tasks.models import Job, JobStatus, JobTask
 
 BACKENDS = ["sqlite"] + (["server"] if os.environ.get("TEST_DB_URL") else [])
 # Columns later releases added to job_tasks: a holder's pid, how a clip came to be.
@@ -101,3 +102,77 @@ def test_a_column_without_a_default_is_refused_saying_which(
     monkeypatch.setattr(column, "default", None)
     with pytest.raises(SchemaError, match="job_tasks has no column clip_bytes"):
         add_missing_columns(make_engine(old_db))
+
+
+# The string columns a stage label goes into, 32 characters wide before they were widened.
+LABELS = (("job_tasks", "name"), ("jobs", "stage"))
+
+
+@pytest.fixture(params=BACKENDS)
+def narrow_db(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A database made when the stage-label columns were VARCHAR(32), holding a project."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'narrow.sqlite3'}"
+    else:
+        url = os.environ["TEST_DB_URL"]
+    engine = make_engine(url)
+    SQLModel.metadata.drop_all(engine)
+    with monkeypatch.context() as narrowed:
+        for table, column in LABELS:
+            narrowed.setattr(SQLModel.metadata.tables[table].c[column], "type", String(32))
+        SQLModel.metadata.create_all(engine)
+    assert _lengths(engine) == [32, 32]
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO projects (id, scene_count, created_at, updated_at) "
+                "VALUES ('p1', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    engine.dispose()
+    db._engines.pop(url, None)
+    yield url
+    db._engines.pop(url, None)
+
+
+def _lengths(engine: Engine) -> list[int | None]:
+    found = {
+        (table, column["name"]): getattr(column["type"], "length", None)
+        for table in {table for table, _ in LABELS}
+        for column in inspect(engine).get_columns(table)
+    }
+    return [found[label] for label in LABELS]
+
+
+def test_the_stage_label_columns_are_widened_in_place(narrow_db: str) -> None:
+    engine = make_engine(narrow_db)
+    widened = db.widen_columns(engine)
+    if engine.dialect.name == "sqlite":
+        # SQLite keeps a VARCHAR's length as a name only: nothing to alter.
+        assert widened == [] and _lengths(engine) == [32, 32]
+    else:
+        assert sorted(widened) == ["job_tasks.name", "jobs.stage"]
+        assert _lengths(engine) == [128, 128]
+    assert db.widen_columns(engine) == []  # a second start finds nothing to widen
+    # Either way a label longer than 32 characters goes into both columns and comes back
+    # (on PostgreSQL, before the widening: "value too long for type character varying(32)").
+    label = "SCENE_BUILD[" + "/".join(["9999"] * 20) + "]"
+    assert 32 < len(label) <= 128
+    with session_scope(narrow_db) as session:
+        session.add(Job(id="j1", project_id="p1", output_name="v.mp4"))
+        session.flush()
+        session.add(JobTask(job_id="j1", name=label, weight=1.0))
+        session.flush()
+        assert jobs.end_job(session, "j1", label, JobStatus.FAILED, "gave up")
+    with session_scope(narrow_db) as session:
+        assert session.get(JobTask, ("j1", label)) is not None
+        job = session.get(Job, "j1")
+        assert job is not None and job.stage == label
+
+
+def test_a_dialect_not_known_to_widen_in_place_names_the_column() -> None:
+    column = JobTask.__table__.columns["name"]  # type: ignore[attr-defined]
+    with pytest.raises(SchemaError, match="job_tasks's column name is narrower than"):
+        db._widen_column(mssql.dialect(), "job_tasks", column)
