@@ -20,9 +20,17 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
 
 from pipeline import fonts
 from pipeline.atomic import write_text_atomic
@@ -95,12 +103,19 @@ class Animate(_Model):
     seconds: float = Field(0.5, gt=0, le=5, description="how long each of in and out lasts")
 
 
+# A preset's name or a point: told apart by the JSON's type, so an error names one of them.
+Position = Annotated[
+    Union[Annotated[PositionName, Tag("preset")], Annotated[Point, Tag("point")]],  # noqa: UP007
+    Discriminator(lambda v: "preset" if isinstance(v, str) else "point"),
+]
+
+
 class TextSpec(_Model):
     """One text layer of a scene (docs/text.md)."""
 
     text: str = Field(min_length=1, max_length=MAX_TEXT)
     style: Style = "title"
-    position: PositionName | Point | None = None  # None: the style's
+    position: Position | None = None  # None: the style's
     start: float | None = Field(None, ge=0, le=3600, description="seconds into the scene")
     end: float | None = Field(None, gt=0, le=3600, description="seconds into the scene")
     animation: Animate = Animate()
