@@ -36,7 +36,12 @@ class HealthResponse(CamelModel):
 class ReadyResponse(CamelModel):
     status: Literal["ready", "unavailable"]
     checks: dict[str, str] = Field(
-        description="'ok' or what is wrong, for each of database, broker and storage"
+        description="'ok' or what is wrong, for each of database, broker, storage, ffmpeg and fonts"
+    )
+    fonts: list[str] = Field(
+        default_factory=list,
+        description="the font families every render has (the packaged default); a project's "
+        "uploaded fonts (subdir=fonts) come on top, named by family (docs/text.md)",
     )
 
 

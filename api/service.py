@@ -19,10 +19,11 @@ from api.deps import Enqueuer
 from api.errors import ApiError, Problems, validation_error
 from api.schemas import JobSummary, OutputFile, ProjectAssets, ProjectView, RenderRequest
 from api.uploads import require_free_space
-from pipeline import assets, limits, registry, sound, timeline
+from pipeline import assets, fonts, limits, registry, sound, timeline
 from pipeline import spec as spec_file
 from pipeline.assets import Reference
 from pipeline.atomic import write_text_atomic
+from pipeline.layers import text
 from pipeline.names import check_safe_name
 from pipeline.options import RenderOptions
 from pipeline.plan import picture_size
@@ -248,6 +249,7 @@ def check_render(
     if spec is not None and options is not None:
         check_references(project, spec, options, problems)
         check_sound(spec, options, problems)
+        check_text(project, spec, options, problems)
         outline = check_scenes(spec, options, problems)
         if not problems:
             check_work(settings, project, spec, options, problems)
@@ -333,6 +335,46 @@ def check_references(
 def check_sound(spec: ProjectSpec, options: RenderOptions, problems: Problems) -> None:
     if problem := sound.check(spec, options):
         problems.add(ApiError(422, problem.code, problem.message, problem.field))
+
+
+def check_text(
+    project: ProjectDir, spec: ProjectSpec, options: RenderOptions, problems: Problems
+) -> None:
+    """Every text layer names a font the render has (the packaged default or an upload in
+    input/fonts/) that has a glyph for each of its characters, and burnt-in captions'
+    narration has its glyphs in the captions' font: else 422 naming the field and the
+    characters, rather than a render drawing boxes or nothing. A layer's start and end fall
+    inside its scene where the scene's length is known now (a duration, no voice)."""
+    found = fonts.catalogue(project.input / assets.FONTS.folder)
+    burn_in = options.captions.enabled and options.captions.burn_in
+    for index, scene in enumerate(spec.scenes):
+        where = f"scenes[{index}]"
+        if bad := text.font_problem(where, scene.text, found):
+            problems.add(ApiError(422, "font_unusable", bad[1], bad[0]))
+            return
+        # Its length is known now when it has a duration and no voice to make it longer.
+        fixed = scene.voiceover is None and limits.spoken(scene.narration, None, options) is None
+        if (
+            fixed
+            and scene.duration is not None
+            and (bad := text.timing_problem(where, scene.text, scene.duration))
+        ):
+            problems.add(ApiError(422, "validation_error", bad[1], bad[0]))
+            return
+        narration = scene.narration if burn_in else None
+        if narration and (missing := fonts.missing_glyphs(fonts.default_font(), narration)):
+            problems.add(
+                ApiError(
+                    422,
+                    "font_unusable",
+                    f"{where}.narration: burnt-in captions are drawn in "
+                    f"{fonts.DEFAULT_FAMILY!r}, which has no glyph for "
+                    f"{fonts.spoken_chars(missing[:10])}; turn burnIn off to keep them "
+                    "as a subtitle track",
+                    f"{where}.narration",
+                )
+            )
+            return
 
 
 def check_scenes(spec: ProjectSpec, options: RenderOptions, problems: Problems) -> registry.Outline:

@@ -426,6 +426,7 @@ class _Receiver:
             return
         name = self.form.files[-1].name
         self.total += len(data)
+        _check_kind_cap(name, self.form.subdir, self.form.files[-1].size + len(data))
         if self.total > self.limits.max_bytes:
             raise ApiError(
                 413,
@@ -447,6 +448,20 @@ class _Receiver:
             _require_free_while_writing(self.root, len(data), self.limits.min_free)
         await run_in_threadpool(_write, self.dest, self.digest, data)
         self.form.files[-1].size += len(data)
+
+
+def _check_kind_cap(name: str, subdir: str | None, size: int) -> None:
+    """413 when a file is larger than its asset kind allows (a font: 32 MiB), as the bytes
+    arrive when the subdir came first in the body, else once the file is in."""
+    kind = assets.BY_NAME.get(subdir or "")
+    if kind is not None and kind.max_bytes is not None and size > kind.max_bytes:
+        raise ApiError(
+            413,
+            "too_large",
+            f"{name!r} is larger than {kind.max_bytes // MIB} MiB, the most a file in "
+            f"{kind.folder}/ may be",
+            "files",
+        )
 
 
 def _write(dest: BinaryIO, digest: Any, data: bytes) -> None:
@@ -512,14 +527,23 @@ def store_uploads(
             raise ApiError(
                 422, "image_too_large", f"{part.name!r} {exc} (MAX_IMAGE_PIXELS)", "files"
             ) from None
+        if subdir == assets.FONTS.name and media is not assets.FONT:
+            raise ApiError(
+                422,
+                "invalid_font",
+                f"{part.name!r} is not a font: fonts/ holds TrueType (.ttf), OpenType (.otf) "
+                "or WOFF2 (.woff2) files",
+                "files",
+            )
         if media is None:
             raise ApiError(
                 415,
                 "unsupported_media_type",
-                f"{part.name!r} is neither an image nor audio that FFmpeg can read",
+                f"{part.name!r} is neither an image, audio that FFmpeg can read, nor a font",
                 "files",
             )
         kind = assets.BY_NAME[subdir] if subdir else assets.inferred_kind(media)
+        _check_kind_cap(part.name, kind.name, part.size)
         if kind.media != media:
             raise ApiError(
                 415,

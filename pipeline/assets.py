@@ -4,7 +4,7 @@ Each kind has a name (the upload's `subdir`, the project view's key), a folder u
 and the media its bytes must be. The upload route's allowed subdirs and their OpenAPI enum, the
 folders a project is created with, the project view's asset lists, the spec's references
 (`ProjectSpec.references`, through the `Refers` marker on its fields) and the demo's upload
-loop are all derived from `KINDS`. A new kind (videos, fonts) is one entry here, a checker for
+loop are all derived from `KINDS`. A new kind (videos) is one entry here, a checker for
 its media if it is a new one, and a `Refers(KIND)` on the spec field that names its files.
 """
 
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import av
 from PIL import Image
 
+from pipeline.fonts import MAX_FONT_BYTES, is_font
 from pipeline.probe import check_pixels, decoder_pixel_cap
 
 if TYPE_CHECKING:
@@ -64,8 +65,9 @@ class Media:
 
 IMAGE = Media("image", "an image", is_image)
 AUDIO = Media("audio", "audio", is_audio)
-# In the order the bytes are tried.
-MEDIA = (IMAGE, AUDIO)
+FONT = Media("font", "a font", is_font)
+# In the order the bytes are tried: a font's check reads its first bytes and tables only.
+MEDIA = (FONT, IMAGE, AUDIO)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class AssetKind:
     inferred: bool = True
     # The render option that may name another folder for this kind (`voiceDir`).
     folder_option: str | None = None
+    # The largest file of this kind an upload may hold (bytes; None: only the upload's caps).
+    max_bytes: int | None = None
 
     def folder_for(self, options: RenderOptions | None = None) -> str:
         """The folder under input/ a render with these options reads this kind from."""
@@ -88,8 +92,10 @@ class AssetKind:
 IMAGES = AssetKind("images", "images", IMAGE)
 VOICEOVERS = AssetKind("voiceovers", "voiceovers", AUDIO, folder_option="voice_dir")
 MUSIC = AssetKind("music", "music", AUDIO, inferred=False)
+# TTF, OTF or WOFF2, named in a text layer by family (docs/text.md), not by file name.
+FONTS = AssetKind("fonts", "fonts", FONT, max_bytes=MAX_FONT_BYTES)
 
-KINDS: tuple[AssetKind, ...] = (IMAGES, VOICEOVERS, MUSIC)
+KINDS: tuple[AssetKind, ...] = (IMAGES, VOICEOVERS, MUSIC, FONTS)
 NAMES: tuple[str, ...] = tuple(kind.name for kind in KINDS)
 FOLDERS: tuple[str, ...] = tuple(kind.folder for kind in KINDS)
 BY_NAME: dict[str, AssetKind] = {kind.name: kind for kind in KINDS}

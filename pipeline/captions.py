@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pipeline import fonts
 from pipeline.tts import Word
 
 MAX_LINE = 42
@@ -228,7 +229,7 @@ def _ass_text(line: str) -> str:
     return line.replace("\\", "\\\u200b").replace("{", "(").replace("}", ")")
 
 
-FONT = "DejaVu Sans"
+FONT = fonts.DEFAULT_FAMILY
 
 
 def ass(cues: Sequence[Cue], width: int, height: int, fps: int) -> str:

@@ -19,13 +19,13 @@ from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 
-from pipeline import captions, limits, timeline, visuals
+from pipeline import captions, fonts, limits, timeline, visuals
 from pipeline.atomic import file_sha256, write_text_atomic
 from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
 from pipeline.captions import Cue
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
-from pipeline.layers import BurntCaptions, LayerPlan
+from pipeline.layers import BurntCaptions, LayerPlan, text
 from pipeline.limits import Limits
 from pipeline.motion import STILL, Move, kenburns
 from pipeline.options import Fit, Motion, RenderOptions
@@ -403,6 +403,13 @@ def make_plan(
     voices = [voice for _, voice in inspected]
     if problem := captions_without_narration(spec, options):
         raise problem.error()
+    found = fonts.catalogue(project.input / "fonts")
+    for index, scene in enumerate(spec.scenes):
+        where = f"scenes[{index}]"
+        bad = text.font_problem(where, scene.text, found)
+        bad = bad or text.timing_problem(where, scene.text, inputs[index].seconds)
+        if bad is not None:
+            raise _scene_error(index, scene, bad[1])
     limits.check(spec, options, [i.seconds for i in inputs], picture_size(options), bounds)
     plan = build_plan(
         spec,
@@ -412,6 +419,8 @@ def make_plan(
         lookahead=lookahead,
         voices=voices,
         music=_inspect_music(project, options),
+        catalogue=found,
+        root=project.root,
     )
     return replace(plan, max_pixels=bounds.max_image_pixels)
 
@@ -425,11 +434,15 @@ def build_plan(
     lookahead: int = 0,
     voices: Sequence[SceneVoice | None] = (),
     music: MusicPlan | None = None,
+    catalogue: dict[str, fonts.Font] | None = None,
+    root: Path | None = None,
 ) -> Plan:
     """The pure half of make_plan: checked inputs (visuals, voiceover, its length, D) → Plan.
 
     `voices` (one per scene, or none at all) says where each voice sounds and, for speech an
-    engine made, its words' times: the ducking and the captions follow them.
+    engine made, its words' times: the ducking and the captions follow them. `catalogue` (fonts by
+    family, lower case: the packaged default when not given) draw the scenes' text layers;
+    uploaded ones are named relative to `root`.
     """
     fps = options.fps
     timings = timeline.layout(
@@ -474,7 +487,7 @@ def build_plan(
                 lengthened=timing.lengthened,
                 speech=sound.speech if sound is not None else (),
                 captions=cues,
-                layers=(BurntCaptions(),) if burn_in else (),
+                layers=_layers(scene, catalogue, fps, timing.frames, root, burn_in),
             )
         )
     encoder = Encoder(
@@ -502,6 +515,23 @@ def build_plan(
         caption_language=options.captions.language if options.captions.enabled else None,
         chunk_frames=_chunk_frames(options, fps),
     )
+
+
+def _layers(
+    scene: SceneSpec,
+    found: dict[str, fonts.Font] | None,
+    fps: int,
+    frames: int,
+    root: Path | None,
+    burn_in: bool,
+) -> tuple[LayerPlan, ...]:
+    """What is drawn over the scene, in order: its text layers, then the burnt-in captions."""
+    drawn: list[LayerPlan] = []
+    if scene.text:
+        drawn.append(text.layers_of(scene.text, found or fonts.catalogue(), fps, frames, root))
+    if burn_in:
+        drawn.append(BurntCaptions())
+    return tuple(drawn)
 
 
 def _chunk_frames(options: RenderOptions, fps: int) -> int:

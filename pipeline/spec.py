@@ -16,6 +16,7 @@ from pydantic import (
 
 from pipeline.assets import IMAGES, MUSIC, VOICEOVERS, Reference, Refers
 from pipeline.errors import PipelineError
+from pipeline.layers.text import MAX_LAYERS, TextSpec
 from pipeline.names import check_safe_name
 from pipeline.options import Fit, Motion, RenderOptions
 
@@ -39,6 +40,8 @@ class SceneSpec(BaseModel):
     # Per-scene overrides of the render options' `fit` and `motion`.
     fit: Fit | None = None
     motion: Motion | None = None
+    # Titles, lower thirds, captions, bullets drawn over the scene (docs/text.md).
+    text: list[TextSpec] = Field(default_factory=list, max_length=MAX_LAYERS)
 
     @field_validator("images")
     @classmethod

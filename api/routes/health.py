@@ -14,6 +14,7 @@ from sqlalchemy import text
 from api.deps import SettingsDep, StorageDep
 from api.errors import error_body, responses
 from api.schemas import HealthResponse, ReadyResponse
+from pipeline import fonts
 from pipeline.capabilities import require_ffmpeg
 from pipeline.ffmpeg import find_ffmpeg
 from tasks import broker
@@ -48,8 +49,9 @@ def _check(name: str, checks: dict[str, str], probe: Callable[[], None]) -> None
     },
 )
 def readyz(settings: SettingsDep, storage: StorageDep) -> JSONResponse:
-    """Ready when the database and the broker answer, the storage is writable and FFmpeg has
-    every encoder, filter and format a render uses."""
+    """Ready when the database and the broker answer, the storage is writable, FFmpeg has
+    every encoder, filter and format a render uses and the packaged default font reads as a
+    font; `fonts` lists the families every render has."""
 
     def database() -> None:
         with session_scope(settings.db_url) as session:
@@ -68,15 +70,26 @@ def readyz(settings: SettingsDep, storage: StorageDep) -> JSONResponse:
         # Asked once per binary in this process: later calls cost a stat().
         require_ffmpeg(find_ffmpeg(settings.ffmpeg_binary or None))
 
+    available: list[str] = []
+
+    def packaged_fonts() -> None:
+        found = fonts.catalogue()
+        for font in found.values():
+            if not fonts.is_font(font.path):
+                raise ValueError(f"{font.path} is not a readable font")
+        available.extend(fonts.families(found))
+
     checks: dict[str, str] = {}
     _check("database", checks, database)
     _check("broker", checks, broker_ping)
     _check("storage", checks, storage_writable)
     _check("ffmpeg", checks, ffmpeg)
+    _check("fonts", checks, packaged_fonts)
     down = [name for name, state in checks.items() if state != "ok"]
     if not down:
-        return JSONResponse(ReadyResponse(status="ready", checks=checks).model_dump())
-    body = ReadyResponse(status="unavailable", checks=checks).model_dump()
+        ready = ReadyResponse(status="ready", checks=checks, fonts=available)
+        return JSONResponse(ready.model_dump())
+    body = ReadyResponse(status="unavailable", checks=checks, fonts=available).model_dump()
     message = "not ready: " + "; ".join(f"{name} is {checks[name]}" for name in down)
     body.update(error_body("not_ready", message))
     return JSONResponse(body, status_code=503)

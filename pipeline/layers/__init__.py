@@ -14,10 +14,11 @@ from pydantic import Field
 
 from pipeline.layers.base import Layer
 from pipeline.layers.captions import BurntCaptions
+from pipeline.layers.text import TextLayers
 
 # Every kind, by name; the plan is read through LayerPlan, which must list the same classes.
-KINDS: dict[str, type[Layer]] = {"captions": BurntCaptions}
-LayerPlan = Annotated[Union[BurntCaptions], Field(discriminator="kind")]  # noqa: UP007
+KINDS: dict[str, type[Layer]] = {"captions": BurntCaptions, "text": TextLayers}
+LayerPlan = Annotated[Union[BurntCaptions, TextLayers], Field(discriminator="kind")]  # noqa: UP007
 
 
 def filters() -> tuple[str, ...]:
@@ -25,4 +26,4 @@ def filters() -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for kind in KINDS.values() for f in kind.filters))
 
 
-__all__ = ["KINDS", "BurntCaptions", "Layer", "LayerPlan", "filters"]
+__all__ = ["KINDS", "BurntCaptions", "Layer", "LayerPlan", "TextLayers", "filters"]

@@ -8,14 +8,12 @@ of its own (`fontsdir`): for now the folder holding the font fontconfig finds fo
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pipeline import captions
+from pipeline import captions, fonts
 from pipeline.atomic import write_text_atomic
 from pipeline.graph import Filter, Graph, Stream
 
@@ -44,8 +42,7 @@ class BurntCaptions:
             write_text_atomic(work / name, text)
 
     def assets(self) -> tuple[str, ...]:
-        # The font is the host's (fonts_dir); its bytes join here when the service ships it.
-        return ()
+        return (fonts.default_font().sha256,)
 
     def apply(
         self, graph: Graph, picture: Stream, work: Path, plan: Plan, scene: ScenePlan, first: int
@@ -78,6 +75,7 @@ class BurntCaptions:
             ],
             "burn_in": True,
             "caption_clock": CAPTION_CLOCK,
+            "caption_font": fonts.default_font().sha256,
         }
 
 
@@ -96,19 +94,5 @@ def _clock(fps: int, first: int) -> tuple[Filter, ...]:
 
 @lru_cache(maxsize=1)
 def fonts_dir() -> Path | None:
-    """The folder holding the font fontconfig picks for `captions.FONT` on this host (what
-    libass drew with when it searched by itself), or None when fontconfig cannot say."""
-    fc_match = shutil.which("fc-match")
-    if fc_match is None:
-        return None
-    try:
-        found = subprocess.run(
-            [fc_match, "--format=%{file}", captions.FONT],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return Path(found).parent if found and Path(found).is_file() else None
+    """The folder of the packaged font `captions.FONT` names (never the host's)."""
+    return fonts.packaged_dir()

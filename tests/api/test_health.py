@@ -40,7 +40,14 @@ def test_readyz_with_a_live_broker(make_client: AppFactory, redis_url: str) -> N
     assert response.status_code == 200, response.text
     assert response.json() == {
         "status": "ready",
-        "checks": {"database": "ok", "broker": "ok", "storage": "ok", "ffmpeg": "ok"},
+        "checks": {
+            "database": "ok",
+            "broker": "ok",
+            "storage": "ok",
+            "ffmpeg": "ok",
+            "fonts": "ok",
+        },
+        "fonts": ["Noto Sans"],
     }
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import typing
 from pathlib import Path
 
-from pipeline import layers
+from pipeline import fonts, layers
 from pipeline.cache import clip_key
 from pipeline.capabilities import NEEDS
 from pipeline.captions import Cue
@@ -21,7 +21,7 @@ CUES = (Cue(0, 10, ("Hello",)),)
 
 
 def test_every_kind_is_registered_and_readable_from_the_plan() -> None:
-    assert list(KINDS) == ["captions"]
+    assert list(KINDS) == ["captions", "text"]
     (union, _) = typing.get_args(LayerPlan)
     assert set(typing.get_args(union) or (union,)) == set(KINDS.values())
     for name, kind in KINDS.items():
@@ -48,6 +48,7 @@ def test_burnt_in_captions_are_in_the_key_and_soft_ones_are_not() -> None:
         "captions": [{"start": 0, "end": 10, "lines": ["Hello"]}],
         "burn_in": True,
         "caption_clock": 2,
+        "caption_font": fonts.default_font().sha256,
     }
     # A scene with no cues draws nothing, so burning in changes nothing of it.
     assert _keys(dataclasses.replace(bare, layers=(BurntCaptions(),))) == [key_bare]
