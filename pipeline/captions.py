@@ -16,6 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pipeline import fonts
+from pipeline.options import CaptionPosition as Position
+from pipeline.options import CaptionSize as Size
+from pipeline.options import CaptionStyle as Style
 from pipeline.tts import Word
 
 MAX_LINE = 42
@@ -39,6 +42,10 @@ class Cue:
     start: int  # first frame shown, from the scene's first frame
     end: int  # first frame no longer shown (≤ the scene's frames)
     lines: tuple[str, ...]
+    # The frame each word of `lines` is first spoken on (one a whitespace word, in order,
+    # from `start` to before `end`): what the `word` and `karaoke` styles draw by. Empty in a
+    # plan written before it was kept: those styles then spread the cue over its words.
+    words: tuple[int, ...] = ()
 
 
 def mp4_language(language: str) -> str:
@@ -145,8 +152,18 @@ def scene_cues(text: str, words: Sequence[Word], frames: int, fps: int) -> tuple
         if last <= first:
             continue
         lines = _lines([t.text for t in group]) or (" ".join(t.text for t in group),)
-        cues.append(Cue(first, last, lines))
+        cues.append(Cue(first, last, lines, _word_frames(group, first, last, fps)))
     return tuple(cues)
+
+
+def _word_frames(group: Sequence[_Token], first: int, last: int, fps: int) -> tuple[int, ...]:
+    """The frame each word of a cue starts on: its own time, kept inside the cue and never
+    before the word before it."""
+    frames: list[int] = []
+    for token in group:
+        frame = min(max(round(token.start * fps), first), last - 1)
+        frames.append(max(frame, frames[-1]) if frames else first)
+    return tuple(frames)
 
 
 # --- the files -------------------------------------------------------------------------------
@@ -232,22 +249,43 @@ def _ass_text(line: str) -> str:
 FONT = fonts.DEFAULT_FAMILY
 
 
-def ass(cues: Sequence[Cue], width: int, height: int, fps: int) -> str:
-    """One scene's cues for libass: white text with a dark outline, bottom centre, inside the
-    title-safe area; sized to the frame (about 5% of its height)."""
-    size = max(8, round(min(height, width * 9 / 16) * 0.052))
-    outline = max(1, round(size * 0.08))
+# How a caption is laid out in the picture (renderOptions.captions: style, position, size).
+# Text height as a share of the frame's height (of a 16:9 frame's, for a wider one).
+SIZES: dict[str, float] = {"small": 0.04, "medium": 0.052, "large": 0.068}
+# ASS alignment (numpad layout): bottom centre, top centre.
+ALIGNMENTS: dict[str, int] = {"bottom": 2, "top": 8}
+# ASS colours are &HAABBGGRR. Karaoke: a word is drawn in the secondary colour (white) until
+# it is spoken, then in the primary (yellow), so the spoken word and those before it light up.
+WHITE, YELLOW, RED = "&H00FFFFFF", "&H0000FFFF", "&H000000FF"
+
+
+def ass(
+    cues: Sequence[Cue],
+    width: int,
+    height: int,
+    fps: int,
+    *,
+    style: Style = "block",
+    position: Position = "bottom",
+    size: Size = "medium",
+) -> str:
+    """One scene's cues for libass: white text with a dark outline, centred at the bottom (or
+    top) inside the title-safe area, sized to the frame (`size`: about 4, 5 or 7% of its
+    height). `block` shows each cue's lines; `word` one word at a time, each from when it is
+    spoken; `karaoke` the cue's lines with each word lit (ASS `\\k`) from when it is spoken."""
+    font_size = max(8, round(min(height, width * 9 / 16) * SIZES[size]))
+    outline = max(1, round(font_size * 0.08))
     margin_v = round(height * 0.06)
     margin_h = round(width * 0.08)
-    style = (
-        f"Style: Caption,{FONT},{size},&H00FFFFFF,&H000000FF,&H00101010,&H80000000,"
-        f"0,0,0,0,100,100,0,0,1,{outline},{max(0, outline // 2)},2,"
+    primary, secondary = (YELLOW, WHITE) if style == "karaoke" else (WHITE, RED)
+    style_line = (
+        f"Style: Caption,{FONT},{font_size},{primary},{secondary},&H00101010,&H80000000,"
+        f"0,0,0,0,100,100,0,0,1,{outline},{max(0, outline // 2)},{ALIGNMENTS[position]},"
         f"{margin_h},{margin_h},{margin_v},1"
     )
     events = [
-        f"Dialogue: 0,{_ass_clock(c.start, fps)},{_ass_clock(c.end, fps)},Caption,,0,0,0,,"
-        + "\\N".join(_ass_text(line) for line in c.lines)
-        for c in cues
+        f"Dialogue: 0,{_ass_clock(start, fps)},{_ass_clock(end, fps)},Caption,,0,0,0,,{text}"
+        for start, end, text in _ass_events(cues, fps, style)
     ]
     return "\n".join(
         [
@@ -262,7 +300,7 @@ def ass(cues: Sequence[Cue], width: int, height: int, fps: int) -> str:
             "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
             "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
             "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
-            style,
+            style_line,
             "",
             "[Events]",
             "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
@@ -270,3 +308,50 @@ def ass(cues: Sequence[Cue], width: int, height: int, fps: int) -> str:
             "",
         ]
     )
+
+
+def cue_word_frames(cue: Cue) -> tuple[int, ...]:
+    """The frame each word of the cue starts on: its own, or (a plan without them) the cue's
+    frames shared out evenly among its words."""
+    count = sum(len(line.split()) for line in cue.lines)
+    if len(cue.words) == count:
+        return cue.words
+    return tuple(cue.start + (cue.end - cue.start) * n // max(count, 1) for n in range(count))
+
+
+def _ass_events(cues: Sequence[Cue], fps: int, style: Style) -> list[tuple[int, int, str]]:
+    """(first frame, end frame, ASS text) of each event the style draws."""
+    events: list[tuple[int, int, str]] = []
+    for cue in cues:
+        if style == "block":
+            events.append((cue.start, cue.end, "\\N".join(_ass_text(line) for line in cue.lines)))
+            continue
+        starts = cue_word_frames(cue)
+        words = [word for line in cue.lines for word in line.split()]
+        ends = (*starts[1:], cue.end)
+        if style == "word":
+            events += [
+                (start, end, _ass_text(word))
+                for start, end, word in zip(starts, ends, words, strict=True)
+                if end > start
+            ]
+            continue
+        events.append((cue.start, cue.end, _karaoke(cue, starts, ends, fps)))
+    return events
+
+
+def _karaoke(cue: Cue, starts: Sequence[int], ends: Sequence[int], fps: int) -> str:
+    """The cue's lines with a `\\k` before each word: its centiseconds from when it is spoken
+    to when the next word is (the last: to the cue's end), on the same clock as the event's
+    times, so they add up to the event's length exactly."""
+
+    def cs(frame: int) -> int:
+        return frame * 100 // fps
+
+    durations = iter(cs(end) - cs(start) for start, end in zip(starts, ends, strict=True))
+    lead = cs(starts[0]) - cs(cue.start) if starts else 0
+    lines = []
+    for line in cue.lines:
+        lines.append(" ".join(f"{{\\k{next(durations)}}}{_ass_text(w)}" for w in line.split()))
+    text = "\\N".join(lines)
+    return f"{{\\k{lead}}}{text}" if lead else text

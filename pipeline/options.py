@@ -39,6 +39,9 @@ Preset = Literal[
 ]
 Fit = Literal["cover", "contain"]
 Motion = Literal["kenburns", "none"]
+CaptionStyle = Literal["block", "word", "karaoke"]
+CaptionPosition = Literal["bottom", "top"]
+CaptionSize = Literal["small", "medium", "large"]
 
 _RESOLUTION = re.compile(r"^(\d{2,4})x(\d{2,4})$")
 MAX_WIDTH, MAX_HEIGHT = 3840, 2160
@@ -194,6 +197,18 @@ class Captions(_Nested):
     enabled: bool = Field(False, description="write captions (an object form turns them on)")
     burn_in: bool = Field(False, description="also draw them into the picture")
     language: str = Field("en", description="ISO 639 language code of the narration")
+    # How burnt-in captions look (pipeline/captions.py `ass`); the .srt/.vtt are the same.
+    style: CaptionStyle = Field(
+        "block",
+        description="burnt-in: block (a cue's lines at a time), word (one word at a time) or "
+        "karaoke (the cue's lines, each word lit as it is spoken)",
+    )
+    position: CaptionPosition = Field(
+        "bottom", description="burnt-in: bottom or top centre, inside the title-safe area"
+    )
+    size: CaptionSize = Field(
+        "medium", description="burnt-in text height: small (4%), medium (5%) or large (7%)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -215,7 +230,10 @@ class Captions(_Nested):
     def _dump(self) -> bool | dict[str, Any]:
         if not self.enabled:
             return False
-        return {"burnIn": self.burn_in, "language": self.language}
+        looks = {"style": self.style, "position": self.position, "size": self.size}
+        defaults = {"style": "block", "position": "bottom", "size": "medium"}
+        changed = {k: v for k, v in looks.items() if v != defaults[k]}
+        return {"burnIn": self.burn_in, "language": self.language, **changed}
 
 
 class RenderOptions(BaseModel):
@@ -282,7 +300,8 @@ class RenderOptions(BaseModel):
     captions: Captions = Field(
         Captions(enabled=False),
         description="captions from the narration (.srt, .vtt, a subtitle track): true, false, or "
-        '{"burnIn": bool, "language": "en"}',
+        '{"burnIn": bool, "language": "en", "style": "block"|"word"|"karaoke", '
+        '"position": "bottom"|"top", "size": "small"|"medium"|"large"}',
     )
     # Scale-out (pipeline/chunks.py, docs/scaling.md).
     chunk_seconds: float = Field(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 
-from pipeline import captions, fonts, limits, timeline, visuals
+from pipeline import align, captions, fonts, limits, timeline, visuals
 from pipeline.atomic import file_sha256, write_text_atomic
 from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
 from pipeline.captions import Cue
@@ -74,7 +74,9 @@ class SceneVoice:
     path: str  # relative to the project root
     seconds: float
     speech: tuple[tuple[float, float], ...]  # where it sounds, seconds from its start
-    words: tuple[Word, ...] = ()  # the engine's word timings, for speech it made
+    # Word timings: the engine's, for speech it made; for a voiceover, the narration aligned
+    # to it (pipeline/align.py) when captions are on. Empty: spread over `speech`.
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,13 @@ def _scanned(path: Path) -> AudioScan | str:
 
 
 def _scene_voice(
-    project: ProjectDir, options: RenderOptions, index: int, scene: SceneSpec, bounds: Limits
+    project: ProjectDir,
+    options: RenderOptions,
+    index: int,
+    scene: SceneSpec,
+    bounds: Limits,
+    ffmpeg: str,
+    log: Callable[[str], None] | None = None,
 ) -> SceneVoice | None:
     """The scene's voiceover file, or the speech SPEECH made of its narration, or None; either
     no longer than MAX_SCENE_SECONDS."""
@@ -290,8 +298,36 @@ def _scene_voice(
         raise _scene_error(index, scene, f"voiceover {scene.voiceover!r} {scan}")
     limits.check_voiceover(index, scan.seconds, bounds)
     return SceneVoice(
-        str(path.relative_to(project.root)), scan.seconds, scan.speech or ((0.0, scan.seconds),)
+        str(path.relative_to(project.root)),
+        scan.seconds,
+        scan.speech or ((0.0, scan.seconds),),
+        _aligned(project, options, index, scene, path, ffmpeg, log),
     )
+
+
+def _aligned(
+    project: ProjectDir,
+    options: RenderOptions,
+    index: int,
+    scene: SceneSpec,
+    path: Path,
+    ffmpeg: str,
+    log: Callable[[str], None] | None,
+) -> tuple[Word, ...]:
+    """The scene's narration aligned to its voiceover, when it has captions to time; ()
+    (today's spreading over the detected speech) when alignment fails, with a log line."""
+    text = (scene.narration or "").strip()
+    if not options.captions.enabled or not text:
+        return ()
+    try:
+        return align.align_voiceover(project.root, ffmpeg, path, text)
+    except align.AlignmentFailed as exc:
+        if log is not None:
+            log(
+                f"captions: scene {scene.id or index}: the narration could not be aligned to "
+                f"{scene.voiceover} ({exc}); its words are spread over the detected speech"
+            )
+        return ()
 
 
 def _spans(words: Sequence[Word], bridge: float = 0.3) -> tuple[tuple[float, float], ...]:
@@ -346,6 +382,8 @@ def _inspect_scene(
     index: int,
     scene: SceneSpec,
     bounds: Limits,
+    ffmpeg: str,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[SceneInputs, SceneVoice | None]:
     """Inspect the scene's visuals, probe its voice, and settle its length."""
     try:
@@ -355,7 +393,7 @@ def _inspect_scene(
         )
     except visuals.VisualError as exc:
         raise _scene_error(index, scene, str(exc)) from None
-    voice = _scene_voice(project, options, index, scene, bounds)
+    voice = _scene_voice(project, options, index, scene, bounds, ffmpeg, log)
     voice_seconds = voice.seconds if voice is not None else None
     seconds = timeline.scene_seconds(voice_seconds, scene.duration)
     if seconds is None:
@@ -374,13 +412,15 @@ def make_plan(
     threads: int = 0,
     lookahead: int = 0,
     bounds: Limits | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Plan:
     """Read and check the project's inputs, then lay out the whole timeline in frames.
 
     `threads` and `lookahead` are libx264's (0: its own choice, the preset's lookahead).
     The work is checked against `bounds` (default: `Limits()`) before anything is laid out;
     an image of more than `bounds.max_image_pixels` is refused, by its header, before it is
-    decoded.
+    decoded. `log` is told what was done otherwise than asked (a narration that could not be
+    aligned to its voiceover).
     """
     check_ffmpeg(ffmpeg)
     spec = load_spec(project)
@@ -389,7 +429,7 @@ def make_plan(
     limits.check_spec(spec, options, bounds)
 
     def inspect(index: int) -> tuple[SceneInputs, SceneVoice | None]:
-        return _inspect_scene(project, options, index, spec.scenes[index], bounds)
+        return _inspect_scene(project, options, index, spec.scenes[index], bounds, ffmpeg, log)
 
     count = len(spec.scenes)
     if count >= PARALLEL_FROM:
@@ -487,7 +527,9 @@ def build_plan(
                 lengthened=timing.lengthened,
                 speech=sound.speech if sound is not None else (),
                 captions=cues,
-                layers=_layers(scene, catalogue, fps, timing.frames, root, burn_in),
+                layers=_layers(
+                    scene, catalogue, fps, timing.frames, root, _burnt(options) if burn_in else None
+                ),
             )
         )
     encoder = Encoder(
@@ -523,15 +565,20 @@ def _layers(
     fps: int,
     frames: int,
     root: Path | None,
-    burn_in: bool,
+    burnt: BurntCaptions | None,
 ) -> tuple[LayerPlan, ...]:
     """What is drawn over the scene, in order: its text layers, then the burnt-in captions."""
     drawn: list[LayerPlan] = []
     if scene.text:
         drawn.append(text.layers_of(scene.text, found or fonts.catalogue(), fps, frames, root))
-    if burn_in:
-        drawn.append(BurntCaptions())
+    if burnt is not None:
+        drawn.append(burnt)
     return tuple(drawn)
+
+
+def _burnt(options: RenderOptions) -> BurntCaptions:
+    looks = options.captions
+    return BurntCaptions(style=looks.style, position=looks.position, size=looks.size)
 
 
 def _chunk_frames(options: RenderOptions, fps: int) -> int:

@@ -174,6 +174,7 @@ def _validate(run: StageRun) -> Plan:
         threads=run.threads,
         lookahead=run.lookahead,
         bounds=run.limits,
+        log=run.runner.log,
     )
     write_plan(run.project, plan)
     if run.runner.log is not None:

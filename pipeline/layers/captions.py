@@ -28,6 +28,11 @@ CAPTION_CLOCK = 2
 @dataclass(frozen=True)
 class BurntCaptions:
     kind: Literal["captions"] = "captions"
+    # How they look (renderOptions.captions); the defaults are how every plan drew them
+    # before there was a choice.
+    style: captions.Style = "block"
+    position: captions.Position = "bottom"
+    size: captions.Size = "medium"
 
     filters: ClassVar[tuple[str, ...]] = ("subtitles", "settb", "setpts")
 
@@ -38,7 +43,15 @@ class BurntCaptions:
 
     def write(self, work: Path, plan: Plan, scene: ScenePlan) -> None:
         for name in self.files(scene):
-            text = captions.ass(scene.captions, plan.width, plan.height, plan.fps)
+            text = captions.ass(
+                scene.captions,
+                plan.width,
+                plan.height,
+                plan.fps,
+                style=self.style,
+                position=self.position,
+                size=self.size,
+            )
             write_text_atomic(work / name, text)
 
     def assets(self) -> tuple[str, ...]:
@@ -69,7 +82,7 @@ class BurntCaptions:
         # The names burnt-in captions had in the key before layers: clips cached then match.
         if not scene.captions:
             return {}
-        return {
+        identity: dict[str, Any] = {
             "captions": [
                 {"start": c.start, "end": c.end, "lines": list(c.lines)} for c in scene.captions
             ],
@@ -77,6 +90,15 @@ class BurntCaptions:
             "caption_clock": CAPTION_CLOCK,
             "caption_font": fonts.default_font().sha256,
         }
+        # Only what differs from the block style at the bottom, medium size: block captions'
+        # clips keep the keys they had. The word and karaoke styles draw by each word's frame.
+        looks = {"style": self.style, "position": self.position, "size": self.size}
+        changed = {k: v for k, v in looks.items() if v != getattr(BurntCaptions, k)}
+        if changed:
+            identity["caption_look"] = changed
+        if self.style != "block":
+            identity["caption_words"] = [list(captions.cue_word_frames(c)) for c in scene.captions]
+        return identity
 
 
 def _clock(fps: int, first: int) -> tuple[Filter, ...]:

@@ -318,8 +318,8 @@ def test_a_plan_with_every_kind_of_field_round_trips_through_json() -> None:
         fit="contain",
         motion="kenburns",
         speech=((0.0, 1.25), (1.5, 2.7)),
-        captions=(Cue(0, 30, ("Two lines", "of words")), Cue(30, 81, ("and one",))),
-        layers=(BurntCaptions(),),
+        captions=(Cue(0, 30, ("Two lines", "of words"), (0, 5, 12, 20)), Cue(30, 81, ("and one",))),
+        layers=(BurntCaptions(style="karaoke", position="top", size="large"),),
     )
     plan = plans.plan(
         scene,
@@ -337,7 +337,9 @@ def test_a_plan_with_every_kind_of_field_round_trips_through_json() -> None:
     assert Plan.from_json(text) == plan
     stored = json.loads(text)["scenes"][0]
     assert [v["kind"] for v in stored["visuals"]] == ["still", "still"]
-    assert stored["layers"] == [{"kind": "captions"}]
+    assert stored["layers"] == [
+        {"kind": "captions", "style": "karaoke", "position": "top", "size": "large"}
+    ]
     assert stored["shots"][0]["digest"] == a.sha256
 
 
