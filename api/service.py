@@ -19,7 +19,7 @@ from api.deps import Enqueuer
 from api.errors import ApiError, Problems, validation_error
 from api.schemas import JobSummary, OutputFile, ProjectAssets, ProjectView, RenderRequest
 from api.uploads import require_free_space
-from pipeline import assets, fonts, limits, registry, sound, timeline
+from pipeline import assets, fonts, limits, registry, sound, timeline, transitions
 from pipeline import spec as spec_file
 from pipeline.assets import Reference
 from pipeline.atomic import write_text_atomic
@@ -396,9 +396,11 @@ def check_work(
 ) -> None:
     """The render orders no more work than the limits allow (pipeline/limits.py), else 422
     naming the field and the setting: counted from the spec, the options, the voiceovers'
-    headers and the narration's estimated speech, before any job row exists."""
+    headers and the narration's estimated speech, before any job row exists. Then each
+    transition fits its neighbours (pipeline/transitions.py), else 422 naming it."""
     bounds = settings.limits()
     seconds = []
+    estimated = set()  # scenes whose length is a guess until their speech is made
     try:
         for index, scene in enumerate(spec.scenes):
             voice = None
@@ -408,10 +410,20 @@ def check_work(
                 limits.check_voiceover(index, voice, bounds)
             elif (text := limits.spoken(scene.narration, None, options)) is not None:
                 voice = limits.speech_seconds(text, options.tts.rate if options.tts else None)
+                estimated.add(index)
             seconds.append(timeline.scene_seconds(voice, scene.duration))
-        limits.check(spec, options, seconds, picture_size(options), bounds)
+        work = limits.check(spec, options, seconds, picture_size(options), bounds)
     except limits.OverLimit as exc:
         problems.add(ApiError(422, "over_limit", exc.message, exc.field))
+        return
+    # Each transition within what its neighbours can give (VALIDATE checks again with the
+    # lengths decoded and spoken).
+    frames = [
+        None if index in estimated or seconds[index] is None else scene.frames
+        for index, scene in enumerate(work.scenes)
+    ]
+    if problem := transitions.check(spec, options.fps, frames):
+        problems.add(ApiError(422, problem.code, problem.message, problem.field))
 
 
 def check_callback(settings: Settings, url: str | None, problems: Problems) -> str | None:

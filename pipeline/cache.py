@@ -47,12 +47,13 @@ from pipeline.plan import Plan, ScenePlan, file_sha256
 VERSION = 1
 # ScenePlan fields that do not change a clip's pixels: its place in the video and its sound
 # (`speech`: where the voice sounds, which the music ducks under; `captions`: the subtitle
-# track, in the picture only through a layer). Every other field, including ones added
-# later, is part of the key.
+# track, in the picture only through a layer), and its transitions (`transition`, `head`:
+# which of its frames its own clip holds, which a clip's span says). Every other field,
+# including ones added later, is part of the key.
 _NOT_PICTURE = frozenset(
     {
         *("index", "id", "start_frame", "voiceover", "voiceover_seconds", "lengthened"),
-        *("speech", "captions"),
+        *("speech", "captions", "transition", "head"),
     }
 )
 # Keyed by their kinds' own identities instead (`Visual.identity`, `Layer.identity`).

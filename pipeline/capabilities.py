@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pipeline import layers, visuals
+from pipeline import layers, transitions, visuals
 
 # Everything the pipeline's FFmpeg commands use (scene.py, visuals/, layers/, audio.py, mux.py).
 # A test (tests/pipeline/test_capabilities.py) builds those commands for a plan using every
@@ -32,6 +32,9 @@ NEEDS: Mapping[str, tuple[str, ...]] = {
                 *layers.filters(),
                 # a scene's pieces, cross-faded and joined (scene.py)
                 *("split", "setsar", "setparams", "xfade", "concat", "format"),
+                # a span cut out of a cross-fade; transitions between scenes (transitions.py)
+                *("trim", "setpts"),
+                *transitions.FILTERS,
                 # sound: the master track and each scene's cut of it (audio.py)
                 *("anullsrc", "aresample", "aformat", "apad", "atrim", "asetpts"),
                 # the music bed, looped, faded and ducked; the mix; its loudness and gain

@@ -28,29 +28,33 @@ def chunk_count(plan: Plan, scene: ScenePlan) -> int:
 
 
 def chunk_spans(plan: Plan, scene: ScenePlan) -> tuple[Span, ...]:
-    """The frame ranges of the scene's chunks, in order; one span (the whole scene) when the
-    scene is short or chunking is off (`chunk_frames` 0).
+    """The frame ranges of the scene's chunks, in order; one span (the scene's body: the
+    whole scene, less what its transitions draw over) when the scene is short or chunking is
+    off (`chunk_frames` 0).
 
-    The scene is split evenly, and a boundary that would cut a cross-fade moves to the nearer
-    end of it.
+    The body is split evenly, and a boundary that would cut a cross-fade moves to the nearer
+    end of it (staying inside the body).
     """
-    count = _even_count(plan, scene)
+    first, end = scene.body
+    count = _even_count(plan, end - first)
     if count == 1:
-        return ((0, scene.frames),)
-    fades = _fades(plan, scene)
-    bounds = {0, scene.frames}
+        return ((first, end),)
+    cross_fades = fades(plan, scene)
+    bounds = {first, end}
     for k in range(1, count):
-        bounds.add(_outside(round_half_up(Fraction(k * scene.frames, count)), fades))
+        bound = _outside(first + round_half_up(Fraction(k * (end - first), count)), cross_fades)
+        if first < bound < end:
+            bounds.add(bound)
     return tuple(itertools.pairwise(sorted(bounds)))
 
 
-def _even_count(plan: Plan, scene: ScenePlan) -> int:
+def _even_count(plan: Plan, frames: int) -> int:
     if plan.chunk_frames <= 0:
         return 1
-    return max(1, round_half_up(Fraction(scene.frames, plan.chunk_frames)))
+    return max(1, round_half_up(Fraction(frames, plan.chunk_frames)))
 
 
-def _fades(plan: Plan, scene: ScenePlan) -> list[Span]:
+def fades(plan: Plan, scene: ScenePlan) -> list[Span]:
     """Where the scene's cross-fades are: frames [start, end) shared by two shots."""
     fade = plan.xfade_frames
     starts = itertools.accumulate(shot.frames for shot in scene.shots[:-1])

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 
-from pipeline import align, captions, fonts, limits, timeline, visuals
+from pipeline import align, captions, fonts, limits, timeline, transitions, visuals
 from pipeline.atomic import file_sha256, write_text_atomic
 from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
 from pipeline.captions import Cue
@@ -37,6 +37,7 @@ from pipeline.problems import unknown_scenes
 from pipeline.project import ProjectDir
 from pipeline.sound import captions_without_narration
 from pipeline.spec import ProjectSpec, SceneSpec, read_spec
+from pipeline.transitions import TransitionPlan
 from pipeline.tts import Word
 from pipeline.tts import cache as speech_cache
 from pipeline.visuals import Visual, VisualPlan
@@ -100,6 +101,20 @@ class ScenePlan:
     captions: tuple[Cue, ...] = ()
     # Drawn over the picture after its shots, in order (pipeline/layers/).
     layers: tuple[LayerPlan, ...] = ()
+    # The transition into the next scene (None: a cut), and the frames at this scene's start
+    # that the transition from the one before draws over (pipeline/transitions.py).
+    transition: TransitionPlan | None = None
+    head: int = 0
+
+    @property
+    def tail(self) -> int:
+        """The frames at its end its transition into the next scene draws over."""
+        return self.transition.before if self.transition is not None else 0
+
+    @property
+    def body(self) -> tuple[int, int]:
+        """Its frames [first, end) no transition draws over: what its own clip holds."""
+        return self.head, self.frames - self.tail
 
     @property
     def burn_in(self) -> bool:
@@ -530,8 +545,15 @@ def build_plan(
                 layers=_layers(
                     scene, catalogue, fps, timing.frames, root, _burnt(options) if burn_in else None
                 ),
+                transition=transitions.planned(
+                    scene.transition.type, scene.transition.duration, fps
+                )
+                if scene.transition is not None
+                else None,
             )
         )
+    if problem := transitions.check(spec, fps, [scene.frames for scene in scenes]):
+        raise problem.error()
     encoder = Encoder(
         preset=options.preset,
         crf=options.crf,
@@ -548,7 +570,7 @@ def build_plan(
         encoder=_preview_encoder(encoder) if options.preview else encoder,
         xfade_frames=xfade,
         sample_rate=timeline.SAMPLE_RATE,
-        scenes=_renumbered(scenes, part) if part is not None else tuple(scenes),
+        scenes=_linked(_renumbered(scenes, part) if part is not None else tuple(scenes), part),
         preview=options.preview,
         part=part,
         music=music,
@@ -658,6 +680,22 @@ def _chosen_scenes(options: RenderOptions, scenes: list[ScenePlan]) -> tuple[int
             f"video ({total:.3f} s)"
         )
     return chosen
+
+
+def _linked(scenes: tuple[ScenePlan, ...], part: tuple[int, ...] | None) -> tuple[ScenePlan, ...]:
+    """Each scene's transition kept only where its next scene follows it (a part of the
+    timeline keeps those between scenes it has side by side), and each scene's `head`: the
+    frames the transition into it draws over."""
+    spec_index = part if part is not None else tuple(range(len(scenes)))
+    linked: list[ScenePlan] = []
+    before: TransitionPlan | None = None
+    for number, scene in enumerate(scenes):
+        follows = number + 1 < len(scenes) and spec_index[number + 1] == spec_index[number] + 1
+        transition = scene.transition if follows else None
+        head = before.after if before is not None else 0
+        linked.append(replace(scene, transition=transition, head=head))
+        before = transition
+    return tuple(linked)
 
 
 def _renumbered(scenes: list[ScenePlan], part: tuple[int, ...]) -> tuple[ScenePlan, ...]:

@@ -27,11 +27,14 @@ def poster_name(output_name: str) -> str:
 
 def scene_poster_frame(scene: ScenePlan) -> int:
     """The frame of a scene's clip its poster shows: its first shot's visual seen best, as
-    its kind says (a still: whole). The first shot never shows a cross-fade before its last
-    frame, so this frame is one picture, clean.
+    its kind says (a still: whole), or the nearest frame no transition draws over. The first
+    shot never shows a cross-fade before its last frame, so this frame is one picture, clean.
     """
     shot = scene.shots[0]
-    return scene.visual(shot).poster_frame(shot)
+    frame = scene.visual(shot).poster_frame(shot)
+    # Clear of the transitions drawn over its edges: a frame of its own clip, its body.
+    first, end = scene.body
+    return min(max(frame, first), end - 1)
 
 
 def poster_at(plan: Plan, seconds: float | None) -> tuple[int, int]:

@@ -10,11 +10,13 @@ encodes the clip. Preparing in a process of its own frees the decoded originals 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pipeline import transitions
+from pipeline.chunks import fades
 from pipeline.encoder import Encoder, clip_timing_args, video_codec_args
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.plan import Plan, ScenePlan
@@ -113,14 +115,34 @@ def scene_graph(
     one output has exactly `scene.frames` frames, or with `span` (a chunk's frames [first,
     end) of the scene) exactly those frames, the same pixels as the whole scene's graph draws
     there. Its layers draw from their files in `work` (the stages' work folder).
+    """
+    graph = Graph()
+    picture = draw_scene(graph, plan, scene, span, work)
+    graph.output(graph.chain(picture, _tags(plan.encoder)))
+    return graph
+
+
+def draw_scene(
+    graph: Graph,
+    plan: Plan,
+    scene: ScenePlan,
+    span: tuple[int, int] | None = None,
+    work: Path | None = None,
+    first_input: int = 0,
+) -> Stream:
+    """Frames [first, end) of the scene (`span`; None: all of them) drawn into `graph`, fed
+    by its prepared visuals as inputs `first_input` + n, its layers applied: the picture
+    before its colour tags.
 
     Every piece of a shot (the head that fades in, the body, the tail that fades out) is drawn
     from the prepared input by its own filters: only single stills are split, never a stream
     of frames. Splitting the frame stream of a shot (and trimming each branch) queued the
     frames one branch had not asked for yet: about 25 MB more at 1080p for half-second fades.
+    A span that cuts a cross-fade (a transition's edge may) is drawn with the whole fade, then
+    trimmed: a fade's frames depend on where it is in the fade.
     """
-    graph = Graph()
-    drawn = pieces(plan, scene, span)
+    drawn_span = _around_fades(plan, scene, span)
+    drawn = pieces(plan, scene, drawn_span)
     users: dict[tuple[str, str], list[Piece]] = {}
     for piece in drawn:
         shot = scene.shots[piece.shot]
@@ -129,7 +151,7 @@ def scene_graph(
     for index, visual in enumerate(scene.visuals):
         wanted = users.pop((visual.kind, visual.sha256), None)
         if wanted:
-            copies = graph.split(graph.input(index, "v"), len(wanted))
+            copies = graph.split(graph.input(first_input + index, "v"), len(wanted))
             sources.update(zip(wanted, copies, strict=True))
     streams = []
     for piece in drawn:
@@ -138,13 +160,77 @@ def scene_graph(
         filters = (*scene.visual(shot).draw(shot, piece, plan), Filter.of("setsar", 1))
         streams.append((piece, graph.chain(sources[piece], filters)))
     picture = _join(graph, plan, streams)
+    if span is not None and drawn_span != span:
+        assert drawn_span is not None
+        picture = graph.chain(
+            picture,
+            (
+                Filter.of(
+                    "trim", start_frame=span[0] - drawn_span[0], end_frame=span[1] - drawn_span[0]
+                ),
+                Filter.of("setpts", "PTS-STARTPTS"),
+            ),
+        )
     if scene.layers and work is None:
         raise ValueError(f"scene {scene.label} has layers: their work folder is needed")
     for layer in scene.layers:
         assert work is not None
         picture = layer.apply(graph, picture, work, plan, scene, span[0] if span else 0)
+    return picture
+
+
+def _around_fades(
+    plan: Plan, scene: ScenePlan, span: tuple[int, int] | None
+) -> tuple[int, int] | None:
+    """`span` widened to the whole of any cross-fade its ends fall inside."""
+    if span is None:
+        return None
+    first, end = span
+    for start, stop in fades(plan, scene):
+        if start < first < stop:
+            first = start
+        if start < end < stop:
+            end = stop
+    return first, end
+
+
+def transition_args(
+    plan: Plan,
+    index: int,
+    window: tuple[int, int],
+    prepared: Mapping[int, Sequence[Path]],
+    out: Path,
+    work: Path | None = None,
+) -> list[str]:
+    """The command of frames [first, end) of the transition from scene `index` into the next
+    (`pipeline.transitions`), encoded like any scene clip: the outgoing scene's last frames and
+    the incoming one's first, each drawn by its own graph (`prepared`: each scene's prepared
+    visuals, by scene index), blended."""
+    outgoing, incoming = plan.scenes[index], plan.scenes[index + 1]
+    transition = outgoing.transition
+    if transition is None:
+        raise ValueError(f"scene {outgoing.label} has no transition into the next")
+    args: list[str] = []
+    for scene in (outgoing, incoming):
+        for visual, path in zip(scene.visuals, prepared[scene.index], strict=True):
+            args += visual.source_input(path, plan, scene)
+    graph = Graph()
+    out_span = (outgoing.frames - transition.before, outgoing.frames)
+    last = draw_scene(graph, plan, outgoing, out_span, work)
+    into = (0, transition.after)
+    first = draw_scene(graph, plan, incoming, into, work, first_input=len(outgoing.visuals))
+    picture = transitions.draw(graph, last, first, transition, plan.fps, window)
     graph.output(graph.chain(picture, _tags(plan.encoder)))
-    return graph
+    compiled = graph.compile()
+    (video,) = compiled.maps
+    return [
+        *args,
+        *("-filter_complex", compiled.text, "-map", video, "-an"),
+        *video_codec_args(plan.encoder),
+        *("-frames:v", str(window[1] - window[0])),
+        *clip_timing_args(plan.fps),
+        *("-f", "mp4", str(out)),
+    ]
 
 
 def _join(graph: Graph, plan: Plan, streams: list[tuple[Piece, Stream]]) -> Stream:

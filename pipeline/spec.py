@@ -13,18 +13,37 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pipeline.assets import IMAGES, MUSIC, VOICEOVERS, Reference, Refers
 from pipeline.errors import PipelineError
 from pipeline.layers.text import MAX_LAYERS, TextSpec
 from pipeline.names import check_safe_name
 from pipeline.options import Fit, Motion, RenderOptions
+from pipeline.transitions import CUT, DEFAULT_SECONDS, LAST_SCENE, MAX_SECONDS, TransitionType
 
 MAX_SCENES = 500
 MAX_IMAGES_PER_SCENE = 3
 # Characters of one scene's narration the spec can hold (MAX_NARRATION_CHARS may lower what
 # is spoken).
 MAX_NARRATION = 20_000
+
+
+class Transition(BaseModel):
+    """How a scene passes into the next (pipeline/transitions.py): drawn over the cut,
+    centred on it, never shortening the video or moving the narration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    type: TransitionType = Field(
+        "cut", description="cut (none), or the xfade transition drawn over the cut"
+    )
+    duration: float = Field(
+        DEFAULT_SECONDS,
+        gt=0,
+        le=MAX_SECONDS,
+        description="seconds, centred on the cut; at most half of either scene it joins",
+    )
 
 
 class SceneSpec(BaseModel):
@@ -42,6 +61,8 @@ class SceneSpec(BaseModel):
     motion: Motion | None = None
     # Titles, lower thirds, captions, bullets drawn over the scene (docs/text.md).
     text: list[TextSpec] = Field(default_factory=list, max_length=MAX_LAYERS)
+    # Into the next scene; None or type "cut": a hard cut.
+    transition: Transition | None = None
 
     @field_validator("images")
     @classmethod
@@ -68,6 +89,14 @@ class ProjectSpec(BaseModel):
                 if scene.id in seen:
                     raise ValueError(f"scene id {scene.id!r} is used twice")
                 seen.add(scene.id)
+        last = self.scenes[-1].transition
+        if last is not None and last.type != CUT:
+            # Raised with its own place, so the answer names scenes[N].transition.
+            where = ("scenes", len(self.scenes) - 1, "transition")
+            error = PydanticCustomError("last_scene_transition", LAST_SCENE)
+            raise ValidationError.from_exception_data(
+                "ProjectSpec", [InitErrorDetails(type=error, loc=where, input=last.type)]
+            )
         return self
 
     def references(self) -> list[Reference]:

@@ -285,13 +285,9 @@ def build_unit(
             build_unit(project, plan, part, runner, cache=cache, report=report) for part in parts
         ]
         return built[-1]
-    index, part = unit.scene_index, unit.piece(plan)  # part None: the scene in one piece
-    if unit.draws() != (index,):
-        # A clip drawn from more than its own scene (a transition) needs a graph of its own.
-        raise ValueError(f"a {unit.kind} clip is not drawn from one scene's graph")
     target = unit.clip(project)
     if cache is None:
-        encode_scene(project, plan, index, runner, part, target)
+        encode_unit(project, plan, unit, runner)
         if report is not None:
             report(ClipReport("encoded", target.stat().st_size))
         return target
@@ -300,7 +296,7 @@ def build_unit(
 
     def encode() -> None:
         log(f"cache miss {key[:16]}: encoding {target.name}")
-        encode_scene(project, plan, index, runner, part, target)
+        encode_unit(project, plan, unit, runner)
 
     hit, size = cache.get_or_build(
         key, target, encode, log, should_cancel=runner.should_cancel, frames=unit.frames(plan)
@@ -337,19 +333,46 @@ def encode_scene(
     file of the scene is built), then drawn and encoded."""
     scene = plan.scenes[index]
     target = target or scene_clip(project, index)
+    prepared = _prepared(project, plan, (index,), runner)
     seconds = (span[1] - span[0]) / plan.fps if span is not None else plan.scene_seconds(index)
-    names = ", ".join(repr(visual.name) for visual in scene.visuals)
-    # Blame what failed: decoding the images, or drawing and encoding the clip (the images
-    # are fine by then: subtitles, a filter or the encoder).
-    with _failing_as(scene.id, f"preparing image(s) {names}"):
-        stills = prepare_stills(project, plan, index, runner)
-    for layer in scene.layers:
-        layer.write(project.work, plan, scene)
     with _failing_as(scene.id, "drawing and encoding the clip"), atomic_path(target) as tmp:
-        args = scene_args(plan, scene, stills, tmp, span=span, work=project.work)
+        args = scene_args(plan, scene, prepared[index], tmp, span=span, work=project.work)
         runner.run(args, expected_seconds=seconds)
     _remove_stills(project, plan, index)
     return target
+
+
+def encode_unit(project: ProjectDir, plan: Plan, unit: Unit, runner: Runner) -> Path:
+    """Encode a unit's clip with FFmpeg: the stills of every scene it draws from prepared
+    first (work/stills/, each removed once every clip drawn from it is built), then drawn
+    (`Unit.args`: a scene's frames, or a transition from both its scenes) and encoded."""
+    target = unit.clip(project)
+    prepared = _prepared(project, plan, unit.draws(), runner)
+    own = plan.scenes[unit.scene_index]  # the scene the runner (its errors) names
+    doing = f"drawing and encoding {unit.describe()}"
+    with _failing_as(own.id, doing), atomic_path(target) as tmp:
+        args = unit.args(plan, prepared, tmp, project.work)
+        runner.run(args, expected_seconds=unit.frames(plan) / plan.fps)
+    for index in unit.draws():
+        _remove_stills(project, plan, index)
+    return target
+
+
+def _prepared(
+    project: ProjectDir, plan: Plan, indices: Sequence[int], runner: Runner
+) -> dict[int, list[Path]]:
+    """Each scene's stills prepared (and its layers' files written), by scene index."""
+    prepared = {}
+    for index in indices:
+        scene = plan.scenes[index]
+        names = ", ".join(repr(visual.name) for visual in scene.visuals)
+        # Blame what failed: decoding the images, or drawing and encoding the clip (the
+        # images are fine by then: subtitles, a filter or the encoder).
+        with _failing_as(scene.id, f"preparing image(s) {names}"):
+            prepared[index] = prepare_stills(project, plan, index, runner)
+        for layer in scene.layers:
+            layer.write(project.work, plan, scene)
+    return prepared
 
 
 @contextlib.contextmanager

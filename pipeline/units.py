@@ -12,6 +12,10 @@ the API's per-scene view read these from here; none re-spells them.
   one piece (`work/scenes/scene_NNN.mp4`).
 - `chunk_unit(n, c)`: chunk c of the clip of a scene built in chunks (`pipeline.chunks`,
   `work/scenes/scene_NNN_partCCC.mp4`).
+- `transition_unit(k, half)`: a half of the transition from scene k into k + 1
+  (`pipeline.transitions`): half 0, `NAME[k~]`, its frames before the cut (part of scene k's
+  clip, `work/scenes/transition_KKK_out.mp4`); half 1, `NAME[~k+1]`, those after it (part of
+  scene k + 1's, `transition_KKK_in.mp4`). Both are drawn from both scenes.
 
 The plan's *segments* are the clips the video is joined from, in order: every registered
 kind's segments of the plan, sorted by their place. A new kind of clip (a transition between
@@ -22,14 +26,19 @@ pick it up from there.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.cache import clip_key
+from pipeline.cache import VERSION, clip_key
 from pipeline.chunks import Span, chunk_spans
 from pipeline.plan import Plan
 from pipeline.project import ProjectDir
+from pipeline.scene import scene_args, transition_args
+from pipeline.transitions import TransitionPlan
 
 Place = tuple[int, int, int]  # (scene, slot, chunk): a slot 1 sits between scene and scene + 1
 
@@ -88,6 +97,17 @@ class Unit:
         """Where the unit comes among its stage's runs, and its clip in the join."""
         return self.made.place(self)
 
+    def args(
+        self, plan: Plan, prepared: Mapping[int, Sequence[Path]], out: Path, work: Path
+    ) -> list[str]:
+        """The FFmpeg command encoding this unit's clip into `out`, from the prepared visuals
+        of the scenes it draws from (`prepared`, by scene index)."""
+        return self.made.args(plan, self, prepared, out, work)
+
+    def describe(self) -> str:
+        """What its clip is, for an error: 'the clip', 'the transition into scene 3'."""
+        return self.made.describe(self)
+
     @property
     def scene_index(self) -> int:
         if self.scene is None:
@@ -138,6 +158,19 @@ class Kind:
     def place(self, unit: Unit) -> Place:
         return (-1, 0, 0)
 
+    def args(
+        self,
+        plan: Plan,
+        unit: Unit,
+        prepared: Mapping[int, Sequence[Path]],
+        out: Path,
+        work: Path,
+    ) -> list[str]:
+        raise ValueError(f"a {self.name} unit makes no clip")
+
+    def describe(self, unit: Unit) -> str:
+        return "the clip"
+
 
 class Once(Kind):
     name = "once"
@@ -171,13 +204,39 @@ class SceneClip(Kind):
 
     def frames(self, plan: Plan, unit: Unit) -> int:
         index = unit.scene_index
-        return plan.scenes[index].frames if index < len(plan.scenes) else 0
+        if index >= len(plan.scenes):
+            return 0
+        first, end = self._body(plan, unit) or (0, plan.scenes[index].frames)
+        return end - first
+
+    def piece(self, plan: Plan, unit: Unit) -> Span | None:
+        return self._body(plan, unit)
 
     def clip(self, project: ProjectDir, unit: Unit) -> Path:
         return project.work / "scenes" / f"scene_{unit.scene_index:03d}.mp4"
 
     def key(self, plan: Plan, unit: Unit, ffmpeg_version: str) -> str:
-        return clip_key(plan, plan.scenes[unit.scene_index], ffmpeg_version)
+        scene = plan.scenes[unit.scene_index]
+        return clip_key(plan, scene, ffmpeg_version, self._body(plan, unit))
+
+    def args(
+        self,
+        plan: Plan,
+        unit: Unit,
+        prepared: Mapping[int, Sequence[Path]],
+        out: Path,
+        work: Path,
+    ) -> list[str]:
+        scene = plan.scenes[unit.scene_index]
+        span = self.piece(plan, unit)
+        return scene_args(plan, scene, prepared[scene.index], out, span=span, work=work)
+
+    @staticmethod
+    def _body(plan: Plan, unit: Unit) -> Span | None:
+        """The frames of a scene built in one piece its clip holds, when its transitions take
+        some (None: all of them)."""
+        scene = plan.scenes[unit.scene_index]
+        return None if scene.body == (0, scene.frames) else scene.body
 
     def draws(self, unit: Unit) -> tuple[int, ...]:
         return (unit.scene_index,)
@@ -229,6 +288,18 @@ class Chunk(Kind):
     def place(self, unit: Unit) -> Place:
         return (unit.scene_index, 0, self._chunk(unit))
 
+    def args(
+        self,
+        plan: Plan,
+        unit: Unit,
+        prepared: Mapping[int, Sequence[Path]],
+        out: Path,
+        work: Path,
+    ) -> list[str]:
+        scene = plan.scenes[unit.scene_index]
+        span = self._span(plan, unit)
+        return scene_args(plan, scene, prepared[scene.index], out, span=span, work=work)
+
     def _span(self, plan: Plan, unit: Unit) -> Span:
         return chunk_spans(plan, plan.scenes[unit.scene_index])[self._chunk(unit)]
 
@@ -239,8 +310,125 @@ class Chunk(Kind):
         return unit.chunk
 
 
+class TransitionHalf(Kind):
+    """A half of the transition from scene k into k + 1: its frames before the cut (half 0,
+    part of scene k's clip) or after it (half 1, part of scene k + 1's). Each is its own x264
+    run, so each opens on a keyframe and joins by stream copy, and a scene's `scene_NN.mp4`
+    is its halves and its body, joined."""
+
+    name = "transition"
+    segment = True
+    _OUT = re.compile(r"(\d+)~")
+    _IN = re.compile(r"~(\d+)")
+    _SIDES = ("out", "in")
+
+    def suffix(self, unit: Unit) -> str:
+        index = unit.scene_index
+        return f"[{index}~]" if self._half(unit) == 0 else f"[~{index + 1}]"
+
+    def parse(self, inside: str | None) -> Unit | None:
+        if inside is None:
+            return None
+        if found := self._OUT.fullmatch(inside):
+            return transition_unit(int(found[1]), 0)
+        if (found := self._IN.fullmatch(inside)) and int(found[1]) > 0:
+            return transition_unit(int(found[1]) - 1, 1)
+        return None
+
+    def segments(self, plan: Plan) -> list[Unit]:
+        return [
+            transition_unit(scene.index, half)
+            for scene in plan.scenes[:-1]
+            if scene.transition is not None
+            for half in (0, 1)
+        ]
+
+    def frames(self, plan: Plan, unit: Unit) -> int:
+        first, end = self._window(plan, unit)
+        return end - first
+
+    def piece(self, plan: Plan, unit: Unit) -> Span | None:
+        transition = self._transition(plan, unit)
+        if self._half(unit) == 0:
+            frames = plan.scenes[unit.scene_index].frames
+            return (frames - transition.before, frames)
+        return (0, transition.after)
+
+    def clip(self, project: ProjectDir, unit: Unit) -> Path:
+        side = self._SIDES[self._half(unit)]
+        return project.work / "scenes" / f"transition_{unit.scene_index:03d}_{side}.mp4"
+
+    def key(self, plan: Plan, unit: Unit, ffmpeg_version: str) -> str:
+        """Keyed by both sides' frames it draws (each scene's own key for those frames: its
+        picture, the video's, the encoder, FFmpeg), the transition and the half."""
+        transition = self._transition(plan, unit)
+        outgoing, incoming = plan.scenes[unit.scene_index], plan.scenes[unit.scene_index + 1]
+        document = {
+            "version": VERSION,
+            "kind": "transition",
+            "transition": {"type": transition.type, "frames": transition.frames},
+            "window": list(self._window(plan, unit)),
+            "out": clip_key(
+                plan,
+                outgoing,
+                ffmpeg_version,
+                (outgoing.frames - transition.before, outgoing.frames),
+            ),
+            "in": clip_key(plan, incoming, ffmpeg_version, (0, transition.after)),
+        }
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def draws(self, unit: Unit) -> tuple[int, ...]:
+        return (unit.scene_index, unit.scene_index + 1)
+
+    def part_of(self, unit: Unit) -> int | None:
+        return unit.scene_index + self._half(unit)
+
+    def place(self, unit: Unit) -> Place:
+        return (unit.scene_index, 1, self._half(unit))
+
+    def args(
+        self,
+        plan: Plan,
+        unit: Unit,
+        prepared: Mapping[int, Sequence[Path]],
+        out: Path,
+        work: Path,
+    ) -> list[str]:
+        window = self._window(plan, unit)
+        return transition_args(plan, unit.scene_index, window, prepared, out, work)
+
+    def describe(self, unit: Unit) -> str:
+        index = unit.scene_index
+        side = "before" if self._half(unit) == 0 else "after"
+        return f"the transition from scene {index} into scene {index + 1} ({side} the cut)"
+
+    def _window(self, plan: Plan, unit: Unit) -> Span:
+        """The half's frames of the transition's window (from its first frame)."""
+        transition = self._transition(plan, unit)
+        if self._half(unit) == 0:
+            return (0, transition.before)
+        return (transition.before, transition.frames)
+
+    @staticmethod
+    def _transition(plan: Plan, unit: Unit) -> TransitionPlan:
+        transition = plan.scenes[unit.scene_index].transition
+        if transition is None:
+            raise ValueError(f"scene {unit.scene_index} has no transition into the next")
+        return transition
+
+    @staticmethod
+    def _half(unit: Unit) -> int:
+        if unit.chunk is None or unit.chunk not in (0, 1):
+            raise ValueError(f"a transition out of scene {unit.scene} without its half")
+        return unit.chunk
+
+
 # Every kind of unit, by name: a label is parsed by each in turn, a plan's segments are theirs.
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (Once(), SceneClip(), Chunk())}
+KINDS: dict[str, Kind] = {
+    kind.name: kind for kind in (Once(), SceneClip(), Chunk(), TransitionHalf())
+}
 ONCE = Unit("once")
 
 
@@ -252,6 +440,12 @@ def scene_unit(index: int) -> Unit:
 def chunk_unit(index: int, chunk: int) -> Unit:
     """Chunk `chunk` of scene `index`'s clip (`NAME[n/c]`)."""
     return Unit("chunk", index, chunk)
+
+
+def transition_unit(index: int, half: int) -> Unit:
+    """Half `half` (0: before the cut, 1: after it) of the transition from scene `index` into
+    the next (`NAME[k~]`, `NAME[~k+1]`)."""
+    return Unit("transition", index, half)
 
 
 def parse(inside: str | None) -> Unit | None:

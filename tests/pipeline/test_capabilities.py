@@ -153,7 +153,13 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
                     "motion": "kenburns",
                     "narration": "Words to caption and burn in.",
                 },
-                {"images": ["c.jpg", "d.jpg"], "duration": 4, "fit": "contain", "motion": "none"},
+                {
+                    "images": ["c.jpg", "d.jpg"],
+                    "duration": 4,
+                    "fit": "contain",
+                    "motion": "none",
+                    "transition": {"type": "circleopen", "duration": 0.5},
+                },
                 {"images": ["e.jpg"], "duration": 2},
             ]
         }
@@ -196,6 +202,13 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
         commands.append(
             mux.scene_output_args(plan, s.index, work / "c.mp4", work / "a.wav", work / "o.mp4")
         )
+    # A span cutting a cross-fade (a transition's edge may), and a transition's half.
+    stills = [work / f"1-{n}.yuv" for n in range(2)]
+    commands.append(
+        scene.scene_args(plan, plan.scenes[1], stills, work / "1.mp4", span=(62, 99), work=work)
+    )
+    prepared = {1: stills, 2: [work / "2-0.yuv"]}
+    commands.append(scene.transition_args(plan, 1, (0, 7), prepared, work / "t.mp4", work))
     commands.append(
         mux.concat_args(work / "concat.txt", work / "audio.wav", work / "j.mp4", work / "c.srt")
     )
