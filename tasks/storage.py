@@ -6,10 +6,13 @@ import re
 import shutil
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from pipeline.project import ProjectDir
-from tasks.blobstore import LocalBlobStore
+from tasks.blobstore import BlobStore, LocalBlobStore
+from tasks.scratch import Scratch
+from tasks.settings import Settings
 
 # Checked with fullmatch, never match: `$` also matches before a trailing newline, and
 # "p1\n" would be a second folder beside "p1". The anchors stay for JSON Schema's `pattern`.
@@ -83,3 +86,46 @@ class Storage:
     def ensure(self) -> None:
         self.projects.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The storage interface every process goes through: the bucket of STORAGE_URL, or the
+    folder RENDER_STORAGE when it is empty. One per process and settings (a boto3 client is
+    slow to make and safe to share between threads)."""
+    return _store(
+        settings.render_storage,
+        settings.storage_url,
+        settings.s3_endpoint_url,
+        settings.s3_region,
+        settings.s3_retry_seconds,
+        settings.output_url_seconds,
+        settings.scratch_path,
+        int(settings.scratch_max_gb * 1e9),
+    )
+
+
+@lru_cache(maxsize=8)
+def _store(
+    root: Path,
+    url: str,
+    endpoint: str,
+    region: str,
+    retry_seconds: float,
+    url_seconds: int,
+    scratch: Path,
+    scratch_bytes: int,
+) -> BlobStore:
+    if not url:
+        return LocalBlobStore(root)
+    from tasks.s3store import S3BlobStore, parse_url
+
+    bucket, prefix = parse_url(url)
+    return S3BlobStore(
+        bucket,
+        prefix,
+        endpoint_url=endpoint or None,
+        region=region or None,
+        retry_seconds=retry_seconds,
+        url_seconds=url_seconds,
+        scratch=Scratch(scratch, scratch_bytes),
+    )
