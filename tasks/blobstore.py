@@ -102,6 +102,11 @@ class BlobStore(Protocol):
         """Where a client could read the blob directly (a presigned URL for S3), or None."""
         ...
 
+    def check(self) -> None:
+        """The store answers and takes our credentials: StoreRefused saying why not,
+        StoreUnavailable when it does not answer."""
+        ...
+
     def local_path(self, key: str) -> Path | None:
         """The key's file or folder on this machine when the backend is a local folder (the
         pipeline then works on it in place: fetch and publish move nothing); None otherwise."""
@@ -206,6 +211,9 @@ class LocalBlobStore:
 
     def url(self, key: str) -> str | None:
         return self.path(key).absolute().as_uri()
+
+    def check(self) -> None:
+        """Nothing to ask: the folder's own checks are MIN_FREE_MB and /readyz's `storage`."""
 
     def local_path(self, key: str) -> Path | None:
         return self.path(key) if key else self.root

@@ -255,7 +255,9 @@ class S3BlobStore:
         )
 
     def delete_prefix(self, prefix: str) -> None:
-        names = [self._name(blob.key) for blob in self.list(prefix)]
+        # A folder's key: "work/j1" must not take "work/j10" with it.
+        folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        names = [self._name(blob.key) for blob in self.list(folder)]
         for start in range(0, len(names), 1000):
             batch = {"Objects": [{"Key": name} for name in names[start : start + 1000]]}
             self._call(

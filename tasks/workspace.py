@@ -86,6 +86,27 @@ def _workspace(
             store.save(key, path)
 
 
+def publish_inputs(store: BlobStore, project: ProjectDir) -> list[str]:
+    """The project's input/ as the API keeps it (its spec and uploads), in the store: each
+    file the store lacks, holds at another size, or holds older than this one is saved
+    (multipart, streamed from the file). The keys saved; none where the store is the folder.
+    """
+    prefix = _project_key(project)
+    if store.local_path(prefix) == project.root or not project.input.is_dir():
+        return []
+    there = {blob.key: blob for blob in store.list(f"{prefix}/input/")}
+    saved = []
+    for path in sorted(project.input.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        key = f"{prefix}/{path.relative_to(project.root).as_posix()}"
+        blob, st = there.get(key), path.stat()
+        if blob is None or blob.size != st.st_size or blob.modified.timestamp() < st.st_mtime:
+            store.save(key, path)
+            saved.append(key)
+    return saved
+
+
 def _matching(store: BlobStore, prefix: str, pattern: str) -> list[Blob]:
     """The blobs under the project `prefix` that `pattern` (under the project) matches."""
     fixed = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
