@@ -78,6 +78,8 @@ class S3BlobStore:
     prefix: str = ""
     endpoint_url: str | None = None
     region: str | None = None
+    # (access key id, secret); None: boto3's own chain (the AWS variables, profiles, files).
+    keys: tuple[str, str] | None = field(default=None, repr=False)
     retry_seconds: float = 120.0
     url_seconds: int = 300
     scratch: Scratch | None = None
@@ -91,6 +93,8 @@ class S3BlobStore:
                 "s3",
                 endpoint_url=self.endpoint_url or None,
                 region_name=self.region or None,
+                aws_access_key_id=self.keys[0] if self.keys else None,
+                aws_secret_access_key=self.keys[1] if self.keys else None,
                 config=Config(
                     s3={"addressing_style": "path"},
                     # One try per call here: `_call` retries with its own, longer backoff.

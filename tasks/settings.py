@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # The S3 API's address (SeaweedFS, MinIO, R2…); empty: AWS S3 of S3_REGION.
     s3_endpoint_url: str = ""
     s3_region: str = ""
+    # The standard AWS variables, read here so a deployment sets them like any setting; empty
+    # leaves boto3 its own chain (AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE, instance roles).
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = Field("", repr=False)
     # An object-store operation that cannot reach the store is retried with backoff this
     # long, then the stage (or request) fails naming the store.
     s3_retry_seconds: float = Field(120.0, gt=0)
