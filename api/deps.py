@@ -15,7 +15,7 @@ from tasks import canvas
 from tasks.blobstore import BlobStore
 from tasks.db import session_scope
 from tasks.settings import Settings
-from tasks.storage import PROJECT_ID, InvalidId, Storage, check_project_id
+from tasks.storage import PROJECT_ID, InvalidId, Storage, blob_store, check_project_id
 
 Enqueuer = Callable[[str, Outline], None]  # (job id, what its first units follow from)
 Revoker = Callable[[str, list[str]], None]  # (job id, its stage labels)
@@ -46,9 +46,13 @@ def get_storage(settings: SettingsDep) -> Storage:
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
-def get_blobs(storage: StorageDep) -> BlobStore:
-    """The storage interface outputs are served through (the folder's, for now)."""
-    return storage.blobs
+# A request waits this long at most for an object store that is down, then gets 503.
+STORE_RETRY_SECONDS = 5.0
+
+
+def get_blobs(settings: SettingsDep) -> BlobStore:
+    """The storage interface: the folder's, or the bucket's (STORAGE_URL)."""
+    return blob_store(settings, retry_seconds=STORE_RETRY_SECONDS)
 
 
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]

@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tasks.blobstore import StoreUnavailable
+
 log = logging.getLogger("render.api.errors")
 
 
@@ -189,6 +191,12 @@ async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(status, code, detail, None, getattr(exc, "headers", None))
 
 
+async def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # The object store (STORAGE_URL) did not answer within the API's short retry: say which.
+    log.warning("object store unavailable: %s", exc)
+    return error_response(503, "storage_unavailable", str(exc))
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error; see the service log")
@@ -198,6 +206,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -24,9 +24,10 @@ from api.routes import events as events_route
 from api.routes import metrics as metrics_route
 from api.uploads import sweep_stale_uploads
 from tasks import events, logs, metrics, retention, watchdog
+from tasks.blobstore import StoreRefused
 from tasks.db import get_engine
 from tasks.settings import Settings, SettingsError, get_settings, require_auth_token
-from tasks.storage import Storage
+from tasks.storage import Storage, require_store
 
 log = logging.getLogger("render.api")
 
@@ -42,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             settings = get_settings()
             require_auth_token(settings)  # fail closed: no service behind a known token
-        except SettingsError as exc:
+            require_store(settings)
+        except (SettingsError, StoreRefused) as exc:
             # One line and a non-zero exit, not a traceback from inside uvicorn.
             raise SystemExit(f"error: {exc}") from None
 

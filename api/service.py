@@ -36,6 +36,7 @@ from tasks.blobstore import Blob, BlobStore, output_key
 from tasks.models import IdempotencyKey, Job, JobStatus, Project, utcnow
 from tasks.settings import Settings
 from tasks.storage import Storage
+from tasks.workspace import publish_inputs
 
 log = logging.getLogger("render.api.service")
 
@@ -171,6 +172,7 @@ def submit_render(
     idempotency_key: str | None = None,
     *,
     caller: str,
+    blobs: BlobStore | None = None,
 ) -> Job:
     """Check the options, the spec and its files, create the job and queue it.
 
@@ -190,6 +192,10 @@ def submit_render(
     order = check_render(settings, storage, project_id, request, problems)
     problems.raise_first()
     assert order is not None  # no problem: every step gave its part
+    if blobs is not None:
+        # The workers read the inputs from the store: a store that is down is 503 naming it
+        # (StoreUnavailable), before any job exists.
+        publish_inputs(blobs, storage.project(project_id))
     [job] = create_jobs(session, [order])
     if idempotency_key is not None:
         session.add(

@@ -3,8 +3,8 @@
 A key is a relative, slash-separated name under RENDER_STORAGE, the same as the file's path
 in the local folder: `projects/<id>/output/<name>`, `projects/<id>/work/<jobId>/plan.json`.
 Callers name keys and never learn which backend is behind them. `LocalBlobStore` (a POSIX
-folder, shared by every host) is the only backend for now; docs/storage.md says what another
-one (S3) has to provide.
+folder, shared by every host) is the default; `tasks.s3store.S3BlobStore` (an S3-compatible
+bucket, `STORAGE_URL=s3://…`) the second (docs/storage.md).
 
 The pipeline works on local paths. The task layer fetches each stage's declared reads into a
 local folder before its body runs and publishes its writes after (`tasks.stages`); for the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,16 @@ class InvalidKey(ValueError):
     pass
 
 
+class StoreUnavailable(RuntimeError):
+    """The store did not answer (down, unreachable) for as long as its operations retry: the
+    message names it. The API answers 503; a stage fails naming it."""
+
+
+class StoreRefused(RuntimeError):
+    """The store answers but refuses us (wrong credentials, no such bucket): the message says
+    which. The service does not start."""
+
+
 @dataclass(frozen=True)
 class Blob:
     """A stored file: its key, size in bytes and when it was last written (UTC)."""
@@ -35,6 +46,8 @@ class Blob:
     key: str
     size: int
     modified: datetime
+    # The store's name for its content (an S3 ETag), where it has one.
+    etag: str | None = None
 
     @property
     def name(self) -> str:
@@ -55,6 +68,12 @@ class BlobStore(Protocol):
     def save(self, key: str, source: Path) -> None:
         """Store the local file `source` under `key` atomically: readers see the old blob or
         the new one, never part of one."""
+        ...
+
+    def create(self, key: str, source: Path) -> bool:
+        """Store `source` under `key` only if there is no blob there yet (S3: a put with
+        `If-None-Match: *`): whether it did. Of several hosts racing on one key, one wins and
+        the others find its blob."""
         ...
 
     def save_all(self, items: Sequence[tuple[Path, str]]) -> None:
@@ -81,6 +100,11 @@ class BlobStore(Protocol):
 
     def url(self, key: str) -> str | None:
         """Where a client could read the blob directly (a presigned URL for S3), or None."""
+        ...
+
+    def check(self) -> None:
+        """The store answers and takes our credentials: StoreRefused saying why not,
+        StoreUnavailable when it does not answer."""
         ...
 
     def local_path(self, key: str) -> Path | None:
@@ -141,6 +165,20 @@ class LocalBlobStore:
     def save(self, key: str, source: Path) -> None:
         self.save_all([(source, key)])
 
+    def create(self, key: str, source: Path) -> bool:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.link(tmp, target)  # fails when there is one: never replaces it
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        return True
+
     def save_all(self, items: Sequence[tuple[Path, str]]) -> None:
         # Linked, not copied, where the source is on this file system (work files are).
         publish_together([(source, self.path(key)) for source, key in items])
@@ -173,6 +211,9 @@ class LocalBlobStore:
 
     def url(self, key: str) -> str | None:
         return self.path(key).absolute().as_uri()
+
+    def check(self) -> None:
+        """Nothing to ask: the folder's own checks are MIN_FREE_MB and /readyz's `storage`."""
 
     def local_path(self, key: str) -> Path | None:
         return self.path(key) if key else self.root

@@ -24,7 +24,7 @@ from tasks.blobstore import key_of
 from tasks.db import session_scope
 from tasks.models import FINISHED, IdempotencyKey, Job, JobStatus, utcnow
 from tasks.settings import Settings
-from tasks.storage import JOB_ID, Storage
+from tasks.storage import JOB_ID, Storage, blob_store
 
 log = logging.getLogger("render.retention")
 
@@ -39,6 +39,7 @@ def clean(settings: Settings, now: datetime | None = None) -> list[Path]:
     now = now or utcnow()
     before = now - timedelta(days=settings.retention_days)
     storage = Storage(settings.render_storage)
+    store = blob_store(settings)
     removed: list[Path] = []
     with session_scope(settings.db_url) as session:
         old = session.exec(
@@ -57,8 +58,9 @@ def clean(settings: Settings, now: datetime | None = None) -> list[Path]:
                 work = storage.project(project_id).for_run(job_id).work
             except ValueError:
                 continue
-            if work.is_dir():
-                storage.blobs.delete_prefix(key_of(storage.root, work))
+            key = key_of(storage.root, work)
+            if work.is_dir() or store.local_path(key) is None:  # the folder, or a bucket
+                store.delete_prefix(key)
                 removed.append(work)
         path = storage.log_path(job_id)
         if path.exists():

@@ -36,6 +36,29 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
     render_storage: Path = Path("/data")
+    # --- object storage (docs/storage.md) ---
+    # s3://bucket/prefix: specs, uploads, work files, the render cache and outputs in an
+    # S3-compatible bucket (credentials: the standard AWS variables or files); empty keeps
+    # everything in RENDER_STORAGE.
+    storage_url: str = ""
+    # The S3 API's address (SeaweedFS, MinIO, R2…); empty: AWS S3 of S3_REGION.
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    # The standard AWS variables, read here so a deployment sets them like any setting; empty
+    # leaves boto3 its own chain (AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE, instance roles).
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = Field("", repr=False)
+    # An object-store operation that cannot reach the store is retried with backoff this
+    # long, then the stage (or request) fails naming the store.
+    s3_retry_seconds: float = Field(120.0, gt=0)
+    # A worker's local copies of blobs and its units' folders (empty: RENDER_STORAGE/scratch),
+    # least recently used removed past SCRATCH_MAX_GB.
+    scratch_dir: Path | None = None
+    scratch_max_gb: float = Field(20.0, gt=0)
+    # "presigned": the output routes answer 302 to a presigned URL of the object store
+    # (valid OUTPUT_URL_SECONDS) instead of streaming it through the API.
+    output_redirect: Literal["stream", "presigned"] = "stream"
+    output_url_seconds: int = Field(300, ge=1, le=7 * 24 * 3600)
     # Empty means "db.sqlite3 under RENDER_STORAGE", so moving the storage moves the database.
     db_url: str = ""
     auth_token: str = DEFAULT_TOKEN
@@ -182,6 +205,15 @@ class Settings(BaseSettings):
             raise ValueError("AUTH_TOKEN must hold at least one token")
         if self.flower_basic_auth and any(":" not in p for p in self.flower_basic_auth.split(",")):
             raise ValueError("FLOWER_BASIC_AUTH must be user:password pairs, comma-separated")
+        if self.storage_url:
+            from tasks.s3store import parse_url
+
+            try:
+                parse_url(self.storage_url)
+            except ValueError as exc:
+                raise ValueError(f"STORAGE_URL: {exc}") from None
+        elif self.output_redirect == "presigned":
+            raise ValueError("OUTPUT_REDIRECT=presigned needs an object store (STORAGE_URL)")
         if not self.db_url:
             self.db_url = f"sqlite:///{self.render_storage / 'db.sqlite3'}"
         try:
@@ -207,6 +239,11 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """The render cache's folder of scene clips, shared by every job and worker."""
         return self.render_storage / "cache" / "clips"
+
+    @property
+    def scratch_path(self) -> Path:
+        """SCRATCH_DIR, or its default under RENDER_STORAGE."""
+        return self.scratch_dir or self.render_storage / "scratch"
 
     @property
     def cache_max_bytes(self) -> int:

@@ -28,13 +28,14 @@ from pipeline.registry import Stage, StageRun
 from pipeline.units import ONCE, Unit, chunk_unit, scene_unit
 from tasks import canvas, jobs, logs, metrics, shutdown
 from tasks.app import app
-from tasks.blobstore import BlobStore, output_key
+from tasks.blobstore import BlobStore, StoreUnavailable, output_key
+from tasks.bucket_cache import BucketCache
 from tasks.db import session_scope
 from tasks.jobs import as_utc
 from tasks.models import Job, JobStatus, utcnow
 from tasks.progress import StageTracker
 from tasks.settings import Settings, get_settings
-from tasks.storage import Storage, space_shortfall
+from tasks.storage import Storage, blob_store, space_shortfall
 from tasks.workspace import run_unit, work_prefix
 
 log = logging.getLogger("render.tasks")
@@ -82,7 +83,7 @@ class StageTask(Task):
             require_free_space(settings, label)
             with tracker.beating():
                 run = _stage_run(settings, claim.job, tracker, unit, on_clip=clips.append)
-                plan = run_unit(_store(settings), self.stage, run)
+                plan = run_unit(_store(settings), self.stage, run, settings.scratch_path)
                 if plan is not None:
                     _send_rest(settings, claim.job, plan)
             tracker.flush()
@@ -211,7 +212,7 @@ def _project(settings: Settings, job: Job) -> Any:
 
 
 def _store(settings: Settings) -> BlobStore:
-    return Storage(settings.render_storage).blobs
+    return blob_store(settings)
 
 
 def _stage_run(
@@ -246,6 +247,9 @@ def _clip_cache(settings: Settings) -> ClipCache | None:
     """The render cache every job and worker shares; None when CACHE_MAX_GB is 0."""
     if settings.cache_max_gb <= 0:
         return None
+    store = _store(settings)
+    if store.local_path("") is None:  # an object store: the bucket's copy is the shared one
+        return BucketCache(settings.cache_dir, settings.cache_max_bytes, store=store)
     return ClipCache(settings.cache_dir, settings.cache_max_bytes)
 
 
@@ -253,6 +257,8 @@ def _expected_failure(label: str, exc: Exception, settings: Settings) -> str | N
     """The job row's error for a failure we can explain; None for a bug (an internal error)."""
     if isinstance(exc, PipelineError):
         return str(exc)
+    if isinstance(exc, StoreUnavailable):  # retried with backoff for S3_RETRY_SECONDS first
+        return f"{label}: {exc}"
     if isinstance(exc, SoftTimeLimitExceeded):
         return f"{label}: exceeded the time limit of {settings.task_time_limit} s (TASK_TIME_LIMIT)"
     # The storage refused a file (full, read-only, a directory in the way): say which.

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from pipeline.project import ProjectDir
-from tasks.blobstore import LocalBlobStore
+from tasks.blobstore import BlobStore, LocalBlobStore, StoreUnavailable
+from tasks.scratch import Scratch
+from tasks.settings import Settings
 
 # Checked with fullmatch, never match: `$` also matches before a trailing newline, and
 # "p1\n" would be a second folder beside "p1". The anchors stay for JSON Schema's `pattern`.
+log = logging.getLogger("render.storage")
+
 PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -83,3 +89,67 @@ class Storage:
     def ensure(self) -> None:
         self.projects.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
+
+
+def blob_store(settings: Settings, *, retry_seconds: float | None = None) -> BlobStore:
+    """The storage interface every process goes through: the bucket of STORAGE_URL, or the
+    folder RENDER_STORAGE when it is empty. One per process and settings (a boto3 client is
+    slow to make and safe to share between threads). `retry_seconds` shortens how long a
+    call waits for a store that is down (the API answers 503 rather than hang)."""
+    retry = settings.s3_retry_seconds
+    return _store(
+        settings.render_storage,
+        settings.storage_url,
+        settings.s3_endpoint_url,
+        settings.s3_region,
+        (settings.aws_access_key_id, settings.aws_secret_access_key),
+        retry if retry_seconds is None else min(retry, retry_seconds),
+        settings.output_url_seconds,
+        settings.scratch_path,
+        int(settings.scratch_max_gb * 1e9),
+    )
+
+
+# At start-up a store that does not answer is waited for this long (then the service starts,
+# and /readyz says the store is down); one that refuses us stops the start.
+START_CHECK_SECONDS = 10.0
+
+
+def require_store(settings: Settings) -> None:
+    """With STORAGE_URL: the bucket is there and takes the credentials, else StoreRefused
+    saying why (the API and the workers then refuse to start)."""
+    if not settings.storage_url:
+        return
+    try:
+        blob_store(settings, retry_seconds=START_CHECK_SECONDS).check()
+    except StoreUnavailable as exc:
+        log.warning("%s; starting anyway (/readyz reports it)", exc)
+
+
+@lru_cache(maxsize=8)
+def _store(
+    root: Path,
+    url: str,
+    endpoint: str,
+    region: str,
+    keys: tuple[str, str],
+    retry_seconds: float,
+    url_seconds: int,
+    scratch: Path,
+    scratch_bytes: int,
+) -> BlobStore:
+    if not url:
+        return LocalBlobStore(root)
+    from tasks.s3store import S3BlobStore, parse_url
+
+    bucket, prefix = parse_url(url)
+    return S3BlobStore(
+        bucket,
+        prefix,
+        endpoint_url=endpoint or None,
+        region=region or None,
+        keys=keys if all(keys) else None,
+        retry_seconds=retry_seconds,
+        url_seconds=url_seconds,
+        scratch=Scratch(scratch, scratch_bytes),
+    )

@@ -20,8 +20,10 @@ from pipeline.ffmpeg import find_ffmpeg
 
 # Imported here, in the main process before it forks its pool: the children share its page.
 from tasks import events, jobs, logs, metrics, shutdown
+from tasks.blobstore import StoreRefused
 from tasks.db import session_scope
 from tasks.settings import get_settings
+from tasks.storage import require_store
 from tasks.watchdog import start_thread
 
 log = logging.getLogger("render.worker")
@@ -38,6 +40,10 @@ def _require_ffmpeg(**_: Any) -> None:
         # SystemExit is no Exception, so it ends the start-up with this line on stderr.
         raise SystemExit(f"error: {exc}") from None
     log.info("FFmpeg %s at %s", ffmpeg.release, ffmpeg.binary)
+    try:
+        require_store(get_settings())  # STORAGE_URL: the bucket and the credentials
+    except StoreRefused as exc:
+        raise SystemExit(f"error: {exc}") from None
     # Before the pool forks: its processes inherit where to publish job change notices and
     # where to write their metrics.
     events.configure(get_settings().redis_url)

@@ -22,13 +22,17 @@ from pipeline.plan import Plan
 from pipeline.project import ProjectDir
 from pipeline.registry import Stage, StageRun
 from tasks.blobstore import Blob, BlobStore
+from tasks.scratch import Scratch
 
 
-def run_unit(store: BlobStore, stage: Stage, run: StageRun) -> Plan | None:
+def run_unit(
+    store: BlobStore, stage: Stage, run: StageRun, scratch: Path | None = None
+) -> Plan | None:
     """One run of a stage's body on local files, through the storage: its declared reads
-    fetched before it and its writes published after (`_workspace`); what FINALIZE made
-    published as the project's outputs. The plan when the stage laid out the timeline."""
-    with _workspace(store, stage, run.project) as project:
+    fetched before it and its writes published after (`_workspace`, in a folder under
+    `scratch`, the worker's SCRATCH_DIR, when given); what FINALIZE made published as the
+    project's outputs. The plan when the stage laid out the timeline."""
+    with _workspace(store, stage, run.project, scratch) as project:
         result = registry.run_stage(stage, dataclasses.replace(run, project=project))
         if isinstance(result, stages.Publication):  # its files are in the workspace
             publish_outputs(store, _project_key(run.project), result)
@@ -47,7 +51,9 @@ def publish_outputs(store: BlobStore, project_key: str, publication: stages.Publ
 
 
 @contextlib.contextmanager
-def _workspace(store: BlobStore, stage: Stage, project: ProjectDir) -> Iterator[ProjectDir]:
+def _workspace(
+    store: BlobStore, stage: Stage, project: ProjectDir, scratch: Path | None = None
+) -> Iterator[ProjectDir]:
     """The project as a stage's body sees it. On a local storage it is the folder itself (the
     work folder is the storage: nothing is fetched or published). On any other, a scratch
     folder holding the stage's declared reads, whose declared writes are published when the
@@ -56,8 +62,13 @@ def _workspace(store: BlobStore, stage: Stage, project: ProjectDir) -> Iterator[
     if store.local_path(prefix) == project.root:
         yield project
         return
-    with tempfile.TemporaryDirectory(prefix="render-stage-") as scratch:
-        local = dataclasses.replace(project, root=Path(scratch))
+    folder = (
+        Scratch(scratch).unit_folder()
+        if scratch is not None
+        else tempfile.TemporaryDirectory(prefix="render-stage-")
+    )
+    with folder as where:
+        local = dataclasses.replace(project, root=Path(where))
         fetched = {}
         for pattern in stage.reads:
             for blob in _matching(store, prefix, registry.located(project, pattern)):
@@ -73,6 +84,27 @@ def _workspace(store: BlobStore, stage: Stage, project: ProjectDir) -> Iterator[
         ]
         for path, key in made:
             store.save(key, path)
+
+
+def publish_inputs(store: BlobStore, project: ProjectDir) -> list[str]:
+    """The project's input/ as the API keeps it (its spec and uploads), in the store: each
+    file the store lacks, holds at another size, or holds older than this one is saved
+    (multipart, streamed from the file). The keys saved; none where the store is the folder.
+    """
+    prefix = _project_key(project)
+    if store.local_path(prefix) == project.root or not project.input.is_dir():
+        return []
+    there = {blob.key: blob for blob in store.list(f"{prefix}/input/")}
+    saved = []
+    for path in sorted(project.input.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        key = f"{prefix}/{path.relative_to(project.root).as_posix()}"
+        blob, st = there.get(key), path.stat()
+        if blob is None or blob.size != st.st_size or blob.modified.timestamp() < st.st_mtime:
+            store.save(key, path)
+            saved.append(key)
+    return saved
 
 
 def _matching(store: BlobStore, prefix: str, pattern: str) -> list[Blob]:

@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ProjectId, SettingsDep, StorageDep
+from api.deps import BlobsDep, ProjectId, SettingsDep, StorageDep
 from api.errors import responses
 from api.schemas import StoredAsset
 from api.uploads import UploadLimits, receive_uploads, require_free_space, store_uploads
 from pipeline import assets
+from tasks.workspace import publish_inputs
 
 log = logging.getLogger("render.api.assets")
 
@@ -54,12 +55,16 @@ UPLOAD_FORM: dict[str, Any] = {
     "/{id}/assets",
     status_code=201,
     response_model=list[StoredAsset],
-    responses=responses(400, 401, 413, 415, 422, 507),
+    responses=responses(400, 401, 413, 415, 422, 503, 507),
     summary="Upload one or more asset files",
     openapi_extra=UPLOAD_FORM,
 )
 async def upload_assets(
-    project_id: ProjectId, settings: SettingsDep, storage: StorageDep, request: Request
+    project_id: ProjectId,
+    settings: SettingsDep,
+    storage: StorageDep,
+    blobs: BlobsDep,
+    request: Request,
 ) -> list[StoredAsset]:
     """Store files under `input/<subdir>/`, checked by their bytes.
 
@@ -75,6 +80,8 @@ async def upload_assets(
         stored = await run_in_threadpool(
             store_uploads, storage.root, project, form.files, form.subdir, limits
         )
+    # With an object store, on to the bucket (multipart, streamed from the checked file).
+    await run_in_threadpool(publish_inputs, blobs, project)
     for item in stored:
         log.info(
             "project %s: stored %s/%s (%d bytes, sha256 %s)",

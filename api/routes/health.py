@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from api.deps import SettingsDep, StorageDep
+from api.deps import BlobsDep, SettingsDep, StorageDep
 from api.errors import error_body, responses
 from api.schemas import HealthResponse, ReadyResponse
 from pipeline import fonts
@@ -48,10 +48,11 @@ def _check(name: str, checks: dict[str, str], probe: Callable[[], None]) -> None
         503: {"model": ReadyResponse, "description": "a dependency is down (named in checks)"},
     },
 )
-def readyz(settings: SettingsDep, storage: StorageDep) -> JSONResponse:
-    """Ready when the database and the broker answer, the storage is writable, FFmpeg has
-    every encoder, filter and format a render uses and the packaged default font reads as a
-    font; `fonts` lists the families every render has."""
+def readyz(settings: SettingsDep, storage: StorageDep, blobs: BlobsDep) -> JSONResponse:
+    """Ready when the database and the broker answer, the storage is writable, the object
+    store (STORAGE_URL) answers and takes the credentials, FFmpeg has every encoder, filter
+    and format a render uses and the packaged default font reads as a font; `fonts` lists the
+    families every render has."""
 
     def database() -> None:
         with session_scope(settings.db_url) as session:
@@ -83,6 +84,8 @@ def readyz(settings: SettingsDep, storage: StorageDep) -> JSONResponse:
     _check("database", checks, database)
     _check("broker", checks, broker_ping)
     _check("storage", checks, storage_writable)
+    if settings.storage_url:
+        _check("objectStore", checks, blobs.check)
     _check("ffmpeg", checks, ffmpeg)
     _check("fonts", checks, packaged_fonts)
     down = [name for name, state in checks.items() if state != "ok"]

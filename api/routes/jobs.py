@@ -11,6 +11,7 @@ from sqlmodel import Session
 from api import documents, service
 from api.auth import Caller
 from api.deps import (
+    BlobsDep,
     EnqueuerDep,
     ProjectId,
     Revoker,
@@ -49,6 +50,7 @@ def render(
     session: SessionDep,
     settings: SettingsDep,
     storage: StorageDep,
+    blobs: BlobsDep,
     enqueue: EnqueuerDep,
     caller: Caller,
     body: RenderRequest | None = None,
@@ -72,6 +74,7 @@ def render(
         body or RenderRequest(),
         idempotency_key,
         caller=caller,
+        blobs=blobs,
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return RenderAccepted(job_id=job.id, status=job.status)

@@ -2,7 +2,9 @@
 its poster frame, all read through the storage interface (`tasks.blobstore`).
 
 A file the storage has on this machine is sent as a file (Starlette's `FileResponse`: Range,
-HEAD, ETag and Last-Modified as ever); any other is streamed from the store (`_streamed`)."""
+HEAD, ETag and Last-Modified as ever); any other is streamed from the store (`_streamed`: a
+range read as a ranged read of the store), or with OUTPUT_REDIRECT=presigned answered with a
+302 to a short-lived presigned URL of the object store."""
 
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ from email.utils import formatdate
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from api import service
-from api.deps import BlobsDep, ProjectId, SessionDep, StorageDep
+from api.deps import BlobsDep, ProjectId, SessionDep, SettingsDep, StorageDep
 from api.errors import ApiError, responses
 from api.schemas import OutputFile
 from tasks.blobstore import Blob, BlobStore
@@ -43,9 +45,10 @@ _FILE_TYPES: dict[str, Any] = {
     "image/jpeg": {},
 }
 _VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **responses(400, 401, 404, 416, 422),
+    **responses(400, 401, 404, 416, 422, 503),
     200: {"content": _FILE_TYPES, "description": "the whole file"},
     206: {"content": _FILE_TYPES, "description": "the requested byte range"},
+    302: {"description": "OUTPUT_REDIRECT=presigned: the file at a presigned URL (Location)"},
 }
 
 
@@ -68,6 +71,7 @@ def get_video(
     session: SessionDep,
     storage: StorageDep,
     blobs: BlobsDep,
+    settings: SettingsDep,
     name: Annotated[
         str | None,
         Query(description="a file in output/; default: the last succeeded job's, else video.mp4"),
@@ -95,12 +99,15 @@ def get_video(
                 None,
                 {"Content-Range": f"bytes */{size}"},
             ) from None
+    if settings.output_redirect == "presigned" and (url := blobs.url(blob.key)) is not None:
+        return RedirectResponse(url, status_code=302)
     return _sent(blobs, blob, service.content_type(blob.name), request, ranges)
 
 
 _POSTER_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **responses(401, 404, 422),
+    **responses(401, 404, 422, 503),
     200: {"content": {"image/jpeg": {}}, "description": "the poster frame"},
+    302: {"description": "OUTPUT_REDIRECT=presigned: the poster at a presigned URL (Location)"},
 }
 
 
@@ -123,6 +130,7 @@ def get_poster(
     session: SessionDep,
     storage: StorageDep,
     blobs: BlobsDep,
+    settings: SettingsDep,
     name: Annotated[
         str | None,
         Query(
@@ -133,6 +141,8 @@ def get_poster(
 ) -> Response:
     """`<name>.jpg`, the frame FINALIZE took from the video (renderOptions.posterTime)."""
     blob = service.output_poster(session, storage, blobs, project_id, name)
+    if settings.output_redirect == "presigned" and (url := blobs.url(blob.key)) is not None:
+        return RedirectResponse(url, status_code=302)
     return _sent(blobs, blob, "image/jpeg", request, [])
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api import service
-from api.deps import ProjectId, SessionDep, StorageDep
+from api.deps import BlobsDep, ProjectId, SessionDep, StorageDep
 from api.errors import responses
 from api.schemas import ProjectView, SpecResponse
 from pipeline.spec import ProjectSpec
+from tasks.workspace import publish_inputs
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 
@@ -16,17 +17,22 @@ router = APIRouter(prefix="/v1/projects", tags=["projects"])
 @router.put(
     "/{id}/scenes",
     response_model=SpecResponse,
-    responses=responses(401, 422),
+    responses=responses(401, 422, 503),
     summary="Store the project's spec (scenes.json)",
 )
 def put_scenes(
-    project_id: ProjectId, spec: ProjectSpec, session: SessionDep, storage: StorageDep
+    project_id: ProjectId,
+    spec: ProjectSpec,
+    session: SessionDep,
+    storage: StorageDep,
+    blobs: BlobsDep,
 ) -> SpecResponse:
     """Validate the whole spec and store it as `input/scenes.json` (atomically).
 
     Creates the project if it is new. The answer lists the referenced files not uploaded yet.
     """
     missing = service.store_spec(session, storage, project_id, spec)
+    publish_inputs(blobs, storage.project(project_id))  # with an object store: on to it
     return SpecResponse(**spec.model_dump(), missing_assets=missing)
 
 

@@ -119,7 +119,7 @@ def healthcheck_command() -> list[str]:
 
 def test_the_services_are_there_and_ours_share_one_image_and_the_data_volume() -> None:
     services = compose()["services"]
-    assert set(services) == {"redis", "api", "worker", "webhooks", "flower", "postgres"}
+    assert set(services) == {"redis", "api", "worker", "webhooks", "flower", "postgres", "s3"}
     for name in OURS:
         svc = services[name]
         assert svc["build"] == {"context": ".", "dockerfile": "docker/Dockerfile"}
@@ -639,3 +639,18 @@ def test_the_api_and_flower_refuse_to_start_without_their_own_secrets(
     assert lines and lines[-1].startswith("error: ") and says in lines[-1], done.stderr
     assert name in lines[-1]
     assert "Traceback" not in done.stderr
+
+
+def test_the_s3_profile_is_optional_and_serves_the_bucket_with_the_services_keys() -> None:
+    s3 = service("s3")
+    assert s3["profiles"] == ["s3"]
+    assert s3["entrypoint"] == ["weed"] and s3["command"][0] == "mini"
+    assert "-s3.port=8333" in s3["command"] and "-bucket=renders" in s3["command"]
+    assert "ports" not in s3  # inside the compose network only
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert s3["environment"][name] == service("api")["environment"][name]
+    for svc in OURS:
+        assert service(svc)["depends_on"]["s3"] == {
+            "condition": "service_healthy",
+            "required": False,
+        }
