@@ -7,19 +7,21 @@ other. Errors the client can act on are raised as `ApiError`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.deps import Enqueuer
 from api.errors import ApiError, Problems, validation_error
 from api.schemas import JobSummary, OutputFile, ProjectAssets, ProjectView, RenderRequest
 from api.uploads import require_free_space
-from pipeline import assets, limits, registry, sound, timeline
+from pipeline import assets, limits, registry, sound, template, timeline
 from pipeline import spec as spec_file
 from pipeline.assets import Reference
 from pipeline.atomic import write_text_atomic
@@ -32,7 +34,7 @@ from pipeline.project import ProjectDir
 from pipeline.spec import ProjectSpec
 from tasks import jobs, webhooks
 from tasks.blobstore import Blob, BlobStore, output_key
-from tasks.models import IdempotencyKey, Job, JobStatus, Project, utcnow
+from tasks.models import IdempotencyKey, Job, JobStatus, Project, ProjectVersion, utcnow
 from tasks.settings import Settings
 from tasks.storage import Storage
 
@@ -98,29 +100,129 @@ def upsert_project(session: Session, project_id: str, spec: ProjectSpec) -> Proj
     return row
 
 
-def store_spec(session: Session, storage: Storage, project_id: str, spec: ProjectSpec) -> list[str]:
-    """Store the spec as `input/scenes.json` (creating the project); the files still missing."""
+@dataclass(frozen=True)
+class StoredSpec:
+    """What a PUT of scenes stored: the version it made, and the template's variables."""
+
+    version: ProjectVersion
+    template: template.Template
+    body: dict[str, Any]  # the spec as stored (a template's placeholders kept)
+    missing: list[str]
+
+
+def check_spec(raw: Any) -> tuple[template.Template, ProjectSpec]:
+    """A PUT body as a template, and the spec it makes with each variable at its default or a
+    stand-in of its type (so a template is a spec valid for some values of its variables);
+    a 422 naming the field at fault."""
+    if not isinstance(raw, dict):
+        raise ApiError(422, "validation_error", "the spec must be a JSON object", None)
+    try:
+        parsed = template.parse(raw)
+    except template.TemplateError as exc:
+        first = exc.first
+        raise ApiError(422, first.code, first.message, first.field) from None
+    try:
+        spec = ProjectSpec.model_validate(template.sample(parsed))
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors())) from None
+    return parsed, spec
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def store_spec(session: Session, storage: Storage, project_id: str, raw: Any) -> StoredSpec:
+    """Check the spec (a template, maybe) and store it as `input/scenes.json` (creating the
+    project) and as the project's next immutable version."""
+    parsed, spec = check_spec(raw)
+    # A plain spec is stored as the model has it (the command line reads it); a template as
+    # sent, its variables with it.
+    body = raw if parsed.is_template else spec.model_dump(mode="json", exclude_none=True)
     project = storage.project(project_id)
     upsert_project(session, project_id, spec)
     # Flushed first, so a database error leaves no folder or file behind.
     session.flush()
+    latest = latest_version(session, project_id)
+    version = ProjectVersion(
+        project_id=project_id,
+        number=(latest.number if latest else 0) + 1,
+        sha256=hashlib.sha256(canonical_json(body).encode()).hexdigest(),
+        spec=body,
+    )
+    session.add(version)
+    session.flush()
     project.create()
-    write_text_atomic(project.spec_file, spec.model_dump_json(indent=2, exclude_none=True) + "\n")
+    write_text_atomic(project.spec_file, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     session.commit()
-    log.info("project %s: stored scenes.json with %d scenes", project_id, len(spec.scenes))
-    return missing_assets(project, spec.references())
+    log.info(
+        "project %s: stored scenes.json with %d scenes as version %d",
+        project_id,
+        len(spec.scenes),
+        version.number,
+    )
+    # A file named by a placeholder is known only at render time.
+    refs = [ref for ref in spec.references() if not _templated(parsed, ref.field)]
+    return StoredSpec(version, parsed, body, missing_assets(project, refs))
+
+
+def _templated(parsed: template.Template, field_path: str) -> bool:
+    return any(field_path in paths for paths in parsed.uses.values())
+
+
+def latest_version(session: Session, project_id: str) -> ProjectVersion | None:
+    return session.exec(
+        select(ProjectVersion)
+        .where(col(ProjectVersion.project_id) == project_id)
+        .order_by(col(ProjectVersion.number).desc())
+        .limit(1)
+    ).first()
+
+
+def project_versions(session: Session, storage: Storage, project_id: str) -> list[ProjectVersion]:
+    existing_project(storage, project_id)
+    return list(
+        session.exec(
+            select(ProjectVersion)
+            .where(col(ProjectVersion.project_id) == project_id)
+            .order_by(col(ProjectVersion.number))
+        ).all()
+    )
+
+
+def project_version(
+    session: Session, storage: Storage, project_id: str, number: int
+) -> ProjectVersion:
+    existing_project(storage, project_id)
+    row = session.get(ProjectVersion, (project_id, number))
+    if row is None:
+        raise ApiError(404, "not_found", f"project {project_id!r} has no version {number}", "n")
+    return row
 
 
 def project_view(session: Session, storage: Storage, project_id: str) -> ProjectView:
     project = existing_project(storage, project_id)
-    spec = read_spec(project)
+    latest = latest_version(session, project_id)
+    raw = latest.spec if latest is not None else None
+    parsed = None
+    spec: ProjectSpec | None = None
+    if raw is not None:
+        parsed, spec = check_spec(raw)
+    else:
+        spec = read_spec(project)
     row = session.get(Project, project_id)
+    refs = spec.references() if spec else []
+    if parsed is not None:
+        refs = [ref for ref in refs if not _templated(parsed, ref.field)]
     return ProjectView(
         id=project_id,
         title=spec.title if spec else (row.title if row else None),
-        spec=spec,
+        spec=spec if parsed is None or not parsed.is_template else None,
+        template=raw if parsed is not None and parsed.is_template else None,
+        version=latest.number if latest else None,
+        variables=parsed.variables if parsed else {},
         assets=asset_names(project),
-        missing_assets=missing_assets(project, spec.references()) if spec else [],
+        missing_assets=missing_assets(project, refs),
         jobs=[
             JobSummary.model_validate(job, from_attributes=True)
             for job in jobs.latest_jobs(session, project_id)
@@ -186,7 +288,8 @@ def submit_render(
         if earlier is not None:
             return earlier
     problems = Problems()
-    order = check_render(settings, storage, project_id, request, problems)
+    source = load_source(session, storage, project_id, request.version, problems)
+    order = check_render(settings, storage, project_id, request, problems, source=source)
     problems.raise_first()
     assert order is not None  # no problem: every step gave its part
     [job] = create_jobs(session, [order])
@@ -224,6 +327,113 @@ class RenderOrder:
     outline: registry.Outline
     output_name: str
     callback: str | None
+    # The project version the spec came from (None: a project stored before versions), the
+    # variables' values it was resolved with, the sha256 of each file it reads.
+    version: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    assets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpecSource:
+    """The stored spec a render resolves: a version's template (or input/scenes.json of a
+    project stored before versions)."""
+
+    template: template.Template
+    version: int | None
+
+
+def load_source(
+    session: Session,
+    storage: Storage,
+    project_id: str,
+    version: int | None,
+    problems: Problems,
+) -> SpecSource | None:
+    """The version `version` of the project's spec (default: the latest), as a template."""
+    if version is not None:
+        row = session.get(ProjectVersion, (project_id, version))
+        if row is None:
+            problems.add(
+                ApiError(
+                    404, "not_found", f"project {project_id!r} has no version {version}", "version"
+                )
+            )
+            return None
+    else:
+        row = latest_version(session, project_id)
+    if row is not None:
+        raw: Any = row.spec
+    else:  # stored before versions: the file is the spec
+        project = storage.project(project_id)
+        try:
+            raw = json.loads(project.spec_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            problems.add(_no_scenes(project_id))
+            return None
+        except ValueError as exc:
+            problems.add(ApiError(422, "invalid_spec", f"input/scenes.json: {exc}"))
+            return None
+    try:
+        parsed, _ = check_spec(raw)
+    except ApiError as exc:
+        problems.add(exc)
+        return None
+    return SpecSource(parsed, row.number if row is not None else None)
+
+
+def _no_scenes(project_id: str) -> ApiError:
+    return ApiError(
+        409,
+        "no_scenes",
+        f"project {project_id!r} has no scenes yet; PUT /v1/projects/{project_id}/scenes first",
+    )
+
+
+def resolve_spec(
+    project: ProjectDir,
+    source: SpecSource,
+    data: dict[str, Any],
+    where: str,
+    problems: Problems,
+) -> tuple[ProjectSpec, dict[str, Any]] | None:
+    """The spec the template makes with `data`, and the variables' values: every unknown
+    name, wrong type, file not uploaded and placeholder left without a value is a 422
+    naming the variable (`where`: `data`, or `rows[3]` in a batch)."""
+    before = len(problems)
+    try:
+        values = template.values(source.template, data, where)
+    except template.TemplateError as exc:
+        for problem in exc.problems:
+            problems.add(ApiError(422, problem.code, problem.message, problem.field))
+        return None
+    variables = source.template.variables
+    for name, value in values.items():
+        kind = variables[name].type
+        if kind not in template.FILE_TYPES:
+            continue
+        folders = [k.folder for k in assets.KINDS if k.media.name == kind]
+        if not any(project.asset(folder, value).is_file() for folder in folders):
+            uploaded_as = ", ".join(f"{folder}/" for folder in folders) or "no asset kind yet"
+            problems.add(
+                ApiError(
+                    422,
+                    "missing_assets",
+                    f"{where}.{name}: variable {name!r} ({kind}) names {value!r}, which is not "
+                    f"an uploaded {kind} file ({uploaded_as})",
+                    f"{where}.{name}",
+                )
+            )
+    if len(problems) > before:
+        return None
+    try:
+        spec = ProjectSpec.model_validate(template.substitute(source.template, values))
+    except ValidationError as exc:
+        refused = validation_error(list(exc.errors()))
+        refused.message = f"{refused.message} (with the values of {where})"
+        problems.add(refused)
+        return None
+    return spec, values
 
 
 def check_render(
@@ -232,9 +442,17 @@ def check_render(
     project_id: str,
     request: RenderRequest,
     problems: Problems,
+    *,
+    source: SpecSource | None = None,
+    where: str = "data",
+    digests: dict[str, str] | None = None,
 ) -> RenderOrder | None:
     """Run every check of a render request, adding what each finds to `problems` in the order
     they run (the first is the answer); the order, when there was no problem.
+
+    `source` is the stored spec to render (default: input/scenes.json), resolved with the
+    request's `data`; `where` names that data in messages; `digests` is a memo of file
+    digests shared by the orders of one request (a batch hashes each file once).
 
     A step that needs what an earlier one failed to give is skipped (no options: nothing
     about the spec's files or sound can be checked), and the work is counted only for a
@@ -243,7 +461,16 @@ def check_render(
     problems.add(check_free_space(settings, storage))
     options = resolve_options(settings, request, problems)
     project = storage.project(project_id)
-    spec = load_spec(project, project_id, problems)
+    if source is None and project.spec_file.is_file():
+        source = load_source_file(project, problems)
+    elif source is None:
+        load_spec(project, project_id, problems)
+    spec = None
+    values: dict[str, Any] = {}
+    if source is not None:
+        resolved = resolve_spec(project, source, request.data or {}, where, problems)
+        if resolved is not None:
+            spec, values = resolved
     outline = None
     if spec is not None and options is not None:
         check_references(project, spec, options, problems)
@@ -252,7 +479,7 @@ def check_render(
         if not problems:
             check_work(settings, project, spec, options, problems)
     callback = check_callback(settings, request.callback_url, problems)
-    if problems or spec is None or options is None or outline is None:
+    if problems or spec is None or options is None or outline is None or source is None:
         return None
     return RenderOrder(
         project_id=project_id,
@@ -261,7 +488,49 @@ def check_render(
         outline=outline,
         output_name=output_name(request, options),
         callback=callback,
+        version=source.version,
+        data=values,
+        assets=asset_digests(
+            project, spec_file.render_references(spec, options), options, digests or {}
+        ),
     )
+
+
+def load_source_file(project: ProjectDir, problems: Problems) -> SpecSource | None:
+    """input/scenes.json as a template (no version): what check_render reads by itself."""
+    try:
+        raw = json.loads(project.spec_file.read_text(encoding="utf-8"))
+        parsed, _ = check_spec(raw)
+    except ValueError as exc:
+        problems.add(ApiError(422, "invalid_spec", f"input/scenes.json: {exc}"))
+        return None
+    except ApiError as exc:
+        problems.add(exc)
+        return None
+    return SpecSource(parsed, None)
+
+
+def asset_digests(
+    project: ProjectDir, refs: list[Reference], options: RenderOptions, memo: dict[str, str]
+) -> dict[str, str]:
+    """'images/a.jpg' → the sha256 of its bytes, for every file the render reads; `memo`
+    keeps them for the other orders of the same request."""
+    found: dict[str, str] = {}
+    for ref in refs:
+        folder = ref.kind.folder_for(options)
+        key = f"{folder}/{ref.name}"
+        if key not in memo:
+            memo[key] = file_sha256(project.asset(folder, ref.name))
+        found[key] = memo[key]
+    return found
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def check_free_space(settings: Settings, storage: Storage) -> ApiError | None:
@@ -296,14 +565,7 @@ def load_spec(project: ProjectDir, project_id: str, problems: Problems) -> Proje
         problems.add(exc)
         return None
     if spec is None:
-        problems.add(
-            ApiError(
-                409,
-                "no_scenes",
-                f"project {project_id!r} has no scenes yet; PUT /v1/projects/{project_id}/scenes "
-                "first",
-            )
-        )
+        problems.add(_no_scenes(project_id))
     return spec
 
 
@@ -419,6 +681,10 @@ def create_jobs(session: Session, orders: list[RenderOrder]) -> list[Job]:
             scene_count=order.outline.scenes,
             spoken=order.outline.spoken,
         )
+        job.spec = order.spec.model_dump(mode="json", exclude_none=True)
+        job.version = order.version
+        job.data = order.data
+        job.assets = order.assets
         if order.callback is not None:
             webhooks.register(session, job.id, order.callback)
         created.append(job)
@@ -507,3 +773,60 @@ def _output_name(session: Session, project_id: str, name: str | None) -> str:
         return check_safe_name(name)
     except ValueError as exc:
         raise ApiError(422, "invalid_name", f"name: {exc}", "name") from None
+
+
+def rerender(
+    session: Session,
+    storage: Storage,
+    enqueue: Enqueuer,
+    job_id: str,
+    output_name: str | None,
+) -> Job:
+    """A new job rendering exactly what job `job_id` rendered: its resolved spec, options and
+    files, each file checked against the digest the job recorded. 409 naming every file gone
+    or changed since (a video made of other bytes would not be the same video)."""
+    earlier = session.get(Job, job_id)
+    if earlier is None:
+        raise ApiError(404, "not_found", f"no job {job_id!r}", "jobId")
+    if earlier.spec is None or earlier.assets is None:
+        raise ApiError(
+            409,
+            "not_reproducible",
+            f"job {job_id} was queued before jobs recorded their spec and files; render the "
+            "project again instead",
+        )
+    project = storage.project(earlier.project_id)
+    lost = []
+    for key, digest in earlier.assets.items():
+        folder, _, name = key.partition("/")
+        path = project.asset(folder, name)
+        if not path.is_file():
+            lost.append(f"{key} (gone)")
+        elif file_sha256(path) != digest:
+            lost.append(f"{key} (changed since)")
+    if lost:
+        raise ApiError(
+            409,
+            "assets_gone",
+            f"job {job_id} cannot be re-rendered exactly: {len(lost)} of its files are not as "
+            f"they were: {', '.join(lost)}",
+            "assets",
+        )
+    spec = ProjectSpec.model_validate(earlier.spec)
+    options = RenderOptions.model_validate(earlier.options)
+    order = RenderOrder(
+        project_id=earlier.project_id,
+        spec=spec,
+        options=options,
+        outline=registry.outline(spec, options),
+        output_name=output_name or earlier.output_name,
+        callback=None,
+        version=earlier.version,
+        data=dict(earlier.data or {}),
+        assets=dict(earlier.assets),
+    )
+    [job] = create_jobs(session, [order])
+    session.commit()
+    enqueue_job(session, enqueue, job, order.outline)
+    log.info("job %s: re-render of job %s", job.id, job_id)
+    return job
