@@ -340,3 +340,80 @@ class OutputFile(CamelModel):
     poster: str | None = Field(
         None, description="for a video, its poster frame's file (GET .../outputs/poster)"
     )
+
+
+class BatchRequest(CamelModel):
+    """A batch: one render of the project's template per row of data."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    rows: list[dict[str, Any]] | None = Field(
+        None,
+        description="each row's data (the template's variables); or send a CSV instead "
+        "(multipart: a `csv` file, these fields as JSON in a `batch` field)",
+    )
+    output_name: str = Field(
+        "row-{{_row}}.mp4",
+        description="each row's file: a pattern of the template's variables and {{_row}} "
+        "(the row's number from 1); must give a plain .mp4 name, a different one per row",
+    )
+    render_options: RenderOptionsPatch | None = None
+    callback_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="POSTed the signed batch document once, when every job of it has ended",
+    )
+    version: int | None = Field(None, ge=1, description="the project version (default latest)")
+    atomic: bool = Field(
+        False, description="refuse the whole batch if any row is invalid (default: queue the rest)"
+    )
+
+
+class RowError(CamelModel):
+    index: int = Field(description="the row's index in `rows` or the CSV's data lines, from 0")
+    code: str
+    field: str | None
+    message: str
+
+
+class BatchAccepted(CamelModel):
+    batch_id: str
+    queued: int = Field(description="jobs queued, one per valid row")
+    invalid: list[RowError] = Field(description="the rows refused, each with its reason")
+
+
+class BatchRowView(CamelModel):
+    index: int
+    job_id: str | None = Field(None, description="null for a row refused at submission")
+    status: str = Field(description="the job's status, or INVALID")
+    output_name: str | None = None
+    error: str | None = None
+
+
+class BatchView(CamelModel):
+    id: str
+    project_id: str
+    version: int | None
+    status: str = Field(
+        description="RUNNING until every job has ended; then SUCCEEDED (every job did), "
+        "FAILED (some failed) or CANCELLED"
+    )
+    rows: int = Field(description="rows sent")
+    counts: dict[str, int] = Field(description="jobs by status, and INVALID rows")
+    progress: float = Field(description="the jobs' mean progress, 0..1")
+    cancel_requested: bool
+    created_at: DbTime
+    finished_at: DbTime
+    cache: CacheSummary = Field(description="scene clips encoded and taken from the cache")
+    encodes_per_row: float = Field(description="scene clips encoded per job")
+    offset: int
+    limit: int
+    items: list[BatchRowView] = Field(description="the rows from `offset`, at most `limit`")
+
+
+class BatchOutput(CamelModel):
+    index: int
+    job_id: str
+    name: str
+    size: int
+    url: str = Field(description="where to download it (needs the token)")

@@ -192,7 +192,7 @@ def _send_rest(settings: Settings, job: Job, plan: Plan) -> None:
     """
     with session_scope(settings.db_url) as session:
         jobs.lay_out(session, job.id, registry.weights(jobs.outline(job), plan))
-    canvas.enqueue_rest(job.id, jobs.outline(job), plan)
+    canvas.enqueue_rest(job.id, jobs.outline(job), plan, canvas.queue_of(job))
 
 
 def _job_metrics(store: BlobStore, job: Job) -> None:
