@@ -1021,6 +1021,9 @@ def submit_batch(
         callback_url=callback,
     )
     session.add(batch)
+    session.flush()
+    if callback is not None:
+        webhooks.register_batch(session, batch.id, callback)
     created = create_jobs(session, [made for _, made in accepted])
     for (index, _), job in zip(accepted, created, strict=True):
         job.batch_id = batch.id

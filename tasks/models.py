@@ -194,6 +194,26 @@ class Webhook(SQLModel, table=True):
     delivered_at: datetime | None = _ts(nullable=True)
 
 
+class BatchWebhook(SQLModel, table=True):
+    """A batch's `callbackUrl`: delivered once, when every job of the batch has ended, by the
+    same deliverers and rules as a job's (tasks/webhooks.py)."""
+
+    __tablename__ = "batch_webhooks"
+
+    batch_id: str = Field(primary_key=True, foreign_key="batches.id", max_length=64)
+    url: str = Field(max_length=2048)
+    status: str = Field(default=WebhookStatus.PENDING, index=True, max_length=16)
+    attempts: int = 0
+    status_codes: list[int | None] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    last_error: str | None = None
+    event: str | None = Field(default=None, max_length=16)
+    next_at: datetime | None = _ts(nullable=True)
+    first_attempt_at: datetime | None = _ts(nullable=True)
+    delivered_at: datetime | None = _ts(nullable=True)
+
+
 class IdempotencyKey(SQLModel, table=True):
     """`Idempotency-Key` of a `POST /render`: the same key and body give the same job."""
 

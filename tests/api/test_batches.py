@@ -155,3 +155,10 @@ def test_cancel_ends_every_job(client: TestClient, calls: Calls) -> None:
     for item in batch["items"]:
         assert client.get(f"/v1/jobs/{item['jobId']}").json()["status"] == "CANCELLED"
     assert client.get("/v1/batches/nope").status_code == 404
+
+
+def test_a_batch_callback_needs_the_webhook_secret(client: TestClient, calls: Calls) -> None:
+    response = _batch(client, {"rows": [{"city": "A"}], "callbackUrl": "https://example.com/h"})
+    assert response.status_code == 422
+    assert error_of(response)["field"] == "callbackUrl"
+    assert calls.enqueued == []

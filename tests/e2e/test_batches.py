@@ -19,6 +19,7 @@ from pipeline.fixtures import ImageFixture, make_image
 from pipeline.probe import probe
 from tests.e2e import Api, running_stack
 from tests.stage_runs import frame_hashes
+from tests.webhook_receiver import receiving
 
 pytestmark = pytest.mark.e2e
 
@@ -224,3 +225,34 @@ def test_a_single_render_starts_before_the_batch_queued_before_it(tmp_path: Path
             > 0
         )  # the batch was not over when the single render started
         _wait_batch(api, batch)
+
+
+def test_one_signed_webhook_when_the_whole_batch_has_ended(tmp_path: Path) -> None:
+    secret = "batch-webhook-secret"
+    with (
+        running_stack(
+            tmp_path / "storage",
+            WEBHOOK_SECRET=secret,
+            WEBHOOK_ALLOW_PRIVATE="true",  # the receiver listens on 127.0.0.1
+            WEBHOOK_BACKOFF="0.3",
+        ) as stack,
+        receiving(secret, [200]) as receiver,
+    ):
+        api = Api(stack.base_url)
+        _put(api, "hook", _shared_template())
+        _upload_images(
+            api, "hook", tmp_path, {"s0.jpg": 560, "s1.jpg": 576, "h0.jpg": 592, "h1.jpg": 608}
+        )
+        rows = [{"pic": "h0.jpg", "slug": "a"}, {"pic": "h1.jpg", "slug": "b"}]
+        body = {"rows": rows, "renderOptions": OPTIONS, "callbackUrl": receiver.url}
+        batch = _batch(api, "hook", body)["batchId"]
+        view = _wait_batch(api, batch)
+        assert view["status"] == "SUCCEEDED", view
+        assert receiver.wait_for(1, timeout=60)
+    [delivery] = receiver.deliveries
+    assert delivery.signed
+    assert delivery.headers["X-Render-Event"] == "batch.succeeded"
+    assert delivery.headers["X-Render-Delivery"] == f"batch:{batch}"
+    sent = delivery.document
+    assert (sent["batchId"], sent["status"], sent["counts"]["SUCCEEDED"]) == (batch, "SUCCEEDED", 2)
+    assert [job["outputName"] for job in sent["jobs"]] == ["row-1.mp4", "row-2.mp4"]
