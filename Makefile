@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) -m tests.bench_queue
 	$(PY) -m tests.bench_scale
 	$(PY) -m tests.bench_captions
+	$(PY) -m tests.bench_batch
 
 # docs/api-reference.md from the app's /openapi.json (tests/api/test_apidoc.py checks it is current).
 docs: $(STAMP)

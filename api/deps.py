@@ -65,6 +65,14 @@ def get_enqueuer() -> Enqueuer:
 EnqueuerDep = Annotated[Enqueuer, Depends(get_enqueuer)]
 
 
+def get_batch_enqueuer() -> Enqueuer:
+    """A batch's jobs go to the batch queue, behind single renders (tasks/app.py)."""
+    return canvas.enqueue_batch_render
+
+
+BatchEnqueuerDep = Annotated[Enqueuer, Depends(get_batch_enqueuer)]
+
+
 def get_revoker() -> Revoker:
     return canvas.revoke_job
 

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from api import errors
 from api.auth import install_log_redaction, require_token
 from api.limits import BODY_SLACK, BodyLimit, Limit
-from api.routes import assets, docs, health, jobs, outputs, projects
+from api.routes import assets, batches, docs, health, jobs, outputs, projects
 from api.routes import events as events_route
 from api.routes import metrics as metrics_route
 from api.uploads import sweep_stale_uploads
@@ -84,7 +84,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for name in (None, "uvicorn", "uvicorn.error", "uvicorn.access"):
         logs.configure(settings.log_format, logging.getLogger(name) if name else None)
-    for module in (health, projects, assets, jobs, events_route, outputs, metrics_route):
+    for module in (
+        health,
+        projects,
+        assets,
+        jobs,
+        batches,
+        events_route,
+        outputs,
+        metrics_route,
+    ):
         app.include_router(module.router)
     docs.install(app)
     # Added last, so outermost: even a 413 or 401 carries the CORS headers.

@@ -12,6 +12,7 @@ from pipeline import assets
 from pipeline.names import check_safe_name
 from pipeline.options import RenderOptions
 from pipeline.spec import ProjectSpec
+from pipeline.template import Variable
 from tasks.jobs import as_utc
 
 # The asset kinds' names (pipeline/assets.py): an upload's `subdir`.
@@ -45,12 +46,37 @@ class ReadyResponse(CamelModel):
     )
 
 
-class SpecResponse(ProjectSpec):
-    """The stored spec, plus the referenced files not uploaded yet ('images/a.jpg')."""
+class SpecResponse(BaseModel):
+    """The stored spec as stored (a template keeps its placeholders and `variables`), plus
+    the version it made and the referenced files not uploaded yet ('images/a.jpg')."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
 
-    missing_assets: list[str]
+    missing_assets: list[str] = Field(
+        description="files the spec names that are not uploaded (a file named by a "
+        "placeholder is checked when a render gives its value)"
+    )
+    version: int = Field(description="the version this PUT made: 1, 2, ...")
+    sha256: str = Field(description="sha256 of the spec's canonical JSON")
+    variables: dict[str, Variable] = Field(
+        default_factory=dict,
+        description="every variable of the template: the declared ones and each undeclared "
+        "placeholder (text); empty for a spec without placeholders",
+    )
+
+
+class VersionSummary(CamelModel):
+    number: int
+    sha256: str
+    created_at: DbTime
+
+
+class VersionList(CamelModel):
+    versions: list[VersionSummary] = Field(description="oldest first")
+
+
+class VersionView(VersionSummary):
+    spec: dict[str, Any] = Field(description="the spec (or template) as this version stored it")
 
 
 class StoredAsset(CamelModel):
@@ -85,7 +111,16 @@ class JobSummary(CamelModel):
 class ProjectView(CamelModel):
     id: str
     title: str | None
-    spec: ProjectSpec | None = Field(description="input/scenes.json, or null before it is PUT")
+    spec: ProjectSpec | None = Field(
+        description="input/scenes.json, or null before it is PUT and for a template"
+    )
+    template: dict[str, Any] | None = Field(
+        None, description="the latest version when it is a template (placeholders kept)"
+    )
+    version: int | None = Field(None, description="the latest version's number")
+    variables: dict[str, Variable] = Field(
+        default_factory=dict, description="the template's variables (empty without any)"
+    )
     assets: ProjectAssets
     missing_assets: list[str]
     jobs: list[JobSummary] = Field(description="the latest jobs, newest first")
@@ -128,6 +163,14 @@ class RenderRequest(CamelModel):
 
     output_name: str = Field("video.mp4", description="a plain file name ending in .mp4")
     render_options: RenderOptionsPatch | None = None
+    data: dict[str, Any] | None = Field(
+        None,
+        description="the template's variables' values (docs/templates.md); an unknown name, "
+        "a wrong type or a placeholder left without a value is a 422 naming the variable",
+    )
+    version: int | None = Field(
+        None, ge=1, description="the project version to render (default: the latest)"
+    )
     callback_url: str | None = Field(
         None,
         max_length=2048,
@@ -138,10 +181,28 @@ class RenderRequest(CamelModel):
     @field_validator("output_name")
     @classmethod
     def _mp4(cls, name: str) -> str:
-        check_safe_name(name)
-        if not name.lower().endswith(".mp4"):
-            raise ValueError(f"{name!r} must end with .mp4")
-        return name
+        return mp4_name(name)
+
+
+def mp4_name(name: str) -> str:
+    """A plain file name ending in .mp4, else ValueError saying why."""
+    check_safe_name(name)
+    if not name.lower().endswith(".mp4"):
+        raise ValueError(f"{name!r} must end with .mp4")
+    return name
+
+
+class RerenderRequest(CamelModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    output_name: str | None = Field(
+        None, description="a plain file name ending in .mp4 (default: the job's own)"
+    )
+
+    @field_validator("output_name")
+    @classmethod
+    def _mp4(cls, name: str | None) -> str | None:
+        return None if name is None else mp4_name(name)
 
 
 class RenderAccepted(CamelModel):
@@ -238,6 +299,18 @@ class JobView(CamelModel):
     output_name: str
     options: dict[str, Any]
     cancel_requested: bool
+    version: int | None = Field(None, description="the project version it renders")
+    data: dict[str, Any] | None = Field(
+        None, description="the variables' values it was resolved with, defaults included"
+    )
+    spec: dict[str, Any] | None = Field(
+        None, description="the spec it renders: its version's template resolved with data"
+    )
+    assets: dict[str, str] | None = Field(
+        None, description="the sha256 of every file it reads ('images/a.jpg' → digest)"
+    )
+    batch_id: str | None = Field(None, description="the batch it is a row of")
+    batch_row: int | None = None
     scenes: list[SceneProgress]
     stages: list[StageView] = Field(
         description="every stage run, up to JOB_STAGES_INLINE of them; past that, only the "
@@ -272,3 +345,80 @@ class OutputFile(CamelModel):
     poster: str | None = Field(
         None, description="for a video, its poster frame's file (GET .../outputs/poster)"
     )
+
+
+class BatchRequest(CamelModel):
+    """A batch: one render of the project's template per row of data."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    rows: list[dict[str, Any]] | None = Field(
+        None,
+        description="each row's data (the template's variables); or send a CSV instead "
+        "(multipart: a `csv` file, these fields as JSON in a `batch` field)",
+    )
+    output_name: str = Field(
+        "row-{{_row}}.mp4",
+        description="each row's file: a pattern of the template's variables and {{_row}} "
+        "(the row's number from 1); must give a plain .mp4 name, a different one per row",
+    )
+    render_options: RenderOptionsPatch | None = None
+    callback_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="POSTed the signed batch document once, when every job of it has ended",
+    )
+    version: int | None = Field(None, ge=1, description="the project version (default latest)")
+    atomic: bool = Field(
+        False, description="refuse the whole batch if any row is invalid (default: queue the rest)"
+    )
+
+
+class RowError(CamelModel):
+    index: int = Field(description="the row's index in `rows` or the CSV's data lines, from 0")
+    code: str
+    field: str | None
+    message: str
+
+
+class BatchAccepted(CamelModel):
+    batch_id: str
+    queued: int = Field(description="jobs queued, one per valid row")
+    invalid: list[RowError] = Field(description="the rows refused, each with its reason")
+
+
+class BatchRowView(CamelModel):
+    index: int
+    job_id: str | None = Field(None, description="null for a row refused at submission")
+    status: str = Field(description="the job's status, or INVALID")
+    output_name: str | None = None
+    error: str | None = None
+
+
+class BatchView(CamelModel):
+    id: str
+    project_id: str
+    version: int | None
+    status: str = Field(
+        description="RUNNING until every job has ended; then SUCCEEDED (every job did), "
+        "FAILED (some failed) or CANCELLED"
+    )
+    rows: int = Field(description="rows sent")
+    counts: dict[str, int] = Field(description="jobs by status, and INVALID rows")
+    progress: float = Field(description="the jobs' mean progress, 0..1")
+    cancel_requested: bool
+    created_at: DbTime
+    finished_at: DbTime
+    cache: CacheSummary = Field(description="scene clips encoded and taken from the cache")
+    encodes_per_row: float = Field(description="scene clips encoded per job")
+    offset: int
+    limit: int
+    items: list[BatchRowView] = Field(description="the rows from `offset`, at most `limit`")
+
+
+class BatchOutput(CamelModel):
+    index: int
+    job_id: str
+    name: str
+    size: int
+    url: str = Field(description="where to download it (needs the token)")

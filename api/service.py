@@ -6,20 +6,37 @@ other. Errors the client can act on are raised as `ApiError`.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import json
 import logging
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.deps import Enqueuer
 from api.errors import ApiError, Problems, validation_error
-from api.schemas import JobSummary, OutputFile, ProjectAssets, ProjectView, RenderRequest
+from api.schemas import (
+    BatchOutput,
+    BatchRowView,
+    BatchView,
+    CacheSummary,
+    JobSummary,
+    OutputFile,
+    ProjectAssets,
+    ProjectView,
+    RenderRequest,
+    mp4_name,
+)
 from api.uploads import require_free_space
-from pipeline import assets, fonts, limits, registry, sound, timeline, transitions
+from pipeline import assets, fonts, limits, registry, sound, template, timeline, transitions
 from pipeline import spec as spec_file
 from pipeline.assets import Reference
 from pipeline.atomic import write_text_atomic
@@ -31,9 +48,18 @@ from pipeline.poster import poster_name
 from pipeline.problems import unknown_scenes
 from pipeline.project import ProjectDir
 from pipeline.spec import ProjectSpec
-from tasks import jobs, webhooks
+from tasks import jobs, watchdog, webhooks
 from tasks.blobstore import Blob, BlobStore, output_key
-from tasks.models import IdempotencyKey, Job, JobStatus, Project, utcnow
+from tasks.models import (
+    Batch,
+    IdempotencyKey,
+    Job,
+    JobStatus,
+    JobTask,
+    Project,
+    ProjectVersion,
+    utcnow,
+)
 from tasks.settings import Settings
 from tasks.storage import Storage
 from tasks.workspace import publish_inputs
@@ -100,29 +126,129 @@ def upsert_project(session: Session, project_id: str, spec: ProjectSpec) -> Proj
     return row
 
 
-def store_spec(session: Session, storage: Storage, project_id: str, spec: ProjectSpec) -> list[str]:
-    """Store the spec as `input/scenes.json` (creating the project); the files still missing."""
+@dataclass(frozen=True)
+class StoredSpec:
+    """What a PUT of scenes stored: the version it made, and the template's variables."""
+
+    version: ProjectVersion
+    template: template.Template
+    body: dict[str, Any]  # the spec as stored (a template's placeholders kept)
+    missing: list[str]
+
+
+def check_spec(raw: Any) -> tuple[template.Template, ProjectSpec]:
+    """A PUT body as a template, and the spec it makes with each variable at its default or a
+    stand-in of its type (so a template is a spec valid for some values of its variables);
+    a 422 naming the field at fault."""
+    if not isinstance(raw, dict):
+        raise ApiError(422, "validation_error", "the spec must be a JSON object", None)
+    try:
+        parsed = template.parse(raw)
+    except template.TemplateError as exc:
+        first = exc.first
+        raise ApiError(422, first.code, first.message, first.field) from None
+    try:
+        spec = ProjectSpec.model_validate(template.sample(parsed))
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors())) from None
+    return parsed, spec
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def store_spec(session: Session, storage: Storage, project_id: str, raw: Any) -> StoredSpec:
+    """Check the spec (a template, maybe) and store it as `input/scenes.json` (creating the
+    project) and as the project's next immutable version."""
+    parsed, spec = check_spec(raw)
+    # A plain spec is stored as the model has it (the command line reads it); a template as
+    # sent, its variables with it.
+    body = raw if parsed.is_template else spec.model_dump(mode="json", exclude_none=True)
     project = storage.project(project_id)
     upsert_project(session, project_id, spec)
     # Flushed first, so a database error leaves no folder or file behind.
     session.flush()
+    latest = latest_version(session, project_id)
+    version = ProjectVersion(
+        project_id=project_id,
+        number=(latest.number if latest else 0) + 1,
+        sha256=hashlib.sha256(canonical_json(body).encode()).hexdigest(),
+        spec=body,
+    )
+    session.add(version)
+    session.flush()
     project.create()
-    write_text_atomic(project.spec_file, spec.model_dump_json(indent=2, exclude_none=True) + "\n")
+    write_text_atomic(project.spec_file, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     session.commit()
-    log.info("project %s: stored scenes.json with %d scenes", project_id, len(spec.scenes))
-    return missing_assets(project, spec.references())
+    log.info(
+        "project %s: stored scenes.json with %d scenes as version %d",
+        project_id,
+        len(spec.scenes),
+        version.number,
+    )
+    # A file named by a placeholder is known only at render time.
+    refs = [ref for ref in spec.references() if not _templated(parsed, ref.field)]
+    return StoredSpec(version, parsed, body, missing_assets(project, refs))
+
+
+def _templated(parsed: template.Template, field_path: str) -> bool:
+    return any(field_path in paths for paths in parsed.uses.values())
+
+
+def latest_version(session: Session, project_id: str) -> ProjectVersion | None:
+    return session.exec(
+        select(ProjectVersion)
+        .where(col(ProjectVersion.project_id) == project_id)
+        .order_by(col(ProjectVersion.number).desc())
+        .limit(1)
+    ).first()
+
+
+def project_versions(session: Session, storage: Storage, project_id: str) -> list[ProjectVersion]:
+    existing_project(storage, project_id)
+    return list(
+        session.exec(
+            select(ProjectVersion)
+            .where(col(ProjectVersion.project_id) == project_id)
+            .order_by(col(ProjectVersion.number))
+        ).all()
+    )
+
+
+def project_version(
+    session: Session, storage: Storage, project_id: str, number: int
+) -> ProjectVersion:
+    existing_project(storage, project_id)
+    row = session.get(ProjectVersion, (project_id, number))
+    if row is None:
+        raise ApiError(404, "not_found", f"project {project_id!r} has no version {number}", "n")
+    return row
 
 
 def project_view(session: Session, storage: Storage, project_id: str) -> ProjectView:
     project = existing_project(storage, project_id)
-    spec = read_spec(project)
+    latest = latest_version(session, project_id)
+    raw = latest.spec if latest is not None else None
+    parsed = None
+    spec: ProjectSpec | None = None
+    if raw is not None:
+        parsed, spec = check_spec(raw)
+    else:
+        spec = read_spec(project)
     row = session.get(Project, project_id)
+    refs = spec.references() if spec else []
+    if parsed is not None:
+        refs = [ref for ref in refs if not _templated(parsed, ref.field)]
     return ProjectView(
         id=project_id,
         title=spec.title if spec else (row.title if row else None),
-        spec=spec,
+        spec=spec if parsed is None or not parsed.is_template else None,
+        template=raw if parsed is not None and parsed.is_template else None,
+        version=latest.number if latest else None,
+        variables=parsed.variables if parsed else {},
         assets=asset_names(project),
-        missing_assets=missing_assets(project, spec.references()) if spec else [],
+        missing_assets=missing_assets(project, refs),
         jobs=[
             JobSummary.model_validate(job, from_attributes=True)
             for job in jobs.latest_jobs(session, project_id)
@@ -189,7 +315,8 @@ def submit_render(
         if earlier is not None:
             return earlier
     problems = Problems()
-    order = check_render(settings, storage, project_id, request, problems)
+    source = load_source(session, storage, project_id, request.version, problems)
+    order = check_render(settings, storage, project_id, request, problems, source=source)
     problems.raise_first()
     assert order is not None  # no problem: every step gave its part
     if blobs is not None:
@@ -231,6 +358,113 @@ class RenderOrder:
     outline: registry.Outline
     output_name: str
     callback: str | None
+    # The project version the spec came from (None: a project stored before versions), the
+    # variables' values it was resolved with, the sha256 of each file it reads.
+    version: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    assets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpecSource:
+    """The stored spec a render resolves: a version's template (or input/scenes.json of a
+    project stored before versions)."""
+
+    template: template.Template
+    version: int | None
+
+
+def load_source(
+    session: Session,
+    storage: Storage,
+    project_id: str,
+    version: int | None,
+    problems: Problems,
+) -> SpecSource | None:
+    """The version `version` of the project's spec (default: the latest), as a template."""
+    if version is not None:
+        row = session.get(ProjectVersion, (project_id, version))
+        if row is None:
+            problems.add(
+                ApiError(
+                    404, "not_found", f"project {project_id!r} has no version {version}", "version"
+                )
+            )
+            return None
+    else:
+        row = latest_version(session, project_id)
+    if row is not None:
+        raw: Any = row.spec
+    else:  # stored before versions: the file is the spec
+        project = storage.project(project_id)
+        try:
+            raw = json.loads(project.spec_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            problems.add(_no_scenes(project_id))
+            return None
+        except ValueError as exc:
+            problems.add(ApiError(422, "invalid_spec", f"input/scenes.json: {exc}"))
+            return None
+    try:
+        parsed, _ = check_spec(raw)
+    except ApiError as exc:
+        problems.add(exc)
+        return None
+    return SpecSource(parsed, row.number if row is not None else None)
+
+
+def _no_scenes(project_id: str) -> ApiError:
+    return ApiError(
+        409,
+        "no_scenes",
+        f"project {project_id!r} has no scenes yet; PUT /v1/projects/{project_id}/scenes first",
+    )
+
+
+def resolve_spec(
+    project: ProjectDir,
+    source: SpecSource,
+    data: dict[str, Any],
+    where: str,
+    problems: Problems,
+) -> tuple[ProjectSpec, dict[str, Any]] | None:
+    """The spec the template makes with `data`, and the variables' values: every unknown
+    name, wrong type, file not uploaded and placeholder left without a value is a 422
+    naming the variable (`where`: `data`, or `rows[3]` in a batch)."""
+    before = len(problems)
+    try:
+        values = template.values(source.template, data, where)
+    except template.TemplateError as exc:
+        for problem in exc.problems:
+            problems.add(ApiError(422, problem.code, problem.message, problem.field))
+        return None
+    variables = source.template.variables
+    for name, value in values.items():
+        kind = variables[name].type
+        if kind not in template.FILE_TYPES:
+            continue
+        folders = [k.folder for k in assets.KINDS if k.media.name == kind]
+        if not any(project.asset(folder, value).is_file() for folder in folders):
+            uploaded_as = ", ".join(f"{folder}/" for folder in folders) or "no asset kind yet"
+            problems.add(
+                ApiError(
+                    422,
+                    "missing_assets",
+                    f"{where}.{name}: variable {name!r} ({kind}) names {value!r}, which is not "
+                    f"an uploaded {kind} file ({uploaded_as})",
+                    f"{where}.{name}",
+                )
+            )
+    if len(problems) > before:
+        return None
+    try:
+        spec = ProjectSpec.model_validate(template.substitute(source.template, values))
+    except ValidationError as exc:
+        refused = validation_error(list(exc.errors()))
+        refused.message = f"{refused.message} (with the values of {where})"
+        problems.add(refused)
+        return None
+    return spec, values
 
 
 def check_render(
@@ -239,9 +473,17 @@ def check_render(
     project_id: str,
     request: RenderRequest,
     problems: Problems,
+    *,
+    source: SpecSource | None = None,
+    where: str = "data",
+    digests: dict[str, str] | None = None,
 ) -> RenderOrder | None:
     """Run every check of a render request, adding what each finds to `problems` in the order
     they run (the first is the answer); the order, when there was no problem.
+
+    `source` is the stored spec to render (default: input/scenes.json), resolved with the
+    request's `data`; `where` names that data in messages; `digests` is a memo of file
+    digests shared by the orders of one request (a batch hashes each file once).
 
     A step that needs what an earlier one failed to give is skipped (no options: nothing
     about the spec's files or sound can be checked), and the work is counted only for a
@@ -250,7 +492,16 @@ def check_render(
     problems.add(check_free_space(settings, storage))
     options = resolve_options(settings, request, problems)
     project = storage.project(project_id)
-    spec = load_spec(project, project_id, problems)
+    if source is None and project.spec_file.is_file():
+        source = load_source_file(project, problems)
+    elif source is None:
+        load_spec(project, project_id, problems)
+    spec = None
+    values: dict[str, Any] = {}
+    if source is not None:
+        resolved = resolve_spec(project, source, request.data or {}, where, problems)
+        if resolved is not None:
+            spec, values = resolved
     outline = None
     if spec is not None and options is not None:
         check_references(project, spec, options, problems)
@@ -260,7 +511,7 @@ def check_render(
         if not problems:
             check_work(settings, project, spec, options, problems)
     callback = check_callback(settings, request.callback_url, problems)
-    if problems or spec is None or options is None or outline is None:
+    if problems or spec is None or options is None or outline is None or source is None:
         return None
     return RenderOrder(
         project_id=project_id,
@@ -269,7 +520,49 @@ def check_render(
         outline=outline,
         output_name=output_name(request, options),
         callback=callback,
+        version=source.version,
+        data=values,
+        assets=asset_digests(
+            project, spec_file.render_references(spec, options), options, digests or {}
+        ),
     )
+
+
+def load_source_file(project: ProjectDir, problems: Problems) -> SpecSource | None:
+    """input/scenes.json as a template (no version): what check_render reads by itself."""
+    try:
+        raw = json.loads(project.spec_file.read_text(encoding="utf-8"))
+        parsed, _ = check_spec(raw)
+    except ValueError as exc:
+        problems.add(ApiError(422, "invalid_spec", f"input/scenes.json: {exc}"))
+        return None
+    except ApiError as exc:
+        problems.add(exc)
+        return None
+    return SpecSource(parsed, None)
+
+
+def asset_digests(
+    project: ProjectDir, refs: list[Reference], options: RenderOptions, memo: dict[str, str]
+) -> dict[str, str]:
+    """'images/a.jpg' → the sha256 of its bytes, for every file the render reads; `memo`
+    keeps them for the other orders of the same request."""
+    found: dict[str, str] = {}
+    for ref in refs:
+        folder = ref.kind.folder_for(options)
+        key = f"{folder}/{ref.name}"
+        if key not in memo:
+            memo[key] = file_sha256(project.asset(folder, ref.name))
+        found[key] = memo[key]
+    return found
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def check_free_space(settings: Settings, storage: Storage) -> ApiError | None:
@@ -304,14 +597,7 @@ def load_spec(project: ProjectDir, project_id: str, problems: Problems) -> Proje
         problems.add(exc)
         return None
     if spec is None:
-        problems.add(
-            ApiError(
-                409,
-                "no_scenes",
-                f"project {project_id!r} has no scenes yet; PUT /v1/projects/{project_id}/scenes "
-                "first",
-            )
-        )
+        problems.add(_no_scenes(project_id))
     return spec
 
 
@@ -479,6 +765,10 @@ def create_jobs(session: Session, orders: list[RenderOrder]) -> list[Job]:
             scene_count=order.outline.scenes,
             spoken=order.outline.spoken,
         )
+        job.spec = order.spec.model_dump(mode="json", exclude_none=True)
+        job.version = order.version
+        job.data = order.data
+        job.assets = order.assets
         if order.callback is not None:
             webhooks.register(session, job.id, order.callback)
         created.append(job)
@@ -567,3 +857,425 @@ def _output_name(session: Session, project_id: str, name: str | None) -> str:
         return check_safe_name(name)
     except ValueError as exc:
         raise ApiError(422, "invalid_name", f"name: {exc}", "name") from None
+
+
+def rerender(
+    session: Session,
+    storage: Storage,
+    enqueue: Enqueuer,
+    job_id: str,
+    output_name: str | None,
+) -> Job:
+    """A new job rendering exactly what job `job_id` rendered: its resolved spec, options and
+    files, each file checked against the digest the job recorded. 409 naming every file gone
+    or changed since (a video made of other bytes would not be the same video)."""
+    earlier = session.get(Job, job_id)
+    if earlier is None:
+        raise ApiError(404, "not_found", f"no job {job_id!r}", "jobId")
+    if earlier.spec is None or earlier.assets is None:
+        raise ApiError(
+            409,
+            "not_reproducible",
+            f"job {job_id} was queued before jobs recorded their spec and files; render the "
+            "project again instead",
+        )
+    project = storage.project(earlier.project_id)
+    lost = []
+    for key, digest in earlier.assets.items():
+        folder, _, name = key.partition("/")
+        path = project.asset(folder, name)
+        if not path.is_file():
+            lost.append(f"{key} (gone)")
+        elif file_sha256(path) != digest:
+            lost.append(f"{key} (changed since)")
+    if lost:
+        raise ApiError(
+            409,
+            "assets_gone",
+            f"job {job_id} cannot be re-rendered exactly: {len(lost)} of its files are not as "
+            f"they were: {', '.join(lost)}",
+            "assets",
+        )
+    spec = ProjectSpec.model_validate(earlier.spec)
+    options = RenderOptions.model_validate(earlier.options)
+    order = RenderOrder(
+        project_id=earlier.project_id,
+        spec=spec,
+        options=options,
+        outline=registry.outline(spec, options),
+        output_name=output_name or earlier.output_name,
+        callback=None,
+        version=earlier.version,
+        data=dict(earlier.data or {}),
+        assets=dict(earlier.assets),
+    )
+    [job] = create_jobs(session, [order])
+    session.commit()
+    enqueue_job(session, enqueue, job, order.outline)
+    log.info("job %s: re-render of job %s", job.id, job_id)
+    return job
+
+
+# --- batches ------------------------------------------------------------------------------
+
+ROW = "_row"  # the row's number (1, 2, ...) in a batch's outputName pattern
+
+
+@dataclass(frozen=True)
+class BatchOrder:
+    """A batch request as the service takes it: the rows' data and what every row shares."""
+
+    rows: list[dict[str, Any]]
+    output_name: str
+    render_options: dict[str, Any] | None = None
+    callback_url: str | None = None
+    version: int | None = None
+    atomic: bool = False
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    index: int
+    code: str
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "code": self.code,
+            "field": self.field,
+            "message": self.message,
+        }
+
+
+def _output_pattern(pattern: str, source: SpecSource) -> template.Template:
+    """The batch's outputName as a template over the spec's variables and `_row`."""
+    try:
+        parsed = template.parse({"outputName": pattern})
+    except template.TemplateError as exc:
+        raise ApiError(422, "validation_error", exc.first.message, "outputName") from None
+    known = set(source.template.variables) | {ROW}
+    for name in parsed.uses:
+        if name not in known:
+            raise ApiError(
+                422,
+                "unknown_variable",
+                f"outputName: {name!r} is not a variable of the template (nor {ROW})",
+                "outputName",
+            )
+    if not parsed.uses:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"outputName: {pattern!r} would give every row the same file: use a placeholder "
+            f"({{{{{ROW}}}}} or a variable)",
+            "outputName",
+        )
+    return parsed
+
+
+def _row_output(pattern: template.Template, values: dict[str, Any], index: int) -> str:
+    out = template.substitute(pattern, {**values, ROW: index + 1})["outputName"]
+    return mp4_name(str(out))
+
+
+def submit_batch(
+    session: Session,
+    settings: Settings,
+    storage: Storage,
+    enqueue: Enqueuer,
+    project_id: str,
+    order: BatchOrder,
+) -> tuple[Batch, list[RowProblem]]:
+    """Check every row, queue a job per valid row (created in one transaction), and return the
+    batch and the rows refused. What every row shares (the options, the callback, the output
+    pattern, the version) is checked once, before any row: a problem there refuses the batch.
+    With `atomic`, one invalid row refuses the batch; a batch with no valid row is refused."""
+    existing_project(storage, project_id)
+    if not order.rows:
+        raise ApiError(422, "validation_error", "rows: a batch needs at least one row", "rows")
+    if len(order.rows) > settings.max_batch_rows:
+        raise ApiError(
+            422,
+            "over_limit",
+            f"rows: {len(order.rows)} rows, over MAX_BATCH_ROWS ({settings.max_batch_rows})",
+            "rows",
+        )
+    shared = Problems()
+    source = load_source(session, storage, project_id, order.version, shared)
+    base = RenderRequest.model_validate(
+        {"renderOptions": order.render_options, "outputName": "row.mp4"}
+    )
+    resolve_options(settings, base, shared)
+    problems_free = check_free_space(settings, storage)
+    shared.add(problems_free)
+    shared.raise_first()
+    assert source is not None
+    pattern = _output_pattern(order.output_name, source)
+    callback = None
+    if order.callback_url is not None:
+        callback = check_callback(settings, order.callback_url, shared)
+        shared.raise_first()
+    refused: list[RowProblem] = []
+    accepted: list[tuple[int, RenderOrder]] = []
+    names: dict[str, int] = {}
+    digests: dict[str, str] = {}
+    for index, row in enumerate(order.rows):
+        where = f"rows[{index}]"
+        if not isinstance(row, dict):
+            refused.append(RowProblem(index, "validation_error", where, f"{where}: not an object"))
+            continue
+        problems = Problems()
+        request = base.model_copy(update={"data": row})
+        made = check_render(
+            settings,
+            storage,
+            project_id,
+            request,
+            problems,
+            source=source,
+            where=where,
+            digests=digests,
+        )
+        if made is None:
+            first = problems.found[0]
+            refused.append(RowProblem(index, first.code, first.field, first.message))
+            continue
+        try:
+            name = _row_output(pattern, made.data, index)
+        except ValueError as exc:
+            refused.append(
+                RowProblem(index, "validation_error", "outputName", f"{where}: outputName: {exc}")
+            )
+            continue
+        if name in names:
+            refused.append(
+                RowProblem(
+                    index,
+                    "output_collision",
+                    "outputName",
+                    f"{where}: outputName gives {name!r}, as row {names[name]} does",
+                )
+            )
+            continue
+        names[name] = index
+        accepted.append((index, replace(made, output_name=name, callback=None)))
+    if refused and (order.atomic or not accepted):
+        worst = refused[0]
+        why = "atomic: the batch is refused" if order.atomic else "no row is valid"
+        raise ApiError(
+            422,
+            "invalid_rows",
+            f"{len(refused)} of {len(order.rows)} rows are invalid ({why}); first, row "
+            f"{worst.index}: {worst.message}",
+            worst.field,
+        )
+    batch = Batch(
+        id=jobs.new_job_id(),
+        project_id=project_id,
+        version=source.version,
+        output_pattern=order.output_name,
+        rows=len(order.rows),
+        invalid=[problem.as_dict() for problem in refused],
+        callback_url=callback,
+    )
+    session.add(batch)
+    session.flush()
+    if callback is not None:
+        webhooks.register_batch(session, batch.id, callback)
+    created = create_jobs(session, [made for _, made in accepted])
+    for (index, _), job in zip(accepted, created, strict=True):
+        job.batch_id = batch.id
+        job.batch_row = index
+    session.commit()
+    for (_, made), job in zip(accepted, created, strict=True):
+        enqueue_job(session, enqueue, job, made.outline)
+    log.info(
+        "batch %s: %d jobs queued for project %s, %d rows refused",
+        batch.id,
+        len(created),
+        project_id,
+        len(refused),
+    )
+    return batch, refused
+
+
+def csv_rows(text: str) -> list[dict[str, Any]]:
+    """A CSV's rows as data: the header names the variables; quoting as RFC 4180 (commas,
+    quotes and line breaks inside quoted cells); an empty cell gives no value (the default
+    applies). ApiError naming the line for a row with more cells than the header."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ApiError(422, "validation_error", "csv: no header row", "csv") from None
+    header = [name.strip() for name in header]
+    if not all(header) or len(set(header)) != len(header):
+        raise ApiError(422, "validation_error", "csv: the header names each column once", "csv")
+    rows = []
+    for cells in reader:
+        if not any(cell.strip() for cell in cells):
+            continue  # a blank line
+        if len(cells) > len(header):
+            raise ApiError(
+                422,
+                "validation_error",
+                f"csv: line {reader.line_num} has {len(cells)} cells, the header {len(header)}",
+                "csv",
+            )
+        rows.append({name: cell for name, cell in zip(header, cells, strict=False) if cell != ""})
+    return rows
+
+
+def load_batch(session: Session, batch_id: str) -> Batch:
+    batch = session.get(Batch, batch_id) if len(batch_id) <= 64 else None
+    if batch is None:
+        raise ApiError(404, "not_found", f"no batch {batch_id!r}", "batchId")
+    return batch
+
+
+def batch_jobs(session: Session, batch_id: str) -> list[Job]:
+    return list(
+        session.exec(
+            select(Job).where(col(Job.batch_id) == batch_id).order_by(col(Job.batch_row))
+        ).all()
+    )
+
+
+def batch_view(session: Session, batch_id: str, offset: int, limit: int) -> BatchView:
+    """The batch's counts by status, progress, cache figures and a page of its rows (the
+    refused ones among them, with their reason)."""
+    batch = load_batch(session, batch_id)
+    found = batch_jobs(session, batch_id)
+    counts: dict[str, int] = {str(status): 0 for status in JobStatus}
+    for job in found:
+        counts[job.status] += 1
+    counts["INVALID"] = len(batch.invalid)
+    ended = all(JobStatus(job.status).finished for job in found)
+    if not ended:
+        status = "RUNNING"
+    elif counts[JobStatus.SUCCEEDED] == len(found):
+        status = str(JobStatus.SUCCEEDED)
+    elif batch.cancel_requested:
+        status = str(JobStatus.CANCELLED)
+    else:
+        status = str(JobStatus.FAILED)
+    clips = session.exec(
+        select(JobTask.clip, JobTask.clip_bytes)
+        .join(Job, col(Job.id) == col(JobTask.job_id))
+        .where(col(Job.batch_id) == batch_id, col(JobTask.clip).is_not(None))
+    ).all()
+    encoded = sum(clip == "encoded" for clip, _ in clips)
+    cache = CacheSummary(
+        hits=sum(clip == "cached" for clip, _ in clips),
+        encoded=encoded,
+        bytes_saved=sum(size for clip, size in clips if clip == "cached"),
+    )
+    items = [
+        BatchRowView(
+            index=job.batch_row or 0,
+            job_id=job.id,
+            status=job.status,
+            output_name=job.output_name,
+            error=job.error,
+        )
+        for job in found
+    ] + [
+        BatchRowView(index=row["index"], status="INVALID", error=row["message"])
+        for row in batch.invalid
+    ]
+    items.sort(key=lambda item: item.index)
+    return BatchView(
+        id=batch.id,
+        project_id=batch.project_id,
+        version=batch.version,
+        status=status,
+        rows=batch.rows,
+        counts=counts,
+        progress=sum(job.progress for job in found) / len(found) if found else 1.0,
+        cancel_requested=batch.cancel_requested,
+        created_at=batch.created_at,
+        finished_at=max((j.finished_at for j in found if j.finished_at), default=None)
+        if ended
+        else None,
+        cache=cache,
+        encodes_per_row=encoded / len(found) if found else 0.0,
+        offset=offset,
+        limit=limit,
+        items=items[offset : offset + limit],
+    )
+
+
+def cancel_batch(session: Session, settings: Settings, batch_id: str) -> None:
+    """End every job of the batch: queued ones at once, running ones at their stage's next
+    check (within a second); the workers drop the tasks of a cancelled job when they claim
+    them."""
+    batch = load_batch(session, batch_id)
+    batch.cancel_requested = True
+    session.add(batch)
+    live = watchdog.cancel_live_within(settings)
+    for job in batch_jobs(session, batch_id):
+        if not JobStatus(job.status).finished:
+            jobs.request_cancel(session, job.id, live)
+    session.commit()
+    log.info("batch %s: cancel requested", batch_id)
+
+
+def batch_outputs(session: Session, blobs: BlobStore, batch_id: str) -> list[BatchOutput]:
+    """The videos of the batch's succeeded jobs, by row."""
+    batch = load_batch(session, batch_id)
+    found = []
+    for job in batch_jobs(session, batch_id):
+        if job.status != JobStatus.SUCCEEDED:
+            continue
+        blob = blobs.stat(output_key(batch.project_id, job.output_name))
+        if blob is None:  # replaced or removed since
+            continue
+        found.append(
+            BatchOutput(
+                index=job.batch_row or 0,
+                job_id=job.id,
+                name=job.output_name,
+                size=blob.size,
+                url=f"/v1/projects/{batch.project_id}/outputs/video?name={job.output_name}",
+            )
+        )
+    return found
+
+
+class _Sink(io.RawIOBase):
+    """What zipfile writes to: the bytes handed on as they come (not seekable, so zipfile
+    writes data descriptors and never goes back)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def drain(self) -> Iterator[bytes]:
+        chunks, self.chunks = self.chunks, []
+        yield from chunks
+
+
+def zip_stream(blobs: BlobStore, project_id: str, outputs: list[BatchOutput]) -> Iterator[bytes]:
+    """The outputs as one ZIP (stored, not compressed: MP4 does not shrink), made while it is
+    sent: the API never holds more than a chunk of it."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for output in outputs:
+            info = zipfile.ZipInfo(output.name, date_time=(2026, 1, 1, 0, 0, 0))
+            with (
+                blobs.open(output_key(project_id, output.name)) as source,
+                archive.open(info, "w", force_zip64=True) as target,
+            ):
+                while chunk := source.read(1 << 20):
+                    target.write(chunk)
+                    yield from sink.drain()
+            yield from sink.drain()
+    yield from sink.drain()

@@ -10,6 +10,8 @@ from pipeline.assets import FOLDERS
 from pipeline.errors import InputError
 from pipeline.names import check_safe_name
 
+RUN_SPEC = "scenes.json"  # a run's own spec, in its work folder
+
 
 @dataclass(frozen=True)
 class ProjectDir:
@@ -23,9 +25,12 @@ class ProjectDir:
 
     root: Path
     run: str | None = None
+    # The run renders a spec of its own, `work/<run>/scenes.json` (a service job's resolved
+    # template, pinned at submission), not the project's `input/scenes.json`.
+    own_spec: bool = False
 
-    def for_run(self, run: str) -> ProjectDir:
-        return dataclasses.replace(self, run=check_safe_name(run))
+    def for_run(self, run: str, own_spec: bool = False) -> ProjectDir:
+        return dataclasses.replace(self, run=check_safe_name(run), own_spec=own_spec)
 
     @property
     def input(self) -> Path:
@@ -33,7 +38,7 @@ class ProjectDir:
 
     @property
     def spec_file(self) -> Path:
-        return self.input / "scenes.json"
+        return self.work / RUN_SPEC if self.own_spec else self.input / "scenes.json"
 
     @property
     def work(self) -> Path:

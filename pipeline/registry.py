@@ -229,6 +229,7 @@ def _finalize(run: StageRun) -> stages.Publication:
 
 
 _SPEC = "input/scenes.json"
+_RUN_SPEC = "work/scenes.json"  # a job's own resolved spec (ProjectDir.own_spec)
 _INPUTS = "input/*"  # the spec, images, voiceovers and music
 _SPEECH = "cache/speech/*"  # what SPEECH synthesised (a shared cache of the project)
 _PLAN = "work/plan.json"
@@ -244,10 +245,17 @@ STAGES: tuple[Stage, ...] = (
         _speech,
         per_scene=True,
         only=_spoken,
-        reads=(_SPEC, _SPEECH),
+        reads=(_SPEC, _RUN_SPEC, _SPEECH),
         writes=(_SPEECH,),
     ),
-    Stage("VALIDATE", 2.0, _validate, lays_out=True, reads=(_INPUTS, _SPEECH), writes=(_PLAN,)),
+    Stage(
+        "VALIDATE",
+        2.0,
+        _validate,
+        lays_out=True,
+        reads=(_INPUTS, _RUN_SPEC, _SPEECH),
+        writes=(_PLAN,),
+    ),
     Stage("AUDIO_PREP", 4.0, _audio_prep, reads=(_PLAN, _INPUTS, _SPEECH), writes=_MASTER),
     Stage(
         "SCENE_BUILD",

@@ -5,6 +5,12 @@
 - visibility_timeout > task_time_limit: Redis redelivers an unacked task only after the
   longest legal run, so a live task never gets a twin; the restore sweep runs every 10 s.
 - result_backend_always_retry: a Redis restart mid-job delays progress writes, not the job.
+- two queues, QUEUE for single renders and BATCH_QUEUE for batches' jobs, taken in that order
+  (`queue_order_strategy: priority`: kombu's Redis transport BRPOPs the queues in the order
+  the worker lists them, instead of rotating): a worker process that finishes a unit takes a
+  single render's task before any batch's, so a render sent while a batch runs starts after
+  at most one unit of work on a free process, not after the batch. With prefetch 1 and
+  acks_late a busy process holds no reserved batch task that would go first.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from celery import Celery
 
 from tasks.settings import Settings, get_settings
 
+QUEUE = "celery"  # Celery's default queue: single renders
+BATCH_QUEUE = "batch"
+QUEUES = (QUEUE, BATCH_QUEUE)  # in the order a worker takes from them
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport = {
@@ -22,10 +32,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "unacked_restore_interval": 10,
         "unacked_restore_throttle": 1,
     }
+    broker_transport = {**transport, "queue_order_strategy": "priority"}
     return dict(
         broker_url=settings.redis_url or None,
         result_backend=settings.redis_url or None,
-        broker_transport_options=transport,
+        broker_transport_options=broker_transport,
+        task_default_queue=QUEUE,
         result_backend_transport_options=transport,
         broker_connection_retry_on_startup=True,
         result_backend_always_retry=True,
@@ -71,6 +83,7 @@ def worker_argv(settings: Settings, hostname: str | None = None) -> list[str]:
         f"--concurrency={settings.concurrency}",
         "--without-gossip",
         "--without-mingle",
+        f"--queues={','.join(QUEUES)}",
     ]
     if hostname:
         argv.append(f"--hostname={hostname}")

@@ -20,7 +20,8 @@ from celery.canvas import Signature
 from pipeline import registry
 from pipeline.plan import Plan
 from pipeline.units import Unit
-from tasks.app import app
+from tasks.app import BATCH_QUEUE, QUEUE, app
+from tasks.models import Job
 
 
 def task_id(job_id: str, label: str) -> str:
@@ -37,22 +38,31 @@ def task_name(stage: registry.Stage) -> str:
     return f"render.{stage.name.lower()}"
 
 
-def _signature(job_id: str, stage: registry.Stage, unit: Unit) -> Signature:
+def queue_of(job: Job) -> str:
+    """The queue a job's tasks go to: a batch's jobs wait behind single renders (tasks/app.py
+    makes every worker take from QUEUE first)."""
+    return BATCH_QUEUE if job.batch_id is not None else QUEUE
+
+
+def _signature(job_id: str, stage: registry.Stage, unit: Unit, queue: str) -> Signature:
     """The task of one unit: its label is its argument (a stage that runs once has none) and
     the rest of its task id."""
     label = stage.label(unit)
     args = (job_id,) if unit.scene is None else (job_id, label)
     return app.signature(
-        task_name(stage), args=args, immutable=True, task_id=task_id(job_id, label)
+        task_name(stage), args=args, immutable=True, task_id=task_id(job_id, label), queue=queue
     )
 
 
-def build_canvas(job_id: str, outline: registry.Outline, plan: Plan | None = None) -> Signature:
-    """The job's steps up to the one that lays out the timeline; with its `plan`, the rest."""
+def build_canvas(
+    job_id: str, outline: registry.Outline, plan: Plan | None = None, queue: str = QUEUE
+) -> Signature:
+    """The job's steps up to the one that lays out the timeline; with its `plan`, the rest;
+    every task on `queue`."""
     links: list[Signature] = []
     pending: list[Signature] | None = None  # a group waiting for its chord body
     for step in registry.steps(outline, plan):
-        signatures = [_signature(job_id, stage, unit) for stage, unit in step]
+        signatures = [_signature(job_id, stage, unit, queue) for stage, unit in step]
         if len(step) == 1 and not step[0][0].per_scene:
             if pending is not None:
                 links.append(chord(group(pending), signatures[0]))
@@ -73,9 +83,14 @@ def enqueue_render(job_id: str, outline: registry.Outline) -> None:
     build_canvas(job_id, outline).apply_async()
 
 
-def enqueue_rest(job_id: str, outline: registry.Outline, plan: Plan) -> None:
+def enqueue_batch_render(job_id: str, outline: registry.Outline) -> None:
+    """Send a batch job's first part to the batch queue."""
+    build_canvas(job_id, outline, queue=BATCH_QUEUE).apply_async()
+
+
+def enqueue_rest(job_id: str, outline: registry.Outline, plan: Plan, queue: str = QUEUE) -> None:
     """Send the steps after the timeline's layout, with the units its `plan` decides."""
-    build_canvas(job_id, outline, plan).apply_async()
+    build_canvas(job_id, outline, plan, queue).apply_async()
 
 
 def revoke_job(job_id: str, labels: Iterable[str]) -> None:

@@ -75,6 +75,51 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = _ts(nullable=True)
     # Touched by every running task; the watchdog fails RUNNING jobs where it goes stale.
     heartbeat_at: datetime | None = _ts(nullable=True)
+    # What the job renders, pinned at submission (api/service.py): the spec its template and
+    # data resolved to, the project version it came from, the data, and the sha256 of every
+    # file it reads ('images/a.jpg' → digest), so a rerender is the same video. None in a job
+    # queued by a release before templates (it rendered input/scenes.json).
+    spec: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    version: int | None = None
+    data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    assets: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # A job of a batch: the batch and the row it renders.
+    batch_id: str | None = Field(default=None, index=True, max_length=64)
+    batch_row: int | None = None
+
+
+class ProjectVersion(SQLModel, table=True):
+    """One PUT of a project's scenes, never changed afterwards: its number (1, 2, ...), the
+    sha256 of its canonical JSON and the spec (a template, maybe) as stored."""
+
+    __tablename__ = "project_versions"
+
+    project_id: str = Field(primary_key=True, foreign_key="projects.id", max_length=64)
+    number: int = Field(primary_key=True)
+    sha256: str = Field(max_length=64)
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class Batch(SQLModel, table=True):
+    """Many renders of one project version, one per row of data (api/routes/batches.py). Its
+    jobs carry its id; its counts and progress are read off them."""
+
+    __tablename__ = "batches"
+
+    id: str = Field(primary_key=True, max_length=64)
+    project_id: str = Field(index=True, foreign_key="projects.id", max_length=64)
+    version: int | None = None
+    output_pattern: str = Field(max_length=255)
+    rows: int = 0
+    # The rows refused at submission: [{"index", "field", "message"}].
+    invalid: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    callback_url: str | None = Field(default=None, max_length=2048)
+    cancel_requested: bool = False
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    finished_at: datetime | None = _ts(nullable=True)
 
 
 class JobTask(SQLModel, table=True):
@@ -143,6 +188,26 @@ class Webhook(SQLModel, table=True):
     event: str | None = Field(default=None, max_length=16)
     # Not before this instant: the backoff after a failure, or the lease of an attempt that
     # is being made (a deliverer that dies mid-request is retried when it runs out).
+    next_at: datetime | None = _ts(nullable=True)
+    first_attempt_at: datetime | None = _ts(nullable=True)
+    delivered_at: datetime | None = _ts(nullable=True)
+
+
+class BatchWebhook(SQLModel, table=True):
+    """A batch's `callbackUrl`: delivered once, when every job of the batch has ended, by the
+    same deliverers and rules as a job's (tasks/webhooks.py)."""
+
+    __tablename__ = "batch_webhooks"
+
+    batch_id: str = Field(primary_key=True, foreign_key="batches.id", max_length=64)
+    url: str = Field(max_length=2048)
+    status: str = Field(default=WebhookStatus.PENDING, index=True, max_length=16)
+    attempts: int = 0
+    status_codes: list[int | None] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    last_error: str | None = None
+    event: str | None = Field(default=None, max_length=16)
     next_at: datetime | None = _ts(nullable=True)
     first_attempt_at: datetime | None = _ts(nullable=True)
     delivered_at: datetime | None = _ts(nullable=True)

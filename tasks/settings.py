@@ -189,6 +189,8 @@ class Settings(BaseSettings):
     # GET /v1/jobs/{id} lists a job's stage runs one by one up to this many; past it, by
     # stage with counts (all of them paged at GET /v1/jobs/{id}/stages).
     job_stages_inline: int = Field(200, ge=1)
+    # Rows one batch request may hold (POST /v1/projects/{id}/batches): each is a job.
+    max_batch_rows: int = Field(1000, ge=1, le=100_000)
 
     @field_validator("render_storage")
     @classmethod

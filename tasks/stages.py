@@ -8,11 +8,14 @@ progress, failure and cancellation are `StageTask`'s; the bodies are the pipelin
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Task
@@ -24,6 +27,7 @@ from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner, find_ffmpeg
 from pipeline.options import RenderOptions
 from pipeline.plan import PLAN_FILE, Plan
+from pipeline.project import RUN_SPEC
 from pipeline.registry import Stage, StageRun
 from pipeline.units import ONCE, Unit, chunk_unit, scene_unit
 from tasks import canvas, jobs, logs, metrics, shutdown
@@ -83,6 +87,7 @@ class StageTask(Task):
             require_free_space(settings, label)
             with tracker.beating():
                 run = _stage_run(settings, claim.job, tracker, unit, on_clip=clips.append)
+                _pin_spec(_store(settings), claim.job)
                 plan = run_unit(_store(settings), self.stage, run, settings.scratch_path)
                 if plan is not None:
                     _send_rest(settings, claim.job, plan)
@@ -188,7 +193,7 @@ def _send_rest(settings: Settings, job: Job, plan: Plan) -> None:
     """
     with session_scope(settings.db_url) as session:
         jobs.lay_out(session, job.id, registry.weights(jobs.outline(job), plan))
-    canvas.enqueue_rest(job.id, jobs.outline(job), plan)
+    canvas.enqueue_rest(job.id, jobs.outline(job), plan, canvas.queue_of(job))
 
 
 def _job_metrics(store: BlobStore, job: Job) -> None:
@@ -208,7 +213,23 @@ def _job_metrics(store: BlobStore, job: Job) -> None:
 
 
 def _project(settings: Settings, job: Job) -> Any:
-    return Storage(settings.render_storage).project(job.project_id).for_run(job.id)
+    project = Storage(settings.render_storage).project(job.project_id)
+    return project.for_run(job.id, own_spec=job.spec is not None)
+
+
+def _pin_spec(store: BlobStore, job: Job) -> None:
+    """A job pinned to a spec of its own (`Job.spec`, its template resolved at submission)
+    renders it from `work/<jobId>/scenes.json`: written from the row before the stage that
+    first reads it, once (every later stage, on any worker, finds it)."""
+    if job.spec is None:
+        return
+    key = f"{work_prefix(job.project_id, job.id)}/{RUN_SPEC}"
+    if store.exists(key):
+        return
+    with tempfile.TemporaryDirectory(prefix="render-spec-") as scratch:
+        path = Path(scratch) / RUN_SPEC
+        path.write_text(json.dumps(job.spec, indent=2) + "\n", encoding="utf-8")
+        store.save(key, path)
 
 
 def _store(settings: Settings) -> BlobStore:

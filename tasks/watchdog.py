@@ -31,6 +31,7 @@ import redis
 from sqlmodel import Session, col, select
 
 from tasks import jobs
+from tasks.app import QUEUES
 from tasks.broker import redis_client_url
 from tasks.canvas import parse_task_id
 from tasks.db import session_scope
@@ -96,7 +97,9 @@ def waiting_in_broker(client: redis.Redis, job_ids: Iterable[str]) -> set[str]:
     if not wanted:
         return set()
     found: set[str] = set()
-    messages = [*client.lrange(QUEUE_KEY, 0, -1), *client.hvals(UNACKED_KEY)]
+    # A batch's job waits in the batch queue, behind every single render (tasks/app.py).
+    queued = [message for queue in QUEUES for message in client.lrange(queue, 0, -1)]
+    messages = [*queued, *client.hvals(UNACKED_KEY)]
     for message in messages:
         for job_id in wanted:
             if job_id in message:

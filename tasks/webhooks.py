@@ -24,6 +24,10 @@ left to do.
 - **Concurrent**: attempts run side by side, at most WEBHOOK_CONCURRENCY at once and
   WEBHOOK_PER_HOST to one receiver host, and a pass never waits for the attempts it started:
   a slow receiver holds its own slots, never another job's delivery (`Deliverer`).
+- **Batches too**: a batch's `callbackUrl` (its row in `batch_webhooks`) is delivered the
+  same way once every job of the batch has ended, with the batch's summary (`batch_summary`)
+  as the body, `X-Render-Event: batch.succeeded|failed|cancelled` and
+  `X-Render-Delivery: batch:<batch id>`.
 - **No server-side request forgery**: the host must resolve to public addresses only
   (every address, checked at submit and again at each attempt, and the request goes to the
   address checked, not to a second lookup), unless WEBHOOK_ALLOW_PRIVATE=true.
@@ -54,7 +58,16 @@ from sqlmodel import Session, col, select
 from tasks import metrics
 from tasks.db import session_scope
 from tasks.jobs import as_utc
-from tasks.models import FINISHED, Job, Webhook, WebhookStatus, utcnow
+from tasks.models import (
+    FINISHED,
+    Batch,
+    BatchWebhook,
+    Job,
+    JobStatus,
+    Webhook,
+    WebhookStatus,
+    utcnow,
+)
 from tasks.settings import Settings
 
 log = logging.getLogger("render.webhooks")
@@ -189,6 +202,77 @@ class Claimed:
     body: bytes
 
 
+BATCH = "batch:"  # a delivery id of a batch's webhook: `batch:<batch id>`
+
+
+def register_batch(session: Session, batch_id: str, url: str) -> BatchWebhook:
+    row = BatchWebhook(batch_id=batch_id, url=url)
+    session.add(row)
+    return row
+
+
+def batch_status(session: Session, batch: Batch) -> str | None:
+    """RUNNING until every job of the batch has ended (None: not ended), then SUCCEEDED when
+    every one did, CANCELLED when the batch was cancelled, else FAILED."""
+    statuses = session.exec(select(Job.status).where(col(Job.batch_id) == batch.id)).all()
+    if any(not JobStatus(status).finished for status in statuses):
+        return None
+    if all(status == JobStatus.SUCCEEDED for status in statuses):
+        return str(JobStatus.SUCCEEDED)
+    return str(JobStatus.CANCELLED if batch.cancel_requested else JobStatus.FAILED)
+
+
+def batch_summary(session: Session, batch: Batch) -> dict[str, Any]:
+    """What a batch's webhook sends: its status, counts and each row's job."""
+    found = session.exec(
+        select(Job).where(col(Job.batch_id) == batch.id).order_by(col(Job.batch_row))
+    ).all()
+    counts: dict[str, int] = {}
+    for job in found:
+        counts[job.status] = counts.get(job.status, 0) + 1
+    return {
+        "batchId": batch.id,
+        "projectId": batch.project_id,
+        "version": batch.version,
+        "status": batch_status(session, batch) or "RUNNING",
+        "rows": batch.rows,
+        "counts": {**counts, "INVALID": len(batch.invalid)},
+        "jobs": [
+            {
+                "index": job.batch_row,
+                "jobId": job.id,
+                "status": job.status,
+                "outputName": job.output_name,
+                "error": job.error,
+            }
+            for job in found
+        ],
+        "invalid": batch.invalid,
+    }
+
+
+def _due_batches(session: Session, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """(`batch:<id>`, URL) of the batches whose jobs have all ended and whose webhook is due."""
+    unfinished = (
+        select(Job.id)
+        .where(
+            col(Job.batch_id) == col(BatchWebhook.batch_id),
+            col(Job.status).not_in([str(s) for s in FINISHED]),
+        )
+        .exists()
+    )
+    rows = session.exec(
+        select(BatchWebhook.batch_id, BatchWebhook.url)
+        .where(
+            BatchWebhook.status == WebhookStatus.PENDING,
+            ~unfinished,
+            or_(col(BatchWebhook.next_at).is_(None), col(BatchWebhook.next_at) <= now),
+        )
+        .limit(limit)
+    ).all()
+    return [(BATCH + batch_id, url) for batch_id, url in rows]
+
+
 def due(session: Session, now: datetime, limit: int = 20) -> list[str]:
     """Ids of ended jobs whose webhook is pending and due."""
     return [job_id for job_id, _ in due_urls(session, now, limit)]
@@ -207,13 +291,16 @@ def due_urls(session: Session, now: datetime, limit: int) -> list[tuple[str, str
         .order_by(col(Webhook.next_at).is_not(None), col(Webhook.next_at))
         .limit(limit)
     ).all()
-    return [(job_id, url) for job_id, url in rows]
+    found = [(job_id, url) for job_id, url in rows]
+    return found + _due_batches(session, now, max(0, limit - len(found)))
 
 
 def claim(
     session: Session, settings: Settings, job_id: str, document: Document, now: datetime
 ) -> Claimed | None:
     """Take the next attempt of the job's delivery, or None if another deliverer has it."""
+    if job_id.startswith(BATCH):
+        return _claim_batch(session, settings, job_id.removeprefix(BATCH), now)
     row = session.get(Webhook, job_id)
     job = session.get(Job, job_id)
     if row is None or job is None or row.status != WebhookStatus.PENDING:
@@ -242,6 +329,40 @@ def claim(
     return Claimed(job_id, row.url, attempt, job.status, body)
 
 
+def _claim_batch(
+    session: Session, settings: Settings, batch_id: str, now: datetime
+) -> Claimed | None:
+    row = session.get(BatchWebhook, batch_id)
+    batch = session.get(Batch, batch_id)
+    if row is None or batch is None or row.status != WebhookStatus.PENDING:
+        return None
+    status = batch_status(session, batch)
+    if status is None:
+        return None
+    lease = now + timedelta(seconds=settings.webhook_timeout + LEASE_MARGIN)
+    attempt = row.attempts + 1
+    taken = session.execute(
+        update(BatchWebhook)
+        .where(
+            col(BatchWebhook.batch_id) == batch_id,
+            col(BatchWebhook.attempts) == attempt - 1,
+            col(BatchWebhook.status) == WebhookStatus.PENDING,
+            or_(col(BatchWebhook.next_at).is_(None), col(BatchWebhook.next_at) <= now),
+        )
+        .values(
+            attempts=attempt,
+            next_at=lease,
+            first_attempt_at=row.first_attempt_at or now,
+            event=status,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not taken.rowcount:  # type: ignore[attr-defined]
+        return None
+    body = json.dumps(batch_summary(session, batch), separators=(",", ":")).encode()
+    return Claimed(BATCH + batch_id, row.url, attempt, status, body)
+
+
 async def send(settings: Settings, claimed: Claimed, client: httpx.AsyncClient) -> Outcome:
     """One POST of the signed document, within WEBHOOK_TIMEOUT in all (the address check,
     connecting, sending and the answer); redirects are not followed, and of the answer's body
@@ -252,7 +373,8 @@ async def send(settings: Settings, claimed: Claimed, client: httpx.AsyncClient) 
         "User-Agent": USER_AGENT,
         SIGNATURE_HEADER: sign(settings.webhook_secret, timestamp, claimed.body),
         TIMESTAMP_HEADER: str(timestamp),
-        EVENT_HEADER: f"job.{claimed.event.lower()}",
+        EVENT_HEADER: f"{'batch' if claimed.job_id.startswith(BATCH) else 'job'}."
+        f"{claimed.event.lower()}",
         DELIVERY_HEADER: claimed.job_id,
         ATTEMPT_HEADER: str(claimed.attempt),
     }
@@ -317,7 +439,14 @@ def record(
     session: Session, settings: Settings, claimed: Claimed, outcome: Outcome, now: datetime
 ) -> str:
     """Store the attempt's outcome; the delivery's status afterwards."""
-    row = session.get(Webhook, claimed.job_id)
+    table: type[Webhook] | type[BatchWebhook] = Webhook
+    key = claimed.job_id
+    row: Webhook | BatchWebhook | None
+    if key.startswith(BATCH):
+        table, key = BatchWebhook, key.removeprefix(BATCH)
+        row = session.get(BatchWebhook, key)
+    else:
+        row = session.get(Webhook, key)
     if row is None or row.attempts != claimed.attempt:
         return "superseded"
     codes = [*row.status_codes, outcome.code]
@@ -337,9 +466,10 @@ def record(
     else:
         values.update(next_at=now + delay)
         result = "retry"
+    ident = col(BatchWebhook.batch_id) if table is BatchWebhook else col(Webhook.job_id)
     session.execute(
-        update(Webhook)
-        .where(col(Webhook.job_id) == claimed.job_id, col(Webhook.attempts) == claimed.attempt)
+        update(table)
+        .where(ident == key, col(table.attempts) == claimed.attempt)
         .values(**values)
         .execution_options(synchronize_session=False)
     )

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.deps import get_enqueuer, get_revoker
+from api.deps import get_batch_enqueuer, get_enqueuer, get_revoker
 from api.main import create_app
 from pipeline.ffmpeg import find_ffmpeg
 from pipeline.fixtures import ImageFixture, VoiceFixture, make_image, make_tone
@@ -99,6 +99,7 @@ def make_client(storage: Path, calls: Calls) -> Iterator[AppFactory]:
     def build(**overrides: Any) -> TestClient:
         app: FastAPI = create_app(make_settings(storage, **overrides))
         app.dependency_overrides[get_enqueuer] = lambda: calls.enqueue
+        app.dependency_overrides[get_batch_enqueuer] = lambda: calls.enqueue
         app.dependency_overrides[get_revoker] = lambda: calls.revoke
         client = TestClient(app, headers=AUTH, raise_server_exceptions=False)
         client.__enter__()

@@ -21,7 +21,7 @@ from api.deps import (
     StorageDep,
 )
 from api.errors import ApiError, responses
-from api.schemas import JobView, RenderAccepted, RenderRequest, StagePage
+from api.schemas import JobView, RenderAccepted, RenderRequest, RerenderRequest, StagePage
 from tasks import jobs, watchdog
 from tasks.models import Job, JobStatus
 from tasks.storage import JOB_ID
@@ -124,6 +124,31 @@ def get_job_stages(
         limit=limit,
         stages=[documents.stage_view(row) for row in rows[offset : offset + limit]],
     )
+
+
+@router.post(
+    "/v1/jobs/{jobId}/rerender",
+    status_code=202,
+    response_model=RenderAccepted,
+    responses=responses(401, 404, 409, 422, 503),
+    summary="Render again exactly what a job rendered: its spec, options and files",
+)
+def rerender_job(
+    job_id: JobId,
+    response: Response,
+    session: SessionDep,
+    storage: StorageDep,
+    enqueue: EnqueuerDep,
+    body: RerenderRequest | None = None,
+) -> RenderAccepted:
+    """A new job with the job's resolved spec, options and version; every file it read must
+    still have the bytes it had (its recorded sha256), else 409 naming each one gone or
+    changed."""
+    job = service.rerender(
+        session, storage, enqueue, _load(session, job_id).id, body.output_name if body else None
+    )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return RenderAccepted(job_id=job.id, status=job.status)
 
 
 @router.post(

@@ -6,9 +6,9 @@ The curl examples are read from the pages' ```bash blocks and run in order, one 
 against the app under TestClient (the queue recorded, as in the other API tests): `NAME=value`
 lines set variables, `cd` and the README's `python -c` line run, `for … do … done` loops
 repeat their body, and each `curl` is translated flag by flag (-X -H -d --data-binary -F -o
--I). `$JOB` is the job the page's last render queued. The project the pages call `harbour`
-exists beforehand with every file its spec names and one finished render (`demo.mp4`), which is
-what the examples on outputs read.
+-I). `$JOB` is the job the page's last render queued, `$BATCH` its last batch. The project
+the pages call `harbour` exists beforehand with every file its spec names and one finished
+render (`demo.mp4`), which is what the examples on outputs read.
 """
 
 from __future__ import annotations
@@ -195,6 +195,8 @@ class Run:
             assert promised is None or status == promised, f"the page says {promised}: {said}"
         if method == "POST" and path.endswith("/render"):
             self.variables["JOB"] = response.json()["jobId"]
+        if method == "POST" and path.endswith("/batches"):
+            self.variables["BATCH"] = response.json()["batchId"]
 
 
 HARBOUR_FILES = {

@@ -13,6 +13,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from tasks import jobs
+from tasks.app import BATCH_QUEUE
 from tasks.db import session_scope
 from tasks.models import Job, JobStatus, JobTask, Project, StageStatus, utcnow
 from tasks.settings import Settings
@@ -208,5 +209,7 @@ def test_two_watchdogs_end_a_job_once(settings: Settings) -> None:
 def test_waiting_in_broker_matches_only_the_given_jobs(broker: fakeredis.FakeRedis) -> None:
     broker.rpush(QUEUE_KEY, _message("a1", "VALIDATE"))
     broker.hset(UNACKED_KEY, "t", _message("b2", "FINALIZE"))
-    assert waiting_in_broker(broker, ["a1", "b2", "c3"]) == {"a1", "b2"}
+    # A batch's job waiting its turn in the batch queue is waiting, not lost.
+    broker.rpush(BATCH_QUEUE, _message("d4", "CONCAT"))
+    assert waiting_in_broker(broker, ["a1", "b2", "c3", "d4"]) == {"a1", "b2", "d4"}
     assert waiting_in_broker(broker, []) == set()
