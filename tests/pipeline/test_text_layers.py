@@ -22,7 +22,7 @@ import uharfbuzz as hb
 from PIL import Image, ImageDraw, ImageFont, features
 
 from pipeline import fonts, stages
-from pipeline.cache import ClipCache, ClipReport
+from pipeline.cache import ClipCache, ClipReport, clip_key
 from pipeline.captions import Cue
 from pipeline.chunks import chunk_spans
 from pipeline.errors import PipelineError
@@ -168,6 +168,24 @@ def test_a_long_text_is_shrunk_and_wrapped_not_cut(
     rows = ink.any(axis=1).astype(int)
     bands = int(rows[0]) + int((np.diff(rows) == 1).sum())
     assert bands == len(shape.lines)
+
+
+def test_text_layers_survive_the_plans_json_and_key_their_clip_by_font_bytes(
+    placed: tuple[ProjectDir, Plan],
+) -> None:
+    _, plan = placed
+    assert Plan.from_json(plan.to_json()) == plan
+    scene = plan.scenes[0]
+    (layer,) = scene.layers
+    assert isinstance(layer, TextLayers)
+    other_font = dataclasses.replace(layer.items[0], font_sha256="0" * 64, font_file="fonts/x.ttf")
+    changed = dataclasses.replace(scene, layers=(TextLayers((other_font, *layer.items[1:])),))
+    assert clip_key(plan, changed, "v") != clip_key(plan, scene, "v")
+    # Where the font file lies is not part of the key; its bytes are.
+    moved = dataclasses.replace(other_font, font_file="fonts/y.ttf")
+    assert clip_key(
+        plan, dataclasses.replace(changed, layers=(TextLayers((moved, *layer.items[1:])),)), "v"
+    ) == clip_key(plan, changed, "v")
 
 
 def test_the_layout_is_computed_from_the_font_and_fits_any_frame() -> None:
