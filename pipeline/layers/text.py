@@ -18,6 +18,7 @@ typewriter), so a chunk of the scene draws exactly the frames the whole scene dr
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
@@ -234,17 +235,23 @@ def _pads(size: int, background: Background) -> tuple[int, int, int]:
 
 
 def _wrap(paragraph: str, font: Font, size: float, width: float, bold: float) -> list[str]:
-    """The paragraph's words in lines no wider than `width` (greedy); a word wider than that
-    stands alone on its line (the size then shrinks)."""
-    words = paragraph.split()
+    """The paragraph in lines no wider than `width` (greedy): broken at spaces, and between
+    any two characters of a word written without spaces (Chinese, Japanese); a word wider
+    than that stands alone on its line (the size then shrinks)."""
     lines: list[str] = []
-    for word in words:
-        trial = f"{lines[-1]} {word}" if lines else word
-        if lines and fonts.text_width(font, trial, size) * bold <= width:
-            lines[-1] = trial
-        else:
-            lines.append(word)
+    for word in paragraph.split():
+        pieces = list(word) if any(_wide(c) for c in word) else [word]
+        for n, piece in enumerate(pieces):
+            joiner = "" if n else " "
+            if lines and fonts.text_width(font, lines[-1] + joiner + piece, size) * bold <= width:
+                lines[-1] += joiner + piece
+            else:
+                lines.append(piece)
     return lines or [""]
+
+
+def _wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
 
 
 def layout(text: TextItem, font: Font, width: int, height: int) -> Layout:

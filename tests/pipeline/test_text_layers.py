@@ -188,6 +188,14 @@ def test_text_layers_survive_the_plans_json_and_key_their_clip_by_font_bytes(
     ) == clip_key(plan, changed, "v")
 
 
+def test_text_without_spaces_is_wrapped_between_characters() -> None:
+    text = "東京の港は夜明け前に目を覚まし最初の船が防波堤の向こうへ出ていく" * 3
+    item = text_layers.item(text_layers.TextSpec(text=text), fonts.default_font(), 30, 30)
+    shape = text_layers.layout(item, fonts.default_font(), 1920, 1080)
+    assert len(shape.lines) > 1 and "".join(shape.lines) == text
+    assert shape.size == 96  # wrapped, not shrunk
+
+
 def test_the_layout_is_computed_from_the_font_and_fits_any_frame() -> None:
     spec = text_layers.TextSpec(text=LONG, style="bullet", size=400)
     for width, height in ((320, 180), (1920, 1080), (1080, 1920)):
