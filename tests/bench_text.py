@@ -83,6 +83,13 @@ def main() -> None:
             f"  {name:<20} {median:7.2f} s  {frames / median:6.1f} fps  "
             f"{median / base:5.2f}x  (runs: {', '.join(f'{t:.2f}' for t in runs)})"
         )
+    # Each text run against the plain run just before it: steadier than the medians' ratio
+    # when the machine's load changes during the bench.
+    pairs = [t / p for t, p in zip(times["two animated layers"], times["no text"], strict=True)]
+    print(
+        f"  ratio of each pair: median {statistics.median(pairs):.2f}x "
+        f"({', '.join(f'{r:.2f}' for r in pairs)})"
+    )
 
 
 if __name__ == "__main__":

@@ -534,6 +534,20 @@ def font_problem(
     return None
 
 
+def caption_problem(where: str, narration: str | None) -> tuple[str, str] | None:
+    """Burnt-in captions of a scene (`where`) whose narration has a character the captions'
+    font (the packaged default) has no glyph for, as (field, message)."""
+    missing = fonts.missing_glyphs(fonts.default_font(), narration or "")
+    if not missing:
+        return None
+    return (
+        f"{where}.narration",
+        f"{where}.narration: burnt-in captions are drawn in {fonts.DEFAULT_FAMILY!r}, which "
+        f"has no glyph for {fonts.spoken_chars(missing[:10])}; turn captions.burnIn off to "
+        "keep them as a subtitle track",
+    )
+
+
 def timing_problem(where: str, specs: list[TextSpec], seconds: float) -> tuple[str, str] | None:
     """The first text layer of a scene `seconds` long that starts or ends outside it."""
     for n, spec in enumerate(specs):

@@ -267,6 +267,14 @@ def test_a_text_whose_font_lacks_a_glyph_or_is_unknown_is_refused_before_renderi
     with pytest.raises(PipelineError) as caught:
         make_plan(project, LOSSLESS, ffmpeg_bin)
     assert "scenes[0].text[0].start" in caught.value.message
+    # Burnt-in captions are drawn with the packaged font too: their narration is checked.
+    project = _project(tmp_path / "captioned", [[]], narration="Shalom שלום")
+    burnt = RenderOptions.model_validate(
+        {**LOSSLESS.model_dump(by_alias=True), "captions": {"enabled": True, "burnIn": True}}
+    )
+    with pytest.raises(PipelineError) as caught:
+        make_plan(project, burnt, ffmpeg_bin)
+    assert "scenes[0].narration" in caught.value.message and "U+05E9" in caught.value.message
 
 
 def test_the_spec_refuses_bad_text_layers_naming_the_field() -> None:
