@@ -41,7 +41,7 @@ class SceneSpec(BaseModel):
     fit: Fit | None = None
     motion: Motion | None = None
     # Titles, lower thirds, captions, bullets drawn over the scene (docs/text.md).
-    text: list[TextSpec] = Field(default_factory=list, max_length=MAX_LAYERS)
+    text: list[TextSpec] | None = Field(None, max_length=MAX_LAYERS)
 
     @field_validator("images")
     @classmethod

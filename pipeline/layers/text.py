@@ -511,11 +511,11 @@ def _project_root(work: Path) -> Path:
 
 
 def font_problem(
-    where: str, specs: list[TextSpec], found: dict[str, Font]
+    where: str, specs: list[TextSpec] | None, found: dict[str, Font]
 ) -> tuple[str, str] | None:
     """The first text layer of a scene (`where`: 'scenes[2]') whose font is not among `found`
     (the catalogue: fonts.catalogue) or lacks a glyph of its text, as (field, message)."""
-    for n, spec in enumerate(specs):
+    for n, spec in enumerate(specs or ()):
         font = found.get(spec.font.lower())
         if font is None:
             return (
@@ -548,9 +548,11 @@ def caption_problem(where: str, narration: str | None) -> tuple[str, str] | None
     )
 
 
-def timing_problem(where: str, specs: list[TextSpec], seconds: float) -> tuple[str, str] | None:
+def timing_problem(
+    where: str, specs: list[TextSpec] | None, seconds: float
+) -> tuple[str, str] | None:
     """The first text layer of a scene `seconds` long that starts or ends outside it."""
-    for n, spec in enumerate(specs):
+    for n, spec in enumerate(specs or ()):
         for name in ("start", "end"):
             at = getattr(spec, name)
             if at is not None and (at > seconds or (name == "start" and at >= seconds)):
