@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import time
@@ -66,11 +67,13 @@ def main() -> None:
     }
     plans = {name: make_plan(project, options, ffmpeg) for name, project in cases.items()}
     times: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeats):
         for name, project in cases.items():
-            started = time.monotonic()
+            started, used = time.monotonic(), _children_cpu()
             stages.build_scene(project, plans[name], 0, Runner(ffmpeg))
             times[name].append(time.monotonic() - started)
+            cpu[name].append(_children_cpu() - used)
     frames = plans["no text"].scenes[0].frames
     print(
         f"\nSCENE_BUILD of one {args.seconds:g} s scene ({frames} frames) at "
@@ -86,10 +89,21 @@ def main() -> None:
     # Each text run against the plain run just before it: steadier than the medians' ratio
     # when the machine's load changes during the bench.
     pairs = [t / p for t, p in zip(times["two animated layers"], times["no text"], strict=True)]
+    # FFmpeg's own CPU seconds: what the text costs, whatever else the machine runs.
+    plain, text = (statistics.median(cpu[name]) for name in cases)
+    print(
+        f"  FFmpeg CPU s (median): no text {plain:.1f}, two animated layers {text:.1f}: "
+        f"{text / plain:.2f}x"
+    )
     print(
         f"  ratio of each pair: median {statistics.median(pairs):.2f}x "
         f"({', '.join(f'{r:.2f}' for r in pairs)})"
     )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
