@@ -325,9 +325,6 @@ def _ass_clock(frame: int, fps: int) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}.{cs:02d}"
 
 
-_BASE_ALPHA = {"primary": 0x00, "outline": 0x00, "back": 0x80}
-
-
 def _style(name: str, text: TextItem, shape: Layout) -> str:
     _, outline, shadow = _pads(shape.size, text.background)
     box = text.background == "box"
