@@ -653,19 +653,8 @@ def check_text(
         ):
             problems.add(ApiError(422, "validation_error", bad[1], bad[0]))
             return
-        narration = scene.narration if burn_in else None
-        if narration and (missing := fonts.missing_glyphs(fonts.default_font(), narration)):
-            problems.add(
-                ApiError(
-                    422,
-                    "font_unusable",
-                    f"{where}.narration: burnt-in captions are drawn in "
-                    f"{fonts.DEFAULT_FAMILY!r}, which has no glyph for "
-                    f"{fonts.spoken_chars(missing[:10])}; turn burnIn off to keep them "
-                    "as a subtitle track",
-                    f"{where}.narration",
-                )
-            )
+        if burn_in and (bad := text.caption_problem(where, scene.narration)):
+            problems.add(ApiError(422, "font_unusable", bad[1], bad[0]))
             return
 
 

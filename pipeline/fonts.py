@@ -25,7 +25,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from fontTools.ttLib import TTFont, TTLibError
+from fontTools.ttLib import TTFont
 
 DEFAULT_FAMILY = "Noto Sans"
 # The default font's wheel, and the file of its upright face in it.
@@ -79,9 +79,7 @@ def family_of(path: Path) -> str | None:
         if not family or not font.getBestCmap():
             return None
         return str(family)
-    except (TTLibError, OSError, KeyError, AssertionError, ValueError, ImportError):
-        return None
-    except Exception:  # fontTools raises many kinds on a damaged file
+    except Exception:  # fontTools raises many kinds on a damaged file (TTLibError, KeyError...)
         return None
 
 

@@ -459,10 +459,12 @@ def make_plan(
     if problem := captions_without_narration(spec, options):
         raise problem.error()
     found = fonts.catalogue(project.input / "fonts")
+    burn_in = options.captions.enabled and options.captions.burn_in
     for index, scene in enumerate(spec.scenes):
         where = f"scenes[{index}]"
         bad = text.font_problem(where, scene.text, found)
         bad = bad or text.timing_problem(where, scene.text, inputs[index].seconds)
+        bad = bad or (text.caption_problem(where, scene.narration) if burn_in else None)
         if bad is not None:
             raise _scene_error(index, scene, bad[1])
     limits.check(spec, options, [i.seconds for i in inputs], picture_size(options), bounds)

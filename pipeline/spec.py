@@ -60,7 +60,7 @@ class SceneSpec(BaseModel):
     fit: Fit | None = None
     motion: Motion | None = None
     # Titles, lower thirds, captions, bullets drawn over the scene (docs/text.md).
-    text: list[TextSpec] = Field(default_factory=list, max_length=MAX_LAYERS)
+    text: list[TextSpec] | None = Field(None, max_length=MAX_LAYERS)
     # Into the next scene; None or type "cut": a hard cut.
     transition: Transition | None = None
 

@@ -18,6 +18,7 @@ typewriter), so a chunk of the scene draws exactly the frames the whole scene dr
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
@@ -234,17 +235,23 @@ def _pads(size: int, background: Background) -> tuple[int, int, int]:
 
 
 def _wrap(paragraph: str, font: Font, size: float, width: float, bold: float) -> list[str]:
-    """The paragraph's words in lines no wider than `width` (greedy); a word wider than that
-    stands alone on its line (the size then shrinks)."""
-    words = paragraph.split()
+    """The paragraph in lines no wider than `width` (greedy): broken at spaces, and between
+    any two characters of a word written without spaces (Chinese, Japanese); a word wider
+    than that stands alone on its line (the size then shrinks)."""
     lines: list[str] = []
-    for word in words:
-        trial = f"{lines[-1]} {word}" if lines else word
-        if lines and fonts.text_width(font, trial, size) * bold <= width:
-            lines[-1] = trial
-        else:
-            lines.append(word)
+    for word in paragraph.split():
+        pieces = list(word) if any(_wide(c) for c in word) else [word]
+        for n, piece in enumerate(pieces):
+            joiner = "" if n else " "
+            if lines and fonts.text_width(font, lines[-1] + joiner + piece, size) * bold <= width:
+                lines[-1] += joiner + piece
+            else:
+                lines.append(piece)
     return lines or [""]
+
+
+def _wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
 
 
 def layout(text: TextItem, font: Font, width: int, height: int) -> Layout:
@@ -316,9 +323,6 @@ def _ass_clock(frame: int, fps: int) -> str:
     minutes, rest = divmod(rest, 6000)
     secs, cs = divmod(rest, 100)
     return f"{hours}:{minutes:02d}:{secs:02d}.{cs:02d}"
-
-
-_BASE_ALPHA = {"primary": 0x00, "outline": 0x00, "back": 0x80}
 
 
 def _style(name: str, text: TextItem, shape: Layout) -> str:
@@ -504,11 +508,11 @@ def _project_root(work: Path) -> Path:
 
 
 def font_problem(
-    where: str, specs: list[TextSpec], found: dict[str, Font]
+    where: str, specs: list[TextSpec] | None, found: dict[str, Font]
 ) -> tuple[str, str] | None:
     """The first text layer of a scene (`where`: 'scenes[2]') whose font is not among `found`
     (the catalogue: fonts.catalogue) or lacks a glyph of its text, as (field, message)."""
-    for n, spec in enumerate(specs):
+    for n, spec in enumerate(specs or ()):
         font = found.get(spec.font.lower())
         if font is None:
             return (
@@ -527,9 +531,25 @@ def font_problem(
     return None
 
 
-def timing_problem(where: str, specs: list[TextSpec], seconds: float) -> tuple[str, str] | None:
+def caption_problem(where: str, narration: str | None) -> tuple[str, str] | None:
+    """Burnt-in captions of a scene (`where`) whose narration has a character the captions'
+    font (the packaged default) has no glyph for, as (field, message)."""
+    missing = fonts.missing_glyphs(fonts.default_font(), narration or "")
+    if not missing:
+        return None
+    return (
+        f"{where}.narration",
+        f"{where}.narration: burnt-in captions are drawn in {fonts.DEFAULT_FAMILY!r}, which "
+        f"has no glyph for {fonts.spoken_chars(missing[:10])}; turn captions.burnIn off to "
+        "keep them as a subtitle track",
+    )
+
+
+def timing_problem(
+    where: str, specs: list[TextSpec] | None, seconds: float
+) -> tuple[str, str] | None:
     """The first text layer of a scene `seconds` long that starts or ends outside it."""
-    for n, spec in enumerate(specs):
+    for n, spec in enumerate(specs or ()):
         for name in ("start", "end"):
             at = getattr(spec, name)
             if at is not None and (at > seconds or (name == "start" and at >= seconds)):

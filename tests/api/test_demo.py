@@ -26,6 +26,7 @@ def test_upload_project_sends_every_kind_to_its_subdir(client: TestClient, tmp_p
         "images": ["a.jpg", "b.png"],
         "voiceovers": ["one.wav"],
         "music": ["bed.mp3"],
+        "fonts": [],
     }
     assert project["missingAssets"] == []
 

@@ -84,7 +84,8 @@ def test_a_40_mb_font_is_refused_413(make_client: AppFactory, storage: Path) -> 
     error = error_of(response)
     assert error["field"] == "files" and "huge.ttf" in error["message"]
     assert "32 MiB" in error["message"] and "fonts/" in error["message"]
-    assert tree(storage) == {} or not (storage / "projects" / "p1").exists()
+    assert not (storage / "projects" / "p1").exists()
+    assert not [p for p in tree(storage) if ".upload-" in p]  # no temp file left either
 
 
 def test_bad_text_layers_are_refused_when_the_spec_is_stored(

@@ -22,7 +22,7 @@ import uharfbuzz as hb
 from PIL import Image, ImageDraw, ImageFont, features
 
 from pipeline import fonts, stages
-from pipeline.cache import ClipCache, ClipReport
+from pipeline.cache import ClipCache, ClipReport, clip_key
 from pipeline.captions import Cue
 from pipeline.chunks import chunk_spans
 from pipeline.errors import PipelineError
@@ -170,6 +170,32 @@ def test_a_long_text_is_shrunk_and_wrapped_not_cut(
     assert bands == len(shape.lines)
 
 
+def test_text_layers_survive_the_plans_json_and_key_their_clip_by_font_bytes(
+    placed: tuple[ProjectDir, Plan],
+) -> None:
+    _, plan = placed
+    assert Plan.from_json(plan.to_json()) == plan
+    scene = plan.scenes[0]
+    (layer,) = scene.layers
+    assert isinstance(layer, TextLayers)
+    other_font = dataclasses.replace(layer.items[0], font_sha256="0" * 64, font_file="fonts/x.ttf")
+    changed = dataclasses.replace(scene, layers=(TextLayers((other_font, *layer.items[1:])),))
+    assert clip_key(plan, changed, "v") != clip_key(plan, scene, "v")
+    # Where the font file lies is not part of the key; its bytes are.
+    moved = dataclasses.replace(other_font, font_file="fonts/y.ttf")
+    assert clip_key(
+        plan, dataclasses.replace(changed, layers=(TextLayers((moved, *layer.items[1:])),)), "v"
+    ) == clip_key(plan, changed, "v")
+
+
+def test_text_without_spaces_is_wrapped_between_characters() -> None:
+    text = "東京の港は夜明け前に目を覚まし最初の船が防波堤の向こうへ出ていく" * 3
+    item = text_layers.item(text_layers.TextSpec(text=text), fonts.default_font(), 30, 30)
+    shape = text_layers.layout(item, fonts.default_font(), 1920, 1080)
+    assert len(shape.lines) > 1 and "".join(shape.lines) == text
+    assert shape.size == 96  # wrapped, not shrunk
+
+
 def test_the_layout_is_computed_from_the_font_and_fits_any_frame() -> None:
     spec = text_layers.TextSpec(text=LONG, style="bullet", size=400)
     for width, height in ((320, 180), (1920, 1080), (1080, 1920)):
@@ -241,6 +267,14 @@ def test_a_text_whose_font_lacks_a_glyph_or_is_unknown_is_refused_before_renderi
     with pytest.raises(PipelineError) as caught:
         make_plan(project, LOSSLESS, ffmpeg_bin)
     assert "scenes[0].text[0].start" in caught.value.message
+    # Burnt-in captions are drawn with the packaged font too: their narration is checked.
+    project = _project(tmp_path / "captioned", [[]], narration="Shalom שלום")
+    burnt = RenderOptions.model_validate(
+        {**LOSSLESS.model_dump(by_alias=True), "captions": {"enabled": True, "burnIn": True}}
+    )
+    with pytest.raises(PipelineError) as caught:
+        make_plan(project, burnt, ffmpeg_bin)
+    assert "scenes[0].narration" in caught.value.message and "U+05E9" in caught.value.message
 
 
 def test_the_spec_refuses_bad_text_layers_naming_the_field() -> None:
