@@ -9,6 +9,7 @@ repeats that frame (`loop`) or moves over it (`zoompan`), frame by frame.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -43,6 +44,13 @@ _ORIENT: dict[int, tuple[Filter, ...]] = {
 _BG_SHRINK = 8
 _BG_DARKEN = Filter.of("eq", brightness=-0.12, saturation=0.8)
 _RAW = ("-pix_fmt", "yuv420p")
+# A picture more than this many times as wide as it is tall (or as tall as it is wide) is
+# cropped to what the frame can show before it is scaled: scaled first to cover a 1080p frame,
+# a 16000×200 strip became a 129600×1620 picture (FFmpeg peaked at about 400 MB; 200×16000,
+# about 1 GB) only to be cropped to 2880×1620. Pictures of ordinary shapes (a portrait photo
+# in a landscape frame is 3.2 times the frame's area when scaled) are scaled as they always
+# were, so their prepared frames, and the clips cached from them, stay the same.
+THIN = 4.0
 _YUV420P = Filter.of("format", "yuv420p")
 
 # What decoding an image's bytes found (width, height, EXIF orientation), by their sha256: a
@@ -93,23 +101,32 @@ class Still:
             path=relative, width=width, height=height, orientation=orientation, sha256=digest
         )
 
+    @property
+    def thin(self) -> bool:
+        """A strip (THIN): cropped before it is scaled, where it covers the frame."""
+        return max(self.width, self.height) > THIN * min(self.width, self.height)
+
     def identity(self) -> dict[str, Any]:
-        # The names stills have always had in the key: clips cached before still match.
+        # The names stills have always had in the key: clips cached before still match. A
+        # strip's clips were drawn from a frame scaled the other way before: not theirs.
         return {
             "width": self.width,
             "height": self.height,
             "orientation": self.orientation,
             "sha256": self.sha256,
+            **({"cropped_first": True} if self.thin else {}),
         }
 
     def prepared_name(self, stem: str, plan: Plan, scene: ScenePlan) -> str:
-        made_of = (
+        made_of: tuple[Any, ...] = (
             self.sha256 or self.path,
             self.orientation,
             scene.fit,
             prepared_size(plan, scene),
             plan.encoder,
         )
+        if self.thin:
+            made_of += ("cropped first",)
         tag = hashlib.sha256(repr(made_of).encode()).hexdigest()[:12]
         return f"{stem}_{tag}.yuv"
 
@@ -122,9 +139,17 @@ class Still:
 
     def prepare(self, graph: Graph, source: Stream, plan: Plan, scene: ScenePlan) -> Stream:
         """The decoded image as one frame of the prepared size, in the output colours."""
-        return _fitted(
-            graph, source, self.orientation, scene.fit, prepared_size(plan, scene), plan.encoder
-        )
+        size = prepared_size(plan, scene)
+        upright = graph.chain(source, _ORIENT.get(self.orientation, ()))
+        if self.thin and scene.fit != "contain":
+            upright = graph.chain(upright, (_shown_part(self.upright_size, size),))
+        return _fitted(graph, upright, scene.fit, size, plan.encoder)
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """Its width and height as shown, turned upright per its EXIF orientation."""
+        turned = self.orientation in (5, 6, 7, 8)
+        return (self.height, self.width) if turned else (self.width, self.height)
 
     def prepare_output(self) -> list[str]:
         return ["-frames:v", "1", *_RAW, "-f", "rawvideo"]
@@ -211,17 +236,30 @@ def _scale(width: int, height: int, aspect: str, encoder: Encoder) -> Filter:
     )
 
 
+def _shown_part(picture: tuple[int, int], frame: tuple[int, int]) -> Filter:
+    """The middle of `picture` with about the frame's shape: all that covering the frame
+    shows of it. A little longer than that along its long side, and centred exactly, so that
+    the scale after it is set by its short side, as it was when the whole picture was scaled
+    (the crop after the scale trims the rest)."""
+    (width, height), (frame_width, frame_height) = picture, frame
+    if width * frame_height > height * frame_width:  # wider than the frame
+        return Filter.of("crop", _middle(width, height * frame_width / frame_height), height)
+    return Filter.of("crop", width, _middle(height, width * frame_height / frame_width))
+
+
+def _middle(length: int, shown: float) -> int:
+    """A crop of `length` a little longer than `shown`, leaving even margins on both sides."""
+    kept = math.ceil(shown) + 2
+    kept += (length - kept) % 2
+    return min(length, kept)
+
+
 def _fitted(
-    graph: Graph,
-    image: Stream,
-    orientation: int,
-    fit: str,
-    size: tuple[int, int],
-    encoder: Encoder,
+    graph: Graph, upright: Stream, fit: str, size: tuple[int, int], encoder: Encoder
 ) -> Stream:
-    """One decoded image turned into one `size` yuv420p frame in the output colours."""
+    """One decoded image, turned upright, made one `size` yuv420p frame in the output
+    colours."""
     width, height = size
-    upright = graph.chain(image, _ORIENT.get(orientation, ()))
     if fit != "contain":
         return graph.chain(
             upright,

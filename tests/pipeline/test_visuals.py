@@ -4,14 +4,26 @@ its prepared file and its poster frame."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import subprocess
+import sys
 import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
 
 from pipeline import visuals
 from pipeline.cache import clip_key
 from pipeline.capabilities import NEEDS
+from pipeline.fixtures import ImageFixture, SceneFixture, write_project
 from pipeline.motion import STILL, Move
+from pipeline.options import RenderOptions
+from pipeline.plan import make_plan
 from pipeline.poster import scene_poster_frame
+from pipeline.scene import stills_args
 from pipeline.visuals import KINDS, Still, VisualPlan
+from tests.pipeline_fixtures import ffmpeg_bin  # noqa: F401 (a fixture)
 from tests.plans import plan, scene_plan, shot, still
 
 VERSION = "ffmpeg version test"
@@ -71,3 +83,81 @@ def test_a_stills_poster_frame_shows_it_whole() -> None:
     assert image.poster_frame(zoom_out.shots[0]) == 39 == scene_poster_frame(zoom_out)
     held = scene_plan(visuals=(image,), shots=(shot(image, 40, 0, STILL),))
     assert scene_poster_frame(held) == 0
+
+
+# --- strips: cropped to what the frame shows before they are scaled ------------------------
+
+
+def test_only_a_strips_identity_and_prepared_name_say_it_is_cropped_first() -> None:
+    normal, strip = still("a.jpg", 1080, 1920), still("s.png", 16000, 200)
+    assert not normal.thin and strip.thin and still("t.png", 200, 16000).thin
+    assert "cropped_first" not in normal.identity()  # its cached clips still match
+    assert strip.identity()["cropped_first"] is True
+    whole, scene = _scene(strip)
+    name = strip.prepared_name("scene_000_0", whole, scene)  # type: ignore[arg-type]
+    assert name != dataclasses.replace(strip, width=800).prepared_name(
+        "scene_000_0",
+        whole,  # type: ignore[arg-type]
+        scene,  # type: ignore[arg-type]
+    )
+
+
+def _prepare(root: Path, name: str, size: tuple[int, int], fit: str, ffmpeg: str) -> bytes:
+    """Prepare the scene's one picture at 1080p (Ken Burns: 2880×1620) in an FFmpeg run of
+    its own; its raw frame, and the peak RSS of the FFmpeg process in the `rss` file."""
+    project = write_project(
+        root / f"{name}-{fit}",
+        [SceneFixture((ImageFixture(name, *size, "testsrc2"),), duration=1.0, fit=fit)],
+        ffmpeg,
+    )
+    made = make_plan(project, RenderOptions(resolution="1920x1080", preset="veryfast"), ffmpeg)
+    target = project.work / "still.yuv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    args = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y"]
+    args += stills_args(project.root, made, made.scenes[0], [target])
+    # A process of its own, whose only child is FFmpeg: its children's peak is FFmpeg's.
+    measured = subprocess.run(
+        [sys.executable, "-c", _PEAK, *args], capture_output=True, text=True, check=True
+    )
+    (root / f"{name}-{fit}.rss").write_text(measured.stdout)
+    return target.read_bytes()
+
+
+_PEAK = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+@pytest.mark.parametrize("size", [(16000, 200), (200, 16000)])
+def test_a_strip_is_cropped_before_it_is_scaled(
+    size: tuple[int, int],
+    tmp_path: Path,
+    ffmpeg_bin: str,  # noqa: F811
+) -> None:
+    # Scaled whole to cover the frame first, a 16000×200 strip became 129600×1620 (FFmpeg
+    # peaked at about 400 MB) and a 200×16000 one 2880×230400 (about 1 GB).
+    frame = _prepare(tmp_path, "strip.png", size, "cover", ffmpeg_bin)
+    peak_mb = int((tmp_path / "strip.png-cover.rss").read_text()) / 1024
+    assert peak_mb < 200, peak_mb
+    # The same picture as scaling it whole and cropping shows: its middle, 2880×1620.
+    reference = tmp_path / "whole.yuv"
+    subprocess.run(
+        [
+            *(ffmpeg_bin, "-hide_banner", "-loglevel", "error", "-y"),
+            *("-i", str(tmp_path / "strip.png-cover" / "input" / "images" / "strip.png")),
+            "-vf",
+            "scale=2880:1620:force_original_aspect_ratio=increase:out_color_matrix=bt709:"
+            "out_range=tv,crop=2880:1620,format=yuv420p",
+            *("-frames:v", "1", "-f", "rawvideo", str(reference)),
+        ],
+        check=True,
+    )
+    assert len(frame) == len(reference.read_bytes()) == 2880 * 1620 * 3 // 2
+    assert psnr(frame, reference.read_bytes()) > 40
+
+
+def psnr(a: bytes, b: bytes) -> float:
+    first, second = np.frombuffer(a, np.uint8), np.frombuffer(b, np.uint8)
+    error = float(np.mean((first.astype(np.float64) - second) ** 2))
+    return math.inf if error == 0 else 10 * math.log10(255**2 / error)
