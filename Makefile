@@ -45,6 +45,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tests.bench
+	$(PY) -m tests.bench_transitions
 	$(PY) -m tests.bench_queue
 	$(PY) -m tests.bench_scale
 	$(PY) -m tests.bench_captions

@@ -217,7 +217,8 @@ _CLIP = (
 
 
 class SceneProgress(CamelModel):
-    """A scene's build: its one SCENE_BUILD[i] stage, or its chunks' SCENE_BUILD[i/c] taken
+    """A scene's build: its one SCENE_BUILD[i] stage, or its chunks' SCENE_BUILD[i/c], with
+    the halves of the transitions over its edges (SCENE_BUILD[~i], SCENE_BUILD[i~]), taken
     together."""
 
     index: int

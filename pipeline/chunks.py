@@ -2,8 +2,10 @@
 
 Each chunk is its own x264 run (so it opens on a keyframe) with the plan's encoder, and draws
 exactly its frames of the scene's graph (`pipeline.scene`), so the chunks of every scene join
-by stream copy into the video an unchunked render draws. A chunk boundary never falls inside a
-cross-fade: both shots of a fade are drawn by one chunk.
+by stream copy into the video an unchunked render draws. A boundary between two chunks never
+falls inside a cross-fade: both shots of a fade are drawn by one chunk. A scene with transitions
+(`pipeline.transitions`) is chunked over its body, the frames its transitions leave it; an edge
+of the body may fall inside a fade, which its chunk then draws whole and trims.
 
 How many chunks a scene has follows from the plan alone (its frames, shots and
 `Plan.chunk_frames`), never from how many workers are up: the same job always has the same

@@ -12,7 +12,7 @@ which the command line uses too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -87,6 +87,8 @@ class Work:
     scenes: tuple[SceneWork, ...]
     width: int
     height: int
+    # Transitions between scenes: each is built in two units (pipeline/transitions.py).
+    transitions: int = 0
 
     @property
     def frames(self) -> int:
@@ -283,6 +285,7 @@ def unit_count(work: Work, spoken: Sequence[int] | None = None) -> int:
             total += 1
         elif stage.per_segment:
             total += sum(work.scenes[index].chunks for index in stage.scenes(outline))
+            total += 2 * work.transitions
         else:
             total += len(stage.scenes(outline))
     return total
@@ -304,6 +307,8 @@ def check(
         for s, scene in zip(seconds, spec.scenes, strict=True)
     ]
     work = count_work(counted, options, size)
+    joined = [s.transition for s in spec.scenes[:-1]]
+    work = replace(work, transitions=sum(t is not None and t.type != "cut" for t in joined))
     from pipeline import registry  # registry → plan → this module: imported when counting
 
     check_work(work, options, limits, registry.outline(spec, options).spoken)

@@ -23,7 +23,6 @@ from pipeline import audio, captions, mux
 from pipeline.atomic import atomic_path, publish_together, write_text_atomic
 from pipeline.cache import ClipCache, ClipReport, output_key
 from pipeline.capabilities import UnfitFFmpeg, inspect_ffmpeg
-from pipeline.chunks import Span
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.names import check_safe_name
@@ -37,7 +36,7 @@ from pipeline.poster import (
 )
 from pipeline.probe import off_grid, probe
 from pipeline.project import ProjectDir
-from pipeline.scene import scene_args, stills_args
+from pipeline.scene import stills_args
 from pipeline.units import Unit, chunk_unit, scene_unit, segments, segments_of
 
 JOINED_FILE = "joined.mp4"
@@ -318,28 +317,6 @@ def _ffmpeg_version(ffmpeg: str) -> str:
         return inspect_ffmpeg(ffmpeg).version
     except UnfitFFmpeg as exc:
         raise PipelineError(str(exc)) from None
-
-
-def encode_scene(
-    project: ProjectDir,
-    plan: Plan,
-    index: int,
-    runner: Runner,
-    span: Span | None = None,
-    target: Path | None = None,
-) -> Path:
-    """Encode a scene's clip (or with `span`, the chunk of it that is those frames, into
-    `target`) with FFmpeg: its stills prepared first (work/stills/, removed once every clip
-    file of the scene is built), then drawn and encoded."""
-    scene = plan.scenes[index]
-    target = target or scene_clip(project, index)
-    prepared = _prepared(project, plan, (index,), runner)
-    seconds = (span[1] - span[0]) / plan.fps if span is not None else plan.scene_seconds(index)
-    with _failing_as(scene.id, "drawing and encoding the clip"), atomic_path(target) as tmp:
-        args = scene_args(plan, scene, prepared[index], tmp, span=span, work=project.work)
-        runner.run(args, expected_seconds=seconds)
-    _remove_stills(project, plan, index)
-    return target
 
 
 def encode_unit(project: ProjectDir, plan: Plan, unit: Unit, runner: Runner) -> Path:

@@ -21,7 +21,7 @@ from celery.canvas import _chain, _chord
 from PIL import Image, ImageOps
 from pydantic import ValidationError
 
-from pipeline import registry, stages, transitions, units
+from pipeline import limits, registry, stages, transitions, units
 from pipeline.cache import ClipCache
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
@@ -552,3 +552,15 @@ def test_a_workers_task_reads_a_half_from_its_label() -> None:
     # The API's per-scene view counts each half with the scene whose frames it holds.
     assert registry.clip_scene_of("SCENE_BUILD[~1]") == 1
     assert registry.clip_scene_of("SCENE_BUILD[0~]") == 0
+
+
+def test_the_work_limits_count_both_halves_of_every_transition() -> None:
+    fade = {"type": "fade", "duration": 0.4}
+    spec = _spec(
+        {"duration": 2, "transition": fade}, {"duration": 2, "transition": fade}, {"duration": 2}
+    )
+    work = limits.check(spec, fx.SMALL, [2.0, 2.0, 2.0], (320, 180), limits.Limits())
+    assert work.transitions == 2
+    plan = _built(spec, [2.0] * 3)
+    outline = registry.outline(spec, fx.SMALL)
+    assert limits.unit_count(work, outline.spoken) == len(registry.labels(outline, plan))
