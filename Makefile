@@ -50,6 +50,8 @@ bench: $(STAMP)
 	$(PY) -m tests.bench_scale
 	$(PY) -m tests.bench_captions
 	$(PY) -m tests.bench_batch
+	$(PY) -m tests.bench_s3
+	$(PY) -m tests.bench_text
 
 # docs/api-reference.md from the app's /openapi.json (tests/api/test_apidoc.py checks it is current).
 docs: $(STAMP)

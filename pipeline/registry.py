@@ -121,6 +121,11 @@ class Stage:
     # publishes the writes after, when the storage is not that folder itself.
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
+    # Files the body prepares for itself, named by what they are made from, that its other
+    # units may take as they are (`prepare_stills`) and that are never published: where the
+    # storage is not the work folder, the task layer shares them between the units of one
+    # host (its scratch), never through the storage.
+    host_shared: tuple[str, ...] = ()
 
     def label(self, unit: Unit = ONCE) -> str:
         """This stage's label for `unit`; a ValueError for a unit it does not run."""
@@ -263,10 +268,11 @@ STAGES: tuple[Stage, ...] = (
         _scene_build,
         per_scene=True,
         per_segment=True,
-        # Its stills (work/stills/) are shared by a scene's chunks where the storage is the
-        # work folder; elsewhere each chunk prepares its own.
         reads=(_PLAN, _INPUTS, *_MASTER, _CLIPS),
         writes=(_CLIPS, _SCENE_OUTPUTS),
+        # Its stills are shared by a scene's chunks: in the work folder where the storage is
+        # that folder, else among the chunks that run on one host.
+        host_shared=("work/stills/*",),
     ),
     Stage("CONCAT", 3.0, _concat, reads=(_PLAN, *_MASTER, _CLIPS), writes=("work/joined.mp4",)),
     Stage(

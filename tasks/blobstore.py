@@ -81,8 +81,9 @@ class BlobStore(Protocol):
         failure while they are staged leaves every earlier blob as it was."""
         ...
 
-    def fetch(self, key: str, target: Path) -> None:
-        """Copy the blob to the local file `target`; FileNotFoundError when absent."""
+    def fetch(self, key: str, target: Path, known: Blob | None = None) -> None:
+        """Copy the blob to the local file `target`; FileNotFoundError when absent. `known`:
+        the blob as a listing just gave it (its ETag spares a store a lookup)."""
         ...
 
     def delete(self, key: str) -> None:
@@ -183,7 +184,7 @@ class LocalBlobStore:
         # Linked, not copied, where the source is on this file system (work files are).
         publish_together([(source, self.path(key)) for source, key in items])
 
-    def fetch(self, key: str, target: Path) -> None:
+    def fetch(self, key: str, target: Path, known: Blob | None = None) -> None:
         with atomic_path(target) as tmp:
             shutil.copyfile(self.path(key), tmp)
 

@@ -194,15 +194,25 @@ class S3BlobStore:
 
     def save(self, key: str, source: Path) -> None:
         name = self._name(key)
-        self._call(
-            f"stored {key}",
-            lambda: self.client.upload_file(str(source), self.bucket, name, Config=_TRANSFER),
-        )
-        self._count("uploaded", key, source.stat().st_size)
-        if self.scratch is not None:
-            blob = self.stat(key)
-            if blob is not None and blob.etag is not None:
-                self.scratch.keep(Scratch.name(blob.etag, blob.size), source)
+        size = source.stat().st_size
+        if size < _TRANSFER.multipart_threshold:  # one PUT, which answers with the ETag
+
+            def put() -> str:
+                with open(source, "rb") as fh:
+                    answer = self.client.put_object(Bucket=self.bucket, Key=name, Body=fh)
+                return str(answer["ETag"])
+
+            etag: str | None = self._call(f"stored {key}", put)
+        else:  # threaded multipart; the object appears at the last call
+            self._call(
+                f"stored {key}",
+                lambda: self.client.upload_file(str(source), self.bucket, name, Config=_TRANSFER),
+            )
+            blob = self.stat(key) if self.scratch is not None else None
+            etag = blob.etag if blob is not None else None
+        self._count("uploaded", key, size)
+        if self.scratch is not None and etag is not None:
+            self.scratch.keep(Scratch.name(etag, size), source)
 
     def create(self, key: str, source: Path) -> bool:
         name = self._name(key)
@@ -226,7 +236,7 @@ class S3BlobStore:
         for source, key in sorted(items, key=lambda item: item[1].endswith(".mp4")):
             self.save(key, source)
 
-    def fetch(self, key: str, target: Path) -> None:
+    def fetch(self, key: str, target: Path, known: Blob | None = None) -> None:
         name = self._name(key)
 
         def download(path: Path) -> None:
@@ -247,7 +257,7 @@ class S3BlobStore:
             with atomic_path(target) as tmp:
                 download(tmp)
             return
-        blob = self.stat(key)
+        blob = known if known is not None and known.etag else self.stat(key)
         if blob is None:
             raise FileNotFoundError(key)
         self.scratch.fetch(Scratch.name(blob.etag or "", blob.size), target, download)

@@ -43,15 +43,7 @@ class Scratch:
 
     def get(self, name: str, target: Path) -> bool:
         """Link the blob `name` to `target` if this host has it (used now); whether it had."""
-        source = self.path(name)
-        try:
-            with atomic_path(target) as tmp:
-                tmp.unlink()
-                os.link(source, tmp)
-        except FileNotFoundError:
-            return False
-        _used(target)
-        return True
+        return self.get_path(self.path(name), target)
 
     def fetch(self, name: str, target: Path, download: Callable[[Path], None]) -> bool:
         """`target` linked from the blob `name`, downloaded first with `download(path)` when
@@ -75,13 +67,50 @@ class Scratch:
 
     def keep(self, name: str, source: Path) -> None:
         """Remember a file this host made (and saved) under its content name."""
-        self.blobs.mkdir(parents=True, exist_ok=True)
-        if self.path(name).exists():
+        self._keep_at(self.path(name), source)
+        self.evict()
+
+    @property
+    def shared(self) -> Path:
+        return self.root / "shared"
+
+    def share_in(self, folder: Path, pattern: str) -> list[Path]:
+        """Link the host's shared files matching `pattern` (by name) into `folder`: what the
+        units before this one prepared (named by content, so any of them is right)."""
+        linked = []
+        for source in sorted(self.shared.glob(pattern)) if self.shared.is_dir() else ():
+            target = folder / source.name
+            if target.exists() or source.name.startswith("."):
+                continue
+            if self.get_path(source, target):
+                linked.append(target)
+        return linked
+
+    def share_out(self, folder: Path, pattern: str) -> None:
+        """Keep the files matching `pattern` that a unit prepared in `folder` for the host's
+        later units."""
+        for source in sorted(folder.glob(pattern)) if folder.is_dir() else ():
+            if source.is_file() and not source.name.startswith("."):
+                self._keep_at(self.shared / source.name, source)
+        self.evict()
+
+    def get_path(self, source: Path, target: Path) -> bool:
+        try:
+            with atomic_path(target) as tmp:
+                tmp.unlink()
+                os.link(source, tmp)
+        except FileNotFoundError:
+            return False
+        _used(target)
+        return True
+
+    def _keep_at(self, path: Path, source: Path) -> None:
+        if path.exists():
             return
-        with atomic_path(self.path(name)) as tmp:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
             tmp.unlink()
             os.link(source, tmp)
-        self.evict()
 
     @contextlib.contextmanager
     def unit_folder(self) -> Iterator[Path]:
@@ -97,9 +126,8 @@ class Scratch:
 
     def _entries(self) -> list[tuple[float, Path, int, int]]:
         found = []
-        if not self.blobs.is_dir():
-            return []
-        for path in self.blobs.iterdir():
+        folders = [f for f in (self.blobs, self.shared) if f.is_dir()]
+        for path in (p for folder in folders for p in folder.iterdir()):
             if path.name.startswith("."):
                 continue
             with contextlib.suppress(FileNotFoundError):

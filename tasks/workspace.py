@@ -70,12 +70,25 @@ def _workspace(
     with folder as where:
         local = dataclasses.replace(project, root=Path(where))
         fetched = {}
+        listed = _Listing(store, prefix)
         for pattern in stage.reads:
-            for blob in _matching(store, prefix, registry.located(project, pattern)):
+            for blob in listed.matching(registry.located(project, pattern)):
                 path = local.root / blob.key.removeprefix(prefix + "/")
-                store.fetch(blob.key, path)
+                store.fetch(blob.key, path, blob)
                 fetched[path] = path.stat().st_mtime_ns
+        # What the host's earlier units prepared (a scene's stills), theirs to take as it is.
+        host_scratch = Scratch(scratch) if scratch is not None else None
+        shared = [
+            (host_scratch, local.root / registry.located(project, pattern))
+            for pattern in stage.host_shared
+            if host_scratch is not None
+        ]
+        for host, where in shared:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            host.share_in(where.parent, where.name)
         yield local
+        for host, where in shared:
+            host.share_out(where.parent, where.name)
         made = [
             (path, f"{prefix}/{path.relative_to(local.root).as_posix()}")
             for pattern in stage.writes
@@ -107,15 +120,30 @@ def publish_inputs(store: BlobStore, project: ProjectDir) -> list[str]:
     return saved
 
 
-def _matching(store: BlobStore, prefix: str, pattern: str) -> list[Blob]:
-    """The blobs under the project `prefix` that `pattern` (under the project) matches."""
-    fixed = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
-    folder = fixed.rsplit("/", 1)[0] + "/" if "/" in fixed else ""
-    return [
-        blob
-        for blob in store.list(f"{prefix}/{folder}")
-        if fnmatch.fnmatchcase(blob.key.removeprefix(prefix + "/"), pattern)
-    ]
+class _Listing:
+    """The blobs under a project's folders, each folder listed once per unit (a folder inside
+    one already listed is read from that listing)."""
+
+    def __init__(self, store: BlobStore, prefix: str) -> None:
+        self.store, self.prefix = store, prefix
+        self.folders: dict[str, list[Blob]] = {}
+
+    def _under(self, folder: str) -> list[Blob]:
+        for listed, blobs in self.folders.items():
+            if folder.startswith(listed):
+                return [blob for blob in blobs if blob.key.startswith(folder)]
+        self.folders[folder] = self.store.list(folder)
+        return self.folders[folder]
+
+    def matching(self, pattern: str) -> list[Blob]:
+        """The blobs under the project that `pattern` (under the project) matches."""
+        fixed = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+        folder = fixed.rsplit("/", 1)[0] + "/" if "/" in fixed else ""
+        return [
+            blob
+            for blob in self._under(f"{self.prefix}/{folder}")
+            if fnmatch.fnmatchcase(blob.key.removeprefix(self.prefix + "/"), pattern)
+        ]
 
 
 def _local_matching(root: Path, pattern: str) -> list[Path]:

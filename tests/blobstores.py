@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.blobstore import LocalBlobStore
+from tasks.blobstore import Blob, LocalBlobStore
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,9 @@ class RemoteBlobStore(LocalBlobStore):
     def url(self, key: str) -> str | None:
         return None
 
-    def fetch(self, key: str, target: Path) -> None:
+    def fetch(self, key: str, target: Path, known: Blob | None = None) -> None:
         self.fetched.append(key)
-        super().fetch(key, target)
+        super().fetch(key, target, known)
 
     def save(self, key: str, source: Path) -> None:
         self.saved.append(key)

@@ -248,3 +248,22 @@ def test_presigned_output_urls_work_without_the_token_until_they_expire(
         assert httpx.get(url, timeout=30).status_code == 403
     finally:
         hosts.close()
+
+
+def test_the_store_down_longer_than_the_bound_fails_the_job_naming_it(tmp_path: Path) -> None:
+    with s3_server(tmp_path / "s3") as server:
+        hosts = _hosts(tmp_path, server, "gone", workers=1, S3_RETRY_SECONDS="3")
+        stack = next(hosts)
+        try:
+            api = Api(stack.base_url)
+            api.upload_project("gone", _scenes(), tmp_path)
+            job_id = api.render("gone", chunkSeconds=1.0, **OPTIONS)
+            api.wait(job_id, lambda j: str(j["stage"]).startswith("SCENE_BUILD"), timeout=120)
+            server.stop()  # and not back
+            job = api.wait(job_id, timeout=180)
+        finally:
+            hosts.close()
+    assert job["status"] == "FAILED", job
+    assert job["error"].startswith(("SCENE_BUILD[", "CONCAT: ", "FINALIZE: ")), job["error"]
+    assert f"object storage s3://{server.bucket}/gone" in job["error"]
+    assert "did not answer for 3 s (S3_RETRY_SECONDS)" in job["error"]

@@ -333,7 +333,8 @@ def test_a_whole_render_through_the_bucket(server: S3Server, tmp_path: Path) -> 
             store.save(f"projects/p1/{path.relative_to(here.root).as_posix()}", path)
     project = ProjectDir(tmp_path / "elsewhere" / "projects" / "p1").for_run("j1")
     options = SMALL.model_copy(update={"chunk_seconds": 1.0})
-    base = StageRun(project, options, "v.mp4", Runner(find_ffmpeg()))
+    commands: list[str] = []
+    base = StageRun(project, options, "v.mp4", Runner(find_ffmpeg(), log=commands.append))
     run_in_order(
         base, lambda stage, run: workspace.run_unit(store, stage, run, tmp_path / "scratch")
     )
@@ -342,4 +343,11 @@ def test_a_whole_render_through_the_bucket(server: S3Server, tmp_path: Path) -> 
     info = probe(tmp_path / "v.mp4")
     assert info.video is not None and (info.video.width, info.video.height) == (320, 180)
     assert store.exists("projects/p1/output/v.jpg")
+    # The second scene is built in chunks on this one "host": its stills were prepared once,
+    # shared through the scratch, and never went to the bucket.
+    chunks = [c for c in commands if "SCENE_BUILD" in c and "ffmpeg pid" in c]
+    assert len(chunks) > 3
+    stills = [c for c in commands if c.startswith(("/", "ffmpeg")) and c.endswith(".yuv")]
+    assert len(stills) == 2, stills
+    assert not [b.key for b in store.list("projects/p1/") if "stills" in b.key]
     assert registry.LAST.name == "FINALIZE"
