@@ -1025,12 +1025,16 @@ def submit_batch(
     if callback is not None:
         webhooks.register_batch(session, batch.id, callback)
     created = create_jobs(session, [made for _, made in accepted])
-    for (index, _), job in zip(accepted, created, strict=True):
+    cap = settings.batch_concurrency
+    for position, ((index, _), job) in enumerate(zip(accepted, created, strict=True)):
         job.batch_id = batch.id
         job.batch_row = index
+        # Past the cap, sent by tasks/batches.py as earlier jobs of the batch end.
+        job.held = 0 < cap <= position
     session.commit()
     for (_, made), job in zip(accepted, created, strict=True):
-        enqueue_job(session, enqueue, job, made.outline)
+        if not job.held:
+            enqueue_job(session, enqueue, job, made.outline)
     log.info(
         "batch %s: %d jobs queued for project %s, %d rows refused",
         batch.id,
