@@ -102,7 +102,7 @@ def test_a_pinned_old_version_renders_after_a_newer_put_and_rerenders_frame_iden
     assert _frames(_output(stack, "ver", "new.mp4")) == 50
 
     again = _post(api, f"/v1/jobs/{old}/rerender", {"outputName": "again.mp4"})
-    assert _done(api, again)["spec"] == old_job["spec"]
+    assert _done(api, again)["specSha256"] == old_job["specSha256"]
     ffmpeg = find_ffmpeg()
     first = frame_hashes(ffmpeg, _output(stack, "ver", "old.mp4"))
     assert len(first) == 25
