@@ -974,8 +974,7 @@ def submit_batch(
         {"renderOptions": order.render_options, "outputName": "row.mp4"}
     )
     resolve_options(settings, base, shared)
-    problems_free = check_free_space(settings, storage)
-    shared.add(problems_free)
+    shared.add(check_free_space(settings, storage))
     shared.raise_first()
     assert source is not None
     pattern = _output_pattern(order.output_name, source)
