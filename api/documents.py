@@ -5,6 +5,8 @@ events routes and the webhook deliverer all read it from one place.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -46,6 +48,12 @@ def _scene_progress(index: int, parts: list[JobTask]) -> SceneProgress:
         clip=clip,
         chunks=len(parts),
     )
+
+
+def spec_digest(spec: dict[str, Any]) -> str:
+    """sha256 of a spec's canonical JSON (keys sorted, no spaces, UTF-8), as versions have."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def stage_view(row: JobTask) -> StageView:
@@ -99,6 +107,8 @@ def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -
             "logs": storage.tail_log(job.id, 50),
             "waiting": watchdog.waiting_reason(session, settings, job),
             "cache": cache,
+            # The spec itself may be large: its digest here, the spec at GET .../spec.
+            "spec_sha256": spec_digest(job.spec) if job.spec is not None else None,
             "webhook": _webhook_view(webhook)
             if (webhook := session.get(Webhook, job.id))
             else None,

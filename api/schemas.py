@@ -304,8 +304,10 @@ class JobView(CamelModel):
     data: dict[str, Any] | None = Field(
         None, description="the variables' values it was resolved with, defaults included"
     )
-    spec: dict[str, Any] | None = Field(
-        None, description="the spec it renders: its version's template resolved with data"
+    spec_sha256: str | None = Field(
+        None,
+        description="sha256 of the spec it renders (its version's template resolved with "
+        "data; GET /v1/jobs/{id}/spec returns it)",
     )
     assets: dict[str, str] | None = Field(
         None, description="the sha256 of every file it reads ('images/a.jpg' → digest)"

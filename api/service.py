@@ -365,6 +365,16 @@ class RenderOrder:
     assets: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Memo:
+    """What the checks of one request learn about the project's files, kept for its other
+    orders: a batch of a thousand rows reads each file's header and bytes once."""
+
+    digests: dict[str, str] = field(default_factory=dict)  # 'images/a.jpg' → sha256
+    present: dict[tuple[str, str], bool] = field(default_factory=dict)  # (folder, name)
+    voices: dict[Path, float | None] = field(default_factory=dict)  # voiceover → seconds
+
+
 @dataclass(frozen=True)
 class SpecSource:
     """The stored spec a render resolves: a version's template (or input/scenes.json of a
@@ -476,19 +486,20 @@ def check_render(
     *,
     source: SpecSource | None = None,
     where: str = "data",
-    digests: dict[str, str] | None = None,
+    memo: Memo | None = None,
 ) -> RenderOrder | None:
     """Run every check of a render request, adding what each finds to `problems` in the order
     they run (the first is the answer); the order, when there was no problem.
 
     `source` is the stored spec to render (default: input/scenes.json), resolved with the
-    request's `data`; `where` names that data in messages; `digests` is a memo of file
-    digests shared by the orders of one request (a batch hashes each file once).
+    request's `data`; `where` names that data in messages; `memo` is what the checks learn
+    about the files, shared by the orders of one request (a batch reads each file once).
 
     A step that needs what an earlier one failed to give is skipped (no options: nothing
     about the spec's files or sound can be checked), and the work is counted only for a
     render that passed everything before it, since counting reads the voiceovers' headers.
     """
+    memo = memo if memo is not None else Memo()
     problems.add(check_free_space(settings, storage))
     options = resolve_options(settings, request, problems)
     project = storage.project(project_id)
@@ -504,12 +515,12 @@ def check_render(
             spec, values = resolved
     outline = None
     if spec is not None and options is not None:
-        check_references(project, spec, options, problems)
+        check_references(project, spec, options, problems, memo)
         check_sound(spec, options, problems)
         check_text(project, spec, options, problems)
         outline = check_scenes(spec, options, problems)
         if not problems:
-            check_work(settings, project, spec, options, problems)
+            check_work(settings, project, spec, options, problems, memo)
     callback = check_callback(settings, request.callback_url, problems)
     if problems or spec is None or options is None or outline is None or source is None:
         return None
@@ -523,7 +534,7 @@ def check_render(
         version=source.version,
         data=values,
         assets=asset_digests(
-            project, spec_file.render_references(spec, options), options, digests or {}
+            project, spec_file.render_references(spec, options), options, memo.digests
         ),
     )
 
@@ -602,12 +613,23 @@ def load_spec(project: ProjectDir, project_id: str, problems: Problems) -> Proje
 
 
 def check_references(
-    project: ProjectDir, spec: ProjectSpec, options: RenderOptions, problems: Problems
+    project: ProjectDir,
+    spec: ProjectSpec,
+    options: RenderOptions,
+    problems: Problems,
+    memo: Memo | None = None,
 ) -> None:
     """Every file the spec and the options name is uploaded. When the one file missing is of
     a kind an upload never infers (music), the answer says which subdir to upload it with and
     names the field that refers to it."""
-    missing = missing_files(project, spec_file.render_references(spec, options), options)
+    present = memo.present if memo is not None else {}
+
+    def there(folder: str, name: str) -> bool:
+        if (folder, name) not in present:
+            present[(folder, name)] = project.asset(folder, name).is_file()
+        return present[(folder, name)]
+
+    missing = assets.missing(spec_file.render_references(spec, options), there, options)
     if not missing:
         return
     paths = [path for path, _ in missing]
@@ -674,6 +696,7 @@ def check_work(
     spec: ProjectSpec,
     options: RenderOptions,
     problems: Problems,
+    memo: Memo | None = None,
 ) -> None:
     """The render orders no more work than the limits allow (pipeline/limits.py), else 422
     naming the field and the setting: counted from the spec, the options, the voiceovers'
@@ -687,7 +710,10 @@ def check_work(
             voice = None
             if scene.voiceover is not None:
                 path = project.asset(options.voice_dir, scene.voiceover)
-                voice = limits.voiceover_seconds(path)
+                voices = memo.voices if memo is not None else {}
+                if path not in voices:
+                    voices[path] = limits.voiceover_seconds(path)
+                voice = voices[path]
                 limits.check_voiceover(index, voice, bounds)
             elif (text := limits.spoken(scene.narration, None, options)) is not None:
                 voice = limits.speech_seconds(text, options.tts.rate if options.tts else None)
@@ -997,8 +1023,7 @@ def submit_batch(
         {"renderOptions": order.render_options, "outputName": "row.mp4"}
     )
     resolve_options(settings, base, shared)
-    problems_free = check_free_space(settings, storage)
-    shared.add(problems_free)
+    shared.add(check_free_space(settings, storage))
     shared.raise_first()
     assert source is not None
     pattern = _output_pattern(order.output_name, source)
@@ -1009,7 +1034,7 @@ def submit_batch(
     refused: list[RowProblem] = []
     accepted: list[tuple[int, RenderOrder]] = []
     names: dict[str, int] = {}
-    digests: dict[str, str] = {}
+    memo = Memo()
     for index, row in enumerate(order.rows):
         where = f"rows[{index}]"
         if not isinstance(row, dict):
@@ -1025,7 +1050,7 @@ def submit_batch(
             problems,
             source=source,
             where=where,
-            digests=digests,
+            memo=memo,
         )
         if made is None:
             first = problems.found[0]
@@ -1074,12 +1099,16 @@ def submit_batch(
     if callback is not None:
         webhooks.register_batch(session, batch.id, callback)
     created = create_jobs(session, [made for _, made in accepted])
-    for (index, _), job in zip(accepted, created, strict=True):
+    cap = settings.batch_concurrency
+    for position, ((index, _), job) in enumerate(zip(accepted, created, strict=True)):
         job.batch_id = batch.id
         job.batch_row = index
+        # Past the cap, sent by tasks/batches.py as earlier jobs of the batch end.
+        job.held = 0 < cap <= position
     session.commit()
     for (_, made), job in zip(accepted, created, strict=True):
-        enqueue_job(session, enqueue, job, made.outline)
+        if not job.held:
+            enqueue_job(session, enqueue, job, made.outline)
     log.info(
         "batch %s: %d jobs queued for project %s, %d rows refused",
         batch.id,

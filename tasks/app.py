@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu import Queue
 
 from tasks.settings import Settings, get_settings
 
@@ -38,6 +39,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         result_backend=settings.redis_url or None,
         broker_transport_options=broker_transport,
         task_default_queue=QUEUE,
+        # A worker started without --queues (`make worker`) takes from both, in this order.
+        task_queues=[Queue(name) for name in QUEUES],
         result_backend_transport_options=transport,
         broker_connection_retry_on_startup=True,
         result_backend_always_retry=True,

@@ -86,6 +86,9 @@ class Job(SQLModel, table=True):
     # A job of a batch: the batch and the row it renders.
     batch_id: str | None = Field(default=None, index=True, max_length=64)
     batch_row: int | None = None
+    # A batch's job not sent to the broker yet: past BATCH_CONCURRENCY, it waits until an
+    # earlier job of its batch ends (tasks/batches.py).
+    held: bool = False
 
 
 class ProjectVersion(SQLModel, table=True):

@@ -191,6 +191,8 @@ class Settings(BaseSettings):
     job_stages_inline: int = Field(200, ge=1)
     # Rows one batch request may hold (POST /v1/projects/{id}/batches): each is a job.
     max_batch_rows: int = Field(1000, ge=1, le=100_000)
+    # Jobs of one batch in the broker or running at once (0: no cap); the rest wait unsent.
+    batch_concurrency: int = Field(8, ge=0)
 
     @field_validator("render_storage")
     @classmethod

@@ -30,7 +30,7 @@ from pipeline.plan import PLAN_FILE, Plan
 from pipeline.project import RUN_SPEC
 from pipeline.registry import Stage, StageRun
 from pipeline.units import ONCE, Unit, chunk_unit, scene_unit
-from tasks import canvas, jobs, logs, metrics, shutdown
+from tasks import batches, canvas, jobs, logs, metrics, shutdown
 from tasks.app import app
 from tasks.blobstore import BlobStore, StoreUnavailable, output_key
 from tasks.bucket_cache import BucketCache
@@ -113,6 +113,7 @@ class StageTask(Task):
         for clip in clips[-1:]:
             metrics.clip_made(clip.outcome, clip.size)
         if succeeded:
+            _feed_batch(settings, claim.job)
             store = _store(settings)
             _job_metrics(store, claim.job)
             # Work files are kept for debugging a failure; a success has nothing left to debug.
@@ -150,6 +151,7 @@ class StageTask(Task):
             )
         if not ended:  # taken over by another worker, or the job had already ended
             raise Ignore() from None
+        _feed_batch(settings, tracker.job_id)
         if status is JobStatus.CANCELLED:
             raise Ignore() from None
         raise StageFailed(message) from None
@@ -194,6 +196,27 @@ def _send_rest(settings: Settings, job: Job, plan: Plan) -> None:
     with session_scope(settings.db_url) as session:
         jobs.lay_out(session, job.id, registry.weights(jobs.outline(job), plan))
     canvas.enqueue_rest(job.id, jobs.outline(job), plan, canvas.queue_of(job))
+
+
+def _feed_batch(settings: Settings, job: Job | str) -> None:
+    """A job ended: if it is a batch's, send the batch's next held jobs (tasks/batches.py).
+    A failure here is the watchdog's to make up for, never the job's."""
+    try:
+        if isinstance(job, str):
+            with session_scope(settings.db_url) as session:
+                found = session.get(Job, job)
+            if found is None:
+                return
+            job = found
+        if job.batch_id is not None:
+            batches.feed(
+                settings.db_url,
+                job.batch_id,
+                settings.batch_concurrency,
+                canvas.enqueue_batch_render,
+            )
+    except Exception as exc:
+        log.warning("job=%s: could not send its batch's next jobs: %s", job, exc)
 
 
 def _job_metrics(store: BlobStore, job: Job) -> None:

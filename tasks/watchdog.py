@@ -14,6 +14,7 @@ Each sweep, in order:
 3. **Jobs no worker can run fail** after `WORKER_WAIT_TIMEOUT` without a live worker, saying so.
 4. **Jobs whose messages are gone fail**: RUNNING, no heartbeat for `STALE_AFTER`, and no task
    of theirs queued or held in the broker (a Redis that lost its data, say).
+5. **Batches' held jobs are sent** as far as BATCH_CONCURRENCY allows (tasks/batches.py).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from typing import Any
 import redis
 from sqlmodel import Session, col, select
 
-from tasks import jobs
+from tasks import batches, jobs
 from tasks.app import QUEUES
 from tasks.broker import redis_client_url
-from tasks.canvas import parse_task_id
+from tasks.canvas import enqueue_batch_render, parse_task_id
 from tasks.db import session_scope
 from tasks.models import Job, JobStatus, JobTask, StageStatus, utcnow
 from tasks.settings import Settings
@@ -203,7 +204,7 @@ def sweep(
     now: datetime | None = None,
     broker: redis.Redis | None = None,
 ) -> list[tuple[str, JobStatus]]:
-    """One round of the four duties above; returns (job id, new status) for each job ended."""
+    """One round of the five duties above; returns (job id, new status) for each job ended."""
     now = now or utcnow()
     client = broker or _client(settings)
     try:
@@ -213,10 +214,25 @@ def sweep(
         with session_scope(settings.db_url) as session:
             ended += _fail_unrunnable(session, settings, now)
             ended += _fail_stale(session, settings, client, now)
+        _feed_batches(settings)
     finally:
         if broker is None and client is not None:
             client.close()
     return ended
+
+
+def _feed_batches(settings: Settings) -> None:
+    """5. Batches with held jobs get their next ones sent (`tasks.batches`): a job that ended
+    where no worker fed its batch (a cancel, this watchdog) does not leave them waiting."""
+    with session_scope(settings.db_url) as session:
+        waiting = batches.waiting_batches(session)
+    for batch_id in waiting:
+        try:
+            batches.feed(
+                settings.db_url, batch_id, settings.batch_concurrency, enqueue_batch_render
+            )
+        except Exception as exc:
+            log.warning("batch %s: could not send its next jobs: %s", batch_id, exc)
 
 
 def _client(settings: Settings) -> redis.Redis | None:

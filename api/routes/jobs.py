@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Response
 from sqlmodel import Session
@@ -102,6 +102,21 @@ def get_job(
     job_id: JobId, session: SessionDep, settings: SettingsDep, storage: StorageDep
 ) -> JobView:
     return documents.job_view(session, settings, storage, _load(session, job_id))
+
+
+@router.get(
+    "/v1/jobs/{jobId}/spec",
+    response_model=dict[str, Any],
+    responses=responses(401, 404, 409),
+    summary="The spec the job renders: its version's template resolved with its data",
+)
+def get_job_spec(job_id: JobId, session: SessionDep) -> dict[str, Any]:
+    job = _load(session, job_id)
+    if job.spec is None:
+        raise ApiError(
+            409, "no_spec", f"job {job_id} was queued before jobs stored the spec they render"
+        )
+    return job.spec
 
 
 @router.get(

@@ -3,12 +3,16 @@ checked first, valid ones queued as jobs on the batch queue, invalid ones report
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import AppFactory, Calls, error_of, jpeg_bytes
+from tasks import batches, jobs
+from tasks.db import session_scope
+from tasks.models import JobStatus
+from tests.conftest import AppFactory, Calls, error_of, jpeg_bytes, make_settings
 
 TEMPLATE: dict[str, Any] = {
     "variables": {"n": {"type": "number", "default": 1}},
@@ -22,7 +26,10 @@ BATCHES = "/v1/projects/b/batches"
 
 @pytest.fixture
 def client(make_client: AppFactory, calls: Calls) -> TestClient:
-    client = make_client()
+    return _ready(make_client())
+
+
+def _ready(client: TestClient) -> TestClient:
     assert client.put("/v1/projects/b/scenes", json=TEMPLATE).status_code == 200
     files = [
         ("files", ("a.jpg", jpeg_bytes(), "image/jpeg")),
@@ -71,8 +78,9 @@ def test_valid_rows_are_queued_and_invalid_ones_reported_by_index(
     assert (items[0]["outputName"], items[4]["outputName"]) == ("Oslo-1.mp4", "Paris-5.mp4")
     job = client.get(f"/v1/jobs/{items[4]['jobId']}").json()
     assert job["batchId"] == body["batchId"] and job["batchRow"] == 4
-    assert job["spec"]["scenes"][0]["duration"] == 2.0
-    assert job["spec"]["scenes"][1]["narration"] == "Paris"
+    spec = client.get(f"/v1/jobs/{items[4]['jobId']}/spec").json()
+    assert spec["scenes"][0]["duration"] == 2.0
+    assert spec["scenes"][1]["narration"] == "Paris"
     page = client.get(f"{response.headers['location']}?offset=1&limit=2").json()["items"]
     assert [i["index"] for i in page] == [1, 2]
 
@@ -121,23 +129,29 @@ def test_a_csv_with_quoting_and_utf8_is_rows(client: TestClient, calls: Calls) -
     assert response.json()["queued"] == 3
     items = client.get(response.headers["location"]).json()["items"]
     specs = [client.get(f"/v1/jobs/{i['jobId']}").json() for i in items]
-    assert [s["spec"]["scenes"][1]["narration"] for s in specs] == [
+    resolved = [client.get(f"/v1/jobs/{i['jobId']}/spec").json() for i in items]
+    assert [s["scenes"][1]["narration"] for s in resolved] == [
         'Zürich, the "old" town',
         "東京\nat night",
         "Malmö",
     ]
-    assert [s["spec"]["scenes"][0]["duration"] for s in specs] == [2.0, 1.0, 3.0]
+    assert [s["scenes"][0]["duration"] for s in resolved] == [2.0, 1.0, 3.0]
     assert {s["options"]["fps"] for s in specs} == {24}
     latin1 = client.post(BATCHES, files={"csv": ("r.csv", "city\nMalmö\n".encode("latin-1"))})
     assert error_of(latin1)["field"] == "csv"
 
 
-def test_a_thousand_rows_are_accepted_in_one_request(client: TestClient, calls: Calls) -> None:
+@pytest.mark.parametrize("cap", [0, 8])
+def test_a_thousand_rows_are_accepted_in_one_request(
+    make_client: AppFactory, calls: Calls, cap: int
+) -> None:
+    client = _ready(make_client(batch_concurrency=cap))
     rows = [{"city": f"Town {i}", "n": 1 + i % 3} for i in range(1000)]
     response = _batch(client, {"rows": rows})
     assert response.status_code == 202, response.text
     assert response.json()["queued"] == 1000
-    assert len(calls.enqueued) == 1000
+    # Every job created; sent to the broker at once, or the first `cap` of them.
+    assert len(calls.enqueued) == (cap or 1000)
     batch = client.get(f"{response.headers['location']}?limit=1000").json()
     assert batch["counts"]["QUEUED"] == 1000
     assert len({i["jobId"] for i in batch["items"]}) == 1000
@@ -162,3 +176,23 @@ def test_a_batch_callback_needs_the_webhook_secret(client: TestClient, calls: Ca
     assert response.status_code == 422
     assert error_of(response)["field"] == "callbackUrl"
     assert calls.enqueued == []
+
+
+def test_past_the_concurrency_cap_jobs_wait_unsent_until_earlier_ones_end(
+    make_client: AppFactory, calls: Calls, storage: Path
+) -> None:
+    client = _ready(make_client(batch_concurrency=2))
+    response = _batch(client, {"rows": [{"city": c} for c in "ABCDE"]})
+    items = client.get(response.headers["location"]).json()["items"]
+    ids = [item["jobId"] for item in items]
+    assert [job_id for job_id, _ in calls.enqueued] == ids[:2]
+    db = make_settings(storage).db_url
+    with session_scope(db) as session:
+        jobs.transition(session, ids[0], JobStatus.RUNNING)
+        jobs.transition(session, ids[0], JobStatus.SUCCEEDED)
+    assert batches.feed(db, response.json()["batchId"], 2, calls.enqueue) == 1
+    assert batches.feed(db, response.json()["batchId"], 2, calls.enqueue) == 0  # at the cap
+    assert [job_id for job_id, _ in calls.enqueued] == ids[:3]  # in row order
+    cancelled = client.post(f"{response.headers['location']}/cancel").json()
+    assert cancelled["counts"]["CANCELLED"] == 4  # the held ones too
+    assert batches.feed(db, response.json()["batchId"], 2, calls.enqueue) == 0

@@ -3,6 +3,8 @@ a 422 naming the variable, nothing is queued, and the resolved spec is stored wi
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -70,10 +72,17 @@ def test_data_resolves_the_template_and_the_job_stores_what_it_renders(
         "photo": "a.jpg",
         "secs": 2,
     }
-    assert job["spec"]["title"] == "Rust"
-    assert job["spec"]["scenes"][0] == {"images": ["a.jpg"], "voiceover": "v.wav"}
-    assert job["spec"]["scenes"][1]["duration"] == 2.0
-    assert job["spec"]["scenes"][1]["narration"] == "Module 4: {{x}}"
+    spec = ready.get(f"{response.headers['location']}/spec").json()
+    assert (
+        job["specSha256"]
+        == hashlib.sha256(
+            json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        ).hexdigest()
+    )
+    assert spec["title"] == "Rust"
+    assert spec["scenes"][0] == {"images": ["a.jpg"], "voiceover": "v.wav"}
+    assert spec["scenes"][1]["duration"] == 2.0
+    assert spec["scenes"][1]["narration"] == "Module 4: {{x}}"
     assert set(job["assets"]) == {"images/a.jpg", "images/b.jpg", "voiceovers/v.wav"}
     assert all(len(digest) == 64 for digest in job["assets"].values())
     assert len(calls.enqueued) == 1

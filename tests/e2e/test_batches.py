@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import time
 import zipfile
 from collections.abc import Iterator
@@ -28,7 +29,10 @@ OPTIONS: dict[str, Any] = {"fps": 25, "minShot": 0.5, "maxShot": 2.0, "xfade": 0
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("storage"), workers=1) as stack:
+    # One job of a batch at a time: the workers send each next row as the one before ends.
+    with running_stack(
+        tmp_path_factory.mktemp("storage"), workers=1, BATCH_CONCURRENCY="1"
+    ) as stack:
         yield stack
 
 
@@ -98,7 +102,7 @@ def test_a_pinned_old_version_renders_after_a_newer_put_and_rerenders_frame_iden
     assert _frames(_output(stack, "ver", "new.mp4")) == 50
 
     again = _post(api, f"/v1/jobs/{old}/rerender", {"outputName": "again.mp4"})
-    assert _done(api, again)["spec"] == old_job["spec"]
+    assert _done(api, again)["specSha256"] == old_job["specSha256"]
     ffmpeg = find_ffmpeg()
     first = frame_hashes(ffmpeg, _output(stack, "ver", "old.mp4"))
     assert len(first) == 25
@@ -164,6 +168,12 @@ def test_a_batch_encodes_shared_scenes_once_and_reports_invalid_rows_while_valid
     assert view["cache"]["encoded"] == 2 + 3
     assert view["cache"]["hits"] == 2 * 2
     assert view["encodesPerRow"] == pytest.approx(5 / 3)
+    # BATCH_CONCURRENCY=1: each row started after the one before it had ended.
+    ran = [api.job(item["jobId"]) for item in view["items"] if item["jobId"]]
+    for earlier, later in itertools.pairwise(ran):
+        assert datetime.fromisoformat(later["startedAt"]) >= datetime.fromisoformat(
+            earlier["finishedAt"]
+        )
 
     outputs = api._check(api.http.get(f"/v1/batches/{accepted['batchId']}/outputs")).json()
     assert [o["name"] for o in outputs] == ["first.mp4", "second.mp4", "third.mp4"]
