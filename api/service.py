@@ -13,11 +13,18 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.deps import Enqueuer
 from api.errors import ApiError, Problems, validation_error
-from api.schemas import JobSummary, OutputFile, ProjectAssets, ProjectView, RenderRequest
+from api.schemas import (
+    JobSummary,
+    OutputFile,
+    ProjectAssets,
+    ProjectSummary,
+    ProjectView,
+    RenderRequest,
+)
 from api.uploads import require_free_space
 from pipeline import assets, limits, registry, sound, timeline
 from pipeline import spec as spec_file
@@ -126,6 +133,28 @@ def project_view(session: Session, storage: Storage, project_id: str) -> Project
             for job in jobs.latest_jobs(session, project_id)
         ],
     )
+
+
+def project_list(session: Session) -> list[ProjectSummary]:
+    """Every project, the last changed first, with its newest job and latest poster."""
+    rows = session.exec(select(Project).order_by(col(Project.updated_at).desc())).all()
+    found = []
+    for row in rows:
+        latest = jobs.latest_jobs(session, row.id, limit=1)
+        video = jobs.last_succeeded_output(session, row.id)
+        found.append(
+            ProjectSummary(
+                id=row.id,
+                title=row.title,
+                scene_count=row.scene_count,
+                updated_at=row.updated_at,
+                last_job=JobSummary.model_validate(latest[0], from_attributes=True)
+                if latest
+                else None,
+                poster=poster_name(video) if video else None,
+            )
+        )
+    return found
 
 
 def request_digest(request: RenderRequest) -> str:

@@ -7,10 +7,21 @@ from fastapi import APIRouter
 from api import service
 from api.deps import ProjectId, SessionDep, StorageDep
 from api.errors import responses
-from api.schemas import ProjectView, SpecResponse
+from api.schemas import ProjectSummary, ProjectView, SpecResponse
 from pipeline.spec import ProjectSpec
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
+
+
+@router.get(
+    "",
+    response_model=list[ProjectSummary],
+    responses=responses(401),
+    summary="Every project: title, updated time, newest job, poster",
+)
+def list_projects(session: SessionDep) -> list[ProjectSummary]:
+    """The last changed first."""
+    return service.project_list(session)
 
 
 @router.put(
