@@ -38,10 +38,13 @@ def main() -> None:
     ):
         api = Api(stack.base_url)
         api.upload_project(PROJECT_ID, sample_scenes(), Path(tmp), sample_music())
-        started = time.monotonic()
-        job = api.wait(api.render(PROJECT_ID, "preview.mp4", **DRAFT), timeout=900, poll=0.1)
-        baseline = time.monotonic() - started
-        assert job["status"] == "SUCCEEDED", job
+        # Once to warm what outlives a render (the speech, the processes' imports), then the
+        # baseline: both the console and the API client start from the same state.
+        for _ in range(2):
+            started = time.monotonic()
+            job = api.wait(api.render(PROJECT_ID, "preview.mp4", **DRAFT), timeout=900, poll=0.1)
+            baseline = time.monotonic() - started
+            assert job["status"] == "SUCCEEDED", job
 
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)

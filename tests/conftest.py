@@ -44,15 +44,10 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["TEST_DB_URL"] = f"{base}/{mine}"
 
 
-# The browser tier (tests/browser) runs when a Chromium is found; otherwise it is not collected,
-# and the run says so once, with the command that installs one (CI's .ci/run always does).
+# The browser tier (tests/browser) runs when a Chromium is found; otherwise its conftest has it
+# not collected, and the run says so once, here (under xdist, only the controller reports),
+# with the command that installs one (CI's .ci/run always does).
 BROWSER_TESTS = Path(__file__).parent / "browser"
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    if collection_path == BROWSER_TESTS and find_chromium() is None:
-        return True
-    return None
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

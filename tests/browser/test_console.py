@@ -129,9 +129,17 @@ def test_a_person_renders_a_project_from_login_to_download(
     expect(field(page, "scenes[1].duration")).to_have_attribute("aria-invalid", "true")  # type: ignore[arg-type]
     expect(page.locator(".field-error:visible")).to_contain_text("greater than 0")
     field(page, "scenes[1].duration").fill("")  # type: ignore[attr-defined]
-    # The narrated scene first, by the keyboard's path.
+    # Reordered by dragging, then by the keyboard's path (back, and forth again): the
+    # narrated scene ends first.
+    narrated = field(page, "scenes[0].narration")
+    page.get_by_role("listitem", name="Scene 2").drag_to(
+        page.get_by_role("listitem", name="Scene 1")
+    )
+    expect(narrated).to_have_value("The harbour at dusk.")  # type: ignore[arg-type]
+    page.get_by_role("listitem", name="Scene 1").get_by_role("button", name="Move down").click()
+    expect(narrated).to_have_value("")  # type: ignore[arg-type]
     page.get_by_role("listitem", name="Scene 2").get_by_role("button", name="Move up").click()
-    expect(field(page, "scenes[0].narration")).to_have_value("The harbour at dusk.")  # type: ignore[arg-type]
+    expect(narrated).to_have_value("The harbour at dusk.")  # type: ignore[arg-type]
     page.get_by_role("tab", name="JSON").click()
     expect(page.locator("#spec-json")).to_contain_text('"narration": "The harbour at dusk."')
     page.get_by_role("tab", name="Scenes").click()
@@ -141,6 +149,16 @@ def test_a_person_renders_a_project_from_login_to_download(
     expect(page.locator(".library")).to_contain_text("Every referenced file is uploaded.")
     accessible(page, "project")
     screenshot(page, "project")
+    # Each screen shows the requests it made as curl, the token as $TOKEN.
+    page.get_by_role("button", name="Copy as curl").click()
+    commands = page.get_by_label("Commands")
+    expect(commands).to_have_value(re.compile("-X PUT"))
+    text = commands.input_value()
+    assert '"$BASE/v1/projects/harbour/scenes"' in text
+    assert "-F 'files=@v.wav'" in text
+    assert TOKEN not in text
+    accessible(page, "copy as curl")
+    page.get_by_role("button", name="Close").click()
 
     opened = streams(page)
     page.get_by_role("button", name="Preview").click()
