@@ -206,6 +206,19 @@ def test_a_person_renders_a_project_from_login_to_download(
     screenshot(page, "projects")
 
 
+def test_a_refused_upload_shows_the_apis_message(page: Page, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.png"
+    fake.write_text("not a picture")
+    page.goto(f"/#/projects/{PROJECT}")
+    # The keyboard's path: the file input itself, reached by its label.
+    page.get_by_label("Choose files").set_input_files(str(fake))
+    refusal = page.locator(".upload-state.error")
+    expect(refusal).to_have_text(
+        "refused: 'notes.png' is neither an image nor audio that FFmpeg can read"
+    )
+    expect(page.locator(".library")).not_to_contain_text("notes.png")
+
+
 def test_a_failed_job_shows_its_error_in_full(page: Page, stack: Stack) -> None:
     # The second image broken behind the API's back: VALIDATE refuses it.
     image = stack.settings.render_storage / "projects" / PROJECT / "input" / "images" / "b.png"
