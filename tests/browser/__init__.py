@@ -13,9 +13,10 @@ import base64
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page
+if TYPE_CHECKING:  # tests/conftest.py imports this module: no browser library at import
+    from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "console"
@@ -45,6 +46,8 @@ def skipped_line() -> str:
 
 def accessible(page: Page, screen: str) -> None:
     """axe-core's scan of the page as it stands: no violation of any rule."""
+    from axe_playwright_python.sync_playwright import Axe
+
     results = Axe().run(page)
     assert results.violations_count == 0, f"{screen}: {results.generate_report()}"
 
