@@ -28,7 +28,8 @@ function unwrap(schema) {
   const { anyOf, ...rest } = schema;
   if (!anyOf) return { inner: { ...rest, ...resolve(schema) }, nullable: false };
   const options = anyOf.filter((s) => s.type !== "null");
-  const inner = options.length === 1 ? resolve(options[0]) : { type: "string" };
+  // Several shapes (a string or an object, say): edited as JSON.
+  const inner = options.length === 1 ? resolve(options[0]) : { oneOf: options };
   return { inner: { ...inner, ...rest, description: rest.description || inner.description }, nullable: options.length < anyOf.length };
 }
 
@@ -43,7 +44,9 @@ function hint(schema, name, suggestions) {
   if (schema.maximum !== undefined) range.push(`≤ ${schema.maximum}`);
   if (range.length) parts.push(range.join(", "));
   if (schema.default !== undefined && schema.default !== null) parts.push(`default ${JSON.stringify(schema.default)}`);
-  if (schema.type === "array") parts.push(suggestions ? "comma-separated file names" : "comma-separated");
+  const items = schema.type === "array" ? resolve(schema.items) : null;
+  if (items && ["string", "number", "integer"].includes(items.type)) parts.push(suggestions ? "comma-separated file names" : "comma-separated");
+  else if (items || !schema.type) parts.push("JSON");
   return parts.join("; ");
 }
 
@@ -74,7 +77,21 @@ export function field(name, rawSchema, value, path, options = {}) {
   }
   let input;
   let read;
-  if (schema.enum || schema.type === "boolean") {
+  const items = schema.type === "array" ? resolve(schema.items) : null;
+  const scalar = (t) => ["string", "number", "integer", "boolean"].includes(t);
+  if ((items && !scalar(items.type)) || (!schema.type && !schema.enum) || (schema.type === "object")) {
+    // A list of objects (text layers, clips), or a value of several shapes: its JSON, as the
+    // API takes it. Text that is not JSON is sent as it is, for the API to name the field.
+    input = h("textarea", { ...common, rows: 4, class: "json" }, value === undefined || value === null ? "" : JSON.stringify(value, null, 2));
+    read = () => {
+      if (input.value.trim() === "") return undefined;
+      try {
+        return JSON.parse(input.value);
+      } catch {
+        return input.value;
+      }
+    };
+  } else if (schema.enum || schema.type === "boolean") {
     const choices = schema.enum || [true, false];
     input = h("select", common,
       h("option", { value: "" }, nullable || schema.default !== undefined || options.optional ? "(default)" : "(choose)"),
