@@ -1,5 +1,7 @@
 """Bearer-token auth: one dependency, constant-time comparisons against every token of
-AUTH_TOKEN (several while one is rotated), 401 with `WWW-Authenticate`."""
+AUTH_TOKEN (several while one is rotated), 401 with `WWW-Authenticate`. A browser sends the
+web console's session cookie instead (api/session.py), checked for its origin when the
+request can change something."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api import session
 from api.errors import ApiError
 
 log = logging.getLogger("render.api.auth")
@@ -61,6 +64,8 @@ def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     tokens: list[str] = request.app.state.settings.auth_tokens
+    if _route_path(request) == SESSION_PATH:
+        return  # logging in and out: the route checks what it is given
     stream_token = _stream_token(request) if credentials is None else None
     if stream_token is not None:
         if _stream_token_ok(request, stream_token):
@@ -72,6 +77,20 @@ def require_token(
             "token",
             {"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    cookie = request.cookies.get(session.COOKIE) if credentials is None else None
+    if cookie is not None:
+        token = session.session_token(tokens, cookie)
+        if token is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "the session has ended (expired, logged out or AUTH_TOKEN rotated): log in again",
+                None,
+                _CHALLENGE,
+            )
+        session.require_same_origin(request)
+        request.state.caller = caller_of(token)
+        return
     if credentials is None:
         raise ApiError(
             401, "unauthorized", "missing 'Authorization: Bearer <token>' header", None, _CHALLENGE
@@ -97,6 +116,12 @@ def require_token(
 # bearer token it was made from (rotation included).
 
 EVENTS_PATH = "/v1/jobs/{jobId}/events"
+# Login and logout (api/routes/session.py): open without a token, they check their own input.
+SESSION_PATH = "/v1/session"
+
+
+def _route_path(request: Request) -> str | None:
+    return getattr(request.scope.get("route"), "path", None)
 
 
 def _events_mac(key: str, job_id: str, expires: int) -> str:
@@ -135,8 +160,7 @@ def events_token_valid(
 
 def _stream_token(request: Request) -> str | None:
     """The `?token=` of a request to the event stream; None on any other route."""
-    route = request.scope.get("route")
-    if getattr(route, "path", None) != EVENTS_PATH:
+    if _route_path(request) != EVENTS_PATH:
         return None
     return request.query_params.get("token")
 

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from api import errors
 from api.auth import install_log_redaction, require_token
 from api.limits import BODY_SLACK, BodyLimit, Limit
-from api.routes import assets, batches, docs, health, jobs, outputs, projects
+from api.routes import assets, batches, console, docs, health, jobs, outputs, projects, session
 from api.routes import events as events_route
 from api.routes import metrics as metrics_route
 from api.uploads import sweep_stale_uploads
@@ -33,7 +33,8 @@ log = logging.getLogger("render.api")
 
 DESCRIPTION = """Renders narrated 1080p MP4 slideshows from scenes of images and voiceovers.
 
-Every route needs `Authorization: Bearer <AUTH_TOKEN>`. Errors always have the shape
+Every route needs `Authorization: Bearer <AUTH_TOKEN>`, or the web console's session cookie
+from `POST /v1/session`. Errors always have the shape
 `{"error": {"code": "...", "message": "...", "field": "..."}}`.
 """
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logs.configure(settings.log_format, logging.getLogger(name) if name else None)
     for module in (
         health,
+        session,
         projects,
         assets,
         jobs,
@@ -96,6 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     docs.install(app)
+    console.install(app)
+    build_openapi = app.openapi
+    app.openapi = lambda: session.document_open(build_openapi())  # type: ignore[method-assign]
     # Added last, so outermost: even a 413 or 401 carries the CORS headers.
     app.add_middleware(
         BodyLimit,

@@ -126,6 +126,19 @@ class ProjectView(CamelModel):
     jobs: list[JobSummary] = Field(description="the latest jobs, newest first")
 
 
+class ProjectSummary(CamelModel):
+    """A line of the project list (GET /v1/projects)."""
+
+    id: str
+    title: str | None
+    scene_count: int
+    updated_at: DbTime
+    last_job: JobSummary | None = Field(description="the newest job, whatever its status")
+    poster: str | None = Field(
+        description="the poster of the last succeeded job's video (GET .../outputs/poster?name=)"
+    )
+
+
 # JSON-schema keywords of an option's range, copied to the patch's schema for the docs only.
 _RANGE_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern")
 

@@ -31,6 +31,7 @@ from api.schemas import (
     JobSummary,
     OutputFile,
     ProjectAssets,
+    ProjectSummary,
     ProjectView,
     RenderRequest,
     mp4_name,
@@ -254,6 +255,28 @@ def project_view(session: Session, storage: Storage, project_id: str) -> Project
             for job in jobs.latest_jobs(session, project_id)
         ],
     )
+
+
+def project_list(session: Session) -> list[ProjectSummary]:
+    """Every project, the last changed first, with its newest job and latest poster."""
+    rows = session.exec(select(Project).order_by(col(Project.updated_at).desc())).all()
+    found = []
+    for row in rows:
+        latest = jobs.latest_jobs(session, row.id, limit=1)
+        video = jobs.last_succeeded_output(session, row.id)
+        found.append(
+            ProjectSummary(
+                id=row.id,
+                title=row.title,
+                scene_count=row.scene_count,
+                updated_at=row.updated_at,
+                last_job=JobSummary.model_validate(latest[0], from_attributes=True)
+                if latest
+                else None,
+                poster=poster_name(video) if video else None,
+            )
+        )
+    return found
 
 
 def request_digest(request: RenderRequest) -> str:

@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     # seconds: it travels in a URL (history, proxy logs), so it lives minutes, never longer
     # than MAX_EVENTS_TOKEN_TTL. A stream already open stays open past it.
     events_token_ttl: int = Field(300, ge=10, le=MAX_EVENTS_TOKEN_TTL)
+    # The web console's session cookie (api/session.py) lasts this many seconds after login.
+    session_ttl: int = Field(43200, ge=60, le=30 * 86400)
 
     # --- how much one render may order (pipeline/limits.py; README "Limits") ---
     # Checked before a job is queued (422 naming the field and the limit) and again in

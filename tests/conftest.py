@@ -23,6 +23,7 @@ from pipeline.ffmpeg import find_ffmpeg
 from pipeline.fixtures import ImageFixture, VoiceFixture, make_image, make_tone
 from pipeline.registry import Outline
 from tasks.settings import Settings
+from tests.browser import find_chromium, skipped_line
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,6 +42,19 @@ def pytest_configure(config: pytest.Config) -> None:
         if found.fetchone() is None:
             connection.execute(f'CREATE DATABASE "{mine}"')
     os.environ["TEST_DB_URL"] = f"{base}/{mine}"
+
+
+# The browser tier (tests/browser) runs when a Chromium is found; otherwise its conftest has it
+# not collected, and the run says so once, here (under xdist, only the controller reports),
+# with the command that installs one (CI's .ci/run always does).
+BROWSER_TESTS = Path(__file__).parent / "browser"
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    asked = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    covered = any(p == BROWSER_TESTS or p in BROWSER_TESTS.parents for p in asked)
+    if covered and find_chromium() is None:
+        terminalreporter.write_line(skipped_line())
 
 
 TOKEN = "test-token"

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Body, Path
 from api import service
 from api.deps import BlobsDep, ProjectId, SessionDep, StorageDep
 from api.errors import responses
-from api.schemas import ProjectView, SpecResponse, VersionList, VersionSummary, VersionView
+from api.schemas import (
+    ProjectSummary,
+    ProjectView,
+    SpecResponse,
+    VersionList,
+    VersionSummary,
+    VersionView,
+)
 from tasks.workspace import publish_inputs
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
@@ -27,6 +34,17 @@ _SPEC_BODY: dict[str, Any] = {
         },
     }
 }
+
+
+@router.get(
+    "",
+    response_model=list[ProjectSummary],
+    responses=responses(401),
+    summary="Every project: title, updated time, newest job, poster",
+)
+def list_projects(session: SessionDep) -> list[ProjectSummary]:
+    """The last changed first."""
+    return service.project_list(session)
 
 
 @router.put(
