@@ -231,6 +231,7 @@ def _finalize(run: StageRun) -> stages.Publication:
 _SPEC = "input/scenes.json"
 _INPUTS = "input/*"  # the spec, images, voiceovers and music
 _SPEECH = "cache/speech/*"  # what SPEECH synthesised (a shared cache of the project)
+_ALIGNED = "cache/align/*"  # narrations aligned to their voiceovers (a shared cache too)
 _PLAN = "work/plan.json"
 _MASTER = ("work/audio.wav", "work/audio.wav.sha256")
 _CLIPS = "work/scenes/*"  # every clip and chunk (a scene's chunks may be built anywhere)
@@ -247,7 +248,14 @@ STAGES: tuple[Stage, ...] = (
         reads=(_SPEC, _SPEECH),
         writes=(_SPEECH,),
     ),
-    Stage("VALIDATE", 2.0, _validate, lays_out=True, reads=(_INPUTS, _SPEECH), writes=(_PLAN,)),
+    Stage(
+        "VALIDATE",
+        2.0,
+        _validate,
+        lays_out=True,
+        reads=(_INPUTS, _SPEECH, _ALIGNED),
+        writes=(_PLAN, _ALIGNED),
+    ),
     Stage("AUDIO_PREP", 4.0, _audio_prep, reads=(_PLAN, _INPUTS, _SPEECH), writes=_MASTER),
     Stage(
         "SCENE_BUILD",
