@@ -194,7 +194,7 @@ def test_burnt_in_karaoke_lights_each_word_as_it_is_spoken(tmp_path: Path, spoke
     bottom = slice(int(180 * 0.55), 180)
     # Just after the first word starts, just after the middle word, and at the last word.
     middle = len(cue.words) // 2
-    at = [cue.words[0] + 1, cue.words[middle] + 1, cue.words[-1] + 2]
+    at = [cue.words[0] + 1, cue.words[middle] + 1, min(cue.words[-1] + 2, cue.end - 1)]
     counts = [_counts(frames[n], bottom) for n in at]
     (y0, w0), (y1, w1), (y2, w2) = counts
     assert y0 < y1 < y2, counts
