@@ -8,13 +8,14 @@ word-onset error at a real-time factor of about 0.015 (tests/bench_captions.py).
 Words missing from its dictionary: a word of letters (a name, "Qwzxplk") is added with a
 pronunciation guessed from its letters, so it keeps its own place in the audio; a part with no
 letters ("9.99", "$") is left out of the alignment, and the captions give it the times between
-its neighbours (`pipeline.captions`). A word the aligner could not place is treated the same.
+its neighbours (`pipeline.captions`).
 
 Alignment is deterministic (the same audio and text give the same times) and cached in the
 project folder as `cache/align/<key>.json`, keyed by the voiceover's bytes, the text and the
-aligner's version, so a re-render aligns nothing again. When it fails (silence, a voiceover
-that is not the narration) `AlignmentFailed` says why, and the caller falls back to spreading
-the words over the detected speech.
+aligner's version, so a re-render aligns nothing again. Every word must be placed: when no
+beams place them all (silence, a voiceover that is not the narration, very fast speech)
+`AlignmentFailed` says why, and the caller falls back to spreading the words over the
+detected speech.
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ VERSION = 1
 # Longest voiceover aligned in one piece (the measured range was clips up to ~30 s; longer ones
 # are still aligned, this only bounds the PCM held in memory: 10 min is 19 MB).
 MAX_SECONDS = 600.0
-# Of the words given, at least this share must be placed, or the alignment is not trusted.
-MIN_PLACED = 0.5
 # Input options for a file we did not make: local files only, and only the demuxers of the
 # voiceover formats we accept (WAV, MP3, MP4/M4A, OGG/Opus, FLAC, ADTS AAC, Matroska/WebM),
 # so no playlist or concat script inside it can make FFmpeg read another file or the network.
@@ -47,10 +46,14 @@ _INPUT = (
     *("-protocol_whitelist", "file"),
     *("-format_whitelist", "wav,mp3,mov,ogg,flac,aac,matroska"),
 )
-# Wider search beams than pocketsphinx's defaults (1e-48, 7e-29, 1e-48): with those, whole
-# narrations of plain prose at 175 words a minute found no path to their last word and failed;
-# these cost about a quarter more time (still a real-time factor of about 0.03).
-_BEAMS = {"beam": 1e-120, "wbeam": 1e-100, "pbeam": 1e-120}
+# The search beams tried in turn until every word is placed: pocketsphinx's defaults, then
+# wider ones. With the defaults, whole narrations of plain prose at 175 words a minute found no
+# path to their last word; the widest alone placed fewer words on other ones.
+_BEAMS: tuple[dict[str, float], ...] = (
+    {"beam": 1e-48, "wbeam": 7e-29, "pbeam": 1e-48},
+    {"beam": 1e-80, "wbeam": 1e-60, "pbeam": 1e-80},
+    {"beam": 1e-120, "wbeam": 1e-100, "pbeam": 1e-120},
+)
 _LETTERS = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 
 
@@ -126,6 +129,7 @@ class _Aligner:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._decoder: Any = None
+        self._beams: dict[str, float] | None = None
 
     def align(self, text: str, pcm: bytes) -> tuple[Word, ...]:
         wanted = _spoken_words(text)
@@ -133,27 +137,50 @@ class _Aligner:
             raise AlignmentFailed("the narration has no words to align")
         if len(pcm) < SAMPLE_RATE // 5:
             raise AlignmentFailed("the audio is shorter than a tenth of a second")
+        placed = 0
         with self._lock:
-            decoder = self._load()
-            for word, _, _ in wanted:
-                if decoder.lookup_word(word) is None:
-                    decoder.add_word(word, guess_pronunciation(word), True)
-            decoder.set_align_text(" ".join(word for word, _, _ in wanted))
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
-            frate = int(decoder.config["frate"])
-            found = [
-                (s.word, s.start_frame / frate, (s.end_frame + 1) / frate)
-                for s in (decoder.seg() or ())
-            ]
-        return _placed(wanted, found)
+            for beams in _BEAMS:
+                found = self._search(wanted, pcm, beams)
+                words = _placed(wanted, found)
+                if len(words) == len(wanted):
+                    return words
+                placed = max(placed, len(words))
+        if not placed:
+            raise AlignmentFailed("no word of the narration was found in the audio")
+        raise AlignmentFailed(
+            f"only the first {placed} of the narration's {len(wanted)} words were found in "
+            "the audio"
+        )
 
-    def _load(self) -> Any:
+    def _search(
+        self, wanted: list[tuple[str, int, int]], pcm: bytes, beams: dict[str, float]
+    ) -> list[tuple[str, float, float]]:
+        decoder = self._load(beams)
+        for word, _, _ in wanted:
+            if decoder.lookup_word(word) is None:
+                decoder.add_word(word, guess_pronunciation(word), True)
+        decoder.set_align_text(" ".join(word for word, _, _ in wanted))
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        frate = int(decoder.config["frate"])
+        return [
+            (s.word, s.start_frame / frate, (s.end_frame + 1) / frate)
+            for s in (decoder.seg() or ())
+        ]
+
+    def _load(self, beams: dict[str, float]) -> Any:
         if self._decoder is None:
             from pocketsphinx import Decoder  # a 29 MB wheel: loaded only when aligning
 
-            self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", **_BEAMS)
+            self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", **beams)
+        elif self._beams != beams:
+            # Reloads the model (about 0.4 s idle): only after an alignment that needed wider
+            # beams, which are rare. The result depends on the beams alone, not on history.
+            for name, value in beams.items():
+                self._decoder.config[name] = value
+            self._decoder.reinit()
+        self._beams = beams
         return self._decoder
 
 
@@ -161,7 +188,9 @@ def _placed(
     wanted: list[tuple[str, int, int]], found: list[tuple[str, float, float]]
 ) -> tuple[Word, ...]:
     """The aligner's segments matched to the wanted words in order (its fillers and silences
-    skipped; "word(2)" is an alternative pronunciation of "word")."""
+    skipped; "word(2)" is an alternative pronunciation of "word"). A search that did not reach
+    the last word returns the path it had: the first words, the last of them stretched over
+    the rest."""
     words: list[Word] = []
     at = 0
     for name, start, end in found:
@@ -173,12 +202,6 @@ def _placed(
                 words.append(Word(start, end, wanted[n][1], wanted[n][2]))
                 at = n + 1
                 break
-    if not words:
-        raise AlignmentFailed("no word of the narration was found in the audio")
-    if len(words) < MIN_PLACED * len(wanted):
-        raise AlignmentFailed(
-            f"only {len(words)} of the narration's {len(wanted)} words were found in the audio"
-        )
     return tuple(words)
 
 

@@ -209,6 +209,11 @@ class Captions(_Nested):
     size: CaptionSize = Field(
         "medium", description="burnt-in text height: small (4%), medium (5%) or large (7%)"
     )
+    transcribe: bool = Field(
+        False,
+        description="a scene with a voiceover and no narration gets captions from offline "
+        'speech recognition (needs pip install "render-api[asr]")',
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -232,7 +237,9 @@ class Captions(_Nested):
             return False
         looks = {"style": self.style, "position": self.position, "size": self.size}
         defaults = {"style": "block", "position": "bottom", "size": "medium"}
-        changed = {k: v for k, v in looks.items() if v != defaults[k]}
+        changed: dict[str, Any] = {k: v for k, v in looks.items() if v != defaults[k]}
+        if self.transcribe:
+            changed["transcribe"] = True
         return {"burnIn": self.burn_in, "language": self.language, **changed}
 
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 
-from pipeline import align, captions, fonts, limits, timeline, transitions, visuals
+from pipeline import align, asr, captions, fonts, limits, timeline, transitions, visuals
 from pipeline.atomic import file_sha256, write_text_atomic
 from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
 from pipeline.captions import Cue
@@ -78,6 +78,8 @@ class SceneVoice:
     # Word timings: the engine's, for speech it made; for a voiceover, the narration aligned
     # to it (pipeline/align.py) when captions are on. Empty: spread over `speech`.
     words: tuple[Word, ...] = ()
+    # What speech recognition heard in a voiceover without narration (captions.transcribe).
+    transcript: str | None = None
 
 
 @dataclass(frozen=True)
@@ -312,12 +314,39 @@ def _scene_voice(
     if isinstance(scan, str):
         raise _scene_error(index, scene, f"voiceover {scene.voiceover!r} {scan}")
     limits.check_voiceover(index, scan.seconds, bounds)
+    transcript = _transcript(project, options, index, scene, path, ffmpeg, log)
     return SceneVoice(
         str(path.relative_to(project.root)),
         scan.seconds,
         scan.speech or ((0.0, scan.seconds),),
-        _aligned(project, options, index, scene, path, ffmpeg, log),
+        _aligned(project, options, index, scene, path, ffmpeg, log, transcript),
+        transcript,
     )
+
+
+def _transcript(
+    project: ProjectDir,
+    options: RenderOptions,
+    index: int,
+    scene: SceneSpec,
+    path: Path,
+    ffmpeg: str,
+    log: Callable[[str], None] | None,
+) -> str | None:
+    """What speech recognition hears in the voiceover of a scene without narration, when
+    captions.transcribe asks for it; None (no captions for the scene) when it hears nothing."""
+    if not options.captions.enabled or not options.captions.transcribe:
+        return None
+    if (scene.narration or "").strip():
+        return None
+    try:
+        return asr.transcript(project.root, ffmpeg, path, options.captions.language)
+    except asr.AsrNotInstalled as exc:
+        raise _scene_error(index, scene, f"captions.transcribe: {exc}") from None
+    except align.AlignmentFailed as exc:
+        if log is not None:
+            log(f"captions: scene {scene.id or index}: no captions from {scene.voiceover} ({exc})")
+        return None
 
 
 def _aligned(
@@ -328,10 +357,12 @@ def _aligned(
     path: Path,
     ffmpeg: str,
     log: Callable[[str], None] | None,
+    transcript: str | None = None,
 ) -> tuple[Word, ...]:
-    """The scene's narration aligned to its voiceover, when it has captions to time; ()
-    (today's spreading over the detected speech) when alignment fails, with a log line."""
-    text = (scene.narration or "").strip()
+    """The scene's narration (or the transcript of its voiceover) aligned to its voiceover,
+    when it has captions to time; () (today's spreading over the detected speech) when
+    alignment fails, with a log line."""
+    text = (scene.narration or "").strip() or transcript or ""
     if not options.captions.enabled or not text:
         return ()
     try:
@@ -619,7 +650,7 @@ def _captions(
 ) -> tuple[Cue, ...]:
     """The scene's cues: its narration timed by the engine's words, else spread over where
     its voice sounds (or the whole scene, when it has no voice)."""
-    text = (scene.narration or "").strip()
+    text = (scene.narration or "").strip() or (voice.transcript if voice is not None else None)
     if not options.captions.enabled or not text:
         return ()
     words = voice.words if voice is not None else ()

@@ -240,6 +240,8 @@ _RUN_SPEC = "work/scenes.json"  # a job's own resolved spec (ProjectDir.own_spec
 GIVEN: tuple[str, ...] = (_RUN_SPEC,)
 _INPUTS = "input/*"  # the spec, images, voiceovers and music
 _SPEECH = "cache/speech/*"  # what SPEECH synthesised (a shared cache of the project)
+_ALIGNED = "cache/align/*"  # narrations aligned to their voiceovers (a shared cache too)
+_HEARD = "cache/asr/*"  # what speech recognition heard in voiceovers (captions.transcribe)
 _PLAN = "work/plan.json"
 _MASTER = ("work/audio.wav", "work/audio.wav.sha256")
 _CLIPS = "work/scenes/*"  # every clip and chunk (a scene's chunks may be built anywhere)
@@ -261,8 +263,8 @@ STAGES: tuple[Stage, ...] = (
         2.0,
         _validate,
         lays_out=True,
-        reads=(_INPUTS, _RUN_SPEC, _SPEECH),
-        writes=(_PLAN,),
+        reads=(_INPUTS, _RUN_SPEC, _SPEECH, _ALIGNED, _HEARD),
+        writes=(_PLAN, _ALIGNED, _HEARD),
     ),
     Stage("AUDIO_PREP", 4.0, _audio_prep, reads=(_PLAN, _INPUTS, _SPEECH), writes=_MASTER),
     Stage(

@@ -6,7 +6,7 @@ would find the same problems later, with less to say about the field.
 
 from __future__ import annotations
 
-from pipeline import tts
+from pipeline import asr, tts
 from pipeline.options import RenderOptions
 from pipeline.problems import Problem
 from pipeline.spec import ProjectSpec
@@ -20,6 +20,10 @@ def _said(text: str | None) -> bool:
 
 def check(spec: ProjectSpec, options: RenderOptions) -> Problem | None:
     """The first thing that stops these options from rendering this spec's sound, or None."""
+    if options.captions.enabled and options.captions.transcribe and not asr.installed():
+        return Problem(
+            "asr_not_installed", str(asr.AsrNotInstalled()), "renderOptions.captions.transcribe"
+        )
     if options.tts is not None:
         try:
             tts.resolve(options.tts)
@@ -50,8 +54,10 @@ def check(spec: ProjectSpec, options: RenderOptions) -> Problem | None:
 
 
 def captions_without_narration(spec: ProjectSpec, options: RenderOptions) -> Problem | None:
-    """Captions asked for, and no scene has a narration to make them from."""
-    if options.captions.enabled and not any(_said(s.narration) for s in spec.scenes):
+    """Captions asked for, and no scene has a narration to make them from (nor, with
+    `transcribe`, a voiceover to recognise them in)."""
+    heard = options.captions.transcribe and any(s.voiceover is not None for s in spec.scenes)
+    if options.captions.enabled and not heard and not any(_said(s.narration) for s in spec.scenes):
         return Problem(
             "no_narration",
             "captions are made from the scenes' narration, and no scene has one",

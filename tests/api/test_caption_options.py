@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline import asr
 from tests.conftest import Calls, error_of, jpeg_bytes, put_spec, tree, wav_bytes
 
 RENDER = "/v1/projects/p1/render"
@@ -55,3 +56,27 @@ def test_an_unknown_caption_preset_is_422_naming_the_field(
     error = error_of(response)
     assert error["field"] == f"renderOptions.captions.{field}", error
     assert listed in error["message"], error
+
+
+def test_transcribe_without_the_asr_extra_is_422_naming_the_install_command(
+    ready: TestClient, calls: Calls, storage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a host without the extra, whatever this one has installed.
+    real = asr.importlib.util.find_spec
+    monkeypatch.setattr(
+        asr.importlib.util,
+        "find_spec",
+        lambda name: None if name == "faster_whisper" else real(name),
+    )
+    put_spec(ready, spec={"scenes": [{"images": ["a.jpg"], "voiceover": "one.wav"}]})
+    before = tree(storage)
+    options = {"captions": {"transcribe": True}}
+    response = ready.post(RENDER, json={"renderOptions": options})
+    assert response.status_code == 422, response.text
+    assert tree(storage) == before and calls.enqueued == []
+    error = error_of(response)
+    assert (error["code"], error["field"]) == (
+        "asr_not_installed",
+        "renderOptions.captions.transcribe",
+    )
+    assert 'pip install "render-api[asr]"' in error["message"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import align, captions
-from pipeline.cache import clip_key
+from pipeline.cache import ClipCache, clip_key
 from pipeline.fixtures import (
     ImageFixture,
     SceneFixture,
@@ -30,6 +30,7 @@ from pipeline.probe import scan_audio
 from pipeline.project import ProjectDir
 from tests import pipeline_fixtures as fx
 from tests.spoken import NARRATION, SHORT, Spoken, onset_errors, speak, truth_onsets
+from tests.stage_runs import render_stages
 
 ffmpeg_bin = fx.ffmpeg_bin
 FPS = 30
@@ -212,3 +213,46 @@ def test_no_alignment_without_captions(tmp_path: Path, ffmpeg_bin: str) -> None:
     log: list[str] = []
     _plan(project, ffmpeg_bin, log, captions=False)
     assert log == []
+
+
+# --- through the stages, as the workers run them ----------------------------------------------
+
+
+def _stage_options(**captions_option: object) -> RenderOptions:
+    return RenderOptions.model_validate(
+        {**fx.SMALL.model_dump(by_alias=True), "loudness": False, "chunkSeconds": 0}
+        | captions_option
+    )
+
+
+def test_the_stages_align_once_and_a_rerender_takes_the_clip_from_the_cache(
+    tmp_path: Path, ffmpeg_bin: str
+) -> None:
+    short = speak(SHORT, tmp_path / "short.mp3", ffmpeg_bin, lead=0.4)
+    project = _project(tmp_path / "p", short.path, SHORT)
+    cache = ClipCache(tmp_path / "clips")
+    options = _stage_options(captions={"burnIn": True, "style": "karaoke"})
+    first = render_stages(project, ffmpeg_bin, cache, options)
+    assert first.outcomes == ["encoded"]
+    assert not any(line.startswith("captions:") for line in first.log)
+    (entry,) = (project.root / align.CACHE_DIR).iterdir()
+    aligned = entry.stat().st_mtime_ns
+    second = render_stages(project, ffmpeg_bin, cache, options)
+    assert second.outcomes == ["cached"] and second.encodes == 0
+    assert entry.stat().st_mtime_ns == aligned  # read, not aligned again
+    # Block style is another picture: its clip is encoded.
+    block = render_stages(project, ffmpeg_bin, cache, _stage_options(captions={"burnIn": True}))
+    assert block.outcomes == ["encoded"]
+
+
+def test_a_failed_alignment_is_a_job_log_line_not_a_failed_render(
+    tmp_path: Path, ffmpeg_bin: str
+) -> None:
+    project = _project(tmp_path / "p", None, SHORT)  # the tone
+    built = render_stages(project, ffmpeg_bin, None, _stage_options(captions={"burnIn": True}))
+    assert built.outcomes == ["encoded"]
+    assert [line for line in built.log if line.startswith("captions:")] == [
+        "captions: scene told: the narration could not be aligned to v.mp3 (no word of the "
+        "narration was found in the audio); its words are spread over the detected speech"
+    ]
+    assert (project.output / "video.mp4").is_file() and (project.output / "video.srt").is_file()
