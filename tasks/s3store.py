@@ -23,8 +23,10 @@ from __future__ import annotations
 import io
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -86,6 +88,7 @@ class S3BlobStore:
     client: Any = field(default=None, repr=False)
     # Bytes moved, by direction and kind of key (the benchmark reads them).
     moved: dict[str, int] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         if self.client is None:
@@ -149,7 +152,8 @@ class S3BlobStore:
     def _count(self, direction: str, key: str, size: int) -> None:
         kind = _kind(key)
         name = f"{direction}:{kind}"
-        self.moved[name] = self.moved.get(name, 0) + size
+        with self._lock:
+            self.moved[name] = self.moved.get(name, 0) + size
 
     # --- the interface ---
 
@@ -233,8 +237,13 @@ class S3BlobStore:
     def save_all(self, items: Sequence[tuple[Path, str]]) -> None:
         # S3 has no rename of several objects at once: each is whole when it appears, and the
         # videos come last, so a listing that shows the video shows its poster and captions.
-        for source, key in sorted(items, key=lambda item: item[1].endswith(".mp4")):
-            self.save(key, source)
+        first = [(source, key) for source, key in items if not key.endswith(".mp4")]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for done in [pool.submit(self.save, key, source) for source, key in first]:
+                done.result()
+        for source, key in items:
+            if key.endswith(".mp4"):
+                self.save(key, source)
 
     def fetch(self, key: str, target: Path, known: Blob | None = None) -> None:
         name = self._name(key)

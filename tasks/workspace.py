@@ -15,6 +15,7 @@ import fnmatch
 import re
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline import registry, stages
@@ -95,8 +96,7 @@ def _workspace(
             for path in _local_matching(local.root, registry.located(project, pattern))
             if fetched.get(path) != path.stat().st_mtime_ns  # fetched and left as it was
         ]
-        for path, key in made:
-            store.save(key, path)
+        _save_each(store, made)
 
 
 def publish_inputs(store: BlobStore, project: ProjectDir) -> list[str]:
@@ -118,6 +118,17 @@ def publish_inputs(store: BlobStore, project: ProjectDir) -> list[str]:
             store.save(key, path)
             saved.append(key)
     return saved
+
+
+def _save_each(store: BlobStore, items: list[tuple[Path, str]]) -> None:
+    """Each (file, key) saved, a few at once: an object store's latency is per request."""
+    if len(items) <= 1:
+        for path, key in items:
+            store.save(key, path)
+        return
+    with ThreadPoolExecutor(max_workers=min(4, len(items))) as pool:
+        for done in [pool.submit(store.save, key, path) for path, key in items]:
+            done.result()  # the first failure is the unit's
 
 
 class _Listing:

@@ -110,6 +110,8 @@ def main() -> None:
         f"  S3 bucket (weed mini)       {b:7.2f} s   runs {', '.join(f'{x:.2f}' for x in bucket)}"
         f"   ratio {b / a:.3f}× (target ≤ 1.10×)"
     )
+    pairs = ", ".join(f"{y / x:.3f}" for x, y in zip(local, bucket, strict=True))
+    print(f"  each round's pair (bucket ÷ local): {pairs}")
     print("  bytes moved for one job through the bucket:")
     for name in sorted(moved):
         direction, kind = name.split(":")
