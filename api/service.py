@@ -366,7 +366,7 @@ def check_work(
                 limits.check_voiceover(index, voice, bounds)
             elif (text := limits.spoken(scene.narration, None, options)) is not None:
                 voice = limits.speech_seconds(text, options.tts.rate if options.tts else None)
-            seconds.append(timeline.scene_seconds(voice, scene.duration))
+            seconds.append(timeline.scene_seconds(voice, scene.seconds))
         limits.check(spec, options, seconds, picture_size(options), bounds)
     except limits.OverLimit as exc:
         problems.add(ApiError(422, "over_limit", exc.message, exc.field))

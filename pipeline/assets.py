@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import av
 from PIL import Image
 
-from pipeline.probe import check_pixels, decoder_pixel_cap
+from pipeline.probe import (
+    AUDIO_DEMUXERS,
+    check_pixels,
+    clip_info,
+    decoder_pixel_cap,
+    open_user_media,
+)
 
 if TYPE_CHECKING:
     from pipeline.options import RenderOptions
@@ -41,9 +46,9 @@ def is_audio(path: Path, max_pixels: int) -> bool:
     """A container with an audio stream FFmpeg decodes a frame of."""
     # Opening a file decodes a frame of each stream, a picture's too (an image format Pillow
     # does not know): the decoders' pixel cap keeps that from being a bomb.
-    options = {"max_pixels": str(decoder_pixel_cap(max_pixels))}
     try:
-        with av.open(str(path), options=options) as container:
+        cap = decoder_pixel_cap(max_pixels)
+        with open_user_media(path, formats=AUDIO_DEMUXERS, max_pixels=cap) as container:
             if not container.streams.audio:
                 return False
             for _frame in container.decode(audio=0):
@@ -51,6 +56,22 @@ def is_audio(path: Path, max_pixels: int) -> bool:
             return False
     except Exception:
         return False
+
+
+def is_video(path: Path, max_pixels: int) -> bool:
+    """A clip we can show: an MP4/MOV, MKV or WebM by its bytes (the name must agree), with a
+    video stream of an accepted codec whose first frame decodes; `video_problem` says why not."""
+    return video_problem(path, path.name, max_pixels) is None
+
+
+def video_problem(path: Path, name: str, max_pixels: int) -> str | None:
+    """What keeps the file from being a clip (UnsafeMedia's reasons first: nothing has read
+    the bytes then), or None."""
+    try:
+        clip_info(path, name, max_pixels)
+    except Exception as exc:  # PyAV raises many kinds
+        return str(exc)
+    return None
 
 
 @dataclass(frozen=True)
@@ -64,8 +85,9 @@ class Media:
 
 IMAGE = Media("image", "an image", is_image)
 AUDIO = Media("audio", "audio", is_audio)
-# In the order the bytes are tried.
-MEDIA = (IMAGE, AUDIO)
+VIDEO = Media("video", "a video", is_video)
+# In the order the bytes are tried (a video with sound is a video, when no subdir says).
+MEDIA = (IMAGE, VIDEO, AUDIO)
 
 
 @dataclass(frozen=True)
@@ -88,8 +110,9 @@ class AssetKind:
 IMAGES = AssetKind("images", "images", IMAGE)
 VOICEOVERS = AssetKind("voiceovers", "voiceovers", AUDIO, folder_option="voice_dir")
 MUSIC = AssetKind("music", "music", AUDIO, inferred=False)
+VIDEOS = AssetKind("videos", "videos", VIDEO)
 
-KINDS: tuple[AssetKind, ...] = (IMAGES, VOICEOVERS, MUSIC)
+KINDS: tuple[AssetKind, ...] = (IMAGES, VOICEOVERS, MUSIC, VIDEOS)
 NAMES: tuple[str, ...] = tuple(kind.name for kind in KINDS)
 FOLDERS: tuple[str, ...] = tuple(kind.folder for kind in KINDS)
 BY_NAME: dict[str, AssetKind] = {kind.name: kind for kind in KINDS}
@@ -100,13 +123,15 @@ def inferred_kind(media: Media) -> AssetKind:
     return next(kind for kind in KINDS if kind.media == media and kind.inferred)
 
 
-def sniff(path: Path, max_pixels: int) -> Media | None:
-    """What the bytes are: the first media whose check passes, or None.
+def sniff(path: Path, max_pixels: int, first: Media | None = None) -> Media | None:
+    """What the bytes are: the first media whose check passes (`first` tried first: the one
+    the upload's subdir expects), or None.
 
     TooManyPixels for an image over `max_pixels`, found from its header before any decoding.
     """
     check_pixels(path, max_pixels)
-    return next((media for media in MEDIA if media.check(path, max_pixels)), None)
+    order = (first, *(m for m in MEDIA if m != first)) if first else MEDIA
+    return next((media for media in order if media.check(path, max_pixels)), None)
 
 
 def spoken_names(names: Sequence[str] = NAMES) -> str:

@@ -18,6 +18,7 @@ from typing import Literal
 from pipeline.encoder import Encoder, clip_timing_args, video_codec_args
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.plan import Plan, ScenePlan
+from pipeline.visuals import Visual
 
 _YUV420P = Filter.of("format", "yuv420p")
 
@@ -82,25 +83,49 @@ def _within(piece: Piece, start: int, span: tuple[int, int]) -> Piece | None:
 
 
 def stills_graph(plan: Plan, scene: ScenePlan) -> Graph:
-    """Input n (scene visual n) prepared: graph output n."""
+    """Input n (the scene's nth visual that prepares) prepared: graph output n."""
     graph = Graph()
-    for index, visual in enumerate(scene.visuals):
+    for index, visual in enumerate(_preparing(scene)):
         graph.output(visual.prepare(graph, graph.input(index, "v"), plan, scene))
     return graph
+
+
+def _preparing(scene: ScenePlan) -> list[Visual]:
+    return [visual for visual in scene.visuals if visual.prepares]
 
 
 def stills_args(
     project_root: Path, plan: Plan, scene: ScenePlan, targets: Sequence[Path]
 ) -> list[str]:
-    """One command writing each of `scene.visuals`, prepared, to its file in `targets`."""
+    """One command writing each of the scene's visuals that prepare, prepared, to its file in
+    `targets`."""
     args: list[str] = []
-    for visual in scene.visuals:
+    preparing = _preparing(scene)
+    for visual in preparing:
         args += visual.prepare_input(project_root, plan.max_pixels)
     compiled = stills_graph(plan, scene).compile()
     args += ["-filter_complex", compiled.text]
-    for prepared, visual, target in zip(compiled.maps, scene.visuals, targets, strict=True):
+    for prepared, visual, target in zip(compiled.maps, preparing, targets, strict=True):
         args += ["-map", prepared, *visual.prepare_output(), str(target)]
     return args
+
+
+def _feeds(
+    plan: Plan,
+    scene: ScenePlan,
+    drawn: Sequence[Piece],
+    root: Path | None = None,
+    prepared: Sequence[Path] = (),
+) -> list[tuple[list[Piece], list[list[str]]]]:
+    """For each visual, in order: the pieces drawn from it and the inputs it is read from
+    (`prepared`: the prepared files of the visuals that prepare, in order)."""
+    files = iter(prepared)
+    feeds = []
+    for visual in scene.visuals:
+        uses = [p for p in drawn if scene.visual(scene.shots[p.shot]) is visual]
+        made = next(files, None) if visual.prepares else None
+        feeds.append((uses, visual.inputs(root, made, plan, scene, uses)))
+    return feeds
 
 
 def scene_graph(
@@ -109,7 +134,7 @@ def scene_graph(
     span: tuple[int, int] | None = None,
     work: Path | None = None,
 ) -> Graph:
-    """The graph of a scene clip, fed by its prepared visuals (input n: scene visual n); its
+    """The graph of a scene clip, fed by its visuals' inputs (`Visual.inputs`, in order); its
     one output has exactly `scene.frames` frames, or with `span` (a chunk's frames [first,
     end) of the scene) exactly those frames, the same pixels as the whole scene's graph draws
     there. Its layers draw from their files in `work` (the stages' work folder).
@@ -118,19 +143,17 @@ def scene_graph(
     from the prepared input by its own filters: only single stills are split, never a stream
     of frames. Splitting the frame stream of a shot (and trimming each branch) queued the
     frames one branch had not asked for yet: about 25 MB more at 1080p for half-second fades.
+    A video clip's frames are a stream by nature: each shot's are read once and split into its
+    pieces, which follow one another, so a branch queues at most a fade's frames.
     """
     graph = Graph()
     drawn = pieces(plan, scene, span)
-    users: dict[tuple[str, str], list[Piece]] = {}
-    for piece in drawn:
-        shot = scene.shots[piece.shot]
-        users.setdefault((shot.kind, shot.digest), []).append(piece)
     sources: dict[Piece, Stream] = {}
-    for index, visual in enumerate(scene.visuals):
-        wanted = users.pop((visual.kind, visual.sha256), None)
-        if wanted:
-            copies = graph.split(graph.input(index, "v"), len(wanted))
-            sources.update(zip(wanted, copies, strict=True))
+    index = 0
+    for visual, (uses, inputs) in zip(scene.visuals, _feeds(plan, scene, drawn), strict=True):
+        fed = [graph.input(index + n, "v") for n in range(len(inputs))]
+        index += len(inputs)
+        sources.update(zip(uses, visual.sources(graph, fed, plan, scene, uses), strict=True))
     streams = []
     for piece in drawn:
         shot = scene.shots[piece.shot]
@@ -178,12 +201,16 @@ def scene_source_args(
     *,
     span: tuple[int, int] | None = None,
     work: Path | None = None,
+    root: Path | None = None,
 ) -> list[str]:
     """The inputs and graph of a scene clip (or of its chunk `span`), up to its mapped output:
-    what feeds the encoder. `prepared`: each visual's prepared file, in order."""
+    what feeds the encoder. `prepared`: the prepared file of each visual that prepares, in
+    order; `root`: the project's, which the others (clips) are read from."""
     args: list[str] = []
-    for visual, path in zip(scene.visuals, prepared, strict=True):
-        args += visual.source_input(path, plan, scene)
+    drawn = pieces(plan, scene, span)
+    for _uses, inputs in _feeds(plan, scene, drawn, root, prepared):
+        for options in inputs:
+            args += options
     compiled = scene_graph(plan, scene, span, work).compile()
     (video,) = compiled.maps
     return [*args, "-filter_complex", compiled.text, "-map", video]
@@ -197,13 +224,14 @@ def scene_args(
     *,
     span: tuple[int, int] | None = None,
     work: Path | None = None,
+    root: Path | None = None,
 ) -> list[str]:
     """The whole scene-clip command: its graph encoded with the plan's encoder, video only;
     its layers' files are in `work`. With `span`, the chunk of the clip that is frames
     [first, end) of the scene."""
     first, end = span if span is not None else (0, scene.frames)
     return [
-        *scene_source_args(plan, scene, prepared, span=span, work=work),
+        *scene_source_args(plan, scene, prepared, span=span, work=work, root=root),
         "-an",
         *video_codec_args(plan.encoder),
         "-frames:v",

@@ -95,6 +95,7 @@ def scene_stills(project: ProjectDir, plan: Plan, index: int) -> list[Path]:
     return [
         folder / visual.prepared_name(f"scene_{index:03d}_{n}", plan, scene)
         for n, visual in enumerate(scene.visuals)
+        if visual.prepares
     ]
 
 
@@ -346,8 +347,15 @@ def encode_scene(
     for layer in scene.layers:
         layer.write(project.work, plan, scene)
     with _failing_as(scene.id, "drawing and encoding the clip"), atomic_path(target) as tmp:
-        args = scene_args(plan, scene, stills, tmp, span=span, work=project.work)
-        runner.run(args, expected_seconds=seconds)
+        args = scene_args(plan, scene, stills, tmp, span=span, work=project.work, root=project.root)
+        try:
+            runner.run(args, expected_seconds=seconds)
+        except PipelineError as exc:
+            # A video clip read in this command may be what failed: say which, and where.
+            found = (visual.damage(project.root) for visual in scene.visuals)
+            if (damage := next((d for d in found if d), None)) is not None:
+                raise exc.with_context(message=damage) from exc
+            raise
     _remove_stills(project, plan, index)
     return target
 
