@@ -60,11 +60,12 @@ def is_audio(path: Path, max_pixels: int) -> bool:
 
 def is_video(path: Path, max_pixels: int) -> bool:
     """A clip we can show: an MP4/MOV, MKV or WebM by its bytes (the name must agree), with a
-    video stream of an accepted codec whose first frame decodes; `video_problem` says why not."""
-    return video_problem(path, path.name, max_pixels) is None
+    video stream of an accepted codec whose first frame decodes (its name is checked against
+    its bytes by the upload, which knows it); `video_problem` says why not."""
+    return video_problem(path, None, max_pixels) is None
 
 
-def video_problem(path: Path, name: str, max_pixels: int) -> str | None:
+def video_problem(path: Path, name: str | None, max_pixels: int) -> str | None:
     """What keeps the file from being a clip (UnsafeMedia's reasons first: nothing has read
     the bytes then), or None."""
     try:

@@ -21,7 +21,7 @@ import av
 from pipeline import timeline
 from pipeline.errors import PipelineError
 from pipeline.options import RenderOptions
-from pipeline.probe import MAX_PIXELS
+from pipeline.probe import AUDIO_DEMUXERS, MAX_PIXELS, open_user_media
 from pipeline.spec import MAX_SCENES, ProjectSpec
 
 # The words a minute a narration is assumed to be spoken at when its `tts.rate` is not set:
@@ -185,7 +185,7 @@ def voiceover_seconds(path: Path) -> float | None:
     real length again.
     """
     try:
-        with av.open(str(path)) as container:
+        with open_user_media(path, formats=AUDIO_DEMUXERS) as container:
             streams = container.streams.audio
             if streams and streams[0].duration is not None and streams[0].time_base is not None:
                 return float(streams[0].duration * streams[0].time_base)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import re
 import warnings
@@ -151,7 +152,14 @@ def scan_audio(path: Path) -> AudioScan:
     ValueError when the file has no audio stream or no samples. Memory stays small however
     long the file: each decoded frame is folded into 20 ms window powers and dropped.
     """
-    with av.open(str(path)) as container:
+    try:
+        opened = open_user_media(path, formats=AUDIO_DEMUXERS)
+    except av.FFmpegError as exc:
+        # What is on no audio demuxer's list (a picture, a playlist) is refused as EINVAL.
+        if exc.errno == errno.EINVAL:
+            raise ValueError("has no audio stream (its format is not an audio one)") from None
+        raise
+    with opened as container:
         if not container.streams.audio:
             raise ValueError("has no audio stream")
         stream = container.streams.audio[0]
@@ -277,7 +285,8 @@ def image_size(path: Path, max_pixels: int | None = None) -> tuple[int, int]:
     With `max_pixels`, the decoder refuses (ValueError from PyAV) a picture over that many
     pixels before allocating it: without the option, opening the file alone decodes it."""
     options = {"max_pixels": str(max_pixels)} if max_pixels else {}
-    with av.open(str(path), options=options) as container:
+    # Pillow has read it as a picture already; FFmpeg may still open only the file itself.
+    with av.open(str(path), options={**options, "protocol_whitelist": "file"}) as container:
         if not container.streams.video:
             raise ValueError("is not an image")
         stream = container.streams.video[0]
@@ -403,11 +412,12 @@ def _mov(path: Path, size: int) -> None:
 def video_container(path: Path, name: str | None = None) -> str:
     """The demuxer that reads the clip at `path` ('mov' or 'matroska'), from its bytes alone
     (nothing decodes them); UnsafeMedia when they are no container we accept, declare another
-    one than `name`'s extension (default: the path's), or lie about their sizes."""
+    one than `name`'s extension (None: no name to agree with, yet), or lie about their
+    sizes."""
     size = path.stat().st_size
     with path.open("rb") as file:
         head = file.read(64 * 1024)
-    suffix = Path(name or path.name).suffix.lower()
+    suffix = Path(name).suffix.lower() if name is not None else None
     if len(head) >= 8 and head[4:8] in _MOV_FIRST:
         found, demuxer = "an MP4/MOV", "mov"
         _mov(path, size)
@@ -419,7 +429,7 @@ def video_container(path: Path, name: str | None = None) -> str:
             raise UnsafeMedia(f"is {found} file, not the WebM its name says")
     else:
         raise UnsafeMedia("is not an MP4, MOV, MKV or WebM file")
-    if suffix not in VIDEO_CONTAINERS[demuxer]:
+    if suffix is not None and suffix not in VIDEO_CONTAINERS[demuxer]:
         raise UnsafeMedia(f"is {found} file, which its name ({suffix or 'no extension'}) denies")
     return demuxer
 
@@ -453,9 +463,10 @@ class ClipInfo:
     has_audio: bool
 
 
-def clip_info(path: Path, name: str, max_pixels: int) -> ClipInfo:
-    """Probe and decode the first frame of the clip at `path` (shown as `name`); ValueError
-    saying what is wrong when it is no clip we can show."""
+def clip_info(path: Path, name: str | None, max_pixels: int) -> ClipInfo:
+    """Probe and decode the first frame of the clip at `path`, named `name` (None: a name not
+    known yet, which its container is then not checked against); ValueError saying what is
+    wrong when it is no clip we can show."""
     demuxer = video_container(path, name)
     # A side over MAX_VIDEO_SIDE is refused below; the decoders refuse anything bigger still.
     cap = max_pixels or MAX_VIDEO_SIDE * MAX_VIDEO_SIDE
@@ -463,7 +474,7 @@ def clip_info(path: Path, name: str, max_pixels: int) -> ClipInfo:
         if not container.streams.video:
             raise ValueError("has no video stream")
         stream = container.streams.video[0]
-        codec = stream.codec_context.name
+        codec = stream.codec_context.codec.canonical_name  # the format, not the decoder
         if codec not in VIDEO_CODECS:
             raise ValueError(f"is {codec} video; clips must be {', '.join(sorted(VIDEO_CODECS))}")
         width, height = stream.codec_context.width, stream.codec_context.height

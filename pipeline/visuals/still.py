@@ -19,7 +19,13 @@ from PIL import Image
 from pipeline.atomic import file_sha256
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.motion import oversampled, zoompan_filter
-from pipeline.probe import TooManyPixels, check_pixels, decoder_pixel_cap, image_size
+from pipeline.probe import (
+    TooManyPixels,
+    check_pixels,
+    decoder_pixel_cap,
+    image_size,
+    input_guard,
+)
 from pipeline.visuals.base import Sound, VisualError
 
 if TYPE_CHECKING:
@@ -120,7 +126,9 @@ class Still:
         # file changed since (or a header that lies) from taking gigabytes to decode.
         cap = ["-max_pixels", str(decoder_pixel_cap(max_pixels))] if max_pixels else []
         # We rotate by the EXIF tag: FFmpeg versions disagree on whether stills autorotate.
-        return ["-noautorotate", *cap, "-i", str(root / self.path)]
+        # Pillow read it as a picture; FFmpeg may still open nothing but the file itself.
+        guard = input_guard(None)
+        return ["-noautorotate", *guard, *cap, "-i", str(root / self.path)]
 
     def prepare(self, graph: Graph, source: Stream, plan: Plan, scene: ScenePlan) -> Stream:
         """The decoded image as one frame of the prepared size, in the output colours."""
