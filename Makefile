@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) -m tests.bench
 	$(PY) -m tests.bench_queue
 	$(PY) -m tests.bench_scale
+	$(PY) -m tests.bench_clips
 
 # docs/api-reference.md from the app's /openapi.json (tests/api/test_apidoc.py checks it is current).
 docs: $(STAMP)

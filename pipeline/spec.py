@@ -103,7 +103,9 @@ class SceneSpec(BaseModel):
     voiceover: Annotated[str | None, Refers(VOICEOVERS)] = None
     narration: str | None = Field(None, max_length=MAX_NARRATION)
     # Seconds, or "clip": as long as the scene's one clip (its trimmed length).
-    duration: Annotated[float, Field(gt=0, le=3600)] | Literal["clip"] | None = None
+    duration: float | Literal["clip"] | None = Field(
+        None, description='seconds (0 < duration <= 3600), or "clip"', union_mode="left_to_right"
+    )
     # Per-scene overrides of the render options' `fit` and `motion` (motion: of its images).
     fit: Fit | None = None
     motion: Motion | None = None
@@ -112,6 +114,15 @@ class SceneSpec(BaseModel):
     @classmethod
     def _images(cls, entries: list[str | ClipSpec]) -> list[str | ClipSpec]:
         return [check_safe_name(e) if isinstance(e, str) else e for e in entries]
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: float | str | None) -> float | str | None:
+        # Checked here rather than by constraints on the union's number: an error then names
+        # `duration`, not the branch of the union it failed in.
+        if isinstance(value, float | int) and not 0 < value <= 3600:
+            raise ValueError("must be greater than 0 and at most 3600 seconds")
+        return value
 
     @model_validator(mode="after")
     def _clip_duration(self) -> SceneSpec:

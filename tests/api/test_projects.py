@@ -120,7 +120,7 @@ def test_get_project_shows_spec_assets_missing_and_jobs(client: TestClient) -> N
     assert body["id"] == "p1"
     assert body["title"] == "Harbour walk"
     assert body["spec"]["scenes"][1]["narration"] == "The pier at dusk."
-    assert body["assets"] == {"images": [], "voiceovers": [], "music": []}
+    assert body["assets"] == {"images": [], "voiceovers": [], "music": [], "videos": []}
     assert len(body["missingAssets"]) == 4
     assert body["jobs"] == []
 
@@ -131,6 +131,7 @@ def test_get_project_shows_spec_assets_missing_and_jobs(client: TestClient) -> N
         "images": ["a.jpg", "b.jpg", "c.png"],
         "voiceovers": ["one.wav"],
         "music": [],
+        "videos": [],
     }
     assert body["missingAssets"] == []
     assert [job["jobId"] for job in body["jobs"]] == [job_id]
