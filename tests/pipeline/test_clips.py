@@ -300,3 +300,35 @@ def test_a_clip_that_fails_to_decode_mid_render_names_the_file_and_time(
     seconds = float(str(error).split("could not be decoded at ")[1].split(" s")[0])
     assert 1.0 < seconds < 5.0
     assert not (project.output / "video.mp4").exists()
+
+
+def test_ken_burns_over_a_clip_only_when_asked_and_chunk_exact(
+    tmp_path: Path, ffmpeg_bin: str
+) -> None:
+    source = tmp_path / "s.mp4"
+    clips.run(
+        ffmpeg_bin,
+        *("-f", "lavfi", "-i", "testsrc2=s=320x180:r=30:d=3"),
+        *("-c:v", "libx264", "-crf", "10", "-preset", "ultrafast", str(source)),
+    )
+    original = clips.gray_frames(source)
+    made = {}
+    for name, entry, chunk in (
+        ("moving", {"video": "s.mp4", "motion": "kenburns"}, 0.5),
+        ("moving_whole", {"video": "s.mp4", "motion": "kenburns"}, 0),
+        ("plain", {"video": "s.mp4"}, 0),
+    ):
+        project = clips.project_with(
+            tmp_path / name, [{"images": [entry], "duration": 2}], {"videos/s.mp4": source}
+        )
+        # The render option asks for Ken Burns: it moves images, not clips.
+        made[name] = clips.render_here(project, ffmpeg_bin, chunkSeconds=chunk, motion="kenburns")
+    moving, plain = clips.gray_frames(made["moving"]), clips.gray_frames(made["plain"])
+    # Without `motion` on the clip, its frames are the source's throughout.
+    assert min(clips.psnr(plain[n], original[n]) for n in (0, 30, 59)) > 35
+    # With it, the first frame is the whole picture and the last is zoomed in.
+    assert clips.psnr(moving[0], original[0]) > 35
+    assert clips.psnr(moving[59], original[59]) < 25
+    assert frame_hashes(ffmpeg_bin, made["moving"]) == frame_hashes(
+        ffmpeg_bin, made["moving_whole"]
+    )
