@@ -1,7 +1,9 @@
 """`make bench`'s clips section: what a video clip costs a scene's SCENE_BUILD against a still.
 
-One scene of the same length and size, built three ways in one command: from a 1080p H.264
-clip, from a still with Ken Burns (the default: the baseline) and from a still held. Each build
+One scene of the same length and size, built four ways in one command: from a still with Ken
+Burns (the default: the baseline), from the still held, from a 1080p H.264 clip of a busy
+moving picture, and from the still made into an H.264 clip (the same picture on every frame:
+what reading a clip costs, apart from what its moving content costs x264). Each build
 runs in a process of its own, so its peak RSS is that build's FFmpeg processes' alone
 (`RUSAGE_CHILDREN` of the process that waited for them). Reported: SCENE_BUILD wall time and
 peak RSS, and each as a ratio to the baseline measured in the same run.
@@ -31,9 +33,9 @@ from pipeline.project import ProjectDir
 ROOT = Path(".bench/clips")
 
 
-def _make_sources(ffmpeg: str, size: str, seconds: float) -> tuple[Path, Path]:
+def _make_sources(ffmpeg: str, size: str, seconds: float) -> tuple[Path, Path, Path]:
     ROOT.mkdir(parents=True, exist_ok=True)
-    clip, still = ROOT / "clip.mp4", ROOT / "still.jpg"
+    clip, still, frozen = ROOT / "clip.mp4", ROOT / "still.jpg", ROOT / "frozen.mp4"
     # A busy picture (moving test pattern, noise): what a phone clip costs to decode.
     source = f"testsrc2=s={size}:r=30:d={seconds + 1},noise=alls=12:allf=t"
     if not clip.is_file():
@@ -48,7 +50,16 @@ def _make_sources(ffmpeg: str, size: str, seconds: float) -> tuple[Path, Path]:
              "-q:v", "2", str(still)],
             check=True,
         )  # fmt: skip
-    return clip, still
+    if not frozen.is_file():
+        # The still as a clip: the same picture on every frame, so the encode costs what the
+        # held still's does and what is left is reading the clip.
+        subprocess.run(
+            [ffmpeg, "-v", "error", "-y", "-loop", "1", "-framerate", "30", "-i", str(still),
+             "-t", str(seconds + 1), "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+             "-pix_fmt", "yuv420p", str(frozen)],
+            check=True,
+        )  # fmt: skip
+    return clip, still, frozen
 
 
 def _project(
@@ -96,7 +107,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
     ffmpeg = find_ffmpeg()
-    clip, still = _make_sources(ffmpeg, args.resolution, args.seconds)
+    clip, still, frozen = _make_sources(ffmpeg, args.resolution, args.seconds)
     options = {
         "resolution": args.resolution,
         "preset": args.preset,
@@ -113,6 +124,9 @@ def main() -> None:
         ),
         "1080p H.264 clip": _project(
             "clip", {"video": "c.mp4"}, {"videos/c.mp4": clip}, args.seconds
+        ),
+        "the still as an H.264 clip": _project(
+            "frozen", {"video": "f.mp4"}, {"videos/f.mp4": frozen}, args.seconds
         ),
     }
     results = {name: _measure(project, options, ffmpeg) for name, project in cases.items()}
