@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -115,14 +116,18 @@ class SceneSpec(BaseModel):
     def _images(cls, entries: list[str | ClipSpec]) -> list[str | ClipSpec]:
         return [check_safe_name(e) if isinstance(e, str) else e for e in entries]
 
-    @field_validator("duration")
+    @field_validator("duration", mode="wrap")
     @classmethod
-    def _duration(cls, value: float | str | None) -> float | str | None:
+    def _duration(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> float | str | None:
         # Checked here rather than by constraints on the union's number: an error then names
         # `duration`, not the branch of the union it failed in.
-        if isinstance(value, float | int) and not 0 < value <= 3600:
+        try:
+            found = handler(value)
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"]) from None
+        if isinstance(found, float | int) and not 0 < found <= 3600:
             raise ValueError("must be greater than 0 and at most 3600 seconds")
-        return value
+        return found
 
     @model_validator(mode="after")
     def _clip_duration(self) -> SceneSpec:
