@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) -m tests.bench_s3
 	$(PY) -m tests.bench_text
 	$(PY) -m tests.bench_console
+	$(PY) -m tests.bench_clips
 
 # docs/api-reference.md from the app's /openapi.json (tests/api/test_apidoc.py checks it is current).
 docs: $(STAMP)

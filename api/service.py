@@ -693,8 +693,8 @@ def check_text(
         fixed = scene.voiceover is None and limits.spoken(scene.narration, None, options) is None
         if (
             fixed
-            and scene.duration is not None
-            and (bad := text.timing_problem(where, scene.text, scene.duration))
+            and scene.seconds is not None
+            and (bad := text.timing_problem(where, scene.text, scene.seconds))
         ):
             problems.add(ApiError(422, "validation_error", bad[1], bad[0]))
             return
@@ -741,7 +741,7 @@ def check_work(
             elif (text := limits.spoken(scene.narration, None, options)) is not None:
                 voice = limits.speech_seconds(text, options.tts.rate if options.tts else None)
                 estimated.add(index)
-            seconds.append(timeline.scene_seconds(voice, scene.duration))
+            seconds.append(timeline.scene_seconds(voice, scene.seconds))
         work = limits.check(spec, options, seconds, picture_size(options), bounds)
     except limits.OverLimit as exc:
         problems.add(ApiError(422, "over_limit", exc.message, exc.field))

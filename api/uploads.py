@@ -42,7 +42,7 @@ from api.limits import CLOSE, MIB
 from pipeline import assets
 from pipeline.limits import Limits, voiceover_problem
 from pipeline.names import check_safe_name
-from pipeline.probe import TooManyPixels
+from pipeline.probe import TooManyPixels, clip_info
 from pipeline.project import ProjectDir
 from tasks.processes import pid_alive
 from tasks.settings import Settings
@@ -519,29 +519,14 @@ def store_uploads(
         raise ApiError(422, "no_files", "send one or more 'files' parts", "files")
     stored: list[Stored] = []
     for part in received:
-        if part.size == 0:
+        if subdir == assets.VIDEOS.name:
+            # A video is checked as a video only: its container sniffed from its bytes before
+            # any demuxer reads it (pipeline/probe.py), then probed with that demuxer alone.
+            media = _check_video(part, limits)
+        elif part.size == 0:
             raise ApiError(415, "unsupported_media_type", f"{part.name!r} is empty", "files")
-        try:
-            media = assets.sniff(part.tmp, limits.work.max_image_pixels)
-        except TooManyPixels as exc:
-            raise ApiError(
-                422, "image_too_large", f"{part.name!r} {exc} (MAX_IMAGE_PIXELS)", "files"
-            ) from None
-        if subdir == assets.FONTS.name and media is not assets.FONT:
-            raise ApiError(
-                422,
-                "invalid_font",
-                f"{part.name!r} is not a font: fonts/ holds TrueType (.ttf), OpenType (.otf) "
-                "or WOFF2 (.woff2) files",
-                "files",
-            )
-        if media is None:
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                f"{part.name!r} is neither an image, audio that FFmpeg can read, nor a font",
-                "files",
-            )
+        else:
+            media = _sniff(part, subdir, limits)
         kind = assets.BY_NAME[subdir] if subdir else assets.inferred_kind(media)
         _check_kind_cap(part.name, kind.name, part.size)
         if kind.media != media:
@@ -555,6 +540,8 @@ def store_uploads(
             too_long := voiceover_problem(part.tmp, limits.work, repr(part.name))
         ):
             raise ApiError(422, "over_limit", too_long, "files")
+        if kind is assets.VIDEOS and subdir is None:
+            _check_video(part, limits)
         if any((s.subdir, s.name) == (kind.name, part.name) for s in stored):
             raise ApiError(
                 422, "duplicate_name", f"{part.name!r} is sent twice in one request", "files"
@@ -566,6 +553,52 @@ def store_uploads(
         for part, item in zip(received, stored, strict=True):
             os.replace(part.tmp, project.asset(item.folder, item.name))
     return stored
+
+
+def _sniff(part: Received, subdir: str | None, limits: UploadLimits) -> assets.Media:
+    """What the part's bytes are (the subdir's media tried first); 415 if nothing we read."""
+    first = assets.BY_NAME[subdir].media if subdir else None
+    try:
+        media = assets.sniff(part.tmp, limits.work.max_image_pixels, first)
+    except TooManyPixels as exc:
+        raise ApiError(
+            422, "image_too_large", f"{part.name!r} {exc} (MAX_IMAGE_PIXELS)", "files"
+        ) from None
+    if subdir == assets.FONTS.name and media is not assets.FONT:
+        raise ApiError(
+            422,
+            "invalid_font",
+            f"{part.name!r} is not a font: fonts/ holds TrueType (.ttf), OpenType (.otf) "
+            "or WOFF2 (.woff2) files",
+            "files",
+        )
+    if media is None:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"{part.name!r} is neither an image, a video, audio that FFmpeg can read, nor a font",
+            "files",
+        )
+    return media
+
+
+def _check_video(part: Received, limits: UploadLimits) -> assets.Media:
+    """422 naming `files` unless the part is a clip we can show, within MAX_VIDEO_SECONDS."""
+    if part.size == 0:
+        raise ApiError(422, "invalid_video", f"{part.name!r} is empty", "files")
+    try:
+        info = clip_info(part.tmp, part.name, limits.work.max_image_pixels)
+    except Exception as exc:  # UnsafeMedia, and PyAV's many kinds: all say what is wrong
+        raise ApiError(422, "invalid_video", f"{part.name!r} {exc}", "files") from None
+    if info.seconds > limits.work.max_video_seconds:
+        raise ApiError(
+            422,
+            "over_limit",
+            f"{part.name!r} is {info.seconds:.1f} s long, over MAX_VIDEO_SECONDS "
+            f"({limits.work.max_video_seconds:g} s)",
+            "files",
+        )
+    return assets.VIDEO
 
 
 def _check_quota(project: ProjectDir, stored: list[Stored], limits: UploadLimits) -> None:

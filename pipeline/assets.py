@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import av
 from PIL import Image
 
 from pipeline.fonts import MAX_FONT_BYTES, is_font
-from pipeline.probe import check_pixels, decoder_pixel_cap
+from pipeline.probe import (
+    AUDIO_DEMUXERS,
+    check_pixels,
+    clip_info,
+    decoder_pixel_cap,
+    open_user_media,
+)
 
 if TYPE_CHECKING:
     from pipeline.options import RenderOptions
@@ -42,9 +47,9 @@ def is_audio(path: Path, max_pixels: int) -> bool:
     """A container with an audio stream FFmpeg decodes a frame of."""
     # Opening a file decodes a frame of each stream, a picture's too (an image format Pillow
     # does not know): the decoders' pixel cap keeps that from being a bomb.
-    options = {"max_pixels": str(decoder_pixel_cap(max_pixels))}
     try:
-        with av.open(str(path), options=options) as container:
+        cap = decoder_pixel_cap(max_pixels)
+        with open_user_media(path, formats=AUDIO_DEMUXERS, max_pixels=cap) as container:
             if not container.streams.audio:
                 return False
             for _frame in container.decode(audio=0):
@@ -52,6 +57,23 @@ def is_audio(path: Path, max_pixels: int) -> bool:
             return False
     except Exception:
         return False
+
+
+def is_video(path: Path, max_pixels: int) -> bool:
+    """A clip we can show: an MP4/MOV, MKV or WebM by its bytes (the name must agree), with a
+    video stream of an accepted codec whose first frame decodes (its name is checked against
+    its bytes by the upload, which knows it); `video_problem` says why not."""
+    return video_problem(path, None, max_pixels) is None
+
+
+def video_problem(path: Path, name: str | None, max_pixels: int) -> str | None:
+    """What keeps the file from being a clip (UnsafeMedia's reasons first: nothing has read
+    the bytes then), or None."""
+    try:
+        clip_info(path, name, max_pixels)
+    except Exception as exc:  # PyAV raises many kinds
+        return str(exc)
+    return None
 
 
 @dataclass(frozen=True)
@@ -66,8 +88,10 @@ class Media:
 IMAGE = Media("image", "an image", is_image)
 AUDIO = Media("audio", "audio", is_audio)
 FONT = Media("font", "a font", is_font)
-# In the order the bytes are tried: a font's check reads its first bytes and tables only.
-MEDIA = (FONT, IMAGE, AUDIO)
+VIDEO = Media("video", "a video", is_video)
+# In the order the bytes are tried: a font's check reads its first bytes and tables only; a
+# video with sound is a video, when no subdir says.
+MEDIA = (FONT, IMAGE, VIDEO, AUDIO)
 
 
 @dataclass(frozen=True)
@@ -94,8 +118,9 @@ VOICEOVERS = AssetKind("voiceovers", "voiceovers", AUDIO, folder_option="voice_d
 MUSIC = AssetKind("music", "music", AUDIO, inferred=False)
 # TTF, OTF or WOFF2, named in a text layer by family (docs/text.md), not by file name.
 FONTS = AssetKind("fonts", "fonts", FONT, max_bytes=MAX_FONT_BYTES)
+VIDEOS = AssetKind("videos", "videos", VIDEO)
 
-KINDS: tuple[AssetKind, ...] = (IMAGES, VOICEOVERS, MUSIC, FONTS)
+KINDS: tuple[AssetKind, ...] = (IMAGES, VOICEOVERS, MUSIC, FONTS, VIDEOS)
 NAMES: tuple[str, ...] = tuple(kind.name for kind in KINDS)
 FOLDERS: tuple[str, ...] = tuple(kind.folder for kind in KINDS)
 BY_NAME: dict[str, AssetKind] = {kind.name: kind for kind in KINDS}
@@ -106,13 +131,15 @@ def inferred_kind(media: Media) -> AssetKind:
     return next(kind for kind in KINDS if kind.media == media and kind.inferred)
 
 
-def sniff(path: Path, max_pixels: int) -> Media | None:
-    """What the bytes are: the first media whose check passes, or None.
+def sniff(path: Path, max_pixels: int, first: Media | None = None) -> Media | None:
+    """What the bytes are: the first media whose check passes (`first` tried first: the one
+    the upload's subdir expects), or None.
 
     TooManyPixels for an image over `max_pixels`, found from its header before any decoding.
     """
     check_pixels(path, max_pixels)
-    return next((media for media in MEDIA if media.check(path, max_pixels)), None)
+    order = (first, *(m for m in MEDIA if m != first)) if first else MEDIA
+    return next((media for media in order if media.check(path, max_pixels)), None)
 
 
 def spoken_names(names: Sequence[str] = NAMES) -> str:

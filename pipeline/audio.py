@@ -28,6 +28,7 @@ from pathlib import Path
 from pipeline import timeline
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.plan import MusicPlan, Plan
+from pipeline.probe import audio_guard
 
 CHANNEL_LAYOUT = "stereo"
 MASTER_FILE = "audio.wav"
@@ -110,13 +111,55 @@ def _voice_track(graph: Graph, plan: Plan, inputs: _Inputs, root: Path) -> Strea
     segments = []
     for scene in plan.scenes:
         if scene.voiceover is not None:
-            source = graph.input(inputs.add(str(root / scene.voiceover)), "a", 0)
+            source = graph.input(inputs.add(str(root / scene.voiceover), *audio_guard()), "a", 0)
         else:
             source = graph.apply(Filter.of("anullsrc", r=plan.sample_rate, cl=CHANNEL_LAYOUT))
         segments.append(graph.chain(source, _segment(plan, scene.index)))
     if len(segments) == 1:
         return segments[0]
     return graph.apply(Filter.of("concat", n=len(segments), v=0, a=1), *segments)
+
+
+def _clip_sound(graph: Graph, plan: Plan, inputs: _Inputs, root: Path) -> Stream | None:
+    """The visuals' own sounds (clips' asked for with `audio`), each from where its shot
+    starts for as long as it plays or the shot lasts, exactly the video's length; None when no
+    shot has one."""
+    placed = []
+    for scene in plan.scenes:
+        first = scene.start_frame
+        for shot in scene.shots:
+            sound = scene.visual(shot).sound()
+            if sound is not None:
+                at = timeline.sample_at(first, plan.fps, plan.sample_rate)
+                end = timeline.sample_at(first + shot.frames, plan.fps, plan.sample_rate)
+                length = min(end - at, _samples(sound.seconds, plan))
+                source = graph.input(
+                    inputs.add(str(root / sound.path), *sound.input_options), "a", 0
+                )
+                placed.append(
+                    graph.chain(
+                        source,
+                        (
+                            *_format(plan),
+                            Filter.of("atrim", start=f"{sound.start:.6f}"),
+                            Filter.of("asetpts", "N/SR/TB"),
+                            Filter.of("atrim", end_sample=length),
+                            Filter.of("volume", f"{sound.volume}dB"),
+                            Filter.of("adelay", delays=f"{at}S", all=1),
+                        ),
+                    )
+                )
+            first += shot.frames
+    if not placed:
+        return None
+    mixed = (
+        placed[0]
+        if len(placed) == 1
+        else graph.apply(
+            Filter.of("amix", inputs=len(placed), duration="longest", normalize=0), *placed
+        )
+    )
+    return graph.chain(mixed, _exactly(plan.total_samples))
 
 
 def _samples(seconds: float, plan: Plan) -> int:
@@ -135,11 +178,11 @@ def _bed(graph: Graph, plan: Plan, music: MusicPlan, inputs: _Inputs, root: Path
         # compressed audio is not), so nothing waits queued for the crossfade.
         fade = max(1, min(_samples(LOOP_CROSSFADE, plan), bed // 4))
         head = graph.chain(
-            graph.input(inputs.add(path), "a", 0),
+            graph.input(inputs.add(path, *audio_guard()), "a", 0),
             (*_format(plan), Filter.of("atrim", end_sample=bed - fade)),
         )
         tail = graph.chain(
-            graph.input(inputs.add(path), "a", 0),
+            graph.input(inputs.add(path, *audio_guard()), "a", 0),
             (
                 *_format(plan),
                 Filter.of("atrim", start_sample=bed - fade, end_sample=bed),
@@ -150,7 +193,7 @@ def _bed(graph: Graph, plan: Plan, music: MusicPlan, inputs: _Inputs, root: Path
         source = graph.chain(tile, (Filter.of("aloop", loop=-1, size=bed - fade),))
         heard = plan.duration_seconds
     else:
-        source = graph.chain(graph.input(inputs.add(path), "a", 0), _format(plan))
+        source = graph.chain(graph.input(inputs.add(path, *audio_guard()), "a", 0), _format(plan))
         heard = min(music.seconds, plan.duration_seconds)
     filters = [*_exactly(total), Filter.of("volume", f"{music.volume}dB")]
     if music.fade_in > 0:
@@ -195,8 +238,14 @@ def mix_graph(plan: Plan, root: Path, stats: Path | None = None) -> tuple[Graph,
     graph = Graph()
     inputs = _Inputs([])
     mixed = _voice_track(graph, plan, inputs, root)
-    if plan.music is not None:
-        bed = _bed(graph, plan, plan.music, inputs, root)
+    under = [_bed(graph, plan, plan.music, inputs, root)] if plan.music is not None else []
+    if (sounds := _clip_sound(graph, plan, inputs, root)) is not None:
+        under.append(sounds)
+    if under:
+        bed = under[0]
+        if len(under) > 1:
+            both = Filter.of("amix", inputs=2, duration="first", normalize=0)
+            bed = graph.apply(both, *under)
         if plan.ducking_db > 0:
             gain = ducking_expression(speech_spans(plan), plan.ducking_db)
             bed = graph.chain(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pipeline import layers, transitions, visuals
+from pipeline.probe import VIDEO_CONTAINERS
 
 # Everything the pipeline's FFmpeg commands use (scene.py, visuals/, layers/, audio.py, mux.py).
 # A test (tests/pipeline/test_capabilities.py) builds those commands for a plan using every
@@ -40,12 +41,15 @@ NEEDS: Mapping[str, tuple[str, ...]] = {
                 # the music bed, looped, faded and ducked; the mix; its loudness and gain
                 *("acrossfade", "aloop", "volume", "afade", "asetnsamples", "amix"),
                 *("ebur128", "ametadata", "alimiter"),
+                # video clips' own sound, placed where their shots start (audio.py)
+                "adelay",
             )
         )
     ),
     # raw stills between the two steps of a scene's build; clips joined by the concat demuxer;
     # the captions' SRT muxed as the soft subtitle track
-    "demuxer": ("concat", "rawvideo", "srt"),
+    # and the video clips' containers, each read by its own demuxer (pipeline/visuals/clip.py)
+    "demuxer": ("concat", "rawvideo", "srt", *VIDEO_CONTAINERS),
     "muxer": ("mp4", "wav", "rawvideo", "null"),
 }
 

@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import os
 import queue
+import resource
 import shlex
 import shutil
 import signal
@@ -72,8 +73,13 @@ def _load_prctl() -> Callable[..., int] | None:
 _PRCTL = _load_prctl()
 
 
-def _child_setup(parent_pid: int, nice: int = 0) -> Callable[[], None]:
+def _child_setup(parent_pid: int, nice: int = 0, max_memory_mb: int = 0) -> Callable[[], None]:
     def setup() -> None:
+        # Its address space capped: a crafted input (a header promising a huge frame, a
+        # decoder bug) makes FFmpeg fail instead of taking the host's memory.
+        if max_memory_mb:
+            limit = max_memory_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         # Below the service's own processes: on a host where x264 fills every core, the API
         # and the workers' bookkeeping (heartbeats, progress, cancels) still get the CPU.
         if nice:
@@ -108,6 +114,8 @@ class Runner:
     scene: int | None = None
     # Added to FFmpeg's niceness (0..19): how far below its caller it runs (FFMPEG_NICE).
     nice: int = 0
+    # Each process's address space, MiB (FFMPEG_MAX_MEMORY_MB); 0: no cap.
+    max_memory_mb: int = 0
 
     def _log(self, text: str) -> None:
         if self.log is not None:
@@ -149,7 +157,7 @@ class Runner:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_child_setup(os.getpid(), self.nice),
+            preexec_fn=_child_setup(os.getpid(), self.nice, self.max_memory_mb),
         )
         assert proc.stdout is not None and proc.stderr is not None
         self._log(f"{stage}: ffmpeg pid {proc.pid} started")

@@ -21,7 +21,7 @@ import av
 from pipeline import timeline
 from pipeline.errors import PipelineError
 from pipeline.options import RenderOptions
-from pipeline.probe import MAX_PIXELS
+from pipeline.probe import AUDIO_DEMUXERS, MAX_PIXELS, open_user_media
 from pipeline.spec import MAX_SCENES, ProjectSpec
 
 # The words a minute a narration is assumed to be spoken at when its `tts.rate` is not set:
@@ -38,6 +38,8 @@ class Limits:
     max_scenes: int = MAX_SCENES
     # A scene's length, whatever sets it: its duration, its voiceover or its spoken narration.
     max_scene_seconds: float = 3600.0
+    # A video clip's length (the whole file, not only the part a scene uses).
+    max_video_seconds: float = 600.0
     # Characters of narration one scene may have spoken (renderOptions.tts).
     max_narration_chars: int = 5000
     # The shortest minShot and maxShot, seconds (a shot is also at least one frame).
@@ -128,8 +130,8 @@ def check_spec(spec: ProjectSpec, options: RenderOptions, limits: Limits) -> Non
             field="scenes",
         )
     for index, scene in enumerate(spec.scenes):
-        if scene.duration is not None and scene.duration > limits.max_scene_seconds:
-            raise scene_too_long(index, "duration", scene.duration, limits)
+        if scene.seconds is not None and scene.seconds > limits.max_scene_seconds:
+            raise scene_too_long(index, "duration", scene.seconds, limits)
         check_narration(spec, options, index, limits)
 
 
@@ -185,7 +187,7 @@ def voiceover_seconds(path: Path) -> float | None:
     real length again.
     """
     try:
-        with av.open(str(path)) as container:
+        with open_user_media(path, formats=AUDIO_DEMUXERS) as container:
             streams = container.streams.audio
             if streams and streams[0].duration is not None and streams[0].time_base is not None:
                 return float(streams[0].duration * streams[0].time_base)

@@ -36,11 +36,11 @@ from pipeline.probe import (
 from pipeline.problems import unknown_scenes
 from pipeline.project import ProjectDir
 from pipeline.sound import captions_without_narration
-from pipeline.spec import ProjectSpec, SceneSpec, read_spec
+from pipeline.spec import ClipSpec, ProjectSpec, SceneSpec, read_spec
 from pipeline.transitions import TransitionPlan
 from pipeline.tts import Word
 from pipeline.tts import cache as speech_cache
-from pipeline.visuals import Visual, VisualPlan
+from pipeline.visuals import Clip, Visual, VisualPlan
 
 PLAN_FILE = "plan.json"
 __all__ = ["file_sha256"]  # long imported from here
@@ -434,20 +434,48 @@ def _inspect_scene(
     """Inspect the scene's visuals, probe its voice, and settle its length."""
     try:
         found = tuple(
-            visuals.inspect("still", project, name, bounds.max_image_pixels)
-            for name in dict.fromkeys(scene.images)
+            _inspect_visual(project, entry, bounds) for entry in dict.fromkeys(scene.images)
         )
     except visuals.VisualError as exc:
         raise _scene_error(index, scene, str(exc)) from None
     voice = _scene_voice(project, options, index, scene, bounds, ffmpeg, log)
     voice_seconds = voice.seconds if voice is not None else None
-    seconds = timeline.scene_seconds(voice_seconds, scene.duration)
+    given = scene.seconds
+    if scene.duration == "clip":  # the spec allows it for a scene of one clip only
+        given = next(v.used_seconds for v in found if isinstance(v, Clip))
+        if given > bounds.max_scene_seconds:
+            raise limits.scene_too_long(index, "duration", given, bounds)
+    seconds = timeline.scene_seconds(voice_seconds, given)
     if seconds is None:
         problem = "has neither a voiceover nor a duration"
         if scene.narration and options.tts is None:
             problem += " (renderOptions.tts would speak its narration)"
         raise _scene_error(index, scene, problem)
     return SceneInputs(found, voice.path if voice else None, voice_seconds, seconds), voice
+
+
+def _inspect_visual(project: ProjectDir, entry: str | ClipSpec, bounds: Limits) -> Visual:
+    """The visual a spec entry names: an image's file name, or a clip object."""
+    if isinstance(entry, str):
+        return visuals.inspect("still", project, entry, bounds.max_image_pixels)
+    clip = visuals.inspect(entry.kind, project, entry.video, bounds.max_image_pixels, entry)
+    if isinstance(clip, Clip) and clip.seconds > bounds.max_video_seconds:
+        raise visuals.VisualError(
+            f"video {entry.video!r} is {clip.seconds:.1f} s long, over MAX_VIDEO_SECONDS "
+            f"({bounds.max_video_seconds:g} s)"
+        )
+    return clip
+
+
+def _pick(found: Sequence[Visual], entry: str | ClipSpec) -> Visual:
+    """The inspected visual a spec entry names."""
+    for visual in found:
+        if isinstance(entry, str):
+            if visual.kind == "still" and visual.name == entry:
+                return visual
+        elif isinstance(visual, Clip) and visual.name == entry.video and visual.used_as(entry):
+            return visual
+    raise ValueError(f"no visual inspected for {entry!r}")
 
 
 def make_plan(
@@ -541,6 +569,8 @@ def build_plan(
         fps=fps,
         min_shot=options.min_shot,
         max_shot=options.max_shot,
+        # A scene with a clip has a shot per visual: maxShot never cuts a clip short.
+        whole=[bool(scene.clips) for scene in spec.scenes],
     )
     xfade = timeline.overlap_frames(options.xfade, fps)
     width, height = picture_size(options)
@@ -548,14 +578,16 @@ def build_plan(
     burn_in = options.captions.enabled and options.captions.burn_in
     for index, (scene, timing, found) in enumerate(zip(spec.scenes, timings, inputs, strict=True)):
         motion = scene.motion or options.motion
-        by_name = {visual.name: visual for visual in found.visuals}
+        shown = [_pick(found.visuals, entry) for entry in scene.images]
         # The moves follow the scene's content, not its place in the video.
-        seed = "|".join(by_name[name].sha256 or by_name[name].path for name in scene.images)
+        seed = "|".join(visual.sha256 or visual.path for visual in shown)
         shots = []
         count = len(timing.shot_frames)
         for shot, frames in enumerate(timing.shot_frames):
-            visual = by_name[scene.images[shot % len(scene.images)]]
-            move = kenburns(seed, shot) if motion == "kenburns" else STILL
+            visual = shown[shot % len(shown)]
+            # A clip moves only when its own entry asks (`motion` of the clip object).
+            moves = visual.motion if isinstance(visual, Clip) else motion
+            move = kenburns(seed, shot) if moves == "kenburns" else STILL
             overlap = xfade if shot < count - 1 else 0
             shots.append(ShotPlan(visual.kind, visual.sha256, frames, overlap, move))
         sound = voices[index] if index < len(voices) else None
@@ -607,7 +639,7 @@ def build_plan(
         preview=options.preview,
         part=part,
         music=music,
-        ducking_db=options.ducking.amount if music is not None else 0.0,
+        ducking_db=options.ducking.amount if music is not None or _clip_sound(scenes) else 0.0,
         loudness=options.loudness.target,
         caption_language=options.captions.language if options.captions.enabled else None,
         chunk_frames=_chunk_frames(options, fps),
@@ -634,6 +666,11 @@ def _layers(
 def _burnt(options: RenderOptions) -> BurntCaptions:
     looks = options.captions
     return BurntCaptions(style=looks.style, position=looks.position, size=looks.size)
+
+
+def _clip_sound(scenes: Sequence[ScenePlan]) -> bool:
+    """Whether some clip's own sound is in the mix (and so ducks under the voice)."""
+    return any(isinstance(v, Clip) and v.volume is not None for s in scenes for v in s.visuals)
 
 
 def _chunk_frames(options: RenderOptions, fps: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import re
 import warnings
@@ -151,7 +152,14 @@ def scan_audio(path: Path) -> AudioScan:
     ValueError when the file has no audio stream or no samples. Memory stays small however
     long the file: each decoded frame is folded into 20 ms window powers and dropped.
     """
-    with av.open(str(path)) as container:
+    try:
+        opened = open_user_media(path, formats=AUDIO_DEMUXERS)
+    except av.FFmpegError as exc:
+        # What is on no audio demuxer's list (a picture, a playlist) is refused as EINVAL.
+        if exc.errno == errno.EINVAL:
+            raise ValueError("has no audio stream (its format is not an audio one)") from None
+        raise
+    with opened as container:
         if not container.streams.audio:
             raise ValueError("has no audio stream")
         stream = container.streams.audio[0]
@@ -277,7 +285,8 @@ def image_size(path: Path, max_pixels: int | None = None) -> tuple[int, int]:
     With `max_pixels`, the decoder refuses (ValueError from PyAV) a picture over that many
     pixels before allocating it: without the option, opening the file alone decodes it."""
     options = {"max_pixels": str(max_pixels)} if max_pixels else {}
-    with av.open(str(path), options=options) as container:
+    # Pillow has read it as a picture already; FFmpeg may still open only the file itself.
+    with av.open(str(path), options={**options, "protocol_whitelist": "file"}) as container:
         if not container.streams.video:
             raise ValueError("is not an image")
         stream = container.streams.video[0]
@@ -285,3 +294,213 @@ def image_size(path: Path, max_pixels: int | None = None) -> tuple[int, int]:
         for frame in container.decode(stream):
             return frame.width, frame.height
     raise ValueError("has no decodable picture")
+
+
+# Untrusted media. FFmpeg follows references inside some inputs (an HLS playlist, a concat
+# script, a few containers' external data references): a file disguised as a video could make
+# a render read local files or reach internal URLs. Every open of user media here names the
+# demuxer (never a probe of its bytes) and allows the `file` protocol alone; the FFmpeg
+# commands do the same (`input_guard`).
+SAFE_PROTOCOLS = "file,pipe"
+# Video clips: each accepted container by the demuxer that reads it, and the file names it
+# may have. A file whose bytes declare another container than its name is refused.
+VIDEO_CONTAINERS: dict[str, tuple[str, ...]] = {
+    "mov": (".mp4", ".mov", ".m4v"),
+    "matroska": (".mkv", ".webm"),
+}
+VIDEO_CODECS = frozenset({"h264", "hevc", "vp9", "av1", "prores"})
+# The longest side a clip may have.
+MAX_VIDEO_SIDE = 4096
+# A wall-time bound on opening and reading user media in-process (seconds, PyAV's timeout).
+OPEN_SECONDS = 20.0
+_MOV_FIRST = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid"}
+_EBML = b"\x1a\x45\xdf\xa3"
+_SEGMENT = b"\x18\x53\x80\x67"
+_MAX_BOXES = 100_000
+
+
+class UnsafeMedia(ValueError):
+    """A file refused before any demuxer reads it: not a container we accept, one whose bytes
+    declare another container than its name, or one whose structure lies about its size."""
+
+
+# The demuxers audio (voiceovers, music) is read with: never one that follows references to
+# other files or URLs (hls, concat, ...), whatever a file's bytes look like.
+AUDIO_DEMUXERS = "wav,w64,mp3,flac,ogg,mov,aac,matroska,aiff,caf,amr,au"
+
+
+def input_guard(demuxer: str | None) -> list[str]:
+    """The input options every FFmpeg command puts before a user file: only `file` (and
+    `pipe`) may be opened, and with `demuxer` the file is read as that and nothing else."""
+    return ["-protocol_whitelist", SAFE_PROTOCOLS, *(("-f", demuxer) if demuxer else ())]
+
+
+def audio_guard() -> list[str]:
+    """`input_guard` for a voice or a bed: the file protocol, one of the audio demuxers."""
+    return [*input_guard(None), "-format_whitelist", AUDIO_DEMUXERS]
+
+
+def _vint(data: bytes, at: int) -> tuple[int, int, bool]:
+    """An EBML variable-length integer at `at`: (value, length, all value bits set)."""
+    if at >= len(data) or data[at] == 0:
+        raise UnsafeMedia("has a malformed Matroska header")
+    first = data[at]
+    length = 9 - first.bit_length()
+    if at + length > len(data):
+        raise UnsafeMedia("has a truncated Matroska header")
+    value = first & (0xFF >> length)
+    for byte in data[at + 1 : at + length]:
+        value = (value << 8) | byte
+    return value, length, value == (1 << (7 * length)) - 1
+
+
+def _matroska(head: bytes, size: int) -> str:
+    """'matroska' or 'webm' by the EBML DocType; UnsafeMedia when a size lies."""
+    header, length, _ = _vint(head, 4)
+    body = 4 + length
+    end = body + header
+    if end > len(head):
+        raise UnsafeMedia("declares a Matroska header longer than the file can hold")
+    doctype = b""
+    at = body
+    while at + 2 < end:
+        element = head[at : at + 2]
+        value, length, _ = _vint(head, at + 2)
+        start = at + 2 + length
+        if element == b"\x42\x82":
+            doctype = head[start : start + value]
+        at = start + value
+    if head[end : end + 4] != _SEGMENT:
+        raise UnsafeMedia("has no Matroska segment after its header")
+    value, length, unknown = _vint(head, end + 4)
+    if not unknown and end + 4 + length + value > size:
+        raise UnsafeMedia(f"declares a Matroska segment of {value} bytes in a file of {size} bytes")
+    if doctype not in (b"matroska", b"webm"):
+        raise UnsafeMedia(f"is a Matroska file of unknown kind {doctype!r}")
+    return doctype.decode()
+
+
+def _mov(path: Path, size: int) -> None:
+    """Walks the top-level boxes: each must end inside the file (UnsafeMedia if not)."""
+    with path.open("rb") as file:
+        at = 0
+        for _ in range(_MAX_BOXES):
+            if at == size:
+                return
+            file.seek(at)
+            box = file.read(16)
+            if len(box) < 8:
+                raise UnsafeMedia(f"has a truncated box at byte {at}")
+            length = int.from_bytes(box[:4], "big")
+            if length == 1:
+                if len(box) < 16:
+                    raise UnsafeMedia(f"has a truncated box at byte {at}")
+                length = int.from_bytes(box[8:16], "big")
+            elif length == 0:  # to the end of the file
+                return
+            if length < 8:
+                raise UnsafeMedia(f"has a box of {length} bytes at byte {at}")
+            if at + length > size:
+                raise UnsafeMedia(
+                    f"declares a {box[4:8].decode('latin-1')!r} box of {length} bytes at byte "
+                    f"{at}, past the end of the file ({size} bytes)"
+                )
+            at += length
+    raise UnsafeMedia(f"has more than {_MAX_BOXES} top-level boxes")
+
+
+def video_container(path: Path, name: str | None = None) -> str:
+    """The demuxer that reads the clip at `path` ('mov' or 'matroska'), from its bytes alone
+    (nothing decodes them); UnsafeMedia when they are no container we accept, declare another
+    one than `name`'s extension (None: no name to agree with, yet), or lie about their
+    sizes."""
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        head = file.read(64 * 1024)
+    suffix = Path(name).suffix.lower() if name is not None else None
+    if len(head) >= 8 and head[4:8] in _MOV_FIRST:
+        found, demuxer = "an MP4/MOV", "mov"
+        _mov(path, size)
+    elif head.startswith(_EBML):
+        kind = _matroska(head, size)
+        found, demuxer = ("a WebM" if kind == "webm" else "a Matroska"), "matroska"
+        # A WebM is a Matroska; a file named .webm must be one, though.
+        if suffix == ".webm" and kind != "webm":
+            raise UnsafeMedia(f"is {found} file, not the WebM its name says")
+    else:
+        raise UnsafeMedia("is not an MP4, MOV, MKV or WebM file")
+    if suffix is not None and suffix not in VIDEO_CONTAINERS[demuxer]:
+        raise UnsafeMedia(f"is {found} file, which its name ({suffix or 'no extension'}) denies")
+    return demuxer
+
+
+def open_user_media(
+    path: Path, demuxer: str | None = None, *, formats: str | None = None, max_pixels: int = 0
+) -> av.container.InputContainer:
+    """`av.open` of a user's file: the `file` protocol only, read by `demuxer` (or by one of
+    the demuxers `formats` lists), a pixel cap on its decoders, a wall-time bound on opening and
+    reading it."""
+    options = {"protocol_whitelist": "file"}
+    if formats:
+        options["format_whitelist"] = formats
+    if max_pixels:
+        options["max_pixels"] = str(max_pixels)
+    return av.open(str(path), format=demuxer, options=options, timeout=OPEN_SECONDS)
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What VALIDATE and the upload check learn of a video clip."""
+
+    demuxer: str
+    codec: str
+    width: int  # as displayed (after its rotation)
+    height: int
+    rotation: int  # degrees counter-clockwise the stored picture is turned for display
+    seconds: float  # its video's length
+    start: float  # its video's first timestamp (seconds)
+    fps: float  # average, for messages only: frames are placed by their timestamps
+    has_audio: bool
+
+
+def clip_info(path: Path, name: str | None, max_pixels: int) -> ClipInfo:
+    """Probe and decode the first frame of the clip at `path`, named `name` (None: a name not
+    known yet, which its container is then not checked against); ValueError saying what is
+    wrong when it is no clip we can show."""
+    demuxer = video_container(path, name)
+    # A side over MAX_VIDEO_SIDE is refused below; the decoders refuse anything bigger still.
+    cap = max_pixels or MAX_VIDEO_SIDE * MAX_VIDEO_SIDE
+    with open_user_media(path, demuxer, max_pixels=decoder_pixel_cap(cap)) as container:
+        if not container.streams.video:
+            raise ValueError("has no video stream")
+        stream = container.streams.video[0]
+        codec = stream.codec_context.codec.canonical_name  # the format, not the decoder
+        if codec not in VIDEO_CODECS:
+            raise ValueError(f"is {codec} video; clips must be {', '.join(sorted(VIDEO_CODECS))}")
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if max(width, height) > MAX_VIDEO_SIDE:
+            raise ValueError(f"is {width}×{height}, over {MAX_VIDEO_SIDE} pixels a side")
+        stream.codec_context.options = {"max_pixels": str(decoder_pixel_cap(cap))}
+        first = next(iter(container.decode(stream)), None)
+        if first is None:
+            raise ValueError("has no decodable frame")
+        rotation = round((first.rotation or 0) / 90) * 90 % 360
+        if stream.time_base is None:
+            raise ValueError("has no time base")
+        start = float((stream.start_time or 0) * stream.time_base)
+        seconds = _stream_seconds(stream, (container.duration or 0) / av.time_base)
+        if seconds <= 0:
+            raise ValueError("has no length")
+        rate = stream.average_rate or stream.guessed_rate or 0
+        turned = rotation in (90, 270)
+        return ClipInfo(
+            demuxer=demuxer,
+            codec=codec,
+            width=height if turned else width,
+            height=width if turned else height,
+            rotation=rotation,
+            seconds=seconds,
+            start=start,
+            fps=float(rate),
+            has_audio=bool(container.streams.audio),
+        )

@@ -20,6 +20,7 @@ from pipeline.chunks import fades
 from pipeline.encoder import Encoder, clip_timing_args, video_codec_args
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.plan import Plan, ScenePlan
+from pipeline.visuals import Visual
 
 _YUV420P = Filter.of("format", "yuv420p")
 
@@ -84,25 +85,49 @@ def _within(piece: Piece, start: int, span: tuple[int, int]) -> Piece | None:
 
 
 def stills_graph(plan: Plan, scene: ScenePlan) -> Graph:
-    """Input n (scene visual n) prepared: graph output n."""
+    """Input n (the scene's nth visual that prepares) prepared: graph output n."""
     graph = Graph()
-    for index, visual in enumerate(scene.visuals):
+    for index, visual in enumerate(_preparing(scene)):
         graph.output(visual.prepare(graph, graph.input(index, "v"), plan, scene))
     return graph
+
+
+def _preparing(scene: ScenePlan) -> list[Visual]:
+    return [visual for visual in scene.visuals if visual.prepares]
 
 
 def stills_args(
     project_root: Path, plan: Plan, scene: ScenePlan, targets: Sequence[Path]
 ) -> list[str]:
-    """One command writing each of `scene.visuals`, prepared, to its file in `targets`."""
+    """One command writing each of the scene's visuals that prepare, prepared, to its file in
+    `targets`."""
     args: list[str] = []
-    for visual in scene.visuals:
+    preparing = _preparing(scene)
+    for visual in preparing:
         args += visual.prepare_input(project_root, plan.max_pixels)
     compiled = stills_graph(plan, scene).compile()
     args += ["-filter_complex", compiled.text]
-    for prepared, visual, target in zip(compiled.maps, scene.visuals, targets, strict=True):
+    for prepared, visual, target in zip(compiled.maps, preparing, targets, strict=True):
         args += ["-map", prepared, *visual.prepare_output(), str(target)]
     return args
+
+
+def _feeds(
+    plan: Plan,
+    scene: ScenePlan,
+    drawn: Sequence[Piece],
+    root: Path | None = None,
+    prepared: Sequence[Path] = (),
+) -> list[tuple[list[Piece], list[list[str]]]]:
+    """For each visual, in order: the pieces drawn from it and the inputs it is read from
+    (`prepared`: the prepared files of the visuals that prepare, in order)."""
+    files = iter(prepared)
+    feeds = []
+    for visual in scene.visuals:
+        uses = [p for p in drawn if scene.visual(scene.shots[p.shot]) is visual]
+        made = next(files, None) if visual.prepares else None
+        feeds.append((uses, visual.inputs(root, made, plan, scene, uses)))
+    return feeds
 
 
 def scene_graph(
@@ -111,7 +136,7 @@ def scene_graph(
     span: tuple[int, int] | None = None,
     work: Path | None = None,
 ) -> Graph:
-    """The graph of a scene clip, fed by its prepared visuals (input n: scene visual n); its
+    """The graph of a scene clip, fed by its visuals' inputs (`Visual.inputs`, in order); its
     one output has exactly `scene.frames` frames, or with `span` (a chunk's frames [first,
     end) of the scene) exactly those frames, the same pixels as the whole scene's graph draws
     there. Its layers draw from their files in `work` (the stages' work folder).
@@ -139,20 +164,18 @@ def draw_scene(
     of frames. Splitting the frame stream of a shot (and trimming each branch) queued the
     frames one branch had not asked for yet: about 25 MB more at 1080p for half-second fades.
     A span that cuts a cross-fade (a transition's edge may) is drawn with the whole fade, then
-    trimmed: a fade's frames depend on where it is in the fade.
+    trimmed: a fade's frames depend on where it is in the fade. A video clip's frames are a
+    stream by nature: each shot's are read once and split into its pieces, which follow one
+    another, so a branch queues at most a fade's frames.
     """
     drawn_span = _around_fades(plan, scene, span)
     drawn = pieces(plan, scene, drawn_span)
-    users: dict[tuple[str, str], list[Piece]] = {}
-    for piece in drawn:
-        shot = scene.shots[piece.shot]
-        users.setdefault((shot.kind, shot.digest), []).append(piece)
     sources: dict[Piece, Stream] = {}
-    for index, visual in enumerate(scene.visuals):
-        wanted = users.pop((visual.kind, visual.sha256), None)
-        if wanted:
-            copies = graph.split(graph.input(first_input + index, "v"), len(wanted))
-            sources.update(zip(wanted, copies, strict=True))
+    index = first_input
+    for visual, (uses, inputs) in zip(scene.visuals, _feeds(plan, scene, drawn), strict=True):
+        fed = [graph.input(index + n, "v") for n in range(len(inputs))]
+        index += len(inputs)
+        sources.update(zip(uses, visual.sources(graph, fed, plan, scene, uses), strict=True))
     streams = []
     for piece in drawn:
         shot = scene.shots[piece.shot]
@@ -194,6 +217,20 @@ def _around_fades(
     return first, end
 
 
+def _inputs(
+    plan: Plan,
+    scene: ScenePlan,
+    span: tuple[int, int] | None,
+    root: Path | None,
+    prepared: Sequence[Path],
+) -> list[list[str]]:
+    """The input options of the scene's drawing of `span`, in the order `draw_scene` numbers
+    them (the same pieces: a span widened to the cross-fades it cuts)."""
+    drawn = pieces(plan, scene, _around_fades(plan, scene, span))
+    feeds = _feeds(plan, scene, drawn, root, prepared)
+    return [options for _, inputs in feeds for options in inputs]
+
+
 def transition_args(
     plan: Plan,
     index: int,
@@ -201,6 +238,7 @@ def transition_args(
     prepared: Mapping[int, Sequence[Path]],
     out: Path,
     work: Path | None = None,
+    root: Path | None = None,
 ) -> list[str]:
     """The command of frames [first, end) of the transition from scene `index` into the next
     (`pipeline.transitions`), encoded like any scene clip: the outgoing scene's last frames and
@@ -210,15 +248,14 @@ def transition_args(
     transition = outgoing.transition
     if transition is None:
         raise ValueError(f"scene {outgoing.label} has no transition into the next")
-    args: list[str] = []
-    for scene in (outgoing, incoming):
-        for visual, path in zip(scene.visuals, prepared[scene.index], strict=True):
-            args += visual.source_input(path, plan, scene)
-    graph = Graph()
     out_span = (outgoing.frames - transition.before, outgoing.frames)
-    last = draw_scene(graph, plan, outgoing, out_span, work)
     into = (0, transition.after)
-    first = draw_scene(graph, plan, incoming, into, work, first_input=len(outgoing.visuals))
+    outgoing_inputs = _inputs(plan, outgoing, out_span, root, prepared[outgoing.index])
+    incoming_inputs = _inputs(plan, incoming, into, root, prepared[incoming.index])
+    args = [option for options in (*outgoing_inputs, *incoming_inputs) for option in options]
+    graph = Graph()
+    last = draw_scene(graph, plan, outgoing, out_span, work)
+    first = draw_scene(graph, plan, incoming, into, work, first_input=len(outgoing_inputs))
     picture = transitions.draw(graph, last, first, transition, plan.fps, window)
     graph.output(graph.chain(picture, _tags(plan.encoder)))
     compiled = graph.compile()
@@ -264,12 +301,12 @@ def scene_source_args(
     *,
     span: tuple[int, int] | None = None,
     work: Path | None = None,
+    root: Path | None = None,
 ) -> list[str]:
     """The inputs and graph of a scene clip (or of its chunk `span`), up to its mapped output:
-    what feeds the encoder. `prepared`: each visual's prepared file, in order."""
-    args: list[str] = []
-    for visual, path in zip(scene.visuals, prepared, strict=True):
-        args += visual.source_input(path, plan, scene)
+    what feeds the encoder. `prepared`: the prepared file of each visual that prepares, in
+    order; `root`: the project's, which the others (clips) are read from."""
+    args = [option for options in _inputs(plan, scene, span, root, prepared) for option in options]
     compiled = scene_graph(plan, scene, span, work).compile()
     (video,) = compiled.maps
     return [*args, "-filter_complex", compiled.text, "-map", video]
@@ -283,13 +320,14 @@ def scene_args(
     *,
     span: tuple[int, int] | None = None,
     work: Path | None = None,
+    root: Path | None = None,
 ) -> list[str]:
     """The whole scene-clip command: its graph encoded with the plan's encoder, video only;
     its layers' files are in `work`. With `span`, the chunk of the clip that is frames
     [first, end) of the scene."""
     first, end = span if span is not None else (0, scene.frames)
     return [
-        *scene_source_args(plan, scene, prepared, span=span, work=work),
+        *scene_source_args(plan, scene, prepared, span=span, work=work, root=root),
         "-an",
         *video_codec_args(plan.encoder),
         "-frames:v",

@@ -94,6 +94,7 @@ def scene_stills(project: ProjectDir, plan: Plan, index: int) -> list[Path]:
     return [
         folder / visual.prepared_name(f"scene_{index:03d}_{n}", plan, scene)
         for n, visual in enumerate(scene.visuals)
+        if visual.prepares
     ]
 
 
@@ -328,8 +329,16 @@ def encode_unit(project: ProjectDir, plan: Plan, unit: Unit, runner: Runner) -> 
     own = plan.scenes[unit.scene_index]  # the scene the runner (its errors) names
     doing = f"drawing and encoding {unit.describe()}"
     with _failing_as(own.id, doing), atomic_path(target) as tmp:
-        args = unit.args(plan, prepared, tmp, project.work)
-        runner.run(args, expected_seconds=unit.frames(plan) / plan.fps)
+        args = unit.args(plan, prepared, tmp, project.work, project.root)
+        try:
+            runner.run(args, expected_seconds=unit.frames(plan) / plan.fps)
+        except PipelineError as exc:
+            # A video clip read in this command may be what failed: say which, and where.
+            drawn = (plan.scenes[index] for index in unit.draws())
+            found = (visual.damage(project.root) for scene in drawn for visual in scene.visuals)
+            if (damage := next((d for d in found if d), None)) is not None:
+                raise exc.with_context(message=damage) from exc
+            raise
     for index in unit.draws():
         _remove_stills(project, plan, index)
     return target

@@ -86,8 +86,10 @@ def layout(
     fps: int,
     min_shot: float,
     max_shot: float,
+    whole: Sequence[bool] = (),
 ) -> tuple[SceneTiming, ...]:
-    """Frame boundaries of every scene and shot.
+    """Frame boundaries of every scene and shot. A scene marked `whole` (one with a video
+    clip) has one shot per visual, however long or short: neither maxShot nor minShot applies.
 
     A scene whose shots would come out shorter than minShot (in whole frames) is lengthened to
     k·minShot, rounded up to whole frames, so its shots are never shorter than minShot.
@@ -98,13 +100,16 @@ def layout(
     clock = Fraction(0)  # exact seconds at the start of the scene
     start = 0
     timings: list[SceneTiming] = []
-    for seconds, visuals in zip(durations, visual_counts, strict=True):
+    for index, (seconds, visuals) in enumerate(zip(durations, visual_counts, strict=True)):
         length = exact(seconds)
-        k = shot_count(length, visuals, max_shot)
+        one_each = index < len(whole) and whole[index]
+        k = visuals if one_each else shot_count(length, visuals, max_shot)
         end = round_half_up((clock + length) * fps)
-        lengthened = end - start < k * min_frames
+        # minShot is for pictures: a clip is as long as its scene says (a frame at least).
+        shortest = k if one_each else k * min_frames
+        lengthened = end - start < shortest
         if lengthened:
-            end = start + k * min_frames
+            end = start + shortest
             length = Fraction(end, fps) - clock
         timings.append(SceneTiming(start, end - start, split_frames(end - start, k), lengthened))
         clock += length

@@ -98,11 +98,17 @@ class Unit:
         return self.made.place(self)
 
     def args(
-        self, plan: Plan, prepared: Mapping[int, Sequence[Path]], out: Path, work: Path
+        self,
+        plan: Plan,
+        prepared: Mapping[int, Sequence[Path]],
+        out: Path,
+        work: Path,
+        root: Path | None = None,
     ) -> list[str]:
         """The FFmpeg command encoding this unit's clip into `out`, from the prepared visuals
-        of the scenes it draws from (`prepared`, by scene index)."""
-        return self.made.args(plan, self, prepared, out, work)
+        of the scenes it draws from (`prepared`, by scene index) and the files read where they
+        are (video clips, under the project's `root`)."""
+        return self.made.args(plan, self, prepared, out, work, root)
 
     def describe(self) -> str:
         """What its clip is, for an error: 'the clip', 'the transition into scene 3'."""
@@ -165,6 +171,7 @@ class Kind:
         prepared: Mapping[int, Sequence[Path]],
         out: Path,
         work: Path,
+        root: Path | None = None,
     ) -> list[str]:
         raise ValueError(f"a {self.name} unit makes no clip")
 
@@ -226,10 +233,11 @@ class SceneClip(Kind):
         prepared: Mapping[int, Sequence[Path]],
         out: Path,
         work: Path,
+        root: Path | None = None,
     ) -> list[str]:
         scene = plan.scenes[unit.scene_index]
         span = self.piece(plan, unit)
-        return scene_args(plan, scene, prepared[scene.index], out, span=span, work=work)
+        return scene_args(plan, scene, prepared[scene.index], out, span=span, work=work, root=root)
 
     @staticmethod
     def _body(plan: Plan, unit: Unit) -> Span | None:
@@ -295,10 +303,11 @@ class Chunk(Kind):
         prepared: Mapping[int, Sequence[Path]],
         out: Path,
         work: Path,
+        root: Path | None = None,
     ) -> list[str]:
         scene = plan.scenes[unit.scene_index]
         span = self._span(plan, unit)
-        return scene_args(plan, scene, prepared[scene.index], out, span=span, work=work)
+        return scene_args(plan, scene, prepared[scene.index], out, span=span, work=work, root=root)
 
     def _span(self, plan: Plan, unit: Unit) -> Span:
         return chunk_spans(plan, plan.scenes[unit.scene_index])[self._chunk(unit)]
@@ -395,9 +404,10 @@ class TransitionHalf(Kind):
         prepared: Mapping[int, Sequence[Path]],
         out: Path,
         work: Path,
+        root: Path | None = None,
     ) -> list[str]:
         window = self._window(plan, unit)
-        return transition_args(plan, unit.scene_index, window, prepared, out, work)
+        return transition_args(plan, unit.scene_index, window, prepared, out, work, root)
 
     def describe(self, unit: Unit) -> str:
         index = unit.scene_index

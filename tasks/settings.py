@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     # FFmpeg runs this much nicer than its worker (0..19), so the API and the workers'
     # bookkeeping answer at once while x264 fills every core; 0 runs it at the same priority.
     ffmpeg_nice: int = Field(10, ge=0, le=19)
+    # Each FFmpeg process's address space, MiB (RLIMIT_AS): a crafted input cannot take the
+    # host's memory; 0: no cap. A 4K x264 at preset slow stays well under the default.
+    ffmpeg_max_memory_mb: int = Field(8192, ge=0)
     # Below this much free space in RENDER_STORAGE new renders and uploads get 507; 0: no check.
     min_free_mb: int = Field(256, ge=0)
     # Failed and cancelled jobs' work folders, and ended jobs' logs, are removed this many
@@ -180,6 +183,8 @@ class Settings(BaseSettings):
     # A scene's length, whatever sets it: duration, voiceover or spoken narration.
     max_scene_seconds: float = Field(_LIMITS.max_scene_seconds, gt=0)
     max_narration_chars: int = Field(_LIMITS.max_narration_chars, ge=1, le=MAX_NARRATION)
+    # A video clip's length (its whole file), refused at upload and in VALIDATE.
+    max_video_seconds: float = Field(_LIMITS.max_video_seconds, gt=0)
     # The shortest minShot and maxShot, seconds (a shot is also at least one frame).
     min_shot_seconds: float = Field(_LIMITS.min_shot_seconds, ge=0)
     max_job_frames: int = Field(_LIMITS.max_job_frames, ge=1)

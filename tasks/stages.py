@@ -272,6 +272,7 @@ def _stage_run(
         should_cancel=tracker.should_cancel,
         log=tracker.log,
         nice=settings.ffmpeg_nice,
+        max_memory_mb=settings.ffmpeg_max_memory_mb,
     )
     return StageRun(
         project=_project(settings, job),

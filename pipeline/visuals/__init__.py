@@ -13,19 +13,20 @@ is read and written through, told apart by `kind`), and its tests.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field
 
 from pipeline.visuals.base import Visual, VisualError
+from pipeline.visuals.clip import Clip
 from pipeline.visuals.still import Still
 
 if TYPE_CHECKING:
     from pipeline.project import ProjectDir
 
 # Every kind, by name; the plan is read through VisualPlan, which must list the same classes.
-KINDS: dict[str, type[Visual]] = {"still": Still}
-VisualPlan = Annotated[Union[Still], Field(discriminator="kind")]  # noqa: UP007
+KINDS: dict[str, type[Visual]] = {"still": Still, "clip": Clip}
+VisualPlan = Annotated[Union[Still, Clip], Field(discriminator="kind")]  # noqa: UP007
 
 
 def filters() -> tuple[str, ...]:
@@ -33,9 +34,10 @@ def filters() -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for kind in KINDS.values() for f in kind.filters))
 
 
-def inspect(kind: str, project: ProjectDir, name: str, max_pixels: int) -> Visual:
-    """The visual of kind `kind` made from the file `name` (VisualError if it cannot be)."""
-    return KINDS[kind].inspect(project, name, max_pixels)
+def inspect(kind: str, project: ProjectDir, name: str, max_pixels: int, use: Any = None) -> Visual:
+    """The visual of kind `kind` made from the file `name`, used as `use` (the spec's entry,
+    for a kind with options) says (VisualError if it cannot be)."""
+    return KINDS[kind].inspect(project, name, max_pixels, use)
 
 
-__all__ = ["KINDS", "Still", "Visual", "VisualError", "VisualPlan", "filters", "inspect"]
+__all__ = ["KINDS", "Clip", "Still", "Visual", "VisualError", "VisualPlan", "filters", "inspect"]

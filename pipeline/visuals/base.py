@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pipeline.graph import Filter, Graph, Stream
     from pipeline.plan import Plan, ScenePlan, ShotPlan
     from pipeline.project import ProjectDir
     from pipeline.scene import Piece
+
+
+@dataclass(frozen=True)
+class Sound:
+    """A visual's own sound as the mix plays it (a clip's, when its spec asks for it)."""
+
+    path: str  # relative to the project root
+    input_options: tuple[str, ...]  # how FFmpeg must open it (its demuxer, the protocols)
+    start: float  # seconds of the file where it starts
+    seconds: float  # how long it lasts at most
+    volume: float  # dB
 
 
 class VisualError(ValueError):
@@ -27,6 +41,9 @@ class Visual(Protocol):
     def sha256(self) -> str: ...  # of the file's bytes: what shots and cache keys name it by
 
     folder: ClassVar[str]  # where in input/ its files are named from
+    # Whether a unit prepares it first (work/stills/: `prepare_*`, `prepared_name`); one that
+    # does not is read by the scene's drawing itself (`inputs`).
+    prepares: ClassVar[bool]
     filters: ClassVar[tuple[str, ...]]  # the FFmpeg filters it draws with (capabilities)
 
     @property
@@ -56,14 +73,48 @@ class Visual(Protocol):
         """The input options and file the scene's drawing reads it from."""
         ...
 
+    def inputs(
+        self,
+        root: Path | None,
+        prepared: Path | None,
+        plan: Plan,
+        scene: ScenePlan,
+        uses: Sequence[Piece],
+    ) -> list[list[str]]:
+        """The inputs (options and file) the scene's drawing reads it from, to draw `uses`
+        (the pieces that show it in this unit): its prepared file, or its own file under the
+        project `root`."""
+        ...
+
+    def sources(
+        self,
+        graph: Graph,
+        streams: Sequence[Stream],
+        plan: Plan,
+        scene: ScenePlan,
+        uses: Sequence[Piece],
+    ) -> list[Stream]:
+        """One stream for each piece in `uses`, from `streams` (its `inputs`, in order)."""
+        ...
+
     def draw(self, shot: ShotPlan, piece: Piece, plan: Plan) -> tuple[Filter, ...]:
         """The filters drawing `piece` of `shot` from one copy of its prepared input."""
         ...
 
     @classmethod
-    def inspect(cls, project: ProjectDir, name: str, max_pixels: int) -> Visual:
-        """The visual made from the file `name` in its input folder; VisualError naming the
-        file when it cannot be shown."""
+    def inspect(cls, project: ProjectDir, name: str, max_pixels: int, use: Any = None) -> Visual:
+        """The visual made from the file `name` in its input folder, used as `use` (the
+        spec's entry for a kind that has options) says; VisualError naming the file when it
+        cannot be shown."""
+        ...
+
+    def sound(self) -> Sound | None:
+        """Its own sound in the mix under the narration, or None (silent, or muted)."""
+        ...
+
+    def damage(self, root: Path) -> str | None:
+        """After a drawing command failed: what in its file under the project `root` fails
+        to decode, and where (naming the file and the time), or None if nothing does."""
         ...
 
     def poster_frame(self, shot: ShotPlan) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -19,8 +20,14 @@ from PIL import Image
 from pipeline.atomic import file_sha256
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.motion import oversampled, zoompan_filter
-from pipeline.probe import TooManyPixels, check_pixels, decoder_pixel_cap, image_size
-from pipeline.visuals.base import VisualError
+from pipeline.probe import (
+    TooManyPixels,
+    check_pixels,
+    decoder_pixel_cap,
+    image_size,
+    input_guard,
+)
+from pipeline.visuals.base import Sound, VisualError
 
 if TYPE_CHECKING:
     from pipeline.encoder import Encoder
@@ -70,6 +77,7 @@ class Still:
     kind: Literal["still"] = "still"
 
     folder: ClassVar[str] = "images"
+    prepares: ClassVar[bool] = True
     filters: ClassVar[tuple[str, ...]] = (
         *("scale", "crop", "split", "gblur", "eq", "overlay", "format"),
         *("transpose", "hflip", "vflip", "zoompan", "loop", "setpts"),
@@ -80,7 +88,7 @@ class Still:
         return Path(self.path).name
 
     @classmethod
-    def inspect(cls, project: ProjectDir, name: str, max_pixels: int) -> Still:
+    def inspect(cls, project: ProjectDir, name: str, max_pixels: int, use: Any = None) -> Still:
         """The image `name` in input/images/: its size and orientation, decoded (by its
         header first) under `max_pixels`; VisualError when it cannot be."""
         path = project.asset(cls.folder, name)
@@ -135,7 +143,9 @@ class Still:
         # file changed since (or a header that lies) from taking gigabytes to decode.
         cap = ["-max_pixels", str(decoder_pixel_cap(max_pixels))] if max_pixels else []
         # We rotate by the EXIF tag: FFmpeg versions disagree on whether stills autorotate.
-        return ["-noautorotate", *cap, "-i", str(root / self.path)]
+        # Pillow read it as a picture; FFmpeg may still open nothing but the file itself.
+        guard = input_guard(None)
+        return ["-noautorotate", *guard, *cap, "-i", str(root / self.path)]
 
     def prepare(self, graph: Graph, source: Stream, plan: Plan, scene: ScenePlan) -> Stream:
         """The decoded image as one frame of the prepared size, in the output colours."""
@@ -159,6 +169,28 @@ class Still:
         args = ["-f", "rawvideo", *_RAW, "-video_size", f"{width}x{height}"]
         return [*args, "-framerate", str(plan.fps), "-i", str(prepared)]
 
+    def inputs(
+        self,
+        root: Path | None,
+        prepared: Path | None,
+        plan: Plan,
+        scene: ScenePlan,
+        uses: Sequence[Piece],
+    ) -> list[list[str]]:
+        # Always its one input, drawn from or not (a chunk that does not show it).
+        return [self.source_input(prepared or Path(self.path), plan, scene)]
+
+    def sources(
+        self,
+        graph: Graph,
+        streams: Sequence[Stream],
+        plan: Plan,
+        scene: ScenePlan,
+        uses: Sequence[Piece],
+    ) -> list[Stream]:
+        # Each piece drawn from its own copy of the one prepared frame.
+        return list(graph.split(streams[0], len(uses))) if uses else []
+
     def draw(self, shot: ShotPlan, piece: Piece, plan: Plan) -> tuple[Filter, ...]:
         count = piece.end - piece.first
         if shot.move.still:
@@ -171,6 +203,13 @@ class Still:
                 shot.move, length, plan.width, plan.height, plan.fps, first=piece.first, count=count
             ),
         )
+
+    def sound(self) -> Sound | None:
+        return None
+
+    def damage(self, root: Path) -> str | None:
+        # Preparing decodes it, and a failure there is blamed on the image already.
+        return None
 
     def poster_frame(self, shot: ShotPlan) -> int:
         # A shot that zooms in starts on the whole picture, one that zooms out ends on it; a
@@ -187,7 +226,8 @@ def prepared_size(plan: Plan, scene: ScenePlan) -> tuple[int, int]:
     at 1080p against 5.5 ms oversampled), with slightly less even steps, which a draft can
     afford.
     """
-    moving = any(not shot.move.still for shot in scene.shots)
+    # Its own shots: a clip's motion is its own (pipeline/visuals/clip.py).
+    moving = any(not shot.move.still for shot in scene.shots if shot.kind == "still")
     if moving and not plan.preview:
         return oversampled(plan.width, plan.height)
     return plan.width, plan.height
@@ -234,6 +274,19 @@ def _scale(width: int, height: int, aspect: str, encoder: Encoder) -> Filter:
         out_color_matrix=encoder.colorspace,
         out_range=encoder.color_range,
     )
+
+
+def fitted(
+    graph: Graph,
+    image: Stream,
+    orientation: int,
+    fit: str,
+    size: tuple[int, int],
+    encoder: Encoder,
+) -> Stream:
+    """One decoded image (or a clip's frame) turned upright per `orientation`, made one
+    `size` yuv420p frame in the output colours."""
+    return _fitted(graph, graph.chain(image, _ORIENT.get(orientation, ())), fit, size, encoder)
 
 
 def _shown_part(picture: tuple[int, int], frame: tuple[int, int]) -> Filter:

@@ -120,7 +120,13 @@ def test_get_project_shows_spec_assets_missing_and_jobs(client: TestClient) -> N
     assert body["id"] == "p1"
     assert body["title"] == "Harbour walk"
     assert body["spec"]["scenes"][1]["narration"] == "The pier at dusk."
-    assert body["assets"] == {"images": [], "voiceovers": [], "music": [], "fonts": []}
+    assert body["assets"] == {
+        "images": [],
+        "voiceovers": [],
+        "music": [],
+        "fonts": [],
+        "videos": [],
+    }
     assert len(body["missingAssets"]) == 4
     assert body["jobs"] == []
 
@@ -132,6 +138,7 @@ def test_get_project_shows_spec_assets_missing_and_jobs(client: TestClient) -> N
         "voiceovers": ["one.wav"],
         "music": [],
         "fonts": [],
+        "videos": [],
     }
     assert body["missingAssets"] == []
     assert [job["jobId"] for job in body["jobs"]] == [job_id]

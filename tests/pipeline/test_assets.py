@@ -17,8 +17,8 @@ from pipeline.project import ProjectDir
 from tests.conftest import jpeg_bytes, wav_bytes
 
 # What the upload route, the project view and the project folders held before the registry,
-# and fonts since (docs/text.md).
-BEFORE = ("images", "voiceovers", "music", "fonts")
+# and fonts (docs/text.md) and videos (docs/clips.md) since.
+BEFORE = ("images", "voiceovers", "music", "fonts", "videos")
 
 
 def test_the_kinds_are_those_of_before_in_their_order() -> None:
@@ -30,7 +30,7 @@ def test_the_upload_subdirs_and_their_enum_derive_from_the_registry() -> None:
     schema = UPLOAD_FORM["requestBody"]["content"]["multipart/form-data"]["schema"]
     subdir = schema["properties"]["subdir"]
     assert subdir["enum"] == list(BEFORE)
-    assert subdir["description"].startswith("images, voiceovers, music or fonts;")
+    assert subdir["description"].startswith("images, voiceovers, music, fonts or videos;")
     assert get_args(Subdir) == BEFORE
     assert [check_subdir(name) for name in BEFORE] == list(BEFORE)
 

@@ -13,8 +13,9 @@ from pipeline.capabilities import NEEDS, UnfitFFmpeg, inspect_ffmpeg, require_ff
 from pipeline.errors import PipelineError
 from pipeline.fixtures import FixtureError, ImageFixture, VoiceFixture, make_image, make_tone
 from pipeline.options import RenderOptions
-from pipeline.plan import MusicPlan, SceneVoice, build_plan, check_ffmpeg
+from pipeline.plan import MusicPlan, SceneInputs, SceneVoice, build_plan, check_ffmpeg
 from pipeline.spec import ProjectSpec
+from pipeline.visuals import Clip
 from tests import pipeline_fixtures as fx
 from tests import plans
 from tests.plans import still
@@ -143,6 +144,37 @@ def _needed(args: list[str]) -> dict[str, set[str]]:
     return used
 
 
+_CLIP_ENTRY = {"video": "c.mp4", "in": 0.5, "out": 1.5, "fill": "loop", "audio": {"volume": -12}}
+_CLIP = Clip(
+    path="input/videos/c.mp4",
+    file_sha256="c" * 64,
+    demuxer="mov",
+    width=320,
+    height=180,
+    rotation=0,
+    start=0.0,
+    seconds=3.0,
+    has_audio=True,
+    trim_in=0.5,
+    trim_out=1.5,
+    fill="loop",
+    volume=-12.0,
+    sha256="d" * 64,
+)
+_MKV = Clip(
+    path="input/videos/m.mkv",
+    file_sha256="e" * 64,
+    demuxer="matroska",
+    width=180,
+    height=320,
+    rotation=90,
+    start=0.0,
+    seconds=3.0,
+    has_audio=False,
+    sha256="f" * 64,
+)
+
+
 def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
     spec = ProjectSpec.model_validate(
         {
@@ -161,6 +193,9 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
                     "transition": {"type": "circleopen", "duration": 0.5},
                 },
                 {"images": ["e.jpg"], "duration": 2},
+                # Video clips: looped with their sound (MP4), turned upright (Matroska).
+                {"images": [_CLIP_ENTRY], "duration": 2.5},
+                {"images": [{"video": "m.mkv"}], "duration": 1, "fit": "contain"},
             ]
         }
     )
@@ -173,6 +208,8 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
         plans.inputs(images[0], 5.0, "input/voiceovers/v.wav"),
         plans.inputs(images[1], 4.0),
         plans.inputs(images[2], 2.0),
+        SceneInputs((_CLIP,), None, None, 2.5),
+        SceneInputs((_MKV,), None, None, 1.0),
     ]
     # Every sound feature: a looped bed, ducking, loudness (both passes), captions burnt in.
     options = RenderOptions.model_validate(
@@ -184,6 +221,7 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
         }
     )
     voices = [SceneVoice("input/voiceovers/v.wav", 5.0, ((0.0, 2.0), (3.5, 5.0))), None, None]
+    voices += [None, None]
     bed = MusicPlan("input/music/bed.mp3", 2.0, -18.0, 1.0, 2.0, True)
     plan = build_plan(spec, options, inputs, voices=voices, music=bed)
     root, work = Path("/p"), Path("/p/work")
@@ -196,9 +234,12 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
         audio.measure_args(work / "check.m4a", work / "s.txt"),
     ]
     for s in plan.scenes:
-        stills = [work / f"{s.index}-{n}.yuv" for n in range(len(s.visuals))]
-        commands.append(scene.stills_args(root, plan, s, stills))
-        commands.append(scene.scene_args(plan, s, stills, work / f"{s.index}.mp4", work=work))
+        stills = [work / f"{s.index}-{n}.yuv" for n, v in enumerate(s.visuals) if v.prepares]
+        if stills:  # a scene of clips prepares nothing
+            commands.append(scene.stills_args(root, plan, s, stills))
+        commands.append(
+            scene.scene_args(plan, s, stills, work / f"{s.index}.mp4", work=work, root=root)
+        )
         commands.append(
             mux.scene_output_args(plan, s.index, work / "c.mp4", work / "a.wav", work / "o.mp4")
         )

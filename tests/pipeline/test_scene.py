@@ -57,8 +57,9 @@ def test_each_image_is_decoded_once_into_a_raw_still() -> None:
     )
     # Scaled once, to 1.5× the output size (the scene moves), one raw yuv420p frame per image.
     assert prep == [
-        *("-noautorotate", "-i", "/p/input/images/a.jpg"),
-        *("-noautorotate", "-i", "/p/input/images/b.png"),
+        # Only the file itself may be opened (untrusted media: docs/clips.md).
+        *("-noautorotate", "-protocol_whitelist", "file,pipe", "-i", "/p/input/images/a.jpg"),
+        *("-noautorotate", "-protocol_whitelist", "file,pipe", "-i", "/p/input/images/b.png"),
         *("-filter_complex", f"[0:v]{cover}[s0];[1:v]{cover}[s1]"),
         *("-map", "[s0]", "-frames:v", "1", "-pix_fmt", "yuv420p", "-f", "rawvideo"),
         "/w/stills/a.yuv",

@@ -13,7 +13,7 @@ from pipeline.encoder import video_codec_args
 from pipeline.errors import PipelineError
 from pipeline.ffmpeg import Runner
 from pipeline.plan import make_plan, write_plan
-from pipeline.probe import probe
+from pipeline.probe import audio_guard, probe
 from pipeline.project import ProjectDir
 from pipeline.registry import StageRun
 from pipeline.render import render, run_here
@@ -149,6 +149,8 @@ def test_master_track_graph(small_project: ProjectDir, ffmpeg_bin: str) -> None:
         "apad=whole_len=48000,atrim=end_sample=48000,asetpts=N/SR/TB"
     )
     assert args == [
+        # Only the file itself may be opened, by an audio demuxer (docs/clips.md).
+        *audio_guard(),
         *("-i", str(small_project.root / "input/voiceovers/a.wav")),
         "-filter_complex",
         f"[0:a:0]{fit}[s0];anullsrc=r=48000:cl=stereo,{fit}[s1];[s0][s1]concat=n=2:v=0:a=1[s2]",

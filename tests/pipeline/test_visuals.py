@@ -30,7 +30,7 @@ VERSION = "ffmpeg version test"
 
 
 def test_every_kind_is_registered_and_readable_from_the_plan() -> None:
-    assert list(KINDS) == ["still"]
+    assert list(KINDS) == ["still", "clip"]
     # The plan's union lists the same classes, each told apart by its own `kind`.
     (union, _) = typing.get_args(VisualPlan)
     assert set(typing.get_args(union) or (union,)) == set(KINDS.values())
