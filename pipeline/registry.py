@@ -229,6 +229,9 @@ def _finalize(run: StageRun) -> stages.Publication:
 
 _SPEC = "input/scenes.json"
 _RUN_SPEC = "work/scenes.json"  # a job's own resolved spec (ProjectDir.own_spec)
+# Work files there before any stage runs: the job's spec, written from its row by the task
+# layer (tasks/stages.py `_pin_spec`).
+PINNED: tuple[str, ...] = (_RUN_SPEC,)
 _INPUTS = "input/*"  # the spec, images, voiceovers and music
 _SPEECH = "cache/speech/*"  # what SPEECH synthesised (a shared cache of the project)
 _PLAN = "work/plan.json"

@@ -147,6 +147,15 @@ def test_openapi_documents_routes_security_and_errors(client: TestClient) -> Non
         "/metrics": {"get"},
         "/v1/jobs/{jobId}/events": {"get"},
         "/v1/jobs/{jobId}/events-token": {"post"},
+        "/v1/projects/{id}/versions": {"get"},
+        "/v1/projects/{id}/versions/{n}": {"get"},
+        "/v1/jobs/{jobId}/spec": {"get"},
+        "/v1/jobs/{jobId}/rerender": {"post"},
+        "/v1/projects/{id}/batches": {"post"},
+        "/v1/batches/{batchId}": {"get"},
+        "/v1/batches/{batchId}/cancel": {"post"},
+        "/v1/batches/{batchId}/outputs": {"get"},
+        "/v1/batches/{batchId}/outputs.zip": {"get"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     for path, ops in paths.items():
@@ -160,7 +169,13 @@ def test_openapi_documents_routes_security_and_errors(client: TestClient) -> Non
     body_schema = render["requestBody"]["content"]["application/json"]["schema"]
     body_ref = body_schema["anyOf"][0]["$ref"]  # the body is optional
     request = doc["components"]["schemas"][body_ref.rsplit("/", 1)[1]]
-    assert set(request["properties"]) == {"outputName", "renderOptions", "callbackUrl"}
+    assert set(request["properties"]) == {
+        "outputName",
+        "renderOptions",
+        "callbackUrl",
+        "data",
+        "version",
+    }
     job = doc["components"]["schemas"]["JobView"]["properties"]
     assert {"createdAt", "outputName", "logs", "scenes", "cancelRequested"} <= set(job)
     id_param = paths["/v1/projects/{id}"]["get"]["parameters"][0]
