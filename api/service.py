@@ -395,7 +395,7 @@ class Memo:
 
     digests: dict[str, str] = field(default_factory=dict)  # 'images/a.jpg' → sha256
     present: dict[tuple[str, str], bool] = field(default_factory=dict)  # (folder, name)
-    voices: dict[Path, float | None] = field(default_factory=dict)  # voiceover → seconds
+    voices: dict[tuple[str, str], float | None] = field(default_factory=dict)  # its seconds
 
 
 @dataclass(frozen=True)
@@ -732,11 +732,12 @@ def check_work(
         for index, scene in enumerate(spec.scenes):
             voice = None
             if scene.voiceover is not None:
-                path = project.asset(options.voice_dir, scene.voiceover)
                 voices = memo.voices if memo is not None else {}
-                if path not in voices:
-                    voices[path] = limits.voiceover_seconds(path)
-                voice = voices[path]
+                key = (options.voice_dir, scene.voiceover)
+                if key not in voices:
+                    path = project.asset(options.voice_dir, scene.voiceover)
+                    voices[key] = limits.voiceover_seconds(path)
+                voice = voices[key]
                 limits.check_voiceover(index, voice, bounds)
             elif (text := limits.spoken(scene.narration, None, options)) is not None:
                 voice = limits.speech_seconds(text, options.tts.rate if options.tts else None)
@@ -786,30 +787,39 @@ def output_name(request: RenderRequest, options: RenderOptions) -> str:
     return request.output_name
 
 
-def create_jobs(session: Session, orders: list[RenderOrder]) -> list[Job]:
+def create_jobs(
+    session: Session,
+    orders: list[RenderOrder],
+    extra: list[dict[str, Any]] | None = None,
+) -> list[Job]:
     """A QUEUED job (its stage rows, its webhook) for each order, in the session's one
-    transaction: the caller commits them all, or none."""
+    transaction: the caller commits them all, or none. `extra` gives each job more of its
+    fields (a batch's id and row)."""
     # Each project once (flushed, so a second order of it finds the row).
     for project_id, spec in {order.project_id: order.spec for order in orders}.items():
         upsert_project(session, project_id, spec)
     session.flush()
-    created = []
-    for order in orders:
-        job = jobs.create_job(
-            session,
-            project_id=order.project_id,
-            output_name=order.output_name,
-            options=order.options.model_dump(by_alias=True),
-            scene_count=order.outline.scenes,
-            spoken=order.outline.spoken,
-        )
-        job.spec = order.spec.model_dump(mode="json", exclude_none=True)
-        job.version = order.version
-        job.data = order.data
-        job.assets = order.assets
+    created = jobs.create_jobs(
+        session,
+        [
+            {
+                "project_id": order.project_id,
+                "output_name": order.output_name,
+                "options": order.options.model_dump(by_alias=True),
+                "scene_count": order.outline.scenes,
+                "spoken": order.outline.spoken,
+                "spec": order.spec.model_dump(mode="json", exclude_none=True),
+                "version": order.version,
+                "data": order.data,
+                "assets": order.assets,
+                **(extra[index] if extra is not None else {}),
+            }
+            for index, order in enumerate(orders)
+        ],
+    )
+    for order, job in zip(orders, created, strict=True):
         if order.callback is not None:
             webhooks.register(session, job.id, order.callback)
-        created.append(job)
     return created
 
 
@@ -1121,13 +1131,16 @@ def submit_batch(
     session.flush()
     if callback is not None:
         webhooks.register_batch(session, batch.id, callback)
-    created = create_jobs(session, [made for _, made in accepted])
     cap = settings.batch_concurrency
-    for position, ((index, _), job) in enumerate(zip(accepted, created, strict=True)):
-        job.batch_id = batch.id
-        job.batch_row = index
-        # Past the cap, sent by tasks/batches.py as earlier jobs of the batch end.
-        job.held = 0 < cap <= position
+    created = create_jobs(
+        session,
+        [made for _, made in accepted],
+        # Past the cap, held: sent by tasks/batches.py as earlier jobs of the batch end.
+        [
+            {"batch_id": batch.id, "batch_row": index, "held": 0 < cap <= position}
+            for position, (index, _) in enumerate(accepted)
+        ],
+    )
     session.commit()
     for (_, made), job in zip(accepted, created, strict=True):
         if not job.held:

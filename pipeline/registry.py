@@ -235,9 +235,9 @@ def _finalize(run: StageRun) -> stages.Publication:
 
 _SPEC = "input/scenes.json"
 _RUN_SPEC = "work/scenes.json"  # a job's own resolved spec (ProjectDir.own_spec)
-# Work files a run is given before its first stage: the task layer writes a job's own resolved
-# spec from its row (tasks/stages.py, _pin_spec) before the first stage that reads it.
-GIVEN: tuple[str, ...] = (_RUN_SPEC,)
+# Work files there before any stage runs: the job's spec, written from its row by the task
+# layer (tasks/stages.py `_pin_spec`).
+PINNED: tuple[str, ...] = (_RUN_SPEC,)
 _INPUTS = "input/*"  # the spec, images, voiceovers and music
 _SPEECH = "cache/speech/*"  # what SPEECH synthesised (a shared cache of the project)
 _ALIGNED = "cache/align/*"  # narrations aligned to their voiceovers (a shared cache too)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import case, insert, update
 from sqlmodel import Session, col, select
 
 from pipeline import registry
@@ -80,6 +80,38 @@ def create_job(
     session.flush()
     events.changed(session, job.id)
     return job
+
+
+def create_jobs(session: Session, specs: Sequence[dict[str, Any]]) -> list[Job]:
+    """Many QUEUED jobs at once (a batch's rows), each as `create_job` makes one, from its
+    `Job` fields (`spoken`: the scenes TTS speaks): the jobs flushed together and every stage
+    row in one INSERT, not a flush a job."""
+    made = []
+    for fields in specs:
+        values = dict(fields)
+        spoken = sorted(values.pop("spoken", ()))
+        job = Job(id=new_job_id(), spoken_scenes=spoken, status=JobStatus.QUEUED, **values)
+        session.add(job)
+        made.append(job)
+    session.flush()
+    rows = [
+        {
+            "job_id": job.id,
+            "name": name,
+            "weight": weight,
+            "status": str(StageStatus.PENDING),
+            "progress": 0.0,
+            "attempts": 0,
+            "clip_bytes": 0,
+        }
+        for job in made
+        for name, weight in registry.weights(outline(job)).items()
+    ]
+    if rows:
+        session.execute(insert(JobTask), rows)
+    for job in made:
+        events.changed(session, job.id)
+    return made
 
 
 def outline(job: Job) -> registry.Outline:

@@ -45,8 +45,8 @@ def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         connection.execute(
             text(
                 "INSERT INTO jobs (id, project_id, status, progress, output_name, options, "
-                "scene_count, cancel_requested, created_at) VALUES ('j1', 'p1', 'QUEUED', 0, "
-                "'v.mp4', '{}', 1, false, CURRENT_TIMESTAMP)"
+                "scene_count, cancel_requested, held, created_at) VALUES ('j1', 'p1', "
+                "'QUEUED', 0, 'v.mp4', '{}', 1, false, false, CURRENT_TIMESTAMP)"
             )
         )
         connection.execute(
