@@ -576,7 +576,7 @@ def _sniff(part: Received, subdir: str | None, limits: UploadLimits) -> assets.M
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"{part.name!r} is neither an image, a video, audio that FFmpeg can read, nor a font",
+            f"{part.name!r} is not an image, a video, audio that FFmpeg can read or a font",
             "files",
         )
     return media

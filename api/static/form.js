@@ -82,12 +82,18 @@ export function field(name, rawSchema, value, path, options = {}) {
   if ((items && !scalar(items.type)) || (!schema.type && !schema.enum) || (schema.type === "object")) {
     // A list of objects (text layers, clips), or a value of several shapes: its JSON, as the
     // API takes it. Text that is not JSON is sent as it is, for the API to name the field.
-    input = h("textarea", { ...common, rows: 4, class: "json" }, value === undefined || value === null ? "" : JSON.stringify(value, null, 2));
+    // A list that may hold plain names (images: names or clip objects) reads "a.png, b.png"
+    // as those names, and shows a list of names that way.
+    const names = items && (items.oneOf || []).some((o) => resolve(o).type === "string");
+    const plain = names && Array.isArray(value) && value.every((v) => typeof v === "string");
+    const shown = value === undefined || value === null ? "" : plain ? value.join(", ") : JSON.stringify(value, null, 2);
+    input = h("textarea", { ...common, rows: plain ? 1 : 4, class: "json" }, shown);
     read = () => {
       if (input.value.trim() === "") return undefined;
       try {
         return JSON.parse(input.value);
       } catch {
+        if (names) return input.value.split(",").map((s) => s.trim()).filter(Boolean);
         return input.value;
       }
     };
