@@ -22,6 +22,7 @@ from api.limits import BODY_SLACK, BodyLimit, Limit
 from api.routes import assets, batches, console, docs, health, jobs, outputs, projects, session
 from api.routes import events as events_route
 from api.routes import metrics as metrics_route
+from api.schemas import with_defaults
 from api.uploads import sweep_stale_uploads
 from tasks import events, logs, metrics, retention, watchdog
 from tasks.blobstore import StoreRefused
@@ -100,7 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs.install(app)
     console.install(app)
     build_openapi = app.openapi
-    app.openapi = lambda: session.document_open(build_openapi())  # type: ignore[method-assign]
+    app.openapi = lambda: with_defaults(  # type: ignore[method-assign]
+        session.document_open(build_openapi()), settings.default_options()
+    )
     # Added last, so outermost: even a 413 or 401 carries the CORS headers.
     app.add_middleware(
         BodyLimit,

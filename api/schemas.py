@@ -171,6 +171,20 @@ class RenderOptionsPatch(_all_optional(RenderOptions)):  # type: ignore[misc]
     """
 
 
+def with_defaults(document: dict[str, Any], defaults: RenderOptions) -> dict[str, Any]:
+    """The OpenAPI `document` with each render option's default as this service applies it
+    (the options model's, under any DEFAULT_* setting), so a client building a form from the
+    schema (the console) shows what an omitted option becomes."""
+    patch = document.get("components", {}).get("schemas", {}).get("RenderOptionsPatch")
+    if patch is None:
+        return document
+    values = defaults.model_dump(mode="json", by_alias=True)
+    for name, schema in patch["properties"].items():
+        if values.get(name) is not None:
+            schema["default"] = values[name]
+    return document
+
+
 class RenderRequest(CamelModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 

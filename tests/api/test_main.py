@@ -208,3 +208,16 @@ def test_render_options_patch_covers_every_option() -> None:
 )
 def test_field_path(loc: tuple[str | int, ...], prefix: str | None, field: str | None) -> None:
     assert field_path(loc, prefix) == field
+
+
+def test_openapi_gives_each_render_option_the_default_this_service_applies(
+    tmp_path: Path,
+) -> None:
+    # The console builds its options form from this schema: an omitted option's placeholder
+    # must be what the service will use, DEFAULT_* settings included.
+    app = create_app(make_settings(tmp_path, default_crf=23))
+    options = app.openapi()["components"]["schemas"]["RenderOptionsPatch"]["properties"]
+    assert options["crf"]["default"] == 23
+    assert options["fps"]["default"] == 30
+    assert options["preset"]["default"] == "medium"
+    assert "default" not in options["tts"]  # no engine unless asked
