@@ -179,7 +179,9 @@ def run_demo(base_url: str, token: str, out: Path) -> Path:
     print(
         f"\nrendered in {time.monotonic() - started:.1f} s: {out.resolve()}\n"
         f"  {picture}{info.duration:.2f} s, {out.stat().st_size / 1e6:.1f} MB\n"
-        f"  captions: GET /v1/projects/{PROJECT_ID}/outputs/video?name=demo.srt (and demo.vtt)"
+        f"  captions: GET /v1/projects/{PROJECT_ID}/outputs/video?name=demo.srt (and demo.vtt)\n"
+        f"  to watch, edit and render it again in the web console: make serve, then open\n"
+        f"  http://localhost:8080/ and the project {PROJECT_ID!r} (docs/console.md)"
     )
     return out
 
