@@ -27,6 +27,7 @@ def test_upload_project_sends_every_kind_to_its_subdir(client: TestClient, tmp_p
         "voiceovers": ["one.wav"],
         "music": ["bed.mp3"],
         "fonts": [],
+        "videos": [],
     }
     assert project["missingAssets"] == []
 
