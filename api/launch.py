@@ -207,7 +207,10 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     # SIGTERM (docker stop, kill) ends us like Ctrl-C, so the finally-blocks stop the children.
+    # Ctrl-C itself is made to stop us even when we were started with SIGINT ignored (a shell
+    # ignores it in what it starts in the background): the children would stop, we would not.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.command == "serve":
         serve(settings, args.host, args.port, args.workers)
     else:

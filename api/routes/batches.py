@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api import service
+from api import batch_service
 from api.deps import BatchEnqueuerDep, BlobsDep, ProjectId, SessionDep, SettingsDep, StorageDep
 from api.errors import ApiError, responses, validation_error
 from api.schemas import BatchAccepted, BatchOutput, BatchRequest, BatchView, RowError
@@ -57,7 +57,7 @@ _BODY: dict[str, Any] = {
 }
 
 
-async def _order(request: Request) -> service.BatchOrder:
+async def _order(request: Request) -> batch_service.BatchOrder:
     """The batch from a JSON body, or from a multipart CSV upload and its `batch` field."""
     kind = request.headers.get("content-type", "")
     rows: list[dict[str, Any]] | None = None
@@ -68,7 +68,7 @@ async def _order(request: Request) -> service.BatchOrder:
             if not isinstance(upload, UploadFile):
                 raise ApiError(422, "validation_error", "csv: a CSV file part is required", "csv")
             try:
-                rows = service.csv_rows((await upload.read()).decode("utf-8"))
+                rows = batch_service.csv_rows((await upload.read()).decode("utf-8"))
             except UnicodeDecodeError as exc:
                 raise ApiError(
                     422, "validation_error", f"csv: not UTF-8 text ({exc.reason})", "csv"
@@ -93,7 +93,7 @@ async def _order(request: Request) -> service.BatchOrder:
         if body.rows is None:
             raise ApiError(422, "validation_error", "rows: rows or a CSV file is required", "rows")
         rows = body.rows
-    return service.BatchOrder(
+    return batch_service.BatchOrder(
         rows=rows,
         output_name=body.output_name,
         render_options=body.render_options.model_dump(by_alias=True, exclude_unset=True)
@@ -127,7 +127,7 @@ async def create_batch(
     order = await _order(request)
     # Checking a thousand rows takes a while: not on the event loop.
     batch, refused = await run_in_threadpool(
-        service.submit_batch, session, settings, storage, enqueue, project_id, order
+        batch_service.submit_batch, session, settings, storage, enqueue, project_id, order
     )
     response.headers["Location"] = f"/v1/batches/{batch.id}"
     return BatchAccepted(
@@ -152,7 +152,7 @@ def get_batch(
     offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="rows to return")] = 100,
 ) -> BatchView:
-    return service.batch_view(session, batch_id, offset, limit)
+    return batch_service.batch_view(session, batch_id, offset, limit)
 
 
 @router.post(
@@ -163,8 +163,8 @@ def get_batch(
     summary="Cancel every job of the batch that has not ended",
 )
 def cancel_batch(batch_id: BatchId, session: SessionDep, settings: SettingsDep) -> BatchView:
-    service.cancel_batch(session, settings, batch_id)
-    return service.batch_view(session, batch_id, 0, 100)
+    batch_service.cancel_batch(session, settings, batch_id)
+    return batch_service.batch_view(session, batch_id, 0, 100)
 
 
 @router.get(
@@ -176,7 +176,7 @@ def cancel_batch(batch_id: BatchId, session: SessionDep, settings: SettingsDep) 
 def list_batch_outputs(
     batch_id: BatchId, session: SessionDep, blobs: BlobsDep
 ) -> list[BatchOutput]:
-    return service.batch_outputs(session, blobs, batch_id)
+    return batch_service.batch_outputs(session, blobs, batch_id)
 
 
 @router.get(
@@ -186,10 +186,10 @@ def list_batch_outputs(
     summary="The videos of the batch's succeeded jobs as one ZIP, streamed",
 )
 def zip_batch_outputs(batch_id: BatchId, session: SessionDep, blobs: BlobsDep) -> StreamingResponse:
-    batch = service.load_batch(session, batch_id)
-    outputs = service.batch_outputs(session, blobs, batch_id)
+    batch = batch_service.load_batch(session, batch_id)
+    outputs = batch_service.batch_outputs(session, blobs, batch_id)
     return StreamingResponse(
-        service.zip_stream(blobs, batch.project_id, outputs),
+        batch_service.zip_stream(blobs, batch.project_id, outputs),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.zip"'},
     )

@@ -129,6 +129,10 @@ def test_a_worker_refuses_an_ffmpeg_lacking_a_filter(tmp_path: Path) -> None:
     assert "ready." not in done.stderr
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_serve_without_a_token_makes_one_for_the_session_and_prints_it(tmp_path: Path) -> None:
     """A fresh clone's `make serve`: no AUTH_TOKEN anywhere, yet no known default either."""
     port = free_port()
@@ -142,6 +146,9 @@ def test_serve_without_a_token_makes_one_for_the_session_and_prints_it(tmp_path:
         stderr=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
+        # Started as a shell starts a background job (`make serve &`): with SIGINT ignored,
+        # which the launcher would inherit and then never stop on Ctrl-C, its children would.
+        preexec_fn=_ignore_sigint,
     )
     try:
         assert proc.stdout is not None
