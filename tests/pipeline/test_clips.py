@@ -194,6 +194,37 @@ def test_chunks_seek_into_the_clip_frame_exactly(tmp_path: Path, ffmpeg_bin: str
     assert len(frame_hashes(ffmpeg_bin, one)) == 252
 
 
+def test_a_transition_out_of_a_clip_into_a_clip_is_chunk_exact(
+    tmp_path: Path, ffmpeg_bin: str
+) -> None:
+    # Clips and transitions together: a transition's halves read both scenes' clips (seeking
+    # into each for the frames over the cut) as their own chunks do.
+    source = clips.counting(ffmpeg_bin, tmp_path / "c.mp4", fps=25, seconds=6, size="320x180")
+    scenes = [
+        {
+            "images": [{"video": "c.mp4", "in": 0.3, "out": 2.1, "fill": "loop"}],
+            "duration": 3,
+            "transition": {"type": "dissolve", "duration": 0.6},
+        },
+        {"images": [{"video": "c.mp4", "in": 1.7}], "duration": 2.4},
+    ]
+    files = {"videos/c.mp4": source}
+    whole = clips.project_with(tmp_path / "whole", scenes, files)
+    chunked = clips.project_with(tmp_path / "chunked", scenes, files)
+    cut = clips.project_with(
+        tmp_path / "cut", [{k: v for k, v in s.items() if k != "transition"} for s in scenes], files
+    )
+    one = clips.render_here(whole, ffmpeg_bin, chunkSeconds=0)
+    many = clips.render_here(chunked, ffmpeg_bin, chunkSeconds=0.7)
+    hard = clips.render_here(cut, ffmpeg_bin, chunkSeconds=0)
+    assert sorted(p.name for p in (whole.work / "scenes").glob("transition_*.mp4"))
+    assert len(sorted((chunked.work / "scenes").glob("*_part*.mp4"))) >= 4
+    frames = frame_hashes(ffmpeg_bin, one)
+    assert frame_hashes(ffmpeg_bin, many) == frames
+    assert len(frames) == len(frame_hashes(ffmpeg_bin, hard)) == 162  # 5.4 s at 30 fps
+    assert frames != frame_hashes(ffmpeg_bin, hard)  # the dissolve is drawn
+
+
 def test_the_cache_key_follows_the_clips_content_and_trim(tmp_path: Path, ffmpeg_bin: str) -> None:
     source = clips.counting(ffmpeg_bin, tmp_path / "c.mp4", seconds=3)
     project = clips.project_with(
