@@ -189,7 +189,25 @@ class Once(Kind):
         return ONCE if inside is None else None
 
 
-class SceneClip(Kind):
+class _OwnFrames(Kind):
+    """A kind whose clip is frames of its own scene (`piece`: which), drawn by that scene's
+    graph alone."""
+
+    def args(
+        self,
+        plan: Plan,
+        unit: Unit,
+        prepared: Mapping[int, Sequence[Path]],
+        out: Path,
+        work: Path,
+        root: Path | None = None,
+    ) -> list[str]:
+        scene = plan.scenes[unit.scene_index]
+        span = self.piece(plan, unit)
+        return scene_args(plan, scene, prepared[scene.index], out, span=span, work=work, root=root)
+
+
+class SceneClip(_OwnFrames):
     """A scene's run; as a clip, the whole scene's, for a scene built in one piece."""
 
     name = "scene"
@@ -226,19 +244,6 @@ class SceneClip(Kind):
         scene = plan.scenes[unit.scene_index]
         return clip_key(plan, scene, ffmpeg_version, self._body(plan, unit))
 
-    def args(
-        self,
-        plan: Plan,
-        unit: Unit,
-        prepared: Mapping[int, Sequence[Path]],
-        out: Path,
-        work: Path,
-        root: Path | None = None,
-    ) -> list[str]:
-        scene = plan.scenes[unit.scene_index]
-        span = self.piece(plan, unit)
-        return scene_args(plan, scene, prepared[scene.index], out, span=span, work=work, root=root)
-
     @staticmethod
     def _body(plan: Plan, unit: Unit) -> Span | None:
         """The frames of a scene built in one piece its clip holds, when its transitions take
@@ -253,7 +258,7 @@ class SceneClip(Kind):
         return (unit.scene_index, 0, 0)
 
 
-class Chunk(Kind):
+class Chunk(_OwnFrames):
     """Chunk c of the clip of a scene built in chunks: whole GOPs, its own x264 run."""
 
     name = "chunk"
@@ -295,19 +300,6 @@ class Chunk(Kind):
 
     def place(self, unit: Unit) -> Place:
         return (unit.scene_index, 0, self._chunk(unit))
-
-    def args(
-        self,
-        plan: Plan,
-        unit: Unit,
-        prepared: Mapping[int, Sequence[Path]],
-        out: Path,
-        work: Path,
-        root: Path | None = None,
-    ) -> list[str]:
-        scene = plan.scenes[unit.scene_index]
-        span = self._span(plan, unit)
-        return scene_args(plan, scene, prepared[scene.index], out, span=span, work=work, root=root)
 
     def _span(self, plan: Plan, unit: Unit) -> Span:
         return chunk_spans(plan, plan.scenes[unit.scene_index])[self._chunk(unit)]
