@@ -231,7 +231,7 @@ def vtt(cues: Sequence[TimedCue], fps: int) -> str:
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
-def _ass_clock(frame: int, fps: int) -> str:
+def ass_clock(frame: int, fps: int) -> str:
     # Centiseconds, rounded down: a frame's time is never before its cue's start, and the
     # frame before the end is never after it (for fps up to 100).
     cs = frame * 100 // fps
@@ -284,30 +284,10 @@ def ass(
         f"{margin_h},{margin_h},{margin_v},1"
     )
     events = [
-        f"Dialogue: 0,{_ass_clock(start, fps)},{_ass_clock(end, fps)},Caption,,0,0,0,,{text}"
+        f"Dialogue: 0,{ass_clock(start, fps)},{ass_clock(end, fps)},Caption,,0,0,0,,{text}"
         for start, end, text in _ass_events(cues, fps, style)
     ]
-    return "\n".join(
-        [
-            "[Script Info]",
-            "ScriptType: v4.00+",
-            f"PlayResX: {width}",
-            f"PlayResY: {height}",
-            "ScaledBorderAndShadow: yes",
-            "WrapStyle: 2",
-            "",
-            "[V4+ Styles]",
-            "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
-            "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
-            "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
-            style_line,
-            "",
-            "[Events]",
-            "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
-            *events,
-            "",
-        ]
-    )
+    return ass_document(width, height, [style_line], events)
 
 
 def cue_word_frames(cue: Cue) -> tuple[int, ...]:
@@ -355,3 +335,28 @@ def _karaoke(cue: Cue, starts: Sequence[int], ends: Sequence[int], fps: int) -> 
         lines.append(" ".join(f"{{\\k{next(durations)}}}{_ass_text(w)}" for w in line.split()))
     text = "\\N".join(lines)
     return f"{{\\k{lead}}}{text}" if lead else text
+
+
+def ass_document(width: int, height: int, styles: list[str], events: list[str]) -> str:
+    """An ASS script for libass at the frame's own resolution: these styles, these events."""
+    return "\n".join(
+        [
+            "[Script Info]",
+            "ScriptType: v4.00+",
+            f"PlayResX: {width}",
+            f"PlayResY: {height}",
+            "ScaledBorderAndShadow: yes",
+            "WrapStyle: 2",
+            "",
+            "[V4+ Styles]",
+            "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
+            "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
+            "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
+            *styles,
+            "",
+            "[Events]",
+            "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+            *events,
+            "",
+        ]
+    )

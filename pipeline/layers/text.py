@@ -33,7 +33,7 @@ from pydantic import (
     field_validator,
 )
 
-from pipeline import fonts
+from pipeline import captions, fonts
 from pipeline.atomic import write_text_atomic
 from pipeline.fonts import Font
 from pipeline.graph import Filter, Graph, Stream
@@ -315,16 +315,6 @@ def _colour(hex_rgb: str, alpha: int = 0) -> str:
     return f"&H{alpha:02X}{b}{g}{r}".upper()
 
 
-def _ass_clock(frame: int, fps: int) -> str:
-    # Centiseconds, rounded down, as the captions' (pipeline/captions.py): a frame's time is
-    # never before its event's start, and the frame before the end never after it.
-    cs = frame * 100 // fps
-    hours, rest = divmod(cs, 360_000)
-    minutes, rest = divmod(rest, 6000)
-    secs, cs = divmod(rest, 100)
-    return f"{hours}:{minutes:02d}:{secs:02d}.{cs:02d}"
-
-
 def _style(name: str, text: TextItem, shape: Layout) -> str:
     _, outline, shadow = _pads(shape.size, text.background)
     box = text.background == "box"
@@ -366,13 +356,8 @@ def _events(n: int, text: TextItem, shape: Layout, fps: int) -> list[str]:
         body = "\\N".join(lines)
         if chars is not None:
             body = _typed(lines, chars)
-        return (
-            f"Dialogue: {n},{_ass_clock(first, fps)},{_ass_clock(end, fps)},L{n},,0,0,0,,"
-            + "{"
-            + "".join(tags)
-            + "}"
-            + body
-        )
+        start, stop = captions.ass_clock(first, fps), captions.ass_clock(end, fps)
+        return f"Dialogue: {n},{start},{stop},L{n},,0,0,0,," + "{" + "".join(tags) + "}" + body
 
     events = []
     for k in range(enter):
@@ -408,27 +393,7 @@ def ass(items: tuple[TextItem, ...], found: list[Font], width: int, height: int,
         shape = layout(text, font, width, height)
         styles.append(_style(f"L{n}", text, shape))
         events += _events(n, text, shape, fps)
-    return "\n".join(
-        [
-            "[Script Info]",
-            "ScriptType: v4.00+",
-            f"PlayResX: {width}",
-            f"PlayResY: {height}",
-            "ScaledBorderAndShadow: yes",
-            "WrapStyle: 2",
-            "",
-            "[V4+ Styles]",
-            "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
-            "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
-            "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
-            *styles,
-            "",
-            "[Events]",
-            "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
-            *events,
-            "",
-        ]
-    )
+    return captions.ass_document(width, height, styles, events)
 
 
 # --- the layer --------------------------------------------------------------------------------
