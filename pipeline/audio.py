@@ -32,6 +32,9 @@ from pipeline.probe import audio_guard
 
 CHANNEL_LAYOUT = "stereo"
 MASTER_FILE = "audio.wav"
+# The master as the video's AAC track, encoded once by AUDIO_PREP (beside the scene builds on
+# the command line) so that CONCAT, the last thing before the video exists, only copies it.
+MASTER_AAC_FILE = "audio.m4a"
 MIX_FILE = "mix.wav"  # the first loudness pass's float mix
 STATS_FILE = "loudness.txt"
 # The "fast" coder: twice as fast as the default "twoloop" here (a 4-minute narrated master:
@@ -54,7 +57,6 @@ MAX_PASSES = 5
 # the AAC passes the ceiling, the mark comes down by the excess and AAC_STEP more.
 AAC_RISK = 2.0
 AAC_STEP = 0.2
-AAC_CHECK_FILE = "check.m4a"
 # A mix of which fewer seconds than this pass the loudness gates is a short sound (in silence):
 # it is never limited (gain_for).
 SHORT_SOUND = 1.0
@@ -447,8 +449,8 @@ def gain_args(
     ]
 
 
-def aac_check_args(master: Path, out: Path) -> list[str]:
-    """The master encoded to AAC exactly as the video's track will be, to measure its peaks."""
+def aac_args(master: Path, out: Path) -> list[str]:
+    """The master encoded to AAC: the video's track (and what its peaks are measured on)."""
     return ["-i", str(master), "-map", "0:a:0", *AAC_ARGS, "-f", "mp4", str(out)]
 
 

@@ -244,6 +244,7 @@ _ALIGNED = "cache/align/*"  # narrations aligned to their voiceovers (a shared c
 _HEARD = "cache/asr/*"  # what speech recognition heard in voiceovers (captions.transcribe)
 _PLAN = "work/plan.json"
 _MASTER = ("work/audio.wav", "work/audio.wav.sha256")
+_MASTER_AAC = "work/audio.m4a"
 _CLIPS = "work/scenes/*"  # every clip and chunk (a scene's chunks may be built anywhere)
 _SCENE_OUTPUTS = "work/outputs/*"
 
@@ -266,7 +267,13 @@ STAGES: tuple[Stage, ...] = (
         reads=(_INPUTS, _RUN_SPEC, _SPEECH, _ALIGNED, _HEARD),
         writes=(_PLAN, _ALIGNED, _HEARD),
     ),
-    Stage("AUDIO_PREP", 4.0, _audio_prep, reads=(_PLAN, _INPUTS, _SPEECH), writes=_MASTER),
+    Stage(
+        "AUDIO_PREP",
+        4.0,
+        _audio_prep,
+        reads=(_PLAN, _INPUTS, _SPEECH),
+        writes=(*_MASTER, _MASTER_AAC),
+    ),
     Stage(
         "SCENE_BUILD",
         85.0,
@@ -279,7 +286,13 @@ STAGES: tuple[Stage, ...] = (
         # that folder, else among the chunks that run on one host.
         host_shared=("work/stills/*",),
     ),
-    Stage("CONCAT", 3.0, _concat, reads=(_PLAN, *_MASTER, _CLIPS), writes=("work/joined.mp4",)),
+    Stage(
+        "CONCAT",
+        3.0,
+        _concat,
+        reads=(_PLAN, _MASTER[1], _MASTER_AAC, _CLIPS),
+        writes=("work/joined.mp4",),
+    ),
     Stage(
         "FINALIZE",
         6.0,

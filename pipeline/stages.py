@@ -110,20 +110,35 @@ def scene_output_name(index: int) -> str:
     return f"scene_{index:02d}.mp4"
 
 
+def master_aac(project: ProjectDir) -> Path:
+    return project.work / audio.MASTER_AAC_FILE
+
+
 def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
     """AUDIO_PREP: the master track, work/audio.wav: the whole mix in one graph, then (for a
-    loudness target) its measured gain in light passes over the float mix (`_gain_passes`)."""
+    loudness target) its measured gain in light passes over the float mix (`_gain_passes`);
+    and the master as the video's AAC track, work/audio.m4a, which CONCAT copies."""
     target = master_audio(project)
-    # A rerun writes a new master: the old digest must not outlive it.
+    # A rerun writes a new master: the old digest and AAC must not outlive it.
     (project.work / MASTER_DIGEST).unlink(missing_ok=True)
+    master_aac(project).unlink(missing_ok=True)
     if plan.loudness is None:
         with atomic_path(target) as tmp:
             runner.run(
                 audio.master_track_args(project.root, plan, tmp),
                 expected_seconds=plan.duration_seconds,
             )
-        _write_master_digest(project)
-        return target
+    else:
+        _loudness_master(project, plan, runner)
+    if not master_aac(project).is_file():  # a loudness check may have encoded it already
+        _encode_aac(project, runner)
+    _write_master_digest(project)
+    return target
+
+
+def _loudness_master(project: ProjectDir, plan: Plan, runner: Runner) -> None:
+    assert plan.loudness is not None
+    target = master_audio(project)
     mix, stats = project.work / audio.MIX_FILE, project.work / audio.STATS_FILE
     steps = 10 + audio.MAX_PASSES
     with atomic_path(mix) as tmp:
@@ -141,8 +156,12 @@ def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
     _gain_passes(plan, plan.loudness, mix, stats, target, measured, runner, steps)
     mix.unlink(missing_ok=True)
     stats.unlink(missing_ok=True)
-    _write_master_digest(project)
-    return target
+
+
+def _encode_aac(project: ProjectDir, runner: Runner) -> None:
+    quiet = dataclasses.replace(runner, on_progress=None)
+    with atomic_path(master_aac(project)) as tmp:
+        quiet.run(audio.aac_args(master_audio(project), tmp), expected_seconds=0)
 
 
 def _gain_passes(
@@ -164,8 +183,10 @@ def _gain_passes(
     # The mix itself is the first point of the secant: the limiter had nothing to do at 0 dB.
     before: tuple[audio.Gain, audio.Loudness] | None = (audio.Gain(0.0, False), measured)
     mark = audio.MARK
+    aac = target.with_name(audio.MASTER_AAC_FILE)
     for n in range(1, audio.MAX_PASSES + 1):
         assert gain is not None
+        aac.unlink(missing_ok=True)  # encoded from an earlier pass's master
         # Without the limiter the gain is linear and its result known: measured only after it.
         with atomic_path(target) as tmp:
             _scaled(runner, 9 + n, steps).run(
@@ -185,7 +206,7 @@ def _gain_passes(
         )
         verdict = audio.next_gain(loudness, gain, result, before, mark)
         if verdict.gain is None and result.true_peak > audio.TRUE_PEAK_CEILING - audio.AAC_RISK:
-            peak = _aac_peak(target, stats.with_name(audio.AAC_CHECK_FILE), stats, runner)
+            peak = _aac_peak(target, aac, stats, runner)
             _log(runner, f"loudness check {n}: the AAC's true peak is {peak:.2f} dBTP")
             if peak > audio.TRUE_PEAK_CEILING:
                 mark -= peak - audio.TRUE_PEAK_CEILING + audio.AAC_STEP
@@ -201,14 +222,13 @@ def _gain_passes(
     )
 
 
-def _aac_peak(master: Path, check: Path, stats: Path, runner: Runner) -> float:
-    """The true peak of `master` encoded as the video's AAC track will be."""
+def _aac_peak(master: Path, aac: Path, stats: Path, runner: Runner) -> float:
+    """The true peak of `master` encoded as the video's AAC track, into `aac`: kept as that
+    track unless a pass after this one writes another master."""
     quiet = dataclasses.replace(runner, on_progress=None)
-    try:
-        quiet.run(audio.aac_check_args(master, check), expected_seconds=0)
-        quiet.run(audio.measure_args(check, _fresh(stats)), expected_seconds=0)
-    finally:
-        check.unlink(missing_ok=True)
+    with atomic_path(aac) as tmp:
+        quiet.run(audio.aac_args(master, tmp), expected_seconds=0)
+    quiet.run(audio.measure_args(aac, _fresh(stats)), expected_seconds=0)
     return _measured(stats).true_peak
 
 
@@ -383,7 +403,8 @@ def _remove_stills(project: ProjectDir, plan: Plan, index: int) -> None:
 def concat(
     project: ProjectDir, plan: Plan, runner: Runner, *, cache: ClipCache | None = None
 ) -> Path:
-    """CONCAT: clips joined by stream copy (no second encode), muxed with the AAC master audio.
+    """CONCAT: clips joined by stream copy (no second encode), muxed with the master's AAC
+    (copied too).
 
     With a `cache`, a join of the same clips with the same sound made before is linked in.
     """
@@ -395,10 +416,14 @@ def concat(
     target = joined(project)
     language = captions.mp4_language(plan.caption_language or "und")
     with atomic_path(target) as tmp:
-        args = mux.concat_args(listing, master_audio(project), tmp, subtitles, language)
+        args = mux.concat_args(listing, master_aac(project), tmp, subtitles, language)
         inputs: dict[Path, str] = {}
         if cache is not None:
-            inputs = {listing: _digest_of(_clip_keys(plan, runner)), **_digests(project, subtitles)}
+            inputs = {
+                listing: _digest_of(_clip_keys(plan, runner)),
+                **_digests(project, subtitles),
+                master_aac(project): file_sha256(master_aac(project)),
+            }
         _run_cached(cache, runner, project, "join", args, tmp, inputs, plan.duration_seconds)
     return target
 

@@ -230,8 +230,8 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
         audio.gain_args(
             work / "mix.wav", work / "audio.wav", audio.Gain(3.0, True), stats=work / "s.txt"
         ),
-        audio.aac_check_args(work / "audio.wav", work / "check.m4a"),
-        audio.measure_args(work / "check.m4a", work / "s.txt"),
+        audio.aac_args(work / "audio.wav", work / "audio.m4a"),
+        audio.measure_args(work / "audio.m4a", work / "s.txt"),
     ]
     for s in plan.scenes:
         stills = [work / f"{s.index}-{n}.yuv" for n, v in enumerate(s.visuals) if v.prepares]
@@ -251,7 +251,7 @@ def test_needs_lists_every_filter_codec_and_format_a_render_uses() -> None:
     prepared = {1: stills, 2: [work / "2-0.yuv"]}
     commands.append(scene.transition_args(plan, 1, (0, 7), prepared, work / "t.mp4", work))
     commands.append(
-        mux.concat_args(work / "concat.txt", work / "audio.wav", work / "j.mp4", work / "c.srt")
+        mux.concat_args(work / "concat.txt", work / "audio.m4a", work / "j.mp4", work / "c.srt")
     )
     used: dict[str, set[str]] = {kind: set() for kind in NEEDS}
     for args in commands:

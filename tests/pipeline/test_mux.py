@@ -17,11 +17,11 @@ def _plan() -> Plan:
     return plans.plan(*scenes, width=320, height=180)
 
 
-def test_concat_copies_the_clips_video_under_the_whole_track_as_aac() -> None:
-    args = concat_args(WORK / "concat.txt", WORK / "audio.wav", WORK / "joined.mp4")
+def test_concat_copies_the_clips_video_and_the_masters_aac_encoding_nothing() -> None:
+    args = concat_args(WORK / "concat.txt", WORK / "audio.m4a", WORK / "joined.mp4")
     assert args == [
-        *("-f", "concat", "-safe", "0", "-i", "/p/work/concat.txt", "-i", "/p/work/audio.wav"),
-        *("-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *AAC),
+        *("-f", "concat", "-safe", "0", "-i", "/p/work/concat.txt", "-i", "/p/work/audio.m4a"),
+        *("-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "copy"),
         *("-movflags", "+faststart", "-f", "mp4", "/p/work/joined.mp4"),
     ]
 
@@ -40,12 +40,13 @@ def test_a_scene_output_cuts_its_own_samples_from_the_master_track() -> None:
 
 def test_concat_with_captions_adds_a_soft_subtitle_track_tagged_and_off() -> None:
     args = concat_args(
-        WORK / "concat.txt", WORK / "audio.wav", WORK / "joined.mp4", WORK / "c.srt", "eng"
+        WORK / "concat.txt", WORK / "audio.m4a", WORK / "joined.mp4", WORK / "c.srt", "eng"
     )
     assert args == [
-        *("-f", "concat", "-safe", "0", "-i", "/p/work/concat.txt", "-i", "/p/work/audio.wav"),
+        *("-f", "concat", "-safe", "0", "-i", "/p/work/concat.txt", "-i", "/p/work/audio.m4a"),
         *("-f", "srt", "-i", "/p/work/c.srt"),
         *("-map", "0:v:0", "-map", "1:a:0", "-map", "2:s:0", "-c:s", "mov_text"),
         *("-metadata:s:s:0", "language=eng", "-disposition:s:0", "0"),
-        *("-c:v", "copy", *AAC, "-movflags", "+faststart", "-f", "mp4", "/p/work/joined.mp4"),
+        *("-c:v", "copy", "-c:a", "copy", "-movflags", "+faststart"),
+        *("-f", "mp4", "/p/work/joined.mp4"),
     ]
