@@ -5,7 +5,9 @@ and is photographed for docs/console.md."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,7 +90,21 @@ def field(page: Page, path: str) -> object:
 
 
 def job_ends(page: Page, status: str) -> None:
-    expect(page.locator("#job-live")).to_contain_text(status, timeout=RENDER)
+    try:
+        expect(page.locator("#job-live")).to_contain_text(status, timeout=RENDER)
+    except AssertionError as exc:
+        # What the service says of the job, beside what the page showed: a page that missed
+        # an event and a job that never ended fail alike here.
+        job_id = page.url.rsplit("/", 1)[-1]
+        base = page.url.split("#", 1)[0].rstrip("/")
+        request = urllib.request.Request(
+            f"{base}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            doc = json.load(answer)
+        seen = {k: doc.get(k) for k in ("status", "stage", "progress", "cancelRequested")}
+        logs = "\n".join(doc.get("logs", [])[-15:])
+        raise AssertionError(f"{exc}\nthe service says: {seen}\n{logs}") from None
 
 
 def test_a_person_renders_a_project_from_login_to_download(
