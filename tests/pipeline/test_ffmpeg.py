@@ -10,7 +10,7 @@ import imageio_ffmpeg
 import pytest
 
 from pipeline.errors import Cancelled, PipelineError
-from pipeline.ffmpeg import Runner, find_ffmpeg
+from pipeline.ffmpeg import Runner, child_env, find_ffmpeg
 from tests import pipeline_fixtures as fx
 
 ffmpeg_bin = fx.ffmpeg_bin
@@ -149,3 +149,21 @@ def test_no_orphan_when_the_parent_is_killed(ffmpeg_bin: str) -> None:
     while not _gone(child):
         assert time.monotonic() < deadline, f"ffmpeg {child} survived its parent"
         os.sched_yield()
+
+
+def test_ffmpeg_runs_with_huge_pages_asked_of_malloc_keeping_the_users_tunables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in FFmpeg that writes down the environment it was given.
+    seen = tmp_path / "tunables"
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f'#!/bin/sh\nprintf "%s" "$GLIBC_TUNABLES" > {seen}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    Runner(str(fake)).run([], expected_seconds=1)
+    assert seen.read_text() == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    # A user's own choice of the setting wins; with none set, it is the only tunable.
+    assert child_env({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})["GLIBC_TUNABLES"] == (
+        "glibc.malloc.hugetlb=0"
+    )
+    assert child_env({})["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
