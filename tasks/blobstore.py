@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -76,9 +76,14 @@ class BlobStore(Protocol):
         the others find its blob."""
         ...
 
-    def save_all(self, items: Sequence[tuple[Path, str]]) -> None:
+    def save_all(
+        self, items: Sequence[tuple[Path, str]], stored: Mapping[Path, str] | None = None
+    ) -> None:
         """Store each (local file, key) pair, all made visible together at the end: a
-        failure while they are staged leaves every earlier blob as it was."""
+        failure while they are staged leaves every earlier blob as it was. `stored`: local
+        files that are copies of blobs already in the store, by their keys (a stage's
+        fetched reads), which the store may copy on its side instead of taking the bytes
+        again."""
         ...
 
     def fetch(self, key: str, target: Path, known: Blob | None = None) -> None:
@@ -180,7 +185,9 @@ class LocalBlobStore:
             os.unlink(tmp)
         return True
 
-    def save_all(self, items: Sequence[tuple[Path, str]]) -> None:
+    def save_all(
+        self, items: Sequence[tuple[Path, str]], stored: Mapping[Path, str] | None = None
+    ) -> None:
         # Linked, not copied, where the source is on this file system (work files are).
         publish_together([(source, self.path(key)) for source, key in items])
 

@@ -7,7 +7,8 @@ variables or files (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`,
 
 - **Nothing half written under a final key.** An S3 object is visible only once its upload is
   complete (a multipart upload only at its CompleteMultipartUpload), so `save` uploads straight
-  to the key; `save_all` saves each whole and videos last. `create` is a put with
+  to the key; `save_all` saves each whole and videos last, copying in the bucket what is
+  there already. `create` is a put with
   `If-None-Match: *`: of hosts racing on one key, one wins (the others get 412).
 - **Threaded multipart** uploads and downloads (boto3's transfer manager) past 8 MiB.
 - **Ranged reads**: `open` is a seekable file whose reads are ranged GETs (the API's Range).
@@ -25,7 +26,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,16 +235,40 @@ class S3BlobStore:
         self._count("uploaded", key, source.stat().st_size)
         return True
 
-    def save_all(self, items: Sequence[tuple[Path, str]]) -> None:
+    def save_all(
+        self, items: Sequence[tuple[Path, str]], stored: Mapping[Path, str] | None = None
+    ) -> None:
         # S3 has no rename of several objects at once: each is whole when it appears, and the
         # videos come last, so a listing that shows the video shows its poster and captions.
+        # A file that is a copy of an object (`stored`) is copied by the store: FINALIZE
+        # publishes the joined video and the scene files, which are in the bucket already.
+        known = stored or {}
+
+        def put(source: Path, key: str) -> None:
+            if source in known:
+                self.copy(known[source], key)
+            else:
+                self.save(key, source)
+
         first = [(source, key) for source, key in items if not key.endswith(".mp4")]
         with ThreadPoolExecutor(max_workers=4) as pool:
-            for done in [pool.submit(self.save, key, source) for source, key in first]:
+            for done in [pool.submit(put, source, key) for source, key in first]:
                 done.result()
         for source, key in items:
             if key.endswith(".mp4"):
-                self.save(key, source)
+                put(source, key)
+
+    def copy(self, source_key: str, key: str) -> None:
+        """The object at `source_key` copied to `key` by the store (CopyObject, multipart past
+        8 MiB): no byte through this host, and the copy appears whole."""
+        origin = {"Bucket": self.bucket, "Key": self._name(source_key)}
+        name = self._name(key)
+        self._call(
+            f"copied {source_key} to {key}",
+            lambda: self.client.copy(origin, self.bucket, name, Config=_TRANSFER),
+        )
+        blob = self.stat(key)
+        self._count("copied", key, blob.size if blob is not None else 0)
 
     def fetch(self, key: str, target: Path, known: Blob | None = None) -> None:
         name = self._name(key)

@@ -33,35 +33,64 @@ def run_unit(
     fetched before it and its writes published after (`_workspace`, in a folder under
     `scratch`, the worker's SCRATCH_DIR, when given); what FINALIZE made published as the
     project's outputs. The plan when the stage laid out the timeline."""
-    with _workspace(store, stage, run.project, scratch) as project:
+    with _workspace(store, stage, run.project, scratch) as (project, fetched):
         result = registry.run_stage(stage, dataclasses.replace(run, project=project))
         if isinstance(result, stages.Publication):  # its files are in the workspace
-            publish_outputs(store, _project_key(run.project), result)
+            publish_outputs(store, _project_key(run.project), result, fetched.stored())
             return None
     return result
 
 
-def publish_outputs(store: BlobStore, project_key: str, publication: stages.Publication) -> None:
+def publish_outputs(
+    store: BlobStore,
+    project_key: str,
+    publication: stages.Publication,
+    stored: dict[Path, str] | None = None,
+) -> None:
     """FINALIZE's files made visible together in the project's output/, then the stale ones
-    (an earlier render's captions and scene files) removed."""
+    (an earlier render's captions and scene files) removed. `stored`: those that are copies
+    of blobs in the store (the joined video, the scene files), by key."""
     folder = f"{project_key}/output/"
-    store.save_all([(path, folder + name) for path, name in publication.files])
+    store.save_all([(path, folder + name) for path, name in publication.files], stored)
     for blob in store.list(folder):
         if "/" not in blob.key.removeprefix(folder) and publication.stale(blob.name):
             store.delete(blob.key)
 
 
+@dataclasses.dataclass
+class _Fetched:
+    """The files a unit's workspace was given from the store: each one's key and its
+    modification time as fetched."""
+
+    files: dict[Path, tuple[str, int]] = dataclasses.field(default_factory=dict)
+
+    def add(self, path: Path, key: str) -> None:
+        self.files[path] = (key, path.stat().st_mtime_ns)
+
+    def unchanged(self, path: Path) -> bool:
+        known = self.files.get(path)
+        return known is not None and path.stat().st_mtime_ns == known[1]
+
+    def stored(self) -> dict[Path, str]:
+        """The fetched files still as they were fetched: copies of their blobs, by key."""
+        return {
+            path: key
+            for path, (key, _) in self.files.items()
+            if path.is_file() and self.unchanged(path)
+        }
+
+
 @contextlib.contextmanager
 def _workspace(
     store: BlobStore, stage: Stage, project: ProjectDir, scratch: Path | None = None
-) -> Iterator[ProjectDir]:
+) -> Iterator[tuple[ProjectDir, _Fetched]]:
     """The project as a stage's body sees it. On a local storage it is the folder itself (the
     work folder is the storage: nothing is fetched or published). On any other, a scratch
     folder holding the stage's declared reads, whose declared writes are published when the
     body succeeds (a failed stage's are not: they stay where it ran)."""
     prefix = _project_key(project)
     if store.local_path(prefix) == project.root:
-        yield project
+        yield project, _Fetched()
         return
     folder = (
         Scratch(scratch).unit_folder()
@@ -70,13 +99,13 @@ def _workspace(
     )
     with folder as where:
         local = dataclasses.replace(project, root=Path(where))
-        fetched = {}
+        fetched = _Fetched()
         listed = _Listing(store, prefix)
         for pattern in stage.reads:
             for blob in listed.matching(registry.located(project, pattern)):
                 path = local.root / blob.key.removeprefix(prefix + "/")
                 store.fetch(blob.key, path, blob)
-                fetched[path] = path.stat().st_mtime_ns
+                fetched.add(path, blob.key)
         # What the host's earlier units prepared (a scene's stills), theirs to take as it is.
         host_scratch = Scratch(scratch) if scratch is not None else None
         shared = [
@@ -87,14 +116,14 @@ def _workspace(
         for host, where in shared:
             where.parent.mkdir(parents=True, exist_ok=True)
             host.share_in(where.parent, where.name)
-        yield local
+        yield local, fetched
         for host, where in shared:
             host.share_out(where.parent, where.name)
         made = [
             (path, f"{prefix}/{path.relative_to(local.root).as_posix()}")
             for pattern in stage.writes
             for path in _local_matching(local.root, registry.located(project, pattern))
-            if fetched.get(path) != path.stat().st_mtime_ns  # fetched and left as it was
+            if not fetched.unchanged(path)  # fetched and left as it was
         ]
         _save_each(store, made)
 

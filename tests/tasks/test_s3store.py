@@ -351,3 +351,18 @@ def test_a_whole_render_through_the_bucket(server: S3Server, tmp_path: Path) -> 
     assert len(stills) == 2, stills
     assert not [b.key for b in store.list("projects/p1/") if "stills" in b.key]
     assert registry.LAST.name == "FINALIZE"
+    # What FINALIZE published that was in the bucket already (the joined video, the scene
+    # files) was copied there by the store, not uploaded again: at most the poster and the
+    # captions it made itself went up as outputs.
+    outputs = {b.name: b.size for b in store.list("projects/p1/output/")}
+    assert {"v.mp4", "scene_00.mp4", "scene_01.mp4", "scene_00.jpg"} <= set(outputs)
+    videos = sum(size for name, size in outputs.items() if name.endswith(".mp4"))
+    made = sum(
+        size
+        for name, size in outputs.items()
+        if not name.endswith(".mp4") and not name.startswith("scene_")
+    )
+    copied, uploaded = store.moved["copied:output"], store.moved.get("uploaded:output", 0)
+    assert copied >= videos
+    assert copied + uploaded == sum(outputs.values())
+    assert uploaded <= made
