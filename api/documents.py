@@ -15,10 +15,10 @@ from sqlmodel import Session
 
 from api.schemas import CacheSummary, JobView, SceneProgress, StageCount, StageView
 from pipeline import registry
-from tasks import jobs, watchdog
+from tasks import joblog, jobs, watchdog
 from tasks.models import Job, JobTask, StageStatus, Webhook
 from tasks.settings import Settings
-from tasks.storage import Storage
+from tasks.storage import Storage, blob_store
 
 
 def _scene_progress(index: int, parts: list[JobTask]) -> SceneProgress:
@@ -104,7 +104,7 @@ def job_view(session: Session, settings: Settings, storage: Storage, job: Job) -
             "stages": [stage_view(row) for row in shown],
             "stages_total": len(rows),
             "stage_counts": _stage_counts(rows),
-            "logs": storage.tail_log(job.id, 50),
+            "logs": joblog.tail(storage, blob_store(settings, retry_seconds=1), job.id, 50),
             "waiting": watchdog.waiting_reason(session, settings, job),
             "cache": cache,
             # The spec itself may be large: its digest here, the spec at GET .../spec.

@@ -351,7 +351,10 @@ class JobView(CamelModel):
     stage_counts: list[StageCount] = Field(
         default_factory=list, description="each stage's runs, counted by state"
     )
-    logs: list[str] = Field(description="the last 50 lines of logs/<jobId>.log")
+    logs: list[str] = Field(
+        description="the job's last 50 log lines (logs/<jobId>.log; with an object store, "
+        "every host's, as each stage attempt ends)"
+    )
     waiting: str | None = Field(
         None, description="why an unfinished job is not running now (no worker, or queued)"
     )

@@ -52,6 +52,8 @@ class StageTracker:
         self._last_check = float("-inf")
         self._cancel = False
         self._pending: float | None = None
+        # Every line this attempt logged, for hosts that do not share the log folder (joblog).
+        self.kept: list[str] = []
 
     def progress(self, fraction: float) -> None:
         self._pending = fraction
@@ -131,5 +133,7 @@ class StageTracker:
 
     def log(self, line: str) -> None:
         stamp = datetime.now().astimezone().isoformat(timespec="seconds")
-        self.storage.append_log(self.job_id, f"{stamp} [{self.label}] {line}")
+        entry = f"{stamp} [{self.label}] {line}"
+        self.storage.append_log(self.job_id, entry)
+        self.kept.append(entry)
         log.info("job=%s stage=%s %s", self.job_id, self.label, line)

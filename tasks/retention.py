@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import delete
 from sqlmodel import col, select
 
+from tasks import joblog
 from tasks.blobstore import key_of
 from tasks.db import session_scope
 from tasks.models import FINISHED, IdempotencyKey, Job, JobStatus, utcnow
@@ -66,6 +67,8 @@ def clean(settings: Settings, now: datetime | None = None) -> list[Path]:
         if path.exists():
             path.unlink(missing_ok=True)
             removed.append(path)
+        if not joblog.shared(store):  # its attempts' lines in the bucket (tasks/joblog.py)
+            store.delete_prefix(f"logs/{job_id}/")
     if storage.logs.is_dir():
         cutoff = before.timestamp()
         for path in storage.logs.glob("*.log"):

@@ -30,7 +30,7 @@ from pipeline.plan import PLAN_FILE, Plan
 from pipeline.project import RUN_SPEC
 from pipeline.registry import Stage, StageRun
 from pipeline.units import ONCE, Unit, chunk_unit, scene_unit
-from tasks import batches, canvas, jobs, logs, metrics, shutdown
+from tasks import batches, canvas, joblog, jobs, logs, metrics, shutdown
 from tasks.app import app
 from tasks.blobstore import BlobStore, StoreUnavailable, output_key
 from tasks.bucket_cache import BucketCache
@@ -80,6 +80,18 @@ class StageTask(Task):
         if claim.done:
             return
         tracker = StageTracker(settings, job_id, label, claim.attempt, publish=self._publish)
+        with joblog.shipping(_store(settings), job_id, label, claim.attempt, tracker.kept):
+            self._run_claimed(settings, claim, tracker, unit, worker)
+
+    def _run_claimed(
+        self,
+        settings: Settings,
+        claim: jobs.Claim,
+        tracker: StageTracker,
+        unit: Unit,
+        worker: str,
+    ) -> None:
+        job_id, label = tracker.job_id, tracker.label
         tracker.log(f"started on {worker} (attempt {claim.attempt})")
         started = time.monotonic()
         clips: list[ClipReport] = []

@@ -94,6 +94,12 @@ def test_two_hosts_without_a_shared_folder_render_one_chunked_job(
     chunks = [s for s in job["stages"] if s["name"].startswith("SCENE_BUILD[")]
     assert len(chunks) == 6
     assert {s["worker"].split("@")[0] for s in chunks} == {"worker1", "worker2"}
+    # The API, on a host of its own, shows the job's log from the workers' hosts: each stage
+    # attempt's lines saved in the bucket when it ended (CONCAT's before FINALIZE began).
+    logged = api.job(job["id"])["logs"]
+    assert any("[CONCAT] started on worker" in line for line in logged), logged
+    assert any("[SCENE_BUILD[" in line for line in logged), logged
+    assert logged == sorted(logged, key=lambda line: line.split(" ", 1)[0])
 
     # No host's folder holds the project's work or output: they are in the bucket only.
     root = Path(two_hosts.settings.render_storage).parent
