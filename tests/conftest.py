@@ -50,6 +50,32 @@ def pytest_configure(config: pytest.Config) -> None:
 BROWSER_TESTS = Path(__file__).parent / "browser"
 
 
+# The files that take longest (each starts service stacks, kills workers or renders several
+# jobs), slowest first, collected before the rest: the test processes take files in collection
+# order (`--dist loadfile`), so the last files left running, with processes idle beside them,
+# are short ones rather than a two-minute stack file started last.
+SLOW_FIRST = (
+    "tests/e2e/test_workers.py",
+    "tests/e2e/test_s3.py",
+    "tests/e2e/test_ops.py",
+    "tests/e2e/test_recovery.py",
+    "tests/browser/",
+    "tests/e2e/test_cache.py",
+    "tests/e2e/test_batches.py",
+    "tests/tasks/test_s3store.py",
+    "tests/e2e/",
+    "tests/api/test_launch.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid
+        return next((n for n, p in enumerate(SLOW_FIRST) if path.startswith(p)), len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     asked = [Path(arg.split("::")[0]).resolve() for arg in config.args]
     covered = any(p == BROWSER_TESTS or p in BROWSER_TESTS.parents for p in asked)

@@ -203,6 +203,12 @@ def test_metrics_during_and_after_a_render(tmp_path: Path) -> None:
         release(stack)
         job = api.wait(job_id, timeout=90)
         assert job["status"] == "SUCCEEDED", job
+        # The last stage's worker writes its figures just after the job shows it ended, the
+        # job's own last of all.
+        last = ("render_seconds_per_output_second_count", ())
+        wait_for(
+            lambda: samples(api.http.get("/metrics").text).get(last, 0) >= 1, 30, "its figures"
+        )
         after = samples(api.http.get("/metrics").text)
     assert after[("render_jobs", (("status", "SUCCEEDED"),))] == 1
     assert after[("render_jobs", (("status", "RUNNING"),))] == 0
