@@ -290,7 +290,7 @@ STAGES: tuple[Stage, ...] = (
         "CONCAT",
         3.0,
         _concat,
-        reads=(_PLAN, _MASTER[1], _MASTER_AAC, _CLIPS),
+        reads=(_PLAN, _MASTER_AAC, _CLIPS),
         writes=("work/joined.mp4",),
     ),
     Stage(

@@ -419,10 +419,10 @@ def concat(
         args = mux.concat_args(listing, master_aac(project), tmp, subtitles, language)
         inputs: dict[Path, str] = {}
         if cache is not None:
+            # The AAC by its own bytes (a few MB): the join reads it, not the master WAV.
             inputs = {
                 listing: _digest_of(_clip_keys(plan, runner)),
-                **_digests(project, subtitles),
-                master_aac(project): file_sha256(master_aac(project)),
+                **{path: file_sha256(path) for path in (master_aac(project), subtitles) if path},
             }
         _run_cached(cache, runner, project, "join", args, tmp, inputs, plan.duration_seconds)
     return target
