@@ -157,9 +157,11 @@ def test_a_clip_swapped_for_a_script_after_upload_reads_nothing(
 
 
 def test_ffmpeg_runs_under_its_memory_cap(tmp_path: Path, ffmpeg_bin: str) -> None:
-    # 40 frames of 4096×4096 held by the loop filter: about 1 GB, refused under a 512 MiB cap.
+    # 40 frames of 4096×4096 held by the loop filter: about 1 GB (1.03 GB peak RSS uncapped),
+    # refused under a 512 MiB cap. Frames that differ: `color`'s 40 frames share one buffer
+    # (72 MB in all), and under the cap only a thread that could not start made it fail.
     greedy = [
-        *("-f", "lavfi", "-i", "color=s=4096x4096:r=1:d=40"),
+        *("-f", "lavfi", "-i", "testsrc2=s=4096x4096:r=1:d=40"),
         *("-vf", "loop=loop=1:size=40", "-f", "null", "-"),
     ]
     with pytest.raises(PipelineError):
