@@ -194,7 +194,10 @@ def test_metrics_during_and_after_a_render(tmp_path: Path) -> None:
         assert ("render_stage_duration_seconds_count", (("stage", "FINALIZE"),)) not in during
         # The held scene's FFmpeg (the gate script, exec'ed into FFmpeg once released) runs
         # FFMPEG_NICE (10) below its worker.
-        held = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_held_encode(p)]
+        # Only this stack's: another test file's held encode may be running beside this one.
+        held = [
+            p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_held_encode(p, tmp_path)
+        ]
         assert held, "the held FFmpeg process"
         worker_nice = os.getpriority(os.PRIO_PROCESS, stack.workers[0].pid)
         assert {int((p / "stat").read_text().rsplit(")", 1)[1].split()[16]) for p in held} == {
@@ -219,9 +222,10 @@ def test_metrics_during_and_after_a_render(tmp_path: Path) -> None:
     assert after[("render_output_bytes_total", ())] == video.stat().st_size
 
 
-def _is_held_encode(proc: Path) -> bool:
+def _is_held_encode(proc: Path, under: Path) -> bool:
     try:
         args = (proc / "cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return any(SCENE_1_ENCODE.encode() in a for a in args) and args[0] != b"sleep"
+    ours = [a for a in args if SCENE_1_ENCODE.encode() in a and str(under).encode() in a]
+    return bool(ours) and args[0] != b"sleep"
