@@ -2,10 +2,12 @@
 
 One `EventHub` per API process subscribes to the workers' change notices (tasks/events.py,
 Redis pub/sub) and, for each job someone watches, reads its document once per notice and
-hands it to every stream of that job: no stream polls the database. A stream sends the
-document at once, then on every change (progress, stage, status, scenes), a comment every
-EVENTS_KEEPALIVE seconds so proxies keep a quiet stream open, and closes after the document
-of the ended job. Each event's id is a digest of the document: a client that reconnects with
+hands it to every stream of that job. A stream sends the document at once, then on every
+change (progress, stage, status, scenes), a comment every EVENTS_KEEPALIVE seconds so proxies
+keep a quiet stream open, and closes after the document of the ended job. A notice is a hint
+(one lost leaves a watcher stale), so a stream quiet for EVENTS_KEEPALIVE seconds reads its
+document once itself and sends it if it changed: the only reads not driven by a notice.
+Each event's id is a digest of the document: a client that reconnects with
 `Last-Event-ID` gets the current document only if it changed since.
 """
 
@@ -201,6 +203,13 @@ async def stream(
             try:
                 document = await asyncio.wait_for(queue.get(), timeout=keepalive)
             except TimeoutError:
+                # A notice can be lost (pub/sub keeps none; a read for the watchers can fail
+                # under load), and the last one says the job ended: a quiet stream reads its
+                # document again, so it is never stale for longer than this.
+                fresh = await to_thread.run_sync(hub.read, job_id)
+                if fresh is not None and event_id(fresh) != sent:
+                    document = fresh
+                    continue
                 yield f": keep-alive {datetime.now(UTC).isoformat(timespec='seconds')}\n\n".encode()
     finally:
         hub.unwatch(job_id, queue)
