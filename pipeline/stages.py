@@ -131,7 +131,7 @@ def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
     else:
         _loudness_master(project, plan, runner)
     if not master_aac(project).is_file():  # a loudness check may have encoded it already
-        _encode_aac(project, runner)
+        _encode_aac(master_audio(project), master_aac(project), runner)
     _write_master_digest(project)
     return target
 
@@ -158,10 +158,11 @@ def _loudness_master(project: ProjectDir, plan: Plan, runner: Runner) -> None:
     stats.unlink(missing_ok=True)
 
 
-def _encode_aac(project: ProjectDir, runner: Runner) -> None:
+def _encode_aac(master: Path, aac: Path, runner: Runner) -> None:
+    """`master` as the video's AAC track, written to `aac` whole or not at all."""
     quiet = dataclasses.replace(runner, on_progress=None)
-    with atomic_path(master_aac(project)) as tmp:
-        quiet.run(audio.aac_args(master_audio(project), tmp), expected_seconds=0)
+    with atomic_path(aac) as tmp:
+        quiet.run(audio.aac_args(master, tmp), expected_seconds=0)
 
 
 def _gain_passes(
@@ -225,9 +226,8 @@ def _gain_passes(
 def _aac_peak(master: Path, aac: Path, stats: Path, runner: Runner) -> float:
     """The true peak of `master` encoded as the video's AAC track, into `aac`: kept as that
     track unless a pass after this one writes another master."""
+    _encode_aac(master, aac, runner)
     quiet = dataclasses.replace(runner, on_progress=None)
-    with atomic_path(aac) as tmp:
-        quiet.run(audio.aac_args(master, tmp), expected_seconds=0)
     quiet.run(audio.measure_args(aac, _fresh(stats)), expected_seconds=0)
     return _measured(stats).true_peak
 
@@ -459,10 +459,9 @@ def _digest_of(keys: Sequence[str]) -> str:
     return hashlib.sha256(",".join(keys).encode()).hexdigest()
 
 
-def _digests(project: ProjectDir, *extra: Path | None) -> dict[Path, str]:
-    """The content digests of the master audio and `extra` files, as output keys name them."""
-    found = {master_audio(project): master_digest(project)}
-    return found | {path: file_sha256(path) for path in extra if path is not None}
+def _digests(project: ProjectDir) -> dict[Path, str]:
+    """The master audio's content digest, as output keys name it."""
+    return {master_audio(project): master_digest(project)}
 
 
 def master_digest(project: ProjectDir) -> str:

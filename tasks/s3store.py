@@ -245,8 +245,8 @@ class S3BlobStore:
         known = stored or {}
 
         def put(source: Path, key: str) -> None:
-            if source in known:
-                self.copy(known[source], key)
+            if source in known:  # an unchanged copy: its size is the object's
+                self.copy(known[source], key, source.stat().st_size)
             else:
                 self.save(key, source)
 
@@ -258,17 +258,17 @@ class S3BlobStore:
             if key.endswith(".mp4"):
                 put(source, key)
 
-    def copy(self, source_key: str, key: str) -> None:
-        """The object at `source_key` copied to `key` by the store (CopyObject, multipart past
-        8 MiB): no byte through this host, and the copy appears whole."""
+    def copy(self, source_key: str, key: str, size: int) -> None:
+        """The object at `source_key` (of `size` bytes, for the figures) copied to `key` by
+        the store (CopyObject, multipart past 8 MiB): no byte through this host, and the
+        copy appears whole."""
         origin = {"Bucket": self.bucket, "Key": self._name(source_key)}
         name = self._name(key)
         self._call(
             f"copied {source_key} to {key}",
             lambda: self.client.copy(origin, self.bucket, name, Config=_TRANSFER),
         )
-        blob = self.stat(key)
-        self._count("copied", key, blob.size if blob is not None else 0)
+        self._count("copied", key, size)
 
     def fetch(self, key: str, target: Path, known: Blob | None = None) -> None:
         name = self._name(key)
