@@ -99,7 +99,7 @@ def _child_setup(parent_pid: int, nice: int = 0, max_memory_mb: int = 0) -> Call
         # Below the service's own processes: on a host where x264 fills every core, the API
         # and the workers' bookkeeping (heartbeats, progress, cancels) still get the CPU.
         if nice:
-            os.nice(nice)
+            _lower(nice)
         # The kernel SIGKILLs the child when the *thread* that forked it ends; Runner.run waits
         # for the child on that thread, so this only fires if the whole worker dies.
         if _PRCTL is not None:
@@ -108,6 +108,17 @@ def _child_setup(parent_pid: int, nice: int = 0, max_memory_mb: int = 0) -> Call
             os._exit(1)
 
     return setup
+
+
+def _lower(nice: int) -> None:
+    """Run `nice` steps below the caller. FFmpeg starts a session of its own, and where the
+    kernel groups processes by session (autogroup, on by default on desktop and most server
+    kernels) it shares the CPU between groups first: a process's niceness then only weighs
+    against its own group's, so the group is lowered too."""
+    lowered = os.nice(nice)
+    # No autogroup: a container's /proc, another kernel.
+    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
+        group.write(str(lowered))
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
