@@ -79,6 +79,10 @@ class StageRun:
     on_clip: Callable[[ClipReport], None] | None = None
     # How much work the render may order (SPEECH and VALIDATE check it).
     limits: Limits = field(default_factory=Limits)
+    # Who makes a finished scene's files (`build_scene_outputs`), given how to make them with
+    # a runner: None, the unit that finished the scene, at once; the command line hands them
+    # to work it runs beside the next units (`pipeline.render`).
+    later: Callable[[Callable[[Runner], object]], None] | None = None
 
     def plan(self) -> Plan:
         return read_plan(self.project)
@@ -209,8 +213,16 @@ def _scene_build(run: StageRun) -> None:
     # A scene's files are made where its clip is finished: by its one build, or by whichever
     # of its chunks' builds (on whichever worker) finds the others already there.
     scene = run.unit.part_of()
-    if scene is not None and not plan.draft and stages.scene_complete(run.project, plan, scene):
-        stages.build_scene_outputs(run.project, plan, scene, run.runner, _cache(run))
+    if scene is None or plan.draft or not stages.scene_complete(run.project, plan, scene):
+        return
+
+    def outputs(runner: Runner) -> None:
+        stages.build_scene_outputs(run.project, plan, scene, runner, _cache(run))
+
+    if run.later is None:
+        outputs(run.runner)
+    else:
+        run.later(outputs)
 
 
 def _cache(run: StageRun) -> ClipCache | None:

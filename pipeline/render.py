@@ -7,6 +7,10 @@ and writes named files only (AUDIO_PREP: the master track) runs beside the per-s
 it, whose FFmpeg commands wait only where they name one of those files (a scene's published
 `scene_NN.mp4`, muxed with its cut of the master), and the stages after both wait for it. A
 per-scene stage's units start longest first, so that the last one left running alone is short.
+
+What runs beside the units (that stage, and each finished scene's published files, which no
+unit waits for) runs at a lower CPU priority: it takes the core the last unit leaves idle
+instead of sharing the cores with the encodes before it.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from pipeline import registry, stages
@@ -29,6 +34,12 @@ from pipeline.plan import Plan, load_spec
 from pipeline.project import ProjectDir
 from pipeline.registry import Stage, StageRun
 from pipeline.units import ONCE, Unit
+
+# Added to FFmpeg's niceness for what runs beside a per-scene stage's units (`_Beside`). At 19
+# the kernel gives it about 1.5% of a core an encode also wants, so nearly all of it waits for
+# a core with nothing else to do: the bench project's last unit ran 4.4 s alone while AUDIO_PREP
+# and the scene files, 8 s of CPU, had run earlier at the encodes' expense.
+BESIDE_NICE = 19
 
 
 class _Progress:
@@ -99,14 +110,13 @@ def render(
         if runner.log is not None:
             runner.log(f"stage {stage.name} at {time.strftime('%H:%M:%S')}")
 
-    def run_once(stage: Stage) -> Plan | None:
-        run = dataclasses.replace(
-            base, runner=dataclasses.replace(runner, on_progress=progress.reporter(stage.label()))
-        )
+    def run_once(stage: Stage, nice: int = 0) -> Plan | None:
+        reporter = progress.reporter(stage.label())
+        lower = dataclasses.replace(runner, on_progress=reporter, nice=runner.nice + nice)
+        run = dataclasses.replace(base, runner=lower)
         laid_out = run_here(stage, run)
-        report = progress.reporter(stage.label())
-        if report is not None:  # a stage that ran no FFmpeg (VALIDATE) still counts as done
-            report(1.0)
+        if reporter is not None:  # a stage that ran no FFmpeg (VALIDATE) still counts as done
+            reporter(1.0)
         return laid_out
 
     def in_turn(stage: Stage) -> Plan | None:
@@ -116,7 +126,7 @@ def render(
     def execute(stage: Stage, units: list[Unit]) -> Plan | None:
         if deferred and stage.per_scene:
             starting(stage)
-            beside = _Beside(deferred.pop(), project, run_once, on_stage_done)
+            beside = _Beside(deferred.pop(), project, run_once, on_stage_done, jobs)
             with beside:
                 _run_units(stage, beside.gated(base), units, jobs, progress, known[0])
             return None
@@ -160,26 +170,33 @@ def _may_run_beside_next(stage: Stage) -> bool:
 
 @dataclass
 class _Beside:
-    """A stage run in a thread of its own while the next stage's units run (`with`): their
-    FFmpeg commands that name one of its files wait until it is done (`gated`). Its error,
-    if any, is the one raised: a unit that waited for it failed only because it did."""
+    """Work run beside a per-scene stage's units (`with`), `BESIDE_NICE` below them: a stage
+    that may run beside them, in a thread of its own, and each finished scene's published
+    files (`StageRun.later`), on `jobs` threads. FFmpeg commands that name one of that stage's
+    files, the units' and the scene files' alike, wait until it is done (`gated`).
+
+    Leaving waits for all of it. The stage's error, if any, is the one raised: a unit that
+    waited for it failed only because it did; else a scene file's."""
 
     stage: Stage
     project: ProjectDir
-    body: Callable[[Stage], object]
+    body: Callable[[Stage, int], object]
     on_done: Callable[[str, float], None] | None
+    jobs: int = 1
     error: BaseException | None = None
     _done: threading.Event = field(default_factory=threading.Event)
+    _later: list[Future[object]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         located = (registry.located(self.project, p) for p in self.stage.writes)
         self.files = frozenset(str(self.project.root / path) for path in located)
         self._thread = threading.Thread(target=self._run, name=self.stage.name, daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="later")
 
     def _run(self) -> None:
         began = time.monotonic()
         try:
-            self.body(self.stage)
+            self.body(self.stage, BESIDE_NICE)
         except BaseException as exc:  # raised in the orchestrator's thread, on leaving
             self.error = exc
         finally:
@@ -193,12 +210,22 @@ class _Beside:
 
     def __exit__(self, *exc: object) -> None:
         self._thread.join()
+        # After a unit failed, what has not started of the scene files is not made.
+        self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
         if self.error is not None:
             raise self.error
+        for future in self._later:
+            if not future.cancelled():
+                future.result()
 
     def gated(self, run: StageRun) -> StageRun:
         fields = {f.name: getattr(run.runner, f.name) for f in dataclasses.fields(run.runner)}
-        return dataclasses.replace(run, runner=_GatedRunner(**fields, beside=self))
+        runner = _GatedRunner(**fields, beside=self)
+        lower = dataclasses.replace(runner, nice=runner.nice + BESIDE_NICE, on_progress=None)
+        return dataclasses.replace(run, runner=runner, later=partial(self._submit, lower))
+
+    def _submit(self, runner: Runner, make: Callable[[Runner], object]) -> None:
+        self._later.append(self._pool.submit(make, runner))
 
     def wait_for(self, args: list[str]) -> None:
         """Return once the files of this stage's that `args` name are written (at once if

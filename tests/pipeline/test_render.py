@@ -4,6 +4,7 @@ the units longest first, and the same bytes however the stages overlap."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,45 @@ def test_only_a_once_stage_writing_named_files_runs_beside_the_next() -> None:
 
     beside = [stage.name for stage in registry.STAGES if _may_run_beside_next(stage)]
     assert beside == ["AUDIO_PREP"]
+
+
+def _logging_ffmpeg(folder: Path, ffmpeg: str) -> tuple[Path, Path]:
+    """An FFmpeg that notes its niceness and its last argument (the file it writes), then
+    runs the real one."""
+    log = folder / "niceness.log"
+    script = folder / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        'for last; do :; done\n'
+        f'echo "$(cut -d" " -f19 /proc/$$/stat) $last" >> {log}\n'
+        f'exec {ffmpeg} "$@"\n'
+    )
+    script.chmod(0o755)
+    return script, log
+
+
+def test_what_runs_beside_the_builds_runs_below_them(
+    small_project: ProjectDir,  # noqa: F811
+    ffmpeg_bin: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # AUDIO_PREP and the scene files run BESIDE_NICE below the unit encodes, so they take the
+    # core a last unit leaves idle rather than the encodes' share; alone (one job), nothing
+    # is lowered.
+    from pipeline.render import BESIDE_NICE
+
+    script, log = _logging_ffmpeg(tmp_path, ffmpeg_bin)
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    lowered = min(mine + BESIDE_NICE, 19)
+    render(small_project, CHUNKED, "v.mp4", Runner(str(script)), 2, threads=1)
+    # Each file is written to a temp name: ".scene_00.<random>.tmp.mp4".
+    seen = [line.split(" ", 1) for line in log.read_text().splitlines() if "/" in line]
+    by_file = {Path(path).name.split(".")[1]: int(nice) for nice, path in seen}
+    assert by_file["scene_00"] == by_file["scene_01"] == lowered  # the scene files
+    assert by_file["audio"] == lowered  # AUDIO_PREP's
+    encodes = [int(n) for n, path in seen if "_part" in path]
+    assert encodes and set(encodes) == {mine}
+
+    log.unlink()
+    render(small_project, CHUNKED, "v.mp4", Runner(str(script)), 1, threads=1)
+    assert {int(line.split()[0]) for line in log.read_text().splitlines()} == {mine}
