@@ -36,11 +36,11 @@ from pipeline.probe import (
 from pipeline.problems import unknown_scenes
 from pipeline.project import ProjectDir
 from pipeline.sound import captions_without_narration
-from pipeline.spec import ClipSpec, ProjectSpec, SceneSpec, read_spec
+from pipeline.spec import ProjectSpec, SceneSpec, read_spec
 from pipeline.transitions import TransitionPlan
 from pipeline.tts import Word
 from pipeline.tts import cache as speech_cache
-from pipeline.visuals import Clip, Visual, VisualPlan
+from pipeline.visuals import Visual, VisualPlan
 
 PLAN_FILE = "plan.json"
 __all__ = ["file_sha256"]  # long imported from here
@@ -442,7 +442,7 @@ def _inspect_scene(
     voice_seconds = voice.seconds if voice is not None else None
     given = scene.seconds
     if scene.duration == "clip":  # the spec allows it for a scene of one clip only
-        given = next(v.used_seconds for v in found if isinstance(v, Clip))
+        given = next(v.own_seconds for v in found if v.own_seconds is not None)
         if given > bounds.max_scene_seconds:
             raise limits.scene_too_long(index, "duration", given, bounds)
     seconds = timeline.scene_seconds(voice_seconds, given)
@@ -454,26 +454,22 @@ def _inspect_scene(
     return SceneInputs(found, voice.path if voice else None, voice_seconds, seconds), voice
 
 
-def _inspect_visual(project: ProjectDir, entry: str | ClipSpec, bounds: Limits) -> Visual:
-    """The visual a spec entry names: an image's file name, or a clip object."""
-    if isinstance(entry, str):
-        return visuals.inspect("still", project, entry, bounds.max_image_pixels)
-    clip = visuals.inspect(entry.kind, project, entry.video, bounds.max_image_pixels, entry)
-    if isinstance(clip, Clip) and clip.seconds > bounds.max_video_seconds:
-        raise visuals.VisualError(
-            f"video {entry.video!r} is {clip.seconds:.1f} s long, over MAX_VIDEO_SECONDS "
-            f"({bounds.max_video_seconds:g} s)"
-        )
-    return clip
+def _inspect_visual(project: ProjectDir, entry: Any, bounds: Limits) -> Visual:
+    """The visual a spec entry names: an image's file name, or a kind's object."""
+    kind, name = visuals.named_by(entry)
+    use = None if isinstance(entry, str) else entry
+    found = visuals.inspect(kind, project, name, bounds.max_image_pixels, use)
+    refused = found.refused(bounds)
+    if refused is not None:
+        raise visuals.VisualError(refused)
+    return found
 
 
-def _pick(found: Sequence[Visual], entry: str | ClipSpec) -> Visual:
+def _pick(found: Sequence[Visual], entry: Any) -> Visual:
     """The inspected visual a spec entry names."""
+    kind, name = visuals.named_by(entry)
     for visual in found:
-        if isinstance(entry, str):
-            if visual.kind == "still" and visual.name == entry:
-                return visual
-        elif isinstance(visual, Clip) and visual.name == entry.video and visual.used_as(entry):
+        if visual.kind == kind and visual.name == name and visual.used_as(entry):
             return visual
     raise ValueError(f"no visual inspected for {entry!r}")
 
@@ -570,7 +566,7 @@ def build_plan(
         min_shot=options.min_shot,
         max_shot=options.max_shot,
         # A scene with a clip has a shot per visual: maxShot never cuts a clip short.
-        whole=[bool(scene.clips) for scene in spec.scenes],
+        whole=[any(v.own_seconds is not None for v in i.visuals) for i in inputs],
     )
     xfade = timeline.overlap_frames(options.xfade, fps)
     width, height = picture_size(options)
@@ -586,7 +582,7 @@ def build_plan(
         for shot, frames in enumerate(timing.shot_frames):
             visual = shown[shot % len(shown)]
             # A clip moves only when its own entry asks (`motion` of the clip object).
-            moves = visual.motion if isinstance(visual, Clip) else motion
+            moves = visual.moves(motion)
             move = kenburns(seed, shot) if moves == "kenburns" else STILL
             overlap = xfade if shot < count - 1 else 0
             shots.append(ShotPlan(visual.kind, visual.sha256, frames, overlap, move))
@@ -670,7 +666,7 @@ def _burnt(options: RenderOptions) -> BurntCaptions:
 
 def _clip_sound(scenes: Sequence[ScenePlan]) -> bool:
     """Whether some clip's own sound is in the mix (and so ducks under the voice)."""
-    return any(isinstance(v, Clip) and v.volume is not None for s in scenes for v in s.visuals)
+    return any(v.sound() is not None for s in scenes for v in s.visuals)
 
 
 def _chunk_frames(options: RenderOptions, fps: int) -> int:

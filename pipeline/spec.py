@@ -8,9 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -18,7 +16,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from pipeline.assets import IMAGES, MUSIC, VIDEOS, VOICEOVERS, Reference, Refers
+from pipeline import visuals
+from pipeline.assets import IMAGES, MUSIC, VOICEOVERS, AssetKind, Reference, Refers
 from pipeline.errors import PipelineError
 from pipeline.layers.text import MAX_LAYERS, TextSpec
 from pipeline.names import check_safe_name
@@ -49,75 +48,16 @@ class Transition(BaseModel):
     )
 
 
-# File name endings of pictures: a clip object naming one has video options on an image.
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic")
-
-
-class ClipAudio(BaseModel):
-    """A clip's own sound, mixed under the narration (and ducked like the music bed)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    volume: float = Field(-12.0, ge=-60, le=12, description="dB")
-
-
-class ClipSpec(BaseModel):
-    """A video clip as a scene visual: an entry of `images` that is an object."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
-    )
-
-    video: Annotated[str, Refers(VIDEOS)] = Field(description="a file in input/videos/")
-    trim_in: float = Field(0.0, ge=0, le=86_400, alias="in", description="seconds of the source")
-    trim_out: float | None = Field(
-        None, gt=0, le=86_400, alias="out", description="seconds of the source; default its end"
-    )
-    fill: Literal["hold", "loop"] = Field(
-        "hold", description="when its shot is longer: hold the last frame, or play it again"
-    )
-    audio: ClipAudio | None = Field(None, description="its sound under the narration; muted")
-    motion: Motion = Field("none", description="Ken Burns over the clip: off unless asked")
-
-    @property
-    def kind(self) -> str:
-        return "clip"
-
-    @field_validator("video")
-    @classmethod
-    def _video(cls, name: str) -> str:
-        name = check_safe_name(name)
-        if name.lower().endswith(_IMAGE_SUFFIXES):
-            raise ValueError(
-                f"{name!r} is an image: in, out, fill, audio and motion are video options; "
-                "name an image as a plain string"
-            )
-        return name
-
-    @model_validator(mode="after")
-    def _trim(self) -> ClipSpec:
-        if self.trim_out is not None and self.trim_out <= self.trim_in:
-            raise ValueError(f"out ({self.trim_out:g}) must be after in ({self.trim_in:g})")
-        return self
-
-
-def _entry_kind(value: Any) -> str:
-    return "image" if isinstance(value, str) else "clip"
-
-
-# An entry of `images`: an image's file name, or a clip object (told apart by their shape, so
-# an error in either names that kind's own field).
-Entry = Annotated[
-    Annotated[str, Tag("image")] | Annotated[ClipSpec, Tag("clip")],
-    Discriminator(_entry_kind),
-]
+# An entry of `images`: an image's file name, or the object of a kind of visual that has one
+# (`pipeline.visuals`), told apart by their shape, so an error in either names its own field.
+Entry = visuals.SpecEntry
 
 
 class SceneSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str | None = Field(None, max_length=64)
-    # An entry is an image's file name, or a video clip (docs/clips.md).
+    # An entry is an image's file name, or a visual's object: a video clip (docs/clips.md).
     images: Annotated[list[Entry], Refers(IMAGES)] = Field(
         min_length=1, max_length=MAX_IMAGES_PER_SCENE
     )
@@ -137,7 +77,7 @@ class SceneSpec(BaseModel):
 
     @field_validator("images")
     @classmethod
-    def _images(cls, entries: list[str | ClipSpec]) -> list[str | ClipSpec]:
+    def _images(cls, entries: list[Any]) -> list[Any]:
         return [check_safe_name(e) if isinstance(e, str) else e for e in entries]
 
     @field_validator("duration", mode="wrap")
@@ -156,7 +96,7 @@ class SceneSpec(BaseModel):
     @model_validator(mode="after")
     def _clip_duration(self) -> SceneSpec:
         if self.duration == "clip" and not (
-            len(self.images) == 1 and isinstance(self.images[0], ClipSpec)
+            len(self.images) == 1 and visuals.entry_timed(self.images[0])
         ):
             raise ValueError('duration "clip" needs a scene whose one visual is a video clip')
         return self
@@ -165,10 +105,6 @@ class SceneSpec(BaseModel):
     def seconds(self) -> float | None:
         """The duration given in seconds (None for none, or for "clip")."""
         return self.duration if isinstance(self.duration, float | int) else None
-
-    @property
-    def clips(self) -> list[ClipSpec]:
-        return [entry for entry in self.images if isinstance(entry, ClipSpec)]
 
     @field_validator("voiceover")
     @classmethod
@@ -216,13 +152,23 @@ class ProjectSpec(BaseModel):
                 value: Any = getattr(scene, name)
                 if isinstance(value, list):
                     for i, item in enumerate(value):
-                        if isinstance(item, ClipSpec):
-                            refs.append(Reference(f"{where}[{i}].video", VIDEOS, item.video))
-                        else:
-                            refs.append(Reference(f"{where}[{i}]", kind, item))
+                        refs += _item_references(f"{where}[{i}]", kind, item)
                 elif value is not None:
                     refs.append(Reference(where, kind, value))
         return refs
+
+
+def _item_references(where: str, kind: AssetKind, item: Any) -> list[Reference]:
+    """An item of a list of files: a file name of that list's kind, or an object (a video
+    clip in `images`) naming its files by fields of its own marked `Refers(kind)`."""
+    if not isinstance(item, BaseModel):
+        return [Reference(where, kind, item)]
+    return [
+        Reference(f"{where}.{info.alias or name}", marker.kind, getattr(item, name))
+        for name, info in type(item).model_fields.items()
+        for marker in info.metadata
+        if isinstance(marker, Refers) and getattr(item, name) is not None
+    ]
 
 
 def render_references(spec: ProjectSpec, options: RenderOptions) -> list[Reference]:

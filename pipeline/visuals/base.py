@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pipeline.graph import Filter, Graph, Stream
+    from pipeline.limits import Limits
     from pipeline.plan import Plan, ScenePlan, ShotPlan
     from pipeline.project import ProjectDir
     from pipeline.scene import Piece
@@ -41,6 +42,10 @@ class Visual(Protocol):
     def sha256(self) -> str: ...  # of the file's bytes: what shots and cache keys name it by
 
     folder: ClassVar[str]  # where in input/ its files are named from
+    # The object a spec `images` entry names one by (`kind`, its file by a field marked
+    # `Refers`, its options; `timed` if it has a length of its own), or None: a plain file
+    # name names it (a still).
+    entry: ClassVar[type[Any] | None]
     # Whether a unit prepares it first (work/stills/: `prepare_*`, `prepared_name`); one that
     # does not is read by the scene's drawing itself (`inputs`).
     prepares: ClassVar[bool]
@@ -48,6 +53,23 @@ class Visual(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def own_seconds(self) -> float | None:
+        """How long it plays (a clip's used stretch), or None: a picture, as long as its shot."""
+        ...
+
+    def used_as(self, entry: Any) -> bool:
+        """Whether it is the visual the spec entry `entry` names, used as that entry says."""
+        ...
+
+    def moves(self, scene_motion: str) -> str:
+        """The motion its shots take, given the scene's (`kenburns` or `none`)."""
+        ...
+
+    def refused(self, bounds: Limits) -> str | None:
+        """What the deployment's limits refuse of it, naming the file and the limit; or None."""
+        ...
 
     def identity(self) -> dict[str, Any]:
         """What of it decides a clip's pixels (never its path), for the clip's cache key."""

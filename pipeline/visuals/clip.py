@@ -21,16 +21,22 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipeline.assets import VIDEOS, Refers
 from pipeline.atomic import file_sha256
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.motion import oversampled, zoompan_filter
+from pipeline.names import check_safe_name
+from pipeline.options import Motion
 from pipeline.probe import clip_info, input_guard, open_user_media
 from pipeline.visuals.base import Sound, VisualError
 from pipeline.visuals.still import fitted
 
 if TYPE_CHECKING:
+    from pipeline.limits import Limits
     from pipeline.plan import Plan, ScenePlan, ShotPlan
     from pipeline.project import ProjectDir
     from pipeline.scene import Piece
@@ -38,6 +44,58 @@ if TYPE_CHECKING:
 # The display rotation (degrees counter-clockwise) as the EXIF orientation that turns a
 # picture the same way: stills and clips are turned upright by the same filters.
 _ORIENTATION = {0: 1, 90: 8, 180: 3, 270: 6}
+
+
+# File name endings of pictures: a clip object naming one has video options on an image.
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic")
+
+
+class ClipAudio(BaseModel):
+    """A clip's own sound, mixed under the narration (and ducked like the music bed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    volume: float = Field(-12.0, ge=-60, le=12, description="dB")
+
+
+class ClipSpec(BaseModel):
+    """A video clip as a scene visual: an entry of `images` that is an object."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True
+    )
+
+    video: Annotated[str, Refers(VIDEOS)] = Field(description="a file in input/videos/")
+    trim_in: float = Field(0.0, ge=0, le=86_400, alias="in", description="seconds of the source")
+    trim_out: float | None = Field(
+        None, gt=0, le=86_400, alias="out", description="seconds of the source; default its end"
+    )
+    fill: Literal["hold", "loop"] = Field(
+        "hold", description="when its shot is longer: hold the last frame, or play it again"
+    )
+    audio: ClipAudio | None = Field(None, description="its sound under the narration; muted")
+    motion: Motion = Field("none", description="Ken Burns over the clip: off unless asked")
+
+    kind: ClassVar[str] = "clip"  # the visual it names
+    timed: ClassVar[bool] = True  # it has a length of its own (a scene's duration "clip")
+
+    @field_validator("video")
+    @classmethod
+    def _video(cls, name: str) -> str:
+        name = check_safe_name(name)
+        if name.lower().endswith(_IMAGE_SUFFIXES):
+            raise ValueError(
+                f"{name!r} is an image: in, out, fill, audio and motion are video options; "
+                "name an image as a plain string"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _trim(self) -> ClipSpec:
+        if self.trim_out is not None and self.trim_out <= self.trim_in:
+            raise ValueError(f"out ({self.trim_out:g}) must be after in ({self.trim_in:g})")
+        return self
+
 
 Fill = Literal["hold", "loop"]
 _UNTAGGED = Filter.of(
@@ -71,6 +129,7 @@ class Clip:
     kind: Literal["clip"] = "clip"
 
     folder: ClassVar[str] = "videos"
+    entry: ClassVar[type[ClipSpec] | None] = ClipSpec
     prepares: ClassVar[bool] = False
     # Besides these it joins a loop's rounds with `concat` and untags with `setparams`, which
     # every scene needs anyway (pipeline/capabilities.py).
@@ -91,6 +150,21 @@ class Clip:
     @property
     def used_seconds(self) -> float:
         return self.end - self.trim_in
+
+    @property
+    def own_seconds(self) -> float:
+        return self.used_seconds
+
+    def moves(self, scene_motion: str) -> str:
+        return self.motion  # its own entry's: off unless asked
+
+    def refused(self, bounds: Limits) -> str | None:
+        if self.seconds > bounds.max_video_seconds:
+            return (
+                f"video {self.name!r} is {self.seconds:.1f} s long, over MAX_VIDEO_SECONDS "
+                f"({bounds.max_video_seconds:g} s)"
+            )
+        return None
 
     def frames(self, fps: int) -> int:
         """The grid frames the used stretch fills (at least one)."""

@@ -31,6 +31,7 @@ from pipeline.visuals.base import Sound, VisualError
 
 if TYPE_CHECKING:
     from pipeline.encoder import Encoder
+    from pipeline.limits import Limits
     from pipeline.plan import Plan, ScenePlan, ShotPlan
     from pipeline.project import ProjectDir
     from pipeline.scene import Piece
@@ -77,6 +78,7 @@ class Still:
     kind: Literal["still"] = "still"
 
     folder: ClassVar[str] = "images"
+    entry: ClassVar[type[Any] | None] = None  # named by a plain file name
     prepares: ClassVar[bool] = True
     filters: ClassVar[tuple[str, ...]] = (
         *("scale", "crop", "split", "gblur", "eq", "overlay", "format"),
@@ -108,6 +110,19 @@ class Still:
         return cls(
             path=relative, width=width, height=height, orientation=orientation, sha256=digest
         )
+
+    @property
+    def own_seconds(self) -> None:
+        return None
+
+    def used_as(self, entry: Any) -> bool:
+        return True  # a file name: nothing to use it as
+
+    def moves(self, scene_motion: str) -> str:
+        return scene_motion
+
+    def refused(self, bounds: Limits) -> str | None:
+        return None  # its pixels are checked as it is decoded (`inspect`)
 
     @property
     def thin(self) -> bool:

@@ -41,6 +41,27 @@ def test_every_kind_is_registered_and_readable_from_the_plan() -> None:
     assert set(visuals.filters()) <= set(NEEDS["filter"])
 
 
+def test_every_kind_with_a_spec_object_is_read_from_the_spec_by_it() -> None:
+    # The spec's `images` entry lists a branch per kind with an object, tagged by its name,
+    # and a plain file name names the PLAIN kind, which has none.
+    (union, _) = typing.get_args(visuals.SpecEntry)
+    branches = {typing.get_args(b)[1].tag: typing.get_args(b)[0] for b in typing.get_args(union)}
+    assert branches == {"image": str, **visuals.ENTRIES}
+    assert KINDS[visuals.PLAIN].entry is None
+    for name, entry in visuals.ENTRIES.items():
+        assert entry.kind == name
+        field = visuals._file_field(entry)
+        # Told apart by the field that names its file; what no kind's field names is read
+        # as the first kind's, so its error names that field.
+        assert visuals.entry_tag({field: "x"}) == name
+    assert visuals.entry_tag({}) == visuals.entry_tag(7) == next(iter(visuals.ENTRIES))
+    assert visuals.entry_tag("a.png") == "image"
+    assert visuals.named_by("a.png") == ("still", "a.png")
+    clip = visuals.ClipSpec.model_validate({"video": "v.mp4", "in": 1})
+    assert visuals.named_by(clip) == ("clip", "v.mp4")
+    assert visuals.entry_timed(clip) and not visuals.entry_timed("a.png")
+
+
 def _scene(image: Still) -> tuple[object, object]:
     scene = scene_plan(visuals=(image,), shots=(shot(image, 30),))
     whole = plan(scene, width=320, height=180)
