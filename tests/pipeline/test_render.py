@@ -98,7 +98,7 @@ def _logging_ffmpeg(folder: Path, ffmpeg: str) -> tuple[Path, Path]:
     script = folder / "ffmpeg"
     script.write_text(
         "#!/bin/sh\n"
-        'for last; do :; done\n'
+        "for last; do :; done\n"
         f'echo "$(cut -d" " -f19 /proc/$$/stat) $last" >> {log}\n'
         f'exec {ffmpeg} "$@"\n'
     )
