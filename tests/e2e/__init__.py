@@ -49,6 +49,11 @@ def running_stack(
             "DEFAULT_FPS": "25",
             "WORKER_CONCURRENCY": "2",
             "PROGRESS_INTERVAL": "0.2",
+            # The suite runs other files' FFmpeg beside this stack at the tests' own priority:
+            # lowered below those (FFmpeg's session group too), a stack's encodes would get a
+            # tenth of a core and run past the short task time limits some tests set. The
+            # metrics test asks for the service's default and checks it.
+            "FFMPEG_NICE": "0",
             **overrides,
         }
     )

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from pipeline.fixtures import ImageFixture, make_image
+from tasks.settings import Settings
 from tests.deploy import ROOT, SETTING_NAMES, answers, local, service, with_option
 from tests.e2e import free_port
 from tests.held import SCENE_1_ENCODE, held_at_scene_1, release, wait_for, worker_of
@@ -179,7 +180,12 @@ def test_the_event_stream_follows_a_render_to_its_end_across_a_reconnect(
 def test_metrics_during_and_after_a_render(tmp_path: Path) -> None:
     """GET /metrics parsed with prometheus-client's parser: the workers' pool processes wrote
     the histograms and counters, the API reads the gauges now."""
-    with held_at_scene_1(tmp_path, "prom", 2, 3, cache=False) as (stack, api, job_id):
+    nice = str(Settings.model_fields["ffmpeg_nice"].default)
+    with held_at_scene_1(tmp_path, "prom", 2, 3, cache=False, FFMPEG_NICE=nice) as (
+        stack,
+        api,
+        job_id,
+    ):
         # Each worker beats from its main process once it is ready, which the stack's start
         # (the API answering) does not wait for.
         def live_workers() -> float:
@@ -203,6 +209,10 @@ def test_metrics_during_and_after_a_render(tmp_path: Path) -> None:
         assert {int((p / "stat").read_text().rsplit(")", 1)[1].split()[16]) for p in held} == {
             worker_nice + 10
         }
+        if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1":
+            # In a session of its own, it is lowered with its session's group too.
+            groups = {(p / "autogroup").read_text().split()[-1] for p in held}
+            assert groups == {str(worker_nice + 10)}
         release(stack)
         job = api.wait(job_id, timeout=90)
         assert job["status"] == "SUCCEEDED", job
