@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 _ORIENTATION = {0: 1, 90: 8, 180: 3, 270: 6}
 
 
+Fill = Literal["hold", "loop"]
 # File name endings of pictures: a clip object naming one has video options on an image.
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic")
 
@@ -70,7 +71,7 @@ class ClipSpec(BaseModel):
     trim_out: float | None = Field(
         None, gt=0, le=86_400, alias="out", description="seconds of the source; default its end"
     )
-    fill: Literal["hold", "loop"] = Field(
+    fill: Fill = Field(
         "hold", description="when its shot is longer: hold the last frame, or play it again"
     )
     audio: ClipAudio | None = Field(None, description="its sound under the narration; muted")
@@ -97,7 +98,6 @@ class ClipSpec(BaseModel):
         return self
 
 
-Fill = Literal["hold", "loop"]
 _UNTAGGED = Filter.of(
     "setparams",
     range="unknown",
