@@ -27,6 +27,8 @@ from pipeline.probe import (
 )
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from pipeline.options import RenderOptions
 
 
@@ -152,6 +154,17 @@ class Refers:
     """Marks a spec field (`Annotated[..., Refers(IMAGES)]`) as naming files of this kind."""
 
     kind: AssetKind
+
+
+def marked_fields(model: type[BaseModel]) -> list[tuple[str, str, AssetKind]]:
+    """The fields of a spec model marked `Refers(kind)`, in order: (attribute, name in the
+    JSON, kind)."""
+    return [
+        (name, info.alias or name, marker.kind)
+        for name, info in model.model_fields.items()
+        for marker in info.metadata
+        if isinstance(marker, Refers)
+    ]
 
 
 @dataclass(frozen=True)

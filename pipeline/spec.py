@@ -17,7 +17,15 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pipeline import visuals
-from pipeline.assets import IMAGES, MUSIC, VOICEOVERS, AssetKind, Reference, Refers
+from pipeline.assets import (
+    IMAGES,
+    MUSIC,
+    VOICEOVERS,
+    AssetKind,
+    Reference,
+    Refers,
+    marked_fields,
+)
 from pipeline.errors import PipelineError
 from pipeline.layers.text import MAX_LAYERS, TextSpec
 from pipeline.names import check_safe_name
@@ -144,11 +152,8 @@ class ProjectSpec(BaseModel):
         """
         refs = []
         for index, scene in enumerate(self.scenes):
-            for name, info in SceneSpec.model_fields.items():
-                kind = next((m.kind for m in info.metadata if isinstance(m, Refers)), None)
-                if kind is None:
-                    continue
-                where = f"scenes[{index}].{info.alias or name}"
+            for name, key, kind in marked_fields(SceneSpec):
+                where = f"scenes[{index}].{key}"
                 value: Any = getattr(scene, name)
                 if isinstance(value, list):
                     for i, item in enumerate(value):
@@ -164,10 +169,9 @@ def _item_references(where: str, kind: AssetKind, item: Any) -> list[Reference]:
     if not isinstance(item, BaseModel):
         return [Reference(where, kind, item)]
     return [
-        Reference(f"{where}.{info.alias or name}", marker.kind, getattr(item, name))
-        for name, info in type(item).model_fields.items()
-        for marker in info.metadata
-        if isinstance(marker, Refers) and getattr(item, name) is not None
+        Reference(f"{where}.{key}", marked, getattr(item, name))
+        for name, key, marked in marked_fields(type(item))
+        if getattr(item, name) is not None
     ]
 
 

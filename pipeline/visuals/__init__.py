@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Discriminator, Field, Tag
 
-from pipeline.assets import Refers
+from pipeline.assets import marked_fields
 from pipeline.visuals.base import Visual, VisualError
 from pipeline.visuals.clip import Clip, ClipSpec
 from pipeline.visuals.still import Still
@@ -42,7 +42,7 @@ def entry_tag(value: Any) -> str:
         return "image"
     first = next(iter(ENTRIES))
     if isinstance(value, dict):
-        return next((name for name, e in ENTRIES.items() if _file_field(e) in value), first)
+        return next((name for name, e in ENTRIES.items() if _file_field(e)[1] in value), first)
     return str(getattr(value, "kind", first))  # a kind's object, or what no kind reads
 
 
@@ -58,7 +58,7 @@ def named_by(entry: Any) -> tuple[str, str]:
     """The kind of visual and the file name a scene's `images` entry names."""
     if isinstance(entry, str):
         return PLAIN, entry
-    return str(entry.kind), str(getattr(entry, _file_field(type(entry))))
+    return str(entry.kind), str(getattr(entry, _file_field(type(entry))[0]))
 
 
 def entry_timed(entry: Any) -> bool:
@@ -66,13 +66,11 @@ def entry_timed(entry: Any) -> bool:
     return bool(getattr(entry, "timed", False))
 
 
-def _file_field(entry: type[Any]) -> str:
-    """The field of a kind's spec object that names its file: the one marked `Refers`."""
-    return next(
-        name
-        for name, info in entry.model_fields.items()
-        if any(isinstance(m, Refers) for m in info.metadata)
-    )
+def _file_field(entry: type[Any]) -> tuple[str, str]:
+    """The field of a kind's spec object that names its file, the one marked `Refers`: its
+    attribute and its name in the JSON."""
+    name, key, _ = marked_fields(entry)[0]
+    return name, key
 
 
 def filters() -> tuple[str, ...]:

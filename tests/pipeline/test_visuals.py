@@ -50,7 +50,7 @@ def test_every_kind_with_a_spec_object_is_read_from_the_spec_by_it() -> None:
     assert KINDS[visuals.PLAIN].entry is None
     for name, entry in visuals.ENTRIES.items():
         assert entry.kind == name
-        field = visuals._file_field(entry)
+        _, field = visuals._file_field(entry)
         # Told apart by the field that names its file; what no kind's field names is read
         # as the first kind's, so its error names that field.
         assert visuals.entry_tag({field: "x"}) == name
