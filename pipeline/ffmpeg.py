@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
 import queue
 import resource
@@ -22,6 +23,9 @@ from typing import IO
 from pipeline.errors import Cancelled, PipelineError
 
 STDERR_TAIL_LINES = 20
+# FFmpeg's words for ENOMEM. A demuxer that runs out of memory (under FFMPEG_MAX_MEMORY_MB, say)
+# ends its input as if the file ended there, and FFmpeg exits 0 with a short output.
+_OUT_OF_MEMORY = os.strerror(errno.ENOMEM)
 # How often `should_cancel` is polled when FFmpeg prints nothing (decoding a huge image, say).
 _POLL_SECONDS = 0.25
 _PR_SET_PDEATHSIG = 1
@@ -148,6 +152,12 @@ class Runner:
         if self.log is not None:
             self.log(text)
 
+    def _failure(self, returncode: int, out_of_memory: bool) -> str:
+        if not out_of_memory:
+            return f"ffmpeg exited with status {returncode}"
+        cap = f" (its cap: {self.max_memory_mb} MiB)" if self.max_memory_mb else ""
+        return f"ffmpeg ran out of memory{cap}"
+
     def command(self, args: list[str]) -> list[str]:
         return [
             self.ffmpeg,
@@ -190,6 +200,13 @@ class Runner:
         assert proc.stdout is not None and proc.stderr is not None
         self._log(f"{stage}: ffmpeg pid {proc.pid} started")
         stderr_lines: deque[str] = deque(maxlen=200)
+        out_of_memory: list[str] = []
+
+        def on_stderr(line: str) -> None:
+            stderr_lines.append(line)
+            if _OUT_OF_MEMORY in line:
+                out_of_memory.append(line)
+
         progress_lines: queue.Queue[str | None] = queue.Queue()
         readers = [
             threading.Thread(
@@ -197,9 +214,7 @@ class Runner:
                 args=(proc.stdout, progress_lines.put, lambda: progress_lines.put(None)),
                 daemon=True,
             ),
-            threading.Thread(
-                target=_pump, args=(proc.stderr, stderr_lines.append, None), daemon=True
-            ),
+            threading.Thread(target=_pump, args=(proc.stderr, on_stderr, None), daemon=True),
         ]
         for reader in readers:
             reader.start()
@@ -235,13 +250,13 @@ class Runner:
                 reader.join(timeout=5)
         elapsed = time.monotonic() - started
         tail = "\n".join(list(stderr_lines)[-STDERR_TAIL_LINES:])
-        if returncode != 0:
+        if returncode != 0 or out_of_memory:
             self._log(f"{stage}: ffmpeg exited with {returncode} after {elapsed:.2f}s\n{tail}")
             raise PipelineError(
-                f"ffmpeg exited with status {returncode}",
+                self._failure(returncode, bool(out_of_memory)),
                 stage=stage,
                 scene=scene,
-                stderr_tail=tail,
+                stderr_tail="\n".join([*out_of_memory[:1], tail]) if out_of_memory else tail,
             )
         self._log(f"{stage}: ffmpeg done in {elapsed:.2f}s")
         if reported < 1.0 and self.on_progress is not None:

@@ -157,16 +157,18 @@ def test_a_clip_swapped_for_a_script_after_upload_reads_nothing(
 
 
 def test_ffmpeg_runs_under_its_memory_cap(tmp_path: Path, ffmpeg_bin: str) -> None:
-    # 40 frames of 4096×4096 held by the loop filter: about 1 GB (1.03 GB peak RSS uncapped),
-    # refused under a 512 MiB cap. Frames that differ: `color`'s 40 frames share one buffer
-    # (72 MB in all), and under the cap only a thread that could not start made it fail.
+    # 1000 frames of 1024×1024 held by the loop filter: 1.5 GB (1.6 GB peak RSS uncapped). Under
+    # a 1 GiB cap the source runs out of memory after about 340 frames, and FFmpeg takes that
+    # for the end of its input and exits 0; the runner fails it all the same. (Under 512 MiB
+    # FFmpeg fails before any of that, starting its threads: that tested the threads.)
     greedy = [
-        *("-f", "lavfi", "-i", "testsrc2=s=4096x4096:r=1:d=40"),
-        *("-vf", "loop=loop=1:size=40", "-f", "null", "-"),
+        *("-f", "lavfi", "-i", "testsrc2=s=1024x1024:r=25:d=40"),
+        *("-vf", "loop=loop=1:size=1000", "-f", "null", "-"),
     ]
-    with pytest.raises(PipelineError):
-        Runner(ffmpeg_bin, max_memory_mb=512).run(greedy, expected_seconds=1)
-    # The same command without the cap, and a small one under it, run.
+    with pytest.raises(PipelineError, match=r"ran out of memory \(its cap: 1024 MiB\)") as caught:
+        Runner(ffmpeg_bin, max_memory_mb=1024).run(greedy, expected_seconds=40)
+    assert "Cannot allocate memory" in caught.value.stderr_tail
+    # The same command under a cap it fits in, and a small one under the first, run.
+    Runner(ffmpeg_bin, max_memory_mb=4096).run(greedy, expected_seconds=40)
     small = ["-f", "lavfi", "-i", "color=s=64x64:d=1", "-f", "null", "-"]
-    Runner(ffmpeg_bin, max_memory_mb=512).run(small, expected_seconds=1)
-    Runner(ffmpeg_bin).run(greedy, expected_seconds=1)
+    Runner(ffmpeg_bin, max_memory_mb=1024).run(small, expected_seconds=1)
