@@ -28,11 +28,10 @@ from api.schemas import (
     RenderRequest,
 )
 from api.uploads import require_free_space
-from pipeline import assets, fonts, limits, registry, sound, template, timeline, transitions
+from pipeline import assets, fonts, layers, limits, registry, sound, template, timeline, transitions
 from pipeline import spec as spec_file
 from pipeline.assets import Reference
 from pipeline.atomic import write_text_atomic
-from pipeline.layers import text
 from pipeline.names import check_safe_name
 from pipeline.options import RenderOptions
 from pipeline.plan import picture_size
@@ -529,7 +528,7 @@ def check_render(
     if spec is not None and options is not None:
         check_references(project, spec, options, problems, memo)
         check_sound(spec, options, problems)
-        check_text(project, spec, options, problems)
+        check_layers(project, spec, options, problems)
         outline = check_scenes(spec, options, problems)
         if not problems:
             check_work(settings, project, spec, options, problems, memo)
@@ -663,32 +662,22 @@ def check_sound(spec: ProjectSpec, options: RenderOptions, problems: Problems) -
         problems.add(ApiError(422, problem.code, problem.message, problem.field))
 
 
-def check_text(
+def check_layers(
     project: ProjectDir, spec: ProjectSpec, options: RenderOptions, problems: Problems
 ) -> None:
-    """Every text layer names a font the render has (the packaged default or an upload in
-    input/fonts/) that has a glyph for each of its characters, and burnt-in captions'
-    narration has its glyphs in the captions' font: else 422 naming the field and the
-    characters, rather than a render drawing boxes or nothing. A layer's start and end fall
-    inside its scene where the scene's length is known now (a duration, no voice)."""
+    """What each scene asks of its layers (pipeline/layers/): a text layer names a font the
+    render has (the packaged default or an upload in input/fonts/) with a glyph for each of its
+    characters, burnt-in captions' narration has its glyphs in the captions' font, and so on:
+    else 422 naming the field, rather than a render drawing boxes or nothing. A layer's times
+    are checked against its scene where the scene's length is known now (a duration, no voice
+    to make it longer)."""
     found = fonts.catalogue(project.input / assets.FONTS.folder)
-    burn_in = options.captions.enabled and options.captions.burn_in
     for index, scene in enumerate(spec.scenes):
-        where = f"scenes[{index}]"
-        if bad := text.font_problem(where, scene.text, found):
-            problems.add(ApiError(422, "font_unusable", bad[1], bad[0]))
-            return
-        # Its length is known now when it has a duration and no voice to make it longer.
         fixed = scene.voiceover is None and limits.spoken(scene.narration, None, options) is None
-        if (
-            fixed
-            and scene.seconds is not None
-            and (bad := text.timing_problem(where, scene.text, scene.seconds))
-        ):
-            problems.add(ApiError(422, "validation_error", bad[1], bad[0]))
-            return
-        if burn_in and (bad := text.caption_problem(where, scene.narration)):
-            problems.add(ApiError(422, "font_unusable", bad[1], bad[0]))
+        seconds = scene.seconds if fixed else None
+        context = layers.SceneContext(f"scenes[{index}]", scene, options, found, seconds)
+        if bad := layers.problem(context):
+            problems.add(ApiError(422, bad.code, bad.message, bad.field))
             return
 
 

@@ -19,13 +19,13 @@ from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 
-from pipeline import align, asr, captions, fonts, limits, timeline, transitions, visuals
+from pipeline import align, asr, captions, fonts, layers, limits, timeline, transitions, visuals
 from pipeline.atomic import file_sha256, write_text_atomic
 from pipeline.capabilities import UnfitFFmpeg, require_ffmpeg
 from pipeline.captions import Cue
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
-from pipeline.layers import BurntCaptions, LayerPlan, text
+from pipeline.layers import LayerPlan
 from pipeline.limits import Limits
 from pipeline.motion import STILL, Move, kenburns
 from pipeline.options import Fit, Motion, RenderOptions
@@ -514,14 +514,10 @@ def make_plan(
     if problem := captions_without_narration(spec, options):
         raise problem.error()
     found = fonts.catalogue(project.input / "fonts")
-    burn_in = options.captions.enabled and options.captions.burn_in
     for index, scene in enumerate(spec.scenes):
-        where = f"scenes[{index}]"
-        bad = text.font_problem(where, scene.text, found)
-        bad = bad or text.timing_problem(where, scene.text, inputs[index].seconds)
-        bad = bad or (text.caption_problem(where, scene.narration) if burn_in else None)
-        if bad is not None:
-            raise _scene_error(index, scene, bad[1])
+        context = _context(index, scene, options, found, inputs[index].seconds, project.root)
+        if bad := layers.problem(context):
+            raise _scene_error(index, scene, bad.error().message)
     limits.check(spec, options, [i.seconds for i in inputs], picture_size(options), bounds)
     plan = build_plan(
         spec,
@@ -571,7 +567,7 @@ def build_plan(
     xfade = timeline.overlap_frames(options.xfade, fps)
     width, height = picture_size(options)
     scenes: list[ScenePlan] = []
-    burn_in = options.captions.enabled and options.captions.burn_in
+    found_fonts = catalogue if catalogue is not None else fonts.catalogue()
     for index, (scene, timing, found) in enumerate(zip(spec.scenes, timings, inputs, strict=True)):
         motion = scene.motion or options.motion
         shown = [_pick(found.visuals, entry) for entry in scene.images]
@@ -603,8 +599,9 @@ def build_plan(
                 lengthened=timing.lengthened,
                 speech=sound.speech if sound is not None else (),
                 captions=cues,
-                layers=_layers(
-                    scene, catalogue, fps, timing.frames, root, _burnt(options) if burn_in else None
+                layers=layers.planned(
+                    _context(index, scene, options, found_fonts, timing.frames / fps, root),
+                    timing.frames,
                 ),
                 transition=transitions.planned(
                     scene.transition.type, scene.transition.duration, fps
@@ -642,26 +639,15 @@ def build_plan(
     )
 
 
-def _layers(
+def _context(
+    index: int,
     scene: SceneSpec,
-    found: dict[str, fonts.Font] | None,
-    fps: int,
-    frames: int,
+    options: RenderOptions,
+    found: dict[str, fonts.Font],
+    seconds: float,
     root: Path | None,
-    burnt: BurntCaptions | None,
-) -> tuple[LayerPlan, ...]:
-    """What is drawn over the scene, in order: its text layers, then the burnt-in captions."""
-    drawn: list[LayerPlan] = []
-    if scene.text:
-        drawn.append(text.layers_of(scene.text, found or fonts.catalogue(), fps, frames, root))
-    if burnt is not None:
-        drawn.append(burnt)
-    return tuple(drawn)
-
-
-def _burnt(options: RenderOptions) -> BurntCaptions:
-    looks = options.captions
-    return BurntCaptions(style=looks.style, position=looks.position, size=looks.size)
+) -> layers.SceneContext:
+    return layers.SceneContext(f"scenes[{index}]", scene, options, found, seconds, root)
 
 
 def _clip_sound(scenes: Sequence[ScenePlan]) -> bool:

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pipeline import captions, fonts
 from pipeline.atomic import write_text_atomic
 from pipeline.graph import Filter, Graph, Stream
+from pipeline.problems import Problem
 
 if TYPE_CHECKING:
+    from pipeline.layers.base import SceneContext
     from pipeline.plan import Plan, ScenePlan
 
 # How libass is given each frame's time (`_clock`), in the key of every captioned clip: clips
@@ -118,3 +120,33 @@ def _clock(fps: int, first: int) -> tuple[Filter, ...]:
 def fonts_dir() -> Path | None:
     """The folder of the packaged font `captions.FONT` names (never the host's)."""
     return fonts.packaged_dir()
+
+
+class CaptionSource:
+    """Burnt-in captions come from the render options (captions.burnIn), over every scene;
+    they are drawn in the packaged font, which must have each character of the narration."""
+
+    def problem(self, scene: SceneContext) -> Problem | None:
+        if not _burnt_in(scene):
+            return None
+        missing = fonts.missing_glyphs(fonts.default_font(), scene.scene.narration or "")
+        if not missing:
+            return None
+        field = f"{scene.where}.narration"
+        return Problem(
+            "font_unusable",
+            f"{field}: burnt-in captions are drawn in {fonts.DEFAULT_FAMILY!r}, which has no "
+            f"glyph for {fonts.spoken_chars(missing[:10])}; turn captions.burnIn off to keep "
+            "them as a subtitle track",
+            field,
+        )
+
+    def layer(self, scene: SceneContext, frames: int) -> BurntCaptions | None:
+        if not _burnt_in(scene):
+            return None
+        looks = scene.options.captions
+        return BurntCaptions(style=looks.style, position=looks.position, size=looks.size)
+
+
+def _burnt_in(scene: SceneContext) -> bool:
+    return scene.options.captions.enabled and scene.options.captions.burn_in

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
@@ -38,8 +39,10 @@ from pipeline.atomic import write_text_atomic
 from pipeline.fonts import Font
 from pipeline.graph import Filter, Graph, Stream
 from pipeline.layers.captions import _clock
+from pipeline.problems import Problem
 
 if TYPE_CHECKING:
+    from pipeline.layers.base import SceneContext
     from pipeline.plan import Plan, ScenePlan
 
 # Bumped when the layout or the ASS written for the same layers changes: a clip's key holds it.
@@ -473,61 +476,61 @@ def _project_root(work: Path) -> Path:
 
 
 def font_problem(
-    where: str, specs: list[TextSpec] | None, found: dict[str, Font]
-) -> tuple[str, str] | None:
+    where: str, specs: list[TextSpec] | None, found: Mapping[str, Font]
+) -> Problem | None:
     """The first text layer of a scene (`where`: 'scenes[2]') whose font is not among `found`
-    (the catalogue: fonts.catalogue) or lacks a glyph of its text, as (field, message)."""
+    (the catalogue: fonts.catalogue) or lacks a glyph of its text."""
     for n, spec in enumerate(specs or ()):
         font = found.get(spec.font.lower())
         if font is None:
-            return (
-                f"{where}.text[{n}].font",
+            return Problem(
+                "font_unusable",
                 f"{where}.text[{n}].font: font {spec.font!r} is not available (fonts: "
                 f"{', '.join(fonts.families(found))}); upload it with subdir=fonts",
+                f"{where}.text[{n}].font",
             )
         if missing := fonts.missing_glyphs(font, spec.text):
-            return (
-                f"{where}.text[{n}].text",
+            return Problem(
+                "font_unusable",
                 f"{where}.text[{n}].text: font {font.family!r} has no glyph for "
                 f"{fonts.spoken_chars(missing[:10])}"
                 + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
                 + "; upload a font that has them with subdir=fonts and name it in font",
+                f"{where}.text[{n}].text",
             )
     return None
 
 
-def caption_problem(where: str, narration: str | None) -> tuple[str, str] | None:
-    """Burnt-in captions of a scene (`where`) whose narration has a character the captions'
-    font (the packaged default) has no glyph for, as (field, message)."""
-    missing = fonts.missing_glyphs(fonts.default_font(), narration or "")
-    if not missing:
-        return None
-    return (
-        f"{where}.narration",
-        f"{where}.narration: burnt-in captions are drawn in {fonts.DEFAULT_FAMILY!r}, which "
-        f"has no glyph for {fonts.spoken_chars(missing[:10])}; turn captions.burnIn off to "
-        "keep them as a subtitle track",
-    )
-
-
-def timing_problem(
-    where: str, specs: list[TextSpec] | None, seconds: float
-) -> tuple[str, str] | None:
+def timing_problem(where: str, specs: list[TextSpec] | None, seconds: float) -> Problem | None:
     """The first text layer of a scene `seconds` long that starts or ends outside it."""
     for n, spec in enumerate(specs or ()):
         for name in ("start", "end"):
             at = getattr(spec, name)
             if at is not None and (at > seconds or (name == "start" and at >= seconds)):
-                return (
-                    f"{where}.text[{n}].{name}",
+                return Problem(
+                    "validation_error",
                     f"{where}.text[{n}].{name}: {at} s is outside the scene ({seconds:.3f} s)",
+                    f"{where}.text[{n}].{name}",
                 )
     return None
 
 
-def layers_of(
-    specs: list[TextSpec], found: dict[str, Font], fps: int, frames: int, root: Path | None
-) -> TextLayers:
-    """A scene's text layers for the plan (its fonts checked: `font_problem`)."""
-    items = tuple(item(spec, found[spec.font.lower()], fps, frames, root) for spec in specs)
-    return TextLayers(items)
+class TextSource:
+    """A scene's text layers come from its `text` list: every layer's font is one the render
+    has, with a glyph for each character, and starts and ends inside the scene."""
+
+    def problem(self, scene: SceneContext) -> Problem | None:
+        specs = scene.scene.text
+        if bad := font_problem(scene.where, specs, scene.fonts):
+            return bad
+        return None if scene.seconds is None else timing_problem(scene.where, specs, scene.seconds)
+
+    def layer(self, scene: SceneContext, frames: int) -> TextLayers | None:
+        specs = scene.scene.text
+        if not specs:
+            return None
+        fps = scene.options.fps
+        found = scene.fonts
+        return TextLayers(
+            tuple(item(s, found[s.font.lower()], fps, frames, scene.root) for s in specs)
+        )

@@ -13,6 +13,8 @@ from sqlmodel import select
 from api import service
 from api.errors import ApiError, Problems
 from api.schemas import RenderRequest
+from pipeline import layers
+from pipeline.problems import Problem
 from tasks.db import session_scope
 from tasks.models import Job, JobTask
 from tasks.settings import Settings
@@ -111,6 +113,28 @@ def test_the_work_is_counted_only_once_everything_else_passed(
     over = make_settings(storage, max_scenes=1)
     problems, _ = _check(over, {})
     assert [p.code for p in problems.found] == ["missing_assets", "no_voice"]
+
+
+class _Refusing:
+    """A new kind of layer's source, refusing every scene it is asked about."""
+
+    def problem(self, scene: layers.SceneContext) -> Problem | None:
+        return Problem("validation_error", "refused", f"{scene.where}.badge")
+
+    def layer(self, scene: layers.SceneContext, frames: int) -> None:
+        return None
+
+
+def test_a_new_kind_of_layer_is_checked_at_submit_through_the_registry(
+    settings: Settings, storage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(storage, spec={"scenes": SPEC["scenes"][:1]}, images=("a.jpg",))
+    monkeypatch.setattr(layers, "SOURCES", (*layers.SOURCES, _Refusing()))
+    problems, order = _check(settings, {})
+    assert order is None
+    assert [(p.status, p.code, p.field, p.message) for p in problems.found] == [
+        (422, "validation_error", "scenes[0].badge", "refused")
+    ]
 
 
 def test_a_passing_request_is_an_order(settings: Settings, storage: Path) -> None:

@@ -7,13 +7,20 @@ import dataclasses
 import typing
 from pathlib import Path
 
+import pytest
+
 from pipeline import fonts, layers
 from pipeline.cache import clip_key
 from pipeline.capabilities import NEEDS
 from pipeline.captions import Cue
 from pipeline.layers import KINDS, BurntCaptions, LayerPlan
 from pipeline.layers.captions import fonts_dir
+from pipeline.plan import build_plan
+from pipeline.problems import Problem
 from pipeline.scene import scene_graph
+from pipeline.spec import ProjectSpec, SceneSpec
+from tests import plans
+from tests.pipeline_fixtures import SMALL
 from tests.plans import plan, scene_plan
 
 VERSION = "ffmpeg version test"
@@ -76,3 +83,45 @@ def test_burnt_in_captions_write_their_ass_file_and_draw_it_with_a_fonts_folder(
     silent = dataclasses.replace(scene, captions=())
     assert layer.files(silent) == ()
     assert "subtitles" not in scene_graph(whole, silent, None, tmp_path).compile().text
+
+
+class _Badge:
+    """A kind's source as a new kind would write it: here, a badge over scenes whose id says
+    so (drawn as karaoke captions, a kind the plan can carry), refused on scenes named 'bad'."""
+
+    def problem(self, scene: layers.SceneContext) -> Problem | None:
+        if scene.scene.id == "bad":
+            return Problem("validation_error", "no badge on a bad scene", f"{scene.where}.id")
+        return None
+
+    def layer(self, scene: layers.SceneContext, frames: int) -> BurntCaptions | None:
+        return BurntCaptions(style="karaoke") if scene.scene.id == "badged" else None
+
+
+def test_a_new_source_is_asked_by_the_plan_through_the_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(layers, "SOURCES", (*layers.SOURCES, _Badge()))
+    text = [{"text": "Title", "style": "title"}]
+    scenes = [{"id": "plain"}, {"id": "badged", "text": text}, {"id": "bad"}]
+    spec = ProjectSpec.model_validate(
+        {"scenes": [{**s, "images": ["a.jpg"], "duration": 2.0} for s in scenes]}
+    )
+    built = build_plan(spec, SMALL, [plans.inputs((plans.still("a.jpg"),), 2.0)] * 3)
+    # Its layer is drawn after the kinds before it in SOURCES (the text), on its scene alone.
+    assert [[layer.kind for layer in s.layers] for s in built.scenes] == [
+        [],
+        ["text", "captions"],
+        [],
+    ]
+    # Its problem is found as the others' are (make_plan raises it at VALIDATE), naming the
+    # field; on a scene it has nothing against, the kinds before it still speak first.
+    context = layers.SceneContext("scenes[2]", spec.scenes[2], SMALL, fonts.catalogue(), 2.0)
+    assert layers.problem(context) == Problem(
+        "validation_error", "no badge on a bad scene", "scenes[2].id"
+    )
+    late = SceneSpec.model_validate(
+        {"id": "bad", "images": ["a.jpg"], "text": [{"text": "x", "start": 5}]}
+    )
+    found = layers.problem(dataclasses.replace(context, scene=late))
+    assert found is not None and found.field == "scenes[2].text[0].start"
