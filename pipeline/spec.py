@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from pipeline import visuals
+from pipeline import layers, visuals
 from pipeline.assets import (
     IMAGES,
     MUSIC,
@@ -27,7 +27,6 @@ from pipeline.assets import (
     marked_fields,
 )
 from pipeline.errors import PipelineError
-from pipeline.layers.text import MAX_LAYERS, TextSpec
 from pipeline.names import check_safe_name
 from pipeline.options import Fit, Motion, RenderOptions
 from pipeline.transitions import CUT, DEFAULT_SECONDS, LAST_SCENE, MAX_SECONDS, TransitionType
@@ -61,7 +60,8 @@ class Transition(BaseModel):
 Entry = visuals.SpecEntry
 
 
-class SceneSpec(BaseModel):
+# What a scene shows and says; SceneSpec adds what is drawn over it and how it ends.
+class _SceneContent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str | None = Field(None, max_length=64)
@@ -78,8 +78,15 @@ class SceneSpec(BaseModel):
     # Per-scene overrides of the render options' `fit` and `motion` (motion: of its images).
     fit: Fit | None = None
     motion: Motion | None = None
-    # Titles, lower thirds, captions, bullets drawn over the scene (docs/text.md).
-    text: list[TextSpec] | None = Field(None, max_length=MAX_LAYERS)
+
+
+# One scene of the spec. The fields kinds of layer read (a text layer's `text`) come from
+# `layers.SceneFields`; a base's fields come before its subclass's, so the request's fields read
+# in this order: the content's, the layers', the transition. (No docstring: it would be the
+# schema's description.)
+class SceneSpec(layers.SceneFields, _SceneContent):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
     # Into the next scene; None or type "cut": a hard cut.
     transition: Transition | None = None
 

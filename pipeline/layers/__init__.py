@@ -6,8 +6,8 @@ A kind comes from the render request through its `LayerSource`, which checks wha
 of it and plans its layer; `SOURCES` lists them in the order their layers are drawn.
 
 Adding a kind: its module here, its class in `KINDS` and in `LayerPlan` (the union the plan is
-read and written through, told apart by `kind`), its source in `SOURCES`, the scene's field it
-reads in `spec.SceneSpec` if it has one, and its tests.
+read and written through, told apart by `kind`), its source in `SOURCES`, the model of the
+scene fields it reads (if it has any) among `SceneFields`' bases, and its tests.
 """
 
 from __future__ import annotations
@@ -18,12 +18,18 @@ from pydantic import Field
 
 from pipeline.layers.base import Layer, LayerSource, SceneContext
 from pipeline.layers.captions import BurntCaptions, CaptionSource
-from pipeline.layers.text import TextLayers, TextSource
+from pipeline.layers.text import TextFields, TextLayers, TextSource
 from pipeline.problems import Problem
 
 # Every kind, by name; the plan is read through LayerPlan, which must list the same classes.
 KINDS: dict[str, type[Layer]] = {"captions": BurntCaptions, "text": TextLayers}
 LayerPlan = Annotated[Union[BurntCaptions, TextLayers], Field(discriminator="kind")]  # noqa: UP007
+
+
+class SceneFields(TextFields):
+    """The fields of a scene's spec that kinds of layer read, a base per kind that has some
+    (spec.SceneSpec inherits them)."""
+
 
 # In drawing order: the captions over the text, so a title never hides what is being said.
 SOURCES: tuple[LayerSource, ...] = (TextSource(), CaptionSource())
@@ -57,6 +63,7 @@ __all__ = [
     "LayerPlan",
     "LayerSource",
     "SceneContext",
+    "SceneFields",
     "TextLayers",
     "filters",
     "planned",

@@ -148,6 +148,15 @@ class TextSpec(_Model):
 # --- the plan ---------------------------------------------------------------------------------
 
 
+class TextFields(BaseModel):
+    """The scene's field text layers are read from (spec.SceneSpec has it: layers.SceneFields)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    # Titles, lower thirds, captions, bullets drawn over the scene (docs/text.md).
+    text: list[TextSpec] | None = Field(None, max_length=MAX_LAYERS)
+
+
 @dataclass(frozen=True)
 class TextItem:
     """One layer as the plan holds it: every default settled, times in frames of the scene."""

@@ -35,6 +35,14 @@ def test_every_kind_is_registered_and_readable_from_the_plan() -> None:
         assert kind.__dataclass_fields__["kind"].default == name
         assert set(kind.filters) <= set(NEEDS["filter"])
     assert set(layers.filters()) <= set(NEEDS["filter"])
+    # The scene fields kinds read are the spec's, after what the scene shows and says, so the
+    # request's schema reads as it did before they were the kinds' own.
+    assert list(SceneSpec.model_fields) == [
+        *("id", "images", "voiceover", "narration", "duration", "fit", "motion"),
+        *layers.SceneFields.model_fields,
+        "transition",
+    ]
+    assert list(layers.SceneFields.model_fields) == ["text"]
 
 
 def _keys(*scenes: object) -> list[str]:
