@@ -22,10 +22,12 @@ lint: $(STAMP)
 # Test files run in TEST_WORKERS processes (pytest-xdist), a file's tests in one of them, so its
 # module fixtures (a service stack, a shared render) are made once. Four on 2 cores: many stack
 # tests spend their time waiting (a worker's redelivery, a store that is down), and the whole
-# suite took 595 s of pytest against 671 s with three.
+# suite took 595 s of pytest against 671 s with three. Files go out in collection order, the
+# slowest first (tests/conftest.py SLOW_FIRST), not reordered by their number of tests, which
+# xdist does by default and which sent the few long stack tests out last.
 TEST_WORKERS ?= 4
 test: lint
-	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # On a laptop the storage defaults to ./data (the service's own default, /data, is the
 # container volume); set RENDER_STORAGE to put it elsewhere.
