@@ -24,7 +24,8 @@ lint: $(STAMP)
 # tests spend their time waiting (a worker's redelivery, a store that is down), and the whole
 # suite took 595 s of pytest against 671 s with three. Files go out in collection order, the
 # slowest first (tests/conftest.py SLOW_FIRST), not reordered by their number of tests, which
-# xdist does by default and which sent the few long stack tests out last.
+# xdist does by default (3.8 added the option not to) and which sent the few long stack tests
+# out last.
 TEST_WORKERS ?= 4
 test: lint
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
