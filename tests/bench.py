@@ -352,7 +352,9 @@ def cache_bench(preset: str, resolution: str) -> list[CacheCase]:
                     for s in job["stages"]
                     if s["clip"] == "encoded"
                 )
-                counts = job["cache"]["encoded"], len(job["scenes"])
+                # Scenes, not stage rows: a chunked scene's chunks are rows of their own.
+                encoded = sum(scene["clip"] == "encoded" for scene in job["scenes"])
+                counts = encoded, len(job["scenes"])
                 return CacheCase(name, wall, *counts, encoding, target, met)
 
             cases.append(
