@@ -73,6 +73,9 @@ class StageRun:
     # libx264 threads and rc-lookahead, fixed into the plan by the stage that makes it.
     threads: int = 0
     lookahead: int = 0
+    # libx264 threads of this unit's encode instead of the plan's (0: the plan's): the command
+    # line gives the unit it starts last every core, since nothing is left to run beside it.
+    unit_threads: int = 0
     # The shared clip store (None: encode every scene), and who is told how each clip came
     # to be (encoded, cached, or skipped by a part-of-the-timeline render).
     cache: ClipCache | None = None
@@ -201,6 +204,10 @@ def _audio_prep(run: StageRun) -> None:
 
 def _scene_build(run: StageRun) -> None:
     plan = run.plan()
+    if run.unit_threads:
+        plan = dataclasses.replace(
+            plan, encoder=dataclasses.replace(plan.encoder, threads=run.unit_threads)
+        )
     if run.scene_index >= len(plan.scenes):
         # The job was queued with a run per scene of the spec; a render of part of the
         # timeline (renderOptions.scenes or .range) has fewer.

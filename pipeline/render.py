@@ -97,6 +97,9 @@ def render(
     base = StageRun(
         project, options, output_name, runner, threads=threads or share, lookahead=lookahead
     )
+    # The unit started last runs alone once the one before it ends: it gets every core
+    # (unless the caller chose the threads).
+    last = usable_cpus() if share and not threads and share < usable_cpus() else 0
     # The stages before VALIDATE run for the spec's scenes (SPEECH: its spoken ones).
     outline = _spec_outline(project, options)
     progress.replan(outline)
@@ -128,7 +131,7 @@ def render(
             starting(stage)
             beside = _Beside(deferred.pop(), project, run_once, on_stage_done, jobs)
             with beside:
-                _run_units(stage, beside.gated(base), units, jobs, progress, known[0])
+                _run_units(stage, beside.gated(base), units, jobs, progress, known[0], last)
             return None
         if deferred:  # the stage it would have run beside has nothing to run
             in_turn(deferred.pop())
@@ -137,7 +140,7 @@ def render(
             return None
         if stage.per_scene:
             starting(stage)
-            _run_units(stage, base, units, jobs, progress, known[0])
+            _run_units(stage, base, units, jobs, progress, known[0], last)
             return None
         return in_turn(stage)
 
@@ -330,10 +333,14 @@ def _run_units(
     jobs: int,
     progress: _Progress,
     plan: Plan | None = None,
+    last_threads: int = 0,
 ) -> None:
-    def run_one(unit: Unit) -> None:
+    """The stage's units, `jobs` at a time, longest first; the one started last with
+    `last_threads` x264 threads (0: the plan's)."""
+
+    def run_one(unit: Unit, threads: int = 0) -> None:
         runner = dataclasses.replace(base.runner, on_progress=progress.reporter(stage.label(unit)))
-        run = dataclasses.replace(base, unit=unit, runner=runner)
+        run = dataclasses.replace(base, unit=unit, runner=runner, unit_threads=threads)
         run_here(stage, run)
 
     jobs = max(1, min(jobs, len(units)))
@@ -341,8 +348,12 @@ def _run_units(
         for unit in units:
             run_one(unit)
         return
+    ordered = longest_first(units, plan)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_one, unit) for unit in longest_first(units, plan)]
+        futures = [
+            pool.submit(run_one, unit, last_threads if n == len(ordered) - 1 else 0)
+            for n, unit in enumerate(ordered)
+        ]
         try:
             for future in futures:
                 future.result()

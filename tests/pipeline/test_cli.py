@@ -47,7 +47,7 @@ def test_cli_passes_x264_threads_and_lookahead(
     assert written.count(b" rc_lookahead=5 ") == 2 and written.count(b" threads=1 ") == 2
 
 
-def test_cli_by_default_builds_a_clip_per_core_each_x264_on_its_share(
+def test_cli_by_default_builds_a_clip_per_core_each_x264_on_its_share_the_last_on_all(
     small_project: ProjectDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cores = usable_cpus()
@@ -56,7 +56,13 @@ def test_cli_by_default_builds_a_clip_per_core_each_x264_on_its_share(
         pytest.skip("one core: one job, x264's own threads")
     out = tmp_path / "default.mp4"
     assert main([str(small_project.root), "-o", str(out), *FAST]) == 0, capsys.readouterr().err
-    # Both scene clips were encoded with their share of the cores: one x264 thread per core.
+    # The first scene clip was encoded with its share of the cores, one x264 thread per core;
+    # the last one started, which runs alone once the other ends, with every core.
+    written = out.read_bytes()
+    assert written.count(b" threads=1 ") == 1
+    assert written.count(f" threads={cores} ".encode()) == 1
+    # Threads the caller chose are every unit's.
+    assert main([str(small_project.root), "-o", str(out), *FAST, "--threads", "1"]) == 0
     assert out.read_bytes().count(b" threads=1 ") == 2
 
 
