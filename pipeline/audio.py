@@ -270,6 +270,11 @@ def mix_graph(plan: Plan, root: Path, stats: Path | None = None) -> tuple[Graph,
     return graph, inputs
 
 
+def mix_inputs(plan: Plan, root: Path) -> list[Path]:
+    """The files the mix reads (voices, the bed, clips' sound), in its command's order."""
+    return [Path(path) for _, path in mix_graph(plan, root)[1].files]
+
+
 def master_track_args(
     project_root: Path, plan: Plan, out: Path, stats: Path | None = None
 ) -> list[str]:

@@ -64,8 +64,9 @@ _LOCK_POLL_SECONDS = 0.1
 _STALE_TEMP_SECONDS = 24 * 3600
 
 Outcome = Literal["encoded", "cached", "skipped"]
-# What an entry's file can be: a video (a clip, a joined video, a scene output) or a poster.
-SUFFIXES = (".mp4", ".jpg")
+# What an entry's file can be: a video (a clip, a joined video, a scene output), a poster, or
+# the master track and its AAC.
+SUFFIXES = (".mp4", ".jpg", ".wav", ".m4a")
 
 
 @dataclass(frozen=True)

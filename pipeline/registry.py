@@ -199,7 +199,7 @@ def _validate(run: StageRun) -> Plan:
 
 
 def _audio_prep(run: StageRun) -> None:
-    stages.prepare_audio(run.project, run.plan(), run.runner)
+    stages.prepare_audio(run.project, run.plan(), run.runner, cache=_cache(run))
 
 
 def _scene_build(run: StageRun) -> None:

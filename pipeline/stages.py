@@ -114,26 +114,95 @@ def master_aac(project: ProjectDir) -> Path:
     return project.work / audio.MASTER_AAC_FILE
 
 
-def prepare_audio(project: ProjectDir, plan: Plan, runner: Runner) -> Path:
+def prepare_audio(
+    project: ProjectDir, plan: Plan, runner: Runner, *, cache: ClipCache | None = None
+) -> Path:
     """AUDIO_PREP: the master track, work/audio.wav: the whole mix in one graph, then (for a
     loudness target) its measured gain in light passes over the float mix (`_gain_passes`);
-    and the master as the video's AAC track, work/audio.m4a, which CONCAT copies."""
-    target = master_audio(project)
+    and the master as the video's AAC track, work/audio.m4a, which CONCAT copies.
+
+    With a `cache`, a master (and its AAC) made before from the same files by the same mix
+    and passes is linked in instead: a resubmission, or a change of picture only, mixes
+    nothing."""
+    target, aac = master_audio(project), master_aac(project)
     # A rerun writes a new master: the old digest and AAC must not outlive it.
     (project.work / MASTER_DIGEST).unlink(missing_ok=True)
-    master_aac(project).unlink(missing_ok=True)
+    aac.unlink(missing_ok=True)
+    key = _master_key(project, plan, runner) if cache is not None else None
+    if cache is None or key is None:
+        _make_master(project, plan, runner)
+        _make_aac(target, aac, runner)
+    else:
+        log = runner.log or (lambda _line: None)
+        hit, _ = cache.get_or_build(
+            key,
+            target,
+            lambda: _make_master(project, plan, runner),
+            log,
+            should_cancel=runner.should_cancel,
+            suffix=".wav",
+        )
+        if hit:
+            log(f"cache hit {key[:16]}: master track linked, nothing mixed")
+        cache.get_or_build(
+            _digest_of([key, "aac"]),
+            aac,
+            lambda: _make_aac(target, aac, runner),
+            log,
+            should_cancel=runner.should_cancel,
+            suffix=".m4a",
+        )
+    _write_master_digest(project)
+    return target
+
+
+def _make_master(project: ProjectDir, plan: Plan, runner: Runner) -> None:
     if plan.loudness is None:
-        with atomic_path(target) as tmp:
+        with atomic_path(master_audio(project)) as tmp:
             runner.run(
                 audio.master_track_args(project.root, plan, tmp),
                 expected_seconds=plan.duration_seconds,
             )
     else:
         _loudness_master(project, plan, runner)
-    if not master_aac(project).is_file():  # a loudness check may have encoded it already
-        _encode_aac(master_audio(project), master_aac(project), runner)
-    _write_master_digest(project)
-    return target
+
+
+def _make_aac(master: Path, aac: Path, runner: Runner) -> None:
+    if not aac.is_file():  # a loudness check may have encoded it already
+        _encode_aac(master, aac, runner)
+
+
+# Bumped when how the master is made from the mix changes in a way its key does not show: the
+# key holds the mix command, a pass's command, the AAC's arguments and the passes' constants,
+# not the logic that picks each pass's gain (audio.next_gain).
+_MASTER_RECIPE = 1
+_PASS_CONSTANTS = (
+    *("TRUE_PEAK_CEILING", "PEAK_MARGIN", "LIMIT_BELOW", "TOLERANCE", "MAX_PASSES"),
+    *("AAC_RISK", "AAC_STEP"),
+)
+
+
+def _master_key(project: ProjectDir, plan: Plan, runner: Runner) -> str | None:
+    """The master track's cache key: its mix command with each file it reads named by its
+    content, and how the passes and the AAC are made from the mix. None when a file is
+    missing (the mix then fails, saying which) or the command names a file of unknown
+    content."""
+    # Placeholders for the job's own work files, which the key must not name.
+    stats = Path(audio.STATS_FILE) if plan.loudness is not None else None
+    out = Path(audio.MASTER_FILE)
+    limited = audio.Gain(0.0, True)
+    recipe = [
+        *audio.master_track_args(project.root, plan, out, stats),
+        *(f"recipe={_MASTER_RECIPE}", f"loudness={plan.loudness}"),
+        *audio.gain_args(Path(audio.MIX_FILE), out, limited, plan.sample_rate, stats),
+        *audio.AAC_ARGS,
+        *(f"{name}={getattr(audio, name)}" for name in _PASS_CONSTANTS),
+    ]
+    try:
+        files = {path: file_sha256(path) for path in audio.mix_inputs(plan, project.root)}
+    except FileNotFoundError:
+        return None
+    return output_key("master", _ffmpeg_version(runner.ffmpeg), recipe, files, out, project.root)
 
 
 def _loudness_master(project: ProjectDir, plan: Plan, runner: Runner) -> None:

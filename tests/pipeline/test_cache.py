@@ -437,17 +437,18 @@ def test_a_full_cache_removes_old_clips_after_a_store(tmp_path: Path, ffmpeg_bin
     assert probe(project.output / "video.mp4").video is not None
 
 
-def test_an_identical_render_runs_ffmpeg_for_its_sound_alone(
-    tmp_path: Path, ffmpeg_bin: str
-) -> None:
+def test_an_identical_render_runs_no_ffmpeg(tmp_path: Path, ffmpeg_bin: str) -> None:
     cache = ClipCache(tmp_path / "cache")
-    render_stages(write_project(tmp_path / "one", _scenes(), ffmpeg_bin), ffmpeg_bin, cache)
+    first = write_project(tmp_path / "one", _scenes(), ffmpeg_bin)
+    render_stages(first, ffmpeg_bin, cache)
     again = write_project(tmp_path / "two", _scenes(), ffmpeg_bin)
     built = render_stages(again, ffmpeg_bin, cache)
-    commands = [line for line in built.log if line.startswith(ffmpeg_bin)]
-    # The master track is mixed again (AUDIO_PREP); the join, the per-scene outputs and the
-    # posters are the same commands on the same content: linked from the cache.
-    assert commands and all("-c:v" not in line and "libx264" not in line for line in commands)
+    # The master track and its AAC (AUDIO_PREP), the join, the per-scene outputs and the
+    # posters are the same commands on the same content: linked from the cache, byte for byte.
+    assert [line for line in built.log if line.startswith(ffmpeg_bin)] == []
+    assert sum("master track linked" in line for line in built.log) == 1
+    for path in ("work/audio.wav", "work/audio.m4a", "work/audio.wav.sha256", "output/video.mp4"):
+        assert (again.root / path).read_bytes() == (first.root / path).read_bytes(), path
     assert sum("join linked" in line for line in built.log) == 1
     assert sum("scene output linked" in line for line in built.log) == 2
     info = probe(again.output / "video.mp4", count_frames=True)
@@ -595,3 +596,28 @@ def test_every_plan_field_marked_picture_is_in_every_clips_key() -> None:
     for name, value in changes.items():
         changed = _keys(dataclasses.replace(plan, **{name: value}))
         assert not set(changed) & set(before), name
+
+
+def _mixed(built: Built) -> bool:
+    """Whether a logged FFmpeg command wrote a master track or a mix (to a temp .wav)."""
+    return any(line.endswith(".tmp.wav") for line in built.log)
+
+
+def test_the_master_track_is_mixed_again_for_another_voice_or_target(
+    tmp_path: Path, ffmpeg_bin: str
+) -> None:
+    cache = ClipCache(tmp_path / "cache")
+    assert _mixed(
+        render_stages(write_project(tmp_path / "a", _scenes(), ffmpeg_bin), ffmpeg_bin, cache)
+    )
+    # A voice of the same name and length with other content; the same voice for another
+    # loudness target.
+    scenes = _scenes()
+    scenes[0] = dataclasses.replace(scenes[0], voiceover=VoiceFixture("a.wav", 1.0, 880))
+    built = render_stages(write_project(tmp_path / "b", scenes, ffmpeg_bin), ffmpeg_bin, cache)
+    assert _mixed(built) and not any("master track linked" in line for line in built.log)
+    louder = SMALL.model_copy(
+        update={"loudness": SMALL.loudness.model_copy(update={"target": -12})}
+    )
+    again = write_project(tmp_path / "c", _scenes(), ffmpeg_bin)
+    assert _mixed(render_stages(again, ffmpeg_bin, cache, louder))
