@@ -145,9 +145,6 @@ class TextSpec(_Model):
         return end
 
 
-# --- the plan ---------------------------------------------------------------------------------
-
-
 class TextFields(BaseModel):
     """The scene's field text layers are read from (spec.SceneSpec has it: layers.SceneFields)."""
 
@@ -155,6 +152,9 @@ class TextFields(BaseModel):
 
     # Titles, lower thirds, captions, bullets drawn over the scene (docs/text.md).
     text: list[TextSpec] | None = Field(None, max_length=MAX_LAYERS)
+
+
+# --- the plan ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
