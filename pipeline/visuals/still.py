@@ -8,6 +8,7 @@ repeats that frame (`loop`) or moves over it (`zoompan`), frame by frame.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Sequence
@@ -146,7 +147,9 @@ class Still:
             self.orientation,
             scene.fit,
             prepared_size(plan, scene),
-            plan.encoder,
+            # x264's threads and lookahead never change the frames; the command line gives its
+            # last unit more threads, and it must find the stills the others prepared.
+            dataclasses.replace(plan.encoder, threads=0, lookahead=0),
         )
         if self.thin:
             made_of += ("cropped first",)
