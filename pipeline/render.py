@@ -93,13 +93,14 @@ def render(
     with its seconds.
     """
     progress = _Progress(runner.on_progress)
-    share = max(1, usable_cpus() // jobs) if jobs > 1 else 0
+    cores = usable_cpus()
+    share = max(1, cores // jobs) if jobs > 1 else 0
     base = StageRun(
         project, options, output_name, runner, threads=threads or share, lookahead=lookahead
     )
     # The unit started last runs alone once the one before it ends: it gets every core
     # (unless the caller chose the threads).
-    last = usable_cpus() if share and not threads and share < usable_cpus() else 0
+    last = cores if share and not threads and share < cores else 0
     # The stages before VALIDATE run for the spec's scenes (SPEECH: its spoken ones).
     outline = _spec_outline(project, options)
     progress.replan(outline)

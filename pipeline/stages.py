@@ -198,8 +198,18 @@ def _master_key(project: ProjectDir, plan: Plan, runner: Runner) -> str | None:
         *audio.AAC_ARGS,
         *(f"{name}={getattr(audio, name)}" for name in _PASS_CONSTANTS),
     ]
+    # A clip's sound is read from its file, whose digest the plan holds (a clip may be large).
+    known = {
+        project.root / visual.path: visual.sha256
+        for scene in plan.scenes
+        for visual in scene.visuals
+        if visual.sha256
+    }
     try:
-        files = {path: file_sha256(path) for path in audio.mix_inputs(plan, project.root)}
+        files = {
+            path: known.get(path) or file_sha256(path)
+            for path in audio.mix_inputs(plan, project.root)
+        }
     except FileNotFoundError:
         return None
     return output_key("master", _ffmpeg_version(runner.ffmpeg), recipe, files, out, project.root)
