@@ -517,7 +517,7 @@ def make_plan(
     for index, scene in enumerate(spec.scenes):
         context = _context(index, scene, options, found, inputs[index].seconds, project.root)
         if bad := layers.problem(context):
-            raise _scene_error(index, scene, bad.error().message)
+            raise _scene_error(index, scene, bad.sentence)
     limits.check(spec, options, [i.seconds for i in inputs], picture_size(options), bounds)
     plan = build_plan(
         spec,

@@ -19,11 +19,16 @@ class Problem:
     message: str
     field: str  # e.g. "renderOptions.tts.engine", "scenes[2].narration"
 
-    def error(self) -> PipelineError:
-        """The problem as the pipeline raises it: its message, led by its field."""
+    @property
+    def sentence(self) -> str:
+        """Its message, led by its field."""
         if self.message.startswith(self.field):
-            return PipelineError(self.message)
-        return PipelineError(f"{self.field}: {self.message}")
+            return self.message
+        return f"{self.field}: {self.message}"
+
+    def error(self) -> PipelineError:
+        """The problem as the pipeline raises it."""
+        return PipelineError(self.sentence)
 
 
 def unknown_scenes(options: RenderOptions, scene_count: int) -> Problem | None:
